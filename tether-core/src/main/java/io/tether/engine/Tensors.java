@@ -1,0 +1,140 @@
+package io.tether.engine;
+
+import org.bytedeco.javacpp.BytePointer;
+import org.bytedeco.javacpp.DoublePointer;
+import org.bytedeco.javacpp.FloatPointer;
+import org.bytedeco.javacpp.LongPointer;
+import org.bytedeco.javacpp.Pointer;
+import org.bytedeco.pytorch.Scalar;
+import org.bytedeco.pytorch.ScalarTypeOptional;
+import org.bytedeco.pytorch.Tensor;
+import org.bytedeco.pytorch.TensorOptions;
+import org.bytedeco.pytorch.TensorOptional;
+import org.bytedeco.pytorch.DoubleOptional;
+import org.bytedeco.pytorch.global.torch;
+
+/**
+ * Readable wrappers for the few libtorch calls whose Java signatures need placeholder arguments, and copies
+ * between Java arrays and tensors. Every tensor made here owns its memory natively: {@code from_blob} over
+ * memory that Java may free gives wrong gradients later (engine-notes.md), so it is always cloned.
+ */
+public final class Tensors {
+    private Tensors() {}
+
+    public static TensorOptions options(DType dtype) {
+        return new TensorOptions().dtype(new ScalarTypeOptional(dtype.scalarType));
+    }
+
+    public static Tensor floats(float[] data, long... shape) {
+        checkCount(data.length, shape);
+        try (FloatPointer p = new FloatPointer(data)) {
+            return torch.from_blob(p, shape, options(DType.F32)).clone();
+        }
+    }
+
+    public static Tensor doubles(double[] data, long... shape) {
+        checkCount(data.length, shape);
+        try (DoublePointer p = new DoublePointer(data)) {
+            return torch.from_blob(p, shape, options(DType.F64)).clone();
+        }
+    }
+
+    public static Tensor longs(long[] data, long... shape) {
+        checkCount(data.length, shape);
+        try (LongPointer p = new LongPointer(data)) {
+            return torch.from_blob(p, shape, options(DType.I64)).clone();
+        }
+    }
+
+    public static Tensor bools(boolean[] data, long... shape) {
+        checkCount(data.length, shape);
+        byte[] bytes = new byte[data.length];
+        for (int i = 0; i < data.length; i++) bytes[i] = (byte) (data[i] ? 1 : 0);
+        try (BytePointer p = new BytePointer(bytes)) {
+            return torch.from_blob(p, shape, options(DType.BOOL)).clone();
+        }
+    }
+
+    public static Tensor zeros(DType dtype, long... shape) {
+        return torch.zeros(shape, options(dtype));
+    }
+
+    public static Tensor ones(DType dtype, long... shape) {
+        return torch.ones(shape, options(dtype));
+    }
+
+    public static Tensor empty(DType dtype, long... shape) {
+        return torch.empty(shape, options(dtype), new org.bytedeco.pytorch.MemoryFormatOptional());
+    }
+
+    public static Tensor arange(long end, DType dtype) {
+        return torch.arange(new Scalar(end), options(dtype));
+    }
+
+    public static Scalar scalar(double v) {
+        return new Scalar(v);
+    }
+
+    public static float[] toFloats(Tensor t) {
+        Tensor c = t.detach().to(DType.F32.scalarType).contiguous();
+        float[] out = new float[Math.toIntExact(c.numel())];
+        c.data_ptr_float().get(out);
+        return out;
+    }
+
+    public static double[] toDoubles(Tensor t) {
+        Tensor c = t.detach().to(DType.F64.scalarType).contiguous();
+        double[] out = new double[Math.toIntExact(c.numel())];
+        c.data_ptr_double().get(out);
+        return out;
+    }
+
+    public static long[] toLongs(Tensor t) {
+        Tensor c = t.detach().to(DType.I64.scalarType).contiguous();
+        long[] out = new long[Math.toIntExact(c.numel())];
+        c.data_ptr_long().get(out);
+        return out;
+    }
+
+    public static long[] shape(Tensor t) {
+        long[] s = new long[(int) t.dim()];
+        for (int i = 0; i < s.length; i++) s[i] = t.size(i);
+        return s;
+    }
+
+    public static DType dtype(Tensor t) {
+        return DType.of(t.scalar_type());
+    }
+
+    /** The raw bytes of a contiguous CPU tensor, viewed in place (valid while the tensor lives). */
+    public static BytePointer bytes(Tensor contiguous) {
+        Pointer p = contiguous.data_ptr();
+        return new BytePointer(p).capacity(contiguous.nbytes());
+    }
+
+    /** {@code scaled_dot_product_attention} with the arguments spelled out. */
+    public static Tensor attention(Tensor q, Tensor k, Tensor v, Tensor boolMask, boolean causal, boolean gqa) {
+        TensorOptional mask = boolMask == null ? new TensorOptional() : new TensorOptional(boolMask);
+        return torch.scaled_dot_product_attention(q, k, v, mask, 0.0, causal, new DoubleOptional(), gqa);
+    }
+
+    /** RMSNorm over the last dimension with a learned weight (Llama: x / rms(x) * weight). */
+    public static Tensor rmsNorm(Tensor x, Tensor weight, double eps) {
+        return torch.rms_norm(x, new long[] {x.size(-1)}, new TensorOptional(weight), new DoubleOptional(eps));
+    }
+
+    /** LayerNorm over the last dimension (GPT-2). */
+    public static Tensor layerNorm(Tensor x, Tensor weight, Tensor bias, double eps) {
+        return torch.layer_norm(x, new long[] {x.size(-1)}, new TensorOptional(weight), new TensorOptional(bias), eps, false);
+    }
+
+    public static Tensor linear(Tensor x, Tensor weight, Tensor bias) {
+        return bias == null ? torch.linear(x, weight) : torch.linear(x, weight, new TensorOptional(bias));
+    }
+
+    private static void checkCount(int n, long[] shape) {
+        long expected = 1;
+        for (long s : shape) expected = Math.multiplyExact(expected, s);
+        if (expected != n) throw new IllegalArgumentException("data has " + n + " elements but shape needs " + expected);
+    }
+}
