@@ -71,7 +71,13 @@ public final class Tensors {
         return torch.arange(new Scalar(end), options(dtype));
     }
 
+    /** A floating-point scalar: it promotes integer tensors to float. */
     public static Scalar scalar(double v) {
+        return new Scalar(v);
+    }
+
+    /** An integral scalar: integer tensors stay integer (an int64 + double scalar would become float). */
+    public static Scalar scalar(long v) {
         return new Scalar(v);
     }
 
@@ -112,10 +118,14 @@ public final class Tensors {
         return new BytePointer(p).capacity(contiguous.nbytes());
     }
 
-    /** {@code scaled_dot_product_attention} with the arguments spelled out. */
-    public static Tensor attention(Tensor q, Tensor k, Tensor v, Tensor boolMask, boolean causal, boolean gqa) {
+    /**
+     * {@code scaled_dot_product_attention} with the arguments spelled out. {@code boolMask} (true = may attend)
+     * and {@code scale} (default 1/sqrt(headDim)) may be null; {@code gqa} lets k/v have fewer heads than q.
+     */
+    public static Tensor attention(Tensor q, Tensor k, Tensor v, Tensor boolMask, boolean causal, boolean gqa, Double scale) {
         TensorOptional mask = boolMask == null ? new TensorOptional() : new TensorOptional(boolMask);
-        return torch.scaled_dot_product_attention(q, k, v, mask, 0.0, causal, new DoubleOptional(), gqa);
+        DoubleOptional s = scale == null ? new DoubleOptional() : new DoubleOptional(scale);
+        return torch.scaled_dot_product_attention(q, k, v, mask, 0.0, causal, s, gqa);
     }
 
     /** RMSNorm over the last dimension with a learned weight (Llama: x / rms(x) * weight). */

@@ -50,10 +50,10 @@ class EngineTest {
             Tensor q = torch.randn(2, 4, 5, 8);
             Tensor k = torch.randn(2, 2, 5, 8);
             Tensor v = torch.randn(2, 2, 5, 8);
-            Tensor fused = Tensors.attention(q, k, v, null, true, true);
+            Tensor fused = Tensors.attention(q, k, v, null, true, true, null);
             Tensor kr = k.repeat_interleave(2, new org.bytedeco.pytorch.LongOptional(1), new org.bytedeco.pytorch.LongOptional());
             Tensor vr = v.repeat_interleave(2, new org.bytedeco.pytorch.LongOptional(1), new org.bytedeco.pytorch.LongOptional());
-            Tensor plain = Tensors.attention(q, kr, vr, null, true, false);
+            Tensor plain = Tensors.attention(q, kr, vr, null, true, false, null);
             assertTrue(fused.sub(plain).abs().max().item_double() < 1e-6);
         }
     }

@@ -1,0 +1,62 @@
+package io.tether.model;
+
+import java.util.Map;
+
+import org.bytedeco.pytorch.Tensor;
+
+import io.tether.engine.DType;
+
+/**
+ * A decoder-only language model: token ids in, next-token logits out.
+ *
+ * <p>Inputs follow Hugging Face's conventions: {@code inputIds} is [B, T] int64; {@code positionIds} is [B, T]
+ * (null means {@code past .. past+T-1} for every row); {@code attentionMask} is [B, past+T] with 1 for real tokens
+ * and 0 for padding (null means no padding). With right padding the mask may be omitted: causal attention never
+ * lets a real token see the padding after it.
+ */
+public interface CausalLM extends AutoCloseable {
+    ModelConfig config();
+
+    /** Parameters under their checkpoint names, in checkpoint order. A tied head appears once, as the embedding. */
+    Map<String, Tensor> parameters();
+
+    /** The compute dtype of the weights. */
+    DType dtype();
+
+    /** Final hidden states [B, T, hidden] after the last norm. Appends this step's keys and values to {@code cache}. */
+    Tensor hiddenStates(Tensor inputIds, Tensor positionIds, Tensor attentionMask, KvCache cache);
+
+    /** Projects hidden states [B, T, hidden] to logits [B, T, vocab]. */
+    Tensor logits(Tensor hidden);
+
+    default Tensor forward(Tensor inputIds, Tensor positionIds, Tensor attentionMask, KvCache cache) {
+        return logits(hiddenStates(inputIds, positionIds, attentionMask, cache));
+    }
+
+    default Tensor forward(Tensor inputIds) {
+        return forward(inputIds, null, null, null);
+    }
+
+    /** An empty cache sized for {@code batch} rows of up to {@code capacity} tokens. */
+    default KvCache newCache(long batch, int capacity) {
+        ModelConfig c = config();
+        return new KvCache(c.numHiddenLayers(), batch, c.numKeyValueHeads(), c.headDim(), capacity, dtype());
+    }
+
+    /** Turns gradient tracking on or off for every parameter. */
+    default void setTrainable(boolean trainable) {
+        for (Tensor p : parameters().values()) p.requires_grad_(trainable);
+    }
+
+    default long parameterCount() {
+        long n = 0;
+        for (Tensor p : parameters().values()) n += p.numel();
+        return n;
+    }
+
+    /** Frees the weights. */
+    @Override
+    default void close() {
+        for (Tensor p : parameters().values()) p.close();
+    }
+}

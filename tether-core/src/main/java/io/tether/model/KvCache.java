@@ -1,0 +1,63 @@
+package io.tether.model;
+
+import org.bytedeco.pytorch.Tensor;
+
+import io.tether.engine.DType;
+import io.tether.engine.Tensors;
+
+/**
+ * Keys and values of past tokens, preallocated per layer as [B, kvHeads, capacity, headDim] so that a decode step
+ * writes one slice instead of concatenating. Lives outside step scopes; close it when generation ends.
+ */
+public final class KvCache implements AutoCloseable {
+    private final Tensor[] keys;   // per layer: (B, kvHeads, capacity, headDim)
+    private final Tensor[] values; // per layer: (B, kvHeads, capacity, headDim)
+    private final int capacity;
+    private int length;
+
+    public KvCache(int layers, long batch, int kvHeads, int headDim, int capacity, DType dtype) {
+        if (capacity < 1) throw new IllegalArgumentException("cache capacity must be >= 1, got " + capacity);
+        this.capacity = capacity;
+        keys = new Tensor[layers];
+        values = new Tensor[layers];
+        for (int i = 0; i < layers; i++) {
+            keys[i] = Tensors.zeros(dtype, batch, kvHeads, capacity, headDim);
+            values[i] = Tensors.zeros(dtype, batch, kvHeads, capacity, headDim);
+        }
+    }
+
+    /** Tokens already cached (the "past" length). */
+    public int length() { return length; }
+
+    public int capacity() { return capacity; }
+
+    /**
+     * Writes this step's keys and values [B, kvHeads, T, headDim] for {@code layer} after the cached ones and
+     * returns views of everything cached so far including them: {past+T} along dim 2.
+     */
+    public Tensor[] append(int layer, Tensor k, Tensor v) {
+        long t = k.size(2);
+        if (length + t > capacity)
+            throw new IllegalStateException("KV cache full: " + length + " cached + " + t + " new > capacity " + capacity);
+        keys[layer].narrow(2, length, t).copy_(k);
+        values[layer].narrow(2, length, t).copy_(v);
+        return new Tensor[] {keys[layer].narrow(2, 0, length + t), values[layer].narrow(2, 0, length + t)};
+    }
+
+    /** Marks {@code t} more tokens as cached; called once per forward, after every layer appended. */
+    public void advance(int t) {
+        length += t;
+    }
+
+    /** Keeps only the first {@code n} cached tokens (e.g. to reuse a shared prompt). */
+    public void truncate(int n) {
+        if (n < 0 || n > length) throw new IllegalArgumentException("cannot truncate a cache of " + length + " to " + n);
+        length = n;
+    }
+
+    @Override
+    public void close() {
+        for (Tensor t : keys) t.close();
+        for (Tensor t : values) t.close();
+    }
+}

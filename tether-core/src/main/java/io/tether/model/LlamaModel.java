@@ -1,0 +1,139 @@
+package io.tether.model;
+
+import java.util.Collections;
+import java.util.LinkedHashMap;
+import java.util.Map;
+
+import org.bytedeco.pytorch.Tensor;
+import org.bytedeco.pytorch.global.torch;
+
+import io.tether.engine.DType;
+import io.tether.engine.Tensors;
+
+/**
+ * The Llama decoder, which with config switches is also Qwen2 (q/k/v biases) and Mistral (sliding window):
+ * pre-norm blocks of RMSNorm, grouped-query attention with rotary positions, RMSNorm, SwiGLU MLP.
+ */
+public final class LlamaModel implements CausalLM {
+    private final ModelConfig config;
+    private final DType dtype;
+    private final Map<String, Tensor> parameters;
+    private final Tensor embedTokens;  // (vocab, hidden)
+    private final Layer[] layers;
+    private final Tensor norm;         // (hidden)
+    private final Tensor lmHead;       // (vocab, hidden); the embedding when tied
+    private final Rope rope;
+
+    /** One decoder block's weights; biases are null where the architecture has none. */
+    private record Layer(Tensor inputNorm, Tensor q, Tensor qBias, Tensor k, Tensor kBias, Tensor v, Tensor vBias,
+                         Tensor o, Tensor oBias, Tensor postNorm, Tensor gate, Tensor up, Tensor down,
+                         Tensor gateBias, Tensor upBias, Tensor downBias) {}
+
+    LlamaModel(ModelConfig config, DType dtype, Map<String, Tensor> parameters) {
+        this.config = config;
+        this.dtype = dtype;
+        this.parameters = Collections.unmodifiableMap(new LinkedHashMap<>(parameters));
+        embedTokens = parameters.get("model.embed_tokens.weight");
+        norm = parameters.get("model.norm.weight");
+        lmHead = config.tieWordEmbeddings() ? embedTokens : parameters.get("lm_head.weight");
+        layers = new Layer[config.numHiddenLayers()];
+        for (int i = 0; i < layers.length; i++) {
+            String p = "model.layers." + i + ".";
+            layers[i] = new Layer(parameters.get(p + "input_layernorm.weight"),
+                    parameters.get(p + "self_attn.q_proj.weight"), parameters.get(p + "self_attn.q_proj.bias"),
+                    parameters.get(p + "self_attn.k_proj.weight"), parameters.get(p + "self_attn.k_proj.bias"),
+                    parameters.get(p + "self_attn.v_proj.weight"), parameters.get(p + "self_attn.v_proj.bias"),
+                    parameters.get(p + "self_attn.o_proj.weight"), parameters.get(p + "self_attn.o_proj.bias"),
+                    parameters.get(p + "post_attention_layernorm.weight"),
+                    parameters.get(p + "mlp.gate_proj.weight"), parameters.get(p + "mlp.up_proj.weight"),
+                    parameters.get(p + "mlp.down_proj.weight"), parameters.get(p + "mlp.gate_proj.bias"),
+                    parameters.get(p + "mlp.up_proj.bias"), parameters.get(p + "mlp.down_proj.bias"));
+        }
+        rope = new Rope(config, dtype);
+    }
+
+    /** Checkpoint names and shapes this config needs, in the order HF's state dict lists them. */
+    static Map<String, long[]> parameterShapes(ModelConfig c) {
+        Map<String, long[]> s = new LinkedHashMap<>();
+        long h = c.hiddenSize(), qDim = (long) c.numAttentionHeads() * c.headDim(), kvDim = (long) c.numKeyValueHeads() * c.headDim();
+        s.put("model.embed_tokens.weight", new long[] {c.vocabSize(), h});
+        for (int i = 0; i < c.numHiddenLayers(); i++) {
+            String p = "model.layers." + i + ".";
+            s.put(p + "self_attn.q_proj.weight", new long[] {qDim, h});
+            if (c.attentionBias()) s.put(p + "self_attn.q_proj.bias", new long[] {qDim});
+            s.put(p + "self_attn.k_proj.weight", new long[] {kvDim, h});
+            if (c.attentionBias()) s.put(p + "self_attn.k_proj.bias", new long[] {kvDim});
+            s.put(p + "self_attn.v_proj.weight", new long[] {kvDim, h});
+            if (c.attentionBias()) s.put(p + "self_attn.v_proj.bias", new long[] {kvDim});
+            s.put(p + "self_attn.o_proj.weight", new long[] {h, qDim});
+            // Llama's attention_bias also covers o_proj; Qwen2's biases stop at q/k/v.
+            if (c.attentionBias() && !c.modelType().equals("qwen2")) s.put(p + "self_attn.o_proj.bias", new long[] {h});
+            s.put(p + "mlp.gate_proj.weight", new long[] {c.intermediateSize(), h});
+            if (c.mlpBias()) s.put(p + "mlp.gate_proj.bias", new long[] {c.intermediateSize()});
+            s.put(p + "mlp.up_proj.weight", new long[] {c.intermediateSize(), h});
+            if (c.mlpBias()) s.put(p + "mlp.up_proj.bias", new long[] {c.intermediateSize()});
+            s.put(p + "mlp.down_proj.weight", new long[] {h, c.intermediateSize()});
+            if (c.mlpBias()) s.put(p + "mlp.down_proj.bias", new long[] {h});
+            s.put(p + "input_layernorm.weight", new long[] {h});
+            s.put(p + "post_attention_layernorm.weight", new long[] {h});
+        }
+        s.put("model.norm.weight", new long[] {h});
+        if (!c.tieWordEmbeddings()) s.put("lm_head.weight", new long[] {c.vocabSize(), h});
+        return s;
+    }
+
+    @Override public ModelConfig config() { return config; }
+
+    @Override public Map<String, Tensor> parameters() { return parameters; }
+
+    @Override public DType dtype() { return dtype; }
+
+    @Override
+    public Tensor hiddenStates(Tensor inputIds, Tensor positionIds, Tensor attentionMask, KvCache cache) {
+        long b = inputIds.size(0), t = inputIds.size(1);
+        int past = cache == null ? 0 : cache.length();
+        if (positionIds == null) positionIds = Tensors.arange(t, DType.I64).add(Tensors.scalar(past)).view(1, t).expand(b, t);
+        Tensor[] cosSin = rope.at(positionIds);                      // 2 x (B, 1, T, headDim)
+        Tensor fullMask = Attention.mask(b, t, past, attentionMask, 0);
+        Tensor windowMask = config.slidingWindow() > 0 ? Attention.mask(b, t, past, attentionMask, config.slidingWindow()) : null;
+        int heads = config.numAttentionHeads(), kvHeads = config.numKeyValueHeads(), hd = config.headDim();
+
+        Tensor h = torch.embedding(embedTokens, inputIds);            // (B, T, hidden)
+        for (int i = 0; i < layers.length; i++) {
+            Layer l = layers[i];
+            // Attention: RMSNorm, project, rotate q and k, attend over past and present, project back.
+            Tensor x = Tensors.rmsNorm(h, l.inputNorm(), config.normEps());
+            Tensor q = Tensors.linear(x, l.q(), l.qBias()).view(b, t, heads, hd).transpose(1, 2);     // (B, H, T, hd)
+            Tensor k = Tensors.linear(x, l.k(), l.kBias()).view(b, t, kvHeads, hd).transpose(1, 2);   // (B, Hkv, T, hd)
+            Tensor v = Tensors.linear(x, l.v(), l.vBias()).view(b, t, kvHeads, hd).transpose(1, 2);   // (B, Hkv, T, hd)
+            q = Rope.apply(q, cosSin[0], cosSin[1]);
+            k = Rope.apply(k, cosSin[0], cosSin[1]);
+            if (cache != null) {
+                Tensor[] kv = cache.append(i, k, v);                                                   // (B, Hkv, past+T, hd)
+                k = kv[0];
+                v = kv[1];
+            }
+            Tensor mask = config.slidingAt(i) ? windowMask : fullMask;
+            Tensor a = Tensors.attention(q, k, v, mask, Attention.causal(mask, past), heads != kvHeads, null); // (B, H, T, hd)
+            a = a.transpose(1, 2).reshape(b, t, (long) heads * hd);
+            h = h.add(Tensors.linear(a, l.o(), l.oBias()));
+            // MLP: RMSNorm, SwiGLU.
+            x = Tensors.rmsNorm(h, l.postNorm(), config.normEps());
+            Tensor gated = torch.silu(Tensors.linear(x, l.gate(), l.gateBias())).mul(Tensors.linear(x, l.up(), l.upBias()));
+            h = h.add(Tensors.linear(gated, l.down(), l.downBias()));
+        }
+        if (cache != null) cache.advance((int) t);
+        return Tensors.rmsNorm(h, norm, config.normEps());
+    }
+
+    @Override
+    public Tensor logits(Tensor hidden) {
+        return torch.linear(hidden, lmHead);
+    }
+
+    @Override
+    public void close() {
+        CausalLM.super.close();
+        rope.close();
+    }
+}

@@ -1,0 +1,107 @@
+package io.tether.model;
+
+import java.util.ArrayList;
+import java.util.List;
+
+import org.bytedeco.pytorch.NoGradGuard;
+import org.bytedeco.pytorch.Tensor;
+import org.bytedeco.pytorch.global.torch;
+
+import io.tether.engine.StepScope;
+import io.tether.engine.Tensors;
+
+/**
+ * Sequence log-probabilities: log p(completion | prompt) = sum over completion tokens of log softmax(logits)[token].
+ *
+ * <p>Batches are right-padded. Under causal attention a real token never sees the padding after it, so a
+ * sequence's log-prob does not depend on how much padding or which other sequences share its batch.
+ */
+public final class LogProbs {
+    private LogProbs() {}
+
+    /** A prompt (at least one token: the first token has no prediction) and a completion to score. */
+    public record Sequence(long[] prompt, long[] completion) {
+        public Sequence {
+            if (prompt.length == 0) throw new IllegalArgumentException("empty prompt: at least one token (e.g. BOS) must precede the completion");
+        }
+
+        int length() { return prompt.length + completion.length; }
+    }
+
+    /** Summed log-prob, the number of completion tokens, and the per-token log-probs. */
+    public record Result(double logprob, int numTokens, double[] tokenLogprobs) {}
+
+    /**
+     * Differentiable per-row sums for training: returns [B] log-probs of the completion tokens of each row.
+     * {@code inputIds} [B, L] right-padded; {@code completionMask} [B, L] is 1 where the token at that position is a
+     * completion token to score (never position 0).
+     */
+    public static Tensor sequenceLogprobs(CausalLM model, Tensor inputIds, Tensor completionMask) {
+        return tokenLogprobs(model, inputIds).mul(completionMask.narrow(1, 1, inputIds.size(1) - 1).to(model.dtype().scalarType)).sum(new long[] {1}, false, new org.bytedeco.pytorch.ScalarTypeOptional());
+    }
+
+    /** log p(token[t] | tokens[<t]) for t = 1..L-1: shape [B, L-1]. */
+    public static Tensor tokenLogprobs(CausalLM model, Tensor inputIds) {
+        long l = inputIds.size(1);
+        Tensor logits = model.forward(inputIds).narrow(1, 0, l - 1);          // (B, L-1, V) predictions of tokens 1..L-1
+        Tensor targets = inputIds.narrow(1, 1, l - 1).unsqueeze(-1);           // (B, L-1, 1)
+        Tensor picked = torch.gather(logits, -1, targets).squeeze(-1);        // (B, L-1)
+        return picked.sub(torch.logsumexp(logits, new long[] {-1}, false));
+    }
+
+    /** Scores sequences in batches of {@code batchSize}, without gradients, each batch in its own scope. */
+    public static List<Result> score(CausalLM model, List<Sequence> sequences, int batchSize) {
+        if (batchSize < 1) throw new IllegalArgumentException("batch size must be >= 1");
+        int vocab = model.config().vocabSize();
+        for (int i = 0; i < sequences.size(); i++) checkIds(sequences.get(i), i, vocab);
+        List<Result> out = new ArrayList<>(sequences.size());
+        for (int start = 0; start < sequences.size(); start += batchSize) {
+            List<Sequence> batch = sequences.subList(start, Math.min(sequences.size(), start + batchSize));
+            try (StepScope scope = new StepScope(); NoGradGuard noGrad = new NoGradGuard()) {
+                out.addAll(scoreBatch(model, batch));
+            }
+        }
+        return out;
+    }
+
+    private static List<Result> scoreBatch(CausalLM model, List<Sequence> batch) {
+        int maxLen = 0;
+        for (Sequence s : batch) maxLen = Math.max(maxLen, s.length());
+        long[] ids = new long[batch.size() * maxLen];  // right padding with token 0: never seen by real tokens
+        for (int b = 0; b < batch.size(); b++) {
+            Sequence s = batch.get(b);
+            System.arraycopy(s.prompt(), 0, ids, b * maxLen, s.prompt().length);
+            System.arraycopy(s.completion(), 0, ids, b * maxLen + s.prompt().length, s.completion().length);
+        }
+        if (maxLen < 2) {
+            List<Result> empty = new ArrayList<>();
+            for (int b = 0; b < batch.size(); b++) empty.add(new Result(0, 0, new double[0]));
+            return empty;
+        }
+        double[] lp = Tensors.toDoubles(tokenLogprobs(model, Tensors.longs(ids, batch.size(), maxLen)));
+        List<Result> results = new ArrayList<>(batch.size());
+        for (int b = 0; b < batch.size(); b++) {
+            Sequence s = batch.get(b);
+            int n = s.completion().length;
+            double[] per = new double[n];
+            double sum = 0;
+            // Completion token j sits at position p+j and is predicted from position p+j-1: column p+j-1.
+            for (int j = 0; j < n; j++) {
+                per[j] = lp[b * (maxLen - 1) + s.prompt().length + j - 1];
+                sum += per[j];
+            }
+            results.add(new Result(sum, n, per));
+        }
+        return results;
+    }
+
+    private static void checkIds(Sequence s, int index, int vocab) {
+        for (int part = 0; part < 2; part++) {
+            long[] ids = part == 0 ? s.prompt() : s.completion();
+            for (int j = 0; j < ids.length; j++)
+                if (ids[j] < 0 || ids[j] >= vocab)
+                    throw new IllegalArgumentException("sequence " + index + ": " + (part == 0 ? "prompt" : "completion") + " token " + j
+                            + " has id " + ids[j] + ", outside the vocabulary [0, " + vocab + ")");
+        }
+    }
+}

@@ -1,0 +1,308 @@
+package io.tether.model;
+
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.NoSuchFileException;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+
+import io.tether.engine.CheckpointException;
+
+/**
+ * A Hugging Face {@code config.json}, read into the fields Tether's decoders use. Field names are HF's keys in
+ * camelCase ({@code num_key_value_heads} is {@code numKeyValueHeads}) so one can grep from the file to the code.
+ * GPT-2's own spellings ({@code n_embd}, {@code n_layer}, ...) are mapped onto the same fields.
+ *
+ * @param architecture            {@code architectures[0]}, e.g. LlamaForCausalLM
+ * @param headDim                 {@code head_dim}, else hidden_size / num_attention_heads
+ * @param normEps                 {@code rms_norm_eps} (Llama family) or {@code layer_norm_epsilon} (GPT-2)
+ * @param slidingWindow           Mistral's {@code sliding_window}; 0 means full attention
+ * @param slidingWindowFromLayer  first layer that uses the window (Qwen2's {@code max_window_layers}; 0 otherwise)
+ * @param attentionBias           q/k/v projections carry biases (Qwen2 always; Llama's {@code attention_bias})
+ * @param json                    the file as read, written back unchanged (but for torch_dtype) on save
+ */
+public record ModelConfig(
+        Family family,
+        String architecture,
+        String modelType,
+        int vocabSize,
+        int hiddenSize,
+        int numHiddenLayers,
+        int numAttentionHeads,
+        int numKeyValueHeads,
+        int headDim,
+        int intermediateSize,
+        int maxPositionEmbeddings,
+        double normEps,
+        double ropeTheta,
+        RopeScaling ropeScaling,
+        boolean attentionBias,
+        boolean mlpBias,
+        int slidingWindow,
+        int slidingWindowFromLayer,
+        String hiddenAct,
+        boolean tieWordEmbeddings,
+        double initializerRange,
+        boolean scaleAttnWeights,
+        boolean scaleAttnByInverseLayerIdx,
+        Long bosTokenId,
+        List<Long> eosTokenIds,
+        Long padTokenId,
+        ObjectNode json) {
+
+    /** The decoder implementation a config maps to. */
+    public enum Family { LLAMA, GPT2 }
+
+    /**
+     * {@code rope_scaling}. {@code type} is "default", "linear" or "llama3"; the llama3 fields follow Meta's
+     * frequency-band rescaling.
+     */
+    public record RopeScaling(String type, double factor, double lowFreqFactor, double highFreqFactor,
+                              int originalMaxPositionEmbeddings) {
+        public static final RopeScaling NONE = new RopeScaling("default", 1, 0, 0, 0);
+    }
+
+    static final ObjectMapper JSON = new ObjectMapper();
+
+    public static ModelConfig read(Path dir) {
+        Path file = dir.resolve("config.json");
+        JsonNode root;
+        try {
+            root = JSON.readTree(Files.readString(file));
+        } catch (NoSuchFileException e) {
+            throw new CheckpointException(file, null, "config.json not found: a Hugging Face model directory needs one");
+        } catch (IOException e) {
+            throw new CheckpointException(file, null, "not valid JSON: " + e.getMessage(), e);
+        }
+        if (root == null || !root.isObject()) throw new CheckpointException(file, null, "config.json must hold a JSON object");
+        return parse((ObjectNode) root, file);
+    }
+
+    /** Parses a config object; {@code file} only names the source in errors. */
+    public static ModelConfig parse(ObjectNode json, Path file) {
+        Keys k = new Keys(json, file);
+        String arch = null;
+        JsonNode archs = json.get("architectures");
+        if (archs != null && archs.isArray() && archs.size() > 0) arch = archs.get(0).asText();
+        String modelType = k.string("model_type", null);
+        if (arch == null) {
+            if (modelType == null) throw k.error("architectures", "missing, and no model_type to fall back on");
+            arch = switch (modelType) {
+                case "llama" -> "LlamaForCausalLM";
+                case "mistral" -> "MistralForCausalLM";
+                case "qwen2" -> "Qwen2ForCausalLM";
+                case "gpt2" -> "GPT2LMHeadModel";
+                default -> throw k.error("model_type", "'" + modelType + "' is not supported (supported: llama, mistral, qwen2, gpt2)");
+            };
+        }
+        return switch (arch) {
+            case "LlamaForCausalLM", "MistralForCausalLM", "Qwen2ForCausalLM" -> parseLlamaFamily(k, arch, json);
+            case "GPT2LMHeadModel", "GPT2Model" -> parseGpt2(k, arch, json);
+            default -> throw k.error("architectures", "'" + arch + "' is not supported (supported: LlamaForCausalLM, "
+                    + "Qwen2ForCausalLM, MistralForCausalLM, GPT2LMHeadModel, GPT2Model)");
+        };
+    }
+
+    private static ModelConfig parseLlamaFamily(Keys k, String arch, ObjectNode json) {
+        boolean qwen2 = arch.equals("Qwen2ForCausalLM");
+        boolean mistral = arch.equals("MistralForCausalLM");
+        String defaultType = qwen2 ? "qwen2" : mistral ? "mistral" : "llama";
+        int hidden = k.positive("hidden_size", null);
+        int heads = k.positive("num_attention_heads", null);
+        int kvHeads = k.positive("num_key_value_heads", heads);
+        if (heads % kvHeads != 0)
+            throw k.error("num_key_value_heads", kvHeads + " does not divide num_attention_heads " + heads);
+        int headDim;
+        if (k.has("head_dim")) {
+            headDim = k.positive("head_dim", null);
+        } else {
+            if (hidden % heads != 0) throw k.error("num_attention_heads", heads + " does not divide hidden_size " + hidden);
+            headDim = hidden / heads;
+        }
+        if (headDim % 2 != 0) throw k.error("head_dim", "rotary embeddings need an even head dimension, got " + headDim);
+        String act = k.string("hidden_act", "silu");
+        if (!act.equals("silu")) throw k.error("hidden_act", "'" + act + "' is not supported for " + arch + " (expected silu)");
+        int window = 0, windowFrom = 0;
+        if (mistral) {
+            window = k.optionalPositive("sliding_window");
+        } else if (qwen2 && k.bool("use_sliding_window", false)) {
+            window = k.optionalPositive("sliding_window");
+            windowFrom = k.nonNegative("max_window_layers", 0);
+        }
+        int layers = k.positive("num_hidden_layers", null);
+        return new ModelConfig(Family.LLAMA, arch, k.string("model_type", defaultType),
+                k.positive("vocab_size", null), hidden, layers, heads, kvHeads, headDim,
+                k.positive("intermediate_size", null), k.positive("max_position_embeddings", 2048),
+                k.positiveDouble("rms_norm_eps", 1e-6), k.positiveDouble("rope_theta", 10000.0), ropeScaling(k),
+                qwen2 || k.bool("attention_bias", false), k.bool("mlp_bias", false), window, windowFrom, act,
+                k.bool("tie_word_embeddings", false), k.positiveDouble("initializer_range", 0.02), true, false,
+                k.optionalId("bos_token_id"), k.ids("eos_token_id"), k.optionalId("pad_token_id"), json);
+    }
+
+    private static ModelConfig parseGpt2(Keys k, String arch, ObjectNode json) {
+        int hidden = k.positive("n_embd", null);
+        int heads = k.positive("n_head", null);
+        if (hidden % heads != 0) throw k.error("n_head", heads + " does not divide n_embd " + hidden);
+        int inner = k.has("n_inner") && !json.get("n_inner").isNull() ? k.positive("n_inner", null) : 4 * hidden;
+        String act = k.string("activation_function", "gelu_new");
+        switch (act) {
+            case "gelu_new", "gelu_pytorch_tanh", "gelu", "relu" -> { }
+            default -> throw k.error("activation_function", "'" + act + "' is not supported (expected gelu_new, gelu_pytorch_tanh, gelu or relu)");
+        }
+        return new ModelConfig(Family.GPT2, arch, "gpt2", k.positive("vocab_size", null), hidden,
+                k.positive("n_layer", null), heads, heads, hidden / heads, inner, k.positive("n_positions", 1024),
+                k.positiveDouble("layer_norm_epsilon", 1e-5), 0, RopeScaling.NONE, true, true, 0, 0, act,
+                k.bool("tie_word_embeddings", true), k.positiveDouble("initializer_range", 0.02),
+                k.bool("scale_attn_weights", true), k.bool("scale_attn_by_inverse_layer_idx", false),
+                k.optionalId("bos_token_id"), k.ids("eos_token_id"), k.optionalId("pad_token_id"), json);
+    }
+
+    private static RopeScaling ropeScaling(Keys k) {
+        JsonNode rs = k.json.get("rope_scaling");
+        if (rs == null || rs.isNull()) return RopeScaling.NONE;
+        if (!rs.isObject()) throw k.error("rope_scaling", "must be an object or null");
+        JsonNode typeNode = rs.has("rope_type") ? rs.get("rope_type") : rs.get("type");
+        String type = typeNode == null ? "default" : typeNode.asText();
+        Keys s = new Keys((ObjectNode) rs, k.file, "rope_scaling.");
+        return switch (type) {
+            case "default" -> RopeScaling.NONE;
+            case "linear" -> new RopeScaling("linear", s.positiveDouble("factor", null), 0, 0, 0);
+            case "llama3" -> {
+                double low = s.positiveDouble("low_freq_factor", null), high = s.positiveDouble("high_freq_factor", null);
+                if (high <= low) throw k.error("rope_scaling.high_freq_factor", "must exceed low_freq_factor");
+                yield new RopeScaling("llama3", s.positiveDouble("factor", null), low, high,
+                        s.positive("original_max_position_embeddings", null));
+            }
+            default -> throw k.error("rope_scaling.rope_type", "'" + type + "' is not supported (expected default, linear or llama3)");
+        };
+    }
+
+    public int kvGroups() { return numAttentionHeads / numKeyValueHeads; }
+
+    /** Whether layer {@code layer} uses the sliding window. */
+    public boolean slidingAt(int layer) { return slidingWindow > 0 && layer >= slidingWindowFromLayer; }
+
+    /**
+     * A small Llama-layout config for models trained from scratch and for benchmarks. The JSON is what HF writes
+     * for a LlamaForCausalLM, so a saved model loads in transformers unchanged.
+     */
+    public static ModelConfig llama(int vocab, int hidden, int layers, int heads, int kvHeads, int intermediate, int maxPositions) {
+        ObjectNode j = JSON.createObjectNode();
+        j.putArray("architectures").add("LlamaForCausalLM");
+        j.put("model_type", "llama");
+        j.put("vocab_size", vocab);
+        j.put("hidden_size", hidden);
+        j.put("num_hidden_layers", layers);
+        j.put("num_attention_heads", heads);
+        j.put("num_key_value_heads", kvHeads);
+        j.put("intermediate_size", intermediate);
+        j.put("max_position_embeddings", maxPositions);
+        j.put("rms_norm_eps", 1e-6);
+        j.put("rope_theta", 10000.0);
+        j.putNull("rope_scaling");
+        j.put("hidden_act", "silu");
+        j.put("attention_bias", false);
+        j.put("mlp_bias", false);
+        j.put("tie_word_embeddings", false);
+        j.put("initializer_range", 0.02);
+        j.put("torch_dtype", "float32");
+        return parse(j, Path.of("<generated config>"));
+    }
+
+    /** Reads keys with messages that name the file and the key. */
+    private static final class Keys {
+        final ObjectNode json;
+        final Path file;
+        final String prefix;
+
+        Keys(ObjectNode json, Path file) { this(json, file, ""); }
+
+        Keys(ObjectNode json, Path file, String prefix) {
+            this.json = json;
+            this.file = file;
+            this.prefix = prefix;
+        }
+
+        CheckpointException error(String key, String message) {
+            return new CheckpointException(file, null, "key '" + (key.startsWith(prefix) ? key : prefix + key) + "': " + message);
+        }
+
+        boolean has(String key) { return json.has(key); }
+
+        private JsonNode required(String key) {
+            JsonNode n = json.get(key);
+            if (n == null || n.isNull()) throw error(key, "missing");
+            return n;
+        }
+
+        int positive(String key, Integer dflt) {
+            JsonNode n = json.get(key);
+            if ((n == null || n.isNull()) && dflt != null) return dflt;
+            n = required(key);
+            if (!n.isIntegralNumber() || !n.canConvertToInt() || n.asInt() < 1) throw error(key, "expected a positive integer, got " + n);
+            return n.asInt();
+        }
+
+        int nonNegative(String key, int dflt) {
+            JsonNode n = json.get(key);
+            if (n == null || n.isNull()) return dflt;
+            if (!n.isIntegralNumber() || !n.canConvertToInt() || n.asInt() < 0) throw error(key, "expected a non-negative integer, got " + n);
+            return n.asInt();
+        }
+
+        int optionalPositive(String key) {
+            JsonNode n = json.get(key);
+            if (n == null || n.isNull()) return 0;
+            return positive(key, null);
+        }
+
+        double positiveDouble(String key, Double dflt) {
+            JsonNode n = json.get(key);
+            if ((n == null || n.isNull()) && dflt != null) return dflt;
+            n = required(key);
+            if (!n.isNumber() || !(n.asDouble() > 0) || Double.isInfinite(n.asDouble())) throw error(key, "expected a positive number, got " + n);
+            return n.asDouble();
+        }
+
+        boolean bool(String key, boolean dflt) {
+            JsonNode n = json.get(key);
+            if (n == null || n.isNull()) return dflt;
+            if (!n.isBoolean()) throw error(key, "expected true or false, got " + n);
+            return n.asBoolean();
+        }
+
+        String string(String key, String dflt) {
+            JsonNode n = json.get(key);
+            if (n == null || n.isNull()) return dflt;
+            if (!n.isTextual()) throw error(key, "expected a string, got " + n);
+            return n.asText();
+        }
+
+        Long optionalId(String key) {
+            JsonNode n = json.get(key);
+            if (n == null || n.isNull()) return null;
+            if (!n.isIntegralNumber() || n.asLong() < 0) throw error(key, "expected a token id, got " + n);
+            return n.asLong();
+        }
+
+        List<Long> ids(String key) {
+            JsonNode n = json.get(key);
+            List<Long> out = new ArrayList<>();
+            if (n == null || n.isNull()) return out;
+            if (n.isArray()) {
+                for (JsonNode e : n) {
+                    if (!e.isIntegralNumber() || e.asLong() < 0) throw error(key, "expected token ids, got " + n);
+                    out.add(e.asLong());
+                }
+            } else {
+                out.add(optionalId(key));
+            }
+            return List.copyOf(out);
+        }
+    }
+}

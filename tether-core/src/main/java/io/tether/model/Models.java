@@ -1,0 +1,295 @@
+package io.tether.model;
+
+import java.io.IOException;
+import java.nio.file.DirectoryStream;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+import java.util.TreeMap;
+import java.util.regex.Pattern;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import org.bytedeco.pytorch.Tensor;
+import org.bytedeco.pytorch.global.torch;
+
+import io.tether.engine.CheckpointException;
+import io.tether.engine.DType;
+import io.tether.engine.Safetensors;
+import io.tether.engine.Tensors;
+import io.tether.engine.Torch;
+
+/** Loading, creating and saving causal LMs in Hugging Face layout. */
+public final class Models {
+    /** HF's default shard size for save_pretrained. */
+    public static final long DEFAULT_MAX_SHARD_BYTES = 5_000_000_000L;
+    private static final String INDEX = "model.safetensors.index.json";
+    /** Buffers some exporters store that are not parameters (causal-mask constants, cached rotary frequencies). */
+    private static final Pattern IGNORED = Pattern.compile("(^|\\.)(attn\\.bias|attn\\.masked_bias|rotary_emb\\.inv_freq)$");
+    /** Tokenizer and chat-template files copied along with a model. */
+    private static final List<String> TOKENIZER_FILES = List.of("tokenizer.json", "tokenizer_config.json",
+            "special_tokens_map.json", "vocab.json", "merges.txt", "tokenizer.model", "added_tokens.json", "chat_template.jinja");
+
+    private Models() {}
+
+    /**
+     * Loads a model directory (config.json + model.safetensors or a sharded index) converting every weight to
+     * {@code dtype}. Refuses pickle checkpoints and any tensor whose name or shape the config does not predict.
+     */
+    public static LoadedModel load(Path dir, DType dtype) {
+        Torch.init();
+        if (!Files.isDirectory(dir)) throw new CheckpointException(dir, null, "model directory not found");
+        if (!dtype.isFloatingPoint() || dtype == DType.F16)
+            throw new IllegalArgumentException("compute dtype must be fp32, fp64 or bf16, got " + dtype);
+        ModelConfig config = ModelConfig.read(dir);
+        List<Safetensors.Reader> files = openWeights(dir);
+        Map<String, Safetensors.Reader> owner = new LinkedHashMap<>();
+        for (Safetensors.Reader r : files) {
+            for (String name : r.entries().keySet()) {
+                Safetensors.Reader prev = owner.put(name, r);
+                if (prev != null) throw new CheckpointException(r.file(), name, "also stored in " + prev.file().getFileName());
+            }
+        }
+        String prefix = "";
+        if (config.family() == ModelConfig.Family.GPT2) prefix = owner.keySet().stream().anyMatch(n -> n.startsWith("transformer.")) ? "transformer." : "";
+        Map<String, long[]> expected = parameterShapes(config, prefix);
+        Path where = files.size() == 1 ? files.get(0).file() : dir.resolve(INDEX);
+        for (Map.Entry<String, long[]> e : expected.entrySet()) {
+            Safetensors.Reader r = owner.get(e.getKey());
+            if (r == null) throw new CheckpointException(where, e.getKey(), "missing; " + config.architecture() + " with this config.json needs it");
+            long[] shape = r.entry(e.getKey()).shape();
+            if (!java.util.Arrays.equals(shape, e.getValue()))
+                throw new CheckpointException(r.file(), e.getKey(), "shape " + java.util.Arrays.toString(shape) + " does not match config.json, which implies "
+                        + java.util.Arrays.toString(e.getValue()));
+            if (!r.entry(e.getKey()).dtype().isFloatingPoint())
+                throw new CheckpointException(r.file(), e.getKey(), "dtype " + r.entry(e.getKey()).dtype() + " is not a floating-point type");
+        }
+        Map<String, DType> storedDtypes = new LinkedHashMap<>();
+        for (String name : owner.keySet()) {
+            if (expected.containsKey(name)) continue;
+            boolean tiedHead = name.equals("lm_head.weight") && config.tieWordEmbeddings();
+            if (!tiedHead && !IGNORED.matcher(name).find())
+                throw new CheckpointException(owner.get(name).file(), name, "unexpected tensor: " + config.architecture() + " with this config.json has no such parameter");
+        }
+        Map<String, Tensor> params = new LinkedHashMap<>();
+        for (String name : expected.keySet()) {
+            Safetensors.Reader r = owner.get(name);
+            storedDtypes.put(name, r.entry(name).dtype());
+            params.put(name, r.read(name, dtype));
+        }
+        return new LoadedModel(build(config, dtype, params, prefix), dir, storedDtypes);
+    }
+
+    /** A model plus where it came from: its directory and each weight's stored dtype (for an exact re-save). */
+    public record LoadedModel(CausalLM model, Path source, Map<String, DType> storedDtypes) implements AutoCloseable {
+        @Override public void close() { model.close(); }
+    }
+
+    /**
+     * A freshly initialised model, as HF initialises one: weights ~ N(0, initializer_range), biases zero,
+     * norm weights one. The same seed gives the same weights.
+     */
+    public static CausalLM create(ModelConfig config, DType dtype, long seed) {
+        Torch.init();
+        Map<String, long[]> shapes = parameterShapes(config, config.family() == ModelConfig.Family.GPT2 ? "transformer." : "");
+        Torch.seed(seed);
+        Map<String, Tensor> params = new LinkedHashMap<>();
+        for (Map.Entry<String, long[]> e : shapes.entrySet()) {
+            String n = e.getKey();
+            Tensor t;
+            if (n.endsWith(".bias")) t = Tensors.zeros(dtype, e.getValue());
+            else if (n.contains("norm") || n.contains("ln_")) t = Tensors.ones(dtype, e.getValue());
+            else t = torch.randn(e.getValue(), Tensors.options(dtype)).mul(Tensors.scalar(config.initializerRange()));
+            params.put(n, t);
+        }
+        return build(config, dtype, params, config.family() == ModelConfig.Family.GPT2 ? "transformer." : "");
+    }
+
+    static Map<String, long[]> parameterShapes(ModelConfig config, String prefix) {
+        return switch (config.family()) {
+            case LLAMA -> LlamaModel.parameterShapes(config);
+            case GPT2 -> Gpt2Model.parameterShapes(config, prefix);
+        };
+    }
+
+    private static CausalLM build(ModelConfig config, DType dtype, Map<String, Tensor> params, String prefix) {
+        return switch (config.family()) {
+            case LLAMA -> new LlamaModel(config, dtype, params);
+            case GPT2 -> new Gpt2Model(config, dtype, params, prefix);
+        };
+    }
+
+    private static List<Safetensors.Reader> openWeights(Path dir) {
+        Path single = dir.resolve("model.safetensors");
+        Path index = dir.resolve(INDEX);
+        if (Files.isRegularFile(single)) return List.of(Safetensors.open(single));
+        if (Files.isRegularFile(index)) {
+            JsonNode root;
+            try {
+                root = ModelConfig.JSON.readTree(Files.readString(index));
+            } catch (IOException e) {
+                throw new CheckpointException(index, null, "not valid JSON: " + e.getMessage(), e);
+            }
+            JsonNode map = root == null ? null : root.get("weight_map");
+            if (map == null || !map.isObject()) throw new CheckpointException(index, null, "key 'weight_map': missing or not an object");
+            Map<String, Safetensors.Reader> shards = new TreeMap<>();
+            Map<String, String> claimed = new LinkedHashMap<>();
+            for (var it = map.fields(); it.hasNext(); ) {
+                var e = it.next();
+                String shard = e.getValue().asText();
+                if (shard.contains("/") || shard.contains("\\") || shard.startsWith("."))
+                    throw new CheckpointException(index, e.getKey(), "shard name '" + shard + "' must be a plain file name in the model directory");
+                claimed.put(e.getKey(), shard);
+                if (!shards.containsKey(shard)) shards.put(shard, Safetensors.open(dir.resolve(shard)));
+            }
+            for (Map.Entry<String, String> e : claimed.entrySet()) {
+                if (!shards.get(e.getValue()).entries().containsKey(e.getKey()))
+                    throw new CheckpointException(dir.resolve(e.getValue()), e.getKey(), "listed in " + INDEX + " but not in this shard");
+            }
+            for (Safetensors.Reader r : shards.values()) {
+                for (String name : r.entries().keySet())
+                    if (!r.file().getFileName().toString().equals(claimed.get(name)))
+                        throw new CheckpointException(r.file(), name, "stored here but " + INDEX + " does not list it for this shard");
+            }
+            return new ArrayList<>(shards.values());
+        }
+        if (Files.exists(dir.resolve("pytorch_model.bin")) || Files.exists(dir.resolve("pytorch_model.bin.index.json")))
+            throw new CheckpointException(dir.resolve("pytorch_model.bin"), null,
+                    "pickle checkpoints are refused (unpickling runs arbitrary code); convert the model to safetensors first");
+        throw new CheckpointException(dir, null, "no model.safetensors or " + INDEX + " found");
+    }
+
+    /**
+     * Saves in HF layout: config.json (torch_dtype updated), generation_config.json, the weights as safetensors
+     * (sharded with an index past {@code maxShardBytes}), and the tokenizer files of {@code tokenizerSource}.
+     * Everything is written into a temporary sibling directory that replaces {@code dir} only when complete.
+     *
+     * @param dtype        storage dtype for every weight, or null to keep each weight's {@code storedDtypes} entry
+     *                     (the model's compute dtype where absent)
+     */
+    public static void save(CausalLM model, Path dir, DType dtype, Map<String, DType> storedDtypes,
+                            Path tokenizerSource, long maxShardBytes) {
+        Path parent = dir.toAbsolutePath().getParent();
+        Path tmp = null;
+        try {
+            Files.createDirectories(parent);
+            tmp = Files.createTempDirectory(parent, "." + dir.getFileName() + ".tmp-");
+            Map<String, Tensor> out = new LinkedHashMap<>();
+            DType configDtype = dtype != null ? dtype : model.dtype();
+            for (Map.Entry<String, Tensor> e : model.parameters().entrySet()) {
+                DType target = dtype != null ? dtype : storedDtypes != null && storedDtypes.containsKey(e.getKey()) ? storedDtypes.get(e.getKey()) : model.dtype();
+                if (dtype == null && storedDtypes != null && storedDtypes.containsKey(e.getKey())) configDtype = target;
+                Tensor t = e.getValue().detach();
+                out.put(e.getKey(), Tensors.dtype(t) == target ? t : t.to(target.scalarType));
+            }
+            ObjectNode config = model.config().json().deepCopy();
+            config.put("torch_dtype", configDtype.torchName());
+            writeJson(tmp.resolve("config.json"), config);
+            writeJson(tmp.resolve("generation_config.json"), generationConfig(model.config(), tokenizerSource));
+            writeWeights(tmp, out, maxShardBytes);
+            if (tokenizerSource != null) {
+                for (String f : TOKENIZER_FILES) {
+                    Path src = tokenizerSource.resolve(f);
+                    if (Files.isRegularFile(src)) Files.copy(src, tmp.resolve(f));
+                }
+            }
+            replaceDirectory(tmp, dir);
+            tmp = null;
+        } catch (IOException e) {
+            throw new CheckpointException(dir, null, "cannot save: " + e.getMessage(), e);
+        } finally {
+            if (tmp != null) deleteRecursively(tmp);
+        }
+    }
+
+    /** Saves a loaded model back as it came: same dtypes, generation config and tokenizer files. */
+    public static void save(LoadedModel loaded, Path dir, DType dtype) {
+        save(loaded.model(), dir, dtype, loaded.storedDtypes(), loaded.source(), DEFAULT_MAX_SHARD_BYTES);
+    }
+
+    private static ObjectNode generationConfig(ModelConfig c, Path source) throws IOException {
+        if (source != null && Files.isRegularFile(source.resolve("generation_config.json"))) {
+            JsonNode n = ModelConfig.JSON.readTree(Files.readString(source.resolve("generation_config.json")));
+            if (n != null && n.isObject()) return (ObjectNode) n;
+        }
+        ObjectNode g = ModelConfig.JSON.createObjectNode();
+        if (c.bosTokenId() != null) g.put("bos_token_id", c.bosTokenId());
+        if (c.eosTokenIds().size() == 1) g.put("eos_token_id", c.eosTokenIds().get(0));
+        else if (!c.eosTokenIds().isEmpty()) c.eosTokenIds().forEach(g.putArray("eos_token_id")::add);
+        if (c.padTokenId() != null) g.put("pad_token_id", c.padTokenId());
+        return g;
+    }
+
+    private static void writeWeights(Path dir, Map<String, Tensor> tensors, long maxShardBytes) throws IOException {
+        Map<String, String> meta = Map.of("format", "pt");
+        long total = 0;
+        for (Tensor t : tensors.values()) total += t.nbytes();
+        if (total <= maxShardBytes) {
+            Safetensors.write(dir.resolve("model.safetensors"), tensors, meta);
+            return;
+        }
+        // HF's sharding: fill shards in parameter order, start a new one when the next tensor would overflow.
+        List<Map<String, Tensor>> shards = new ArrayList<>();
+        Map<String, Tensor> current = new LinkedHashMap<>();
+        long size = 0;
+        for (Map.Entry<String, Tensor> e : tensors.entrySet()) {
+            long n = e.getValue().nbytes();
+            if (!current.isEmpty() && size + n > maxShardBytes) {
+                shards.add(current);
+                current = new LinkedHashMap<>();
+                size = 0;
+            }
+            current.put(e.getKey(), e.getValue());
+            size += n;
+        }
+        shards.add(current);
+        ObjectNode index = ModelConfig.JSON.createObjectNode();
+        index.putObject("metadata").put("total_size", total);
+        ObjectNode weightMap = index.putObject("weight_map");
+        Map<String, String> sorted = new TreeMap<>();
+        for (int i = 0; i < shards.size(); i++) {
+            String name = String.format("model-%05d-of-%05d.safetensors", i + 1, shards.size());
+            Safetensors.write(dir.resolve(name), shards.get(i), meta);
+            for (String k : shards.get(i).keySet()) sorted.put(k, name);
+        }
+        sorted.forEach(weightMap::put);
+        writeJson(dir.resolve(INDEX), index);
+    }
+
+    static void writeJson(Path file, JsonNode node) throws IOException {
+        Files.writeString(file, ModelConfig.JSON.writerWithDefaultPrettyPrinter().writeValueAsString(node) + "\n");
+    }
+
+    /** Moves a finished directory into place; an existing one is moved aside first and deleted after. */
+    private static void replaceDirectory(Path finished, Path dir) throws IOException {
+        Path old = null;
+        if (Files.exists(dir)) {
+            old = dir.resolveSibling("." + dir.getFileName() + ".old-" + System.nanoTime());
+            Files.move(dir, old);
+        }
+        Files.move(finished, dir);
+        if (old != null) deleteRecursively(old);
+    }
+
+    static void deleteRecursively(Path p) {
+        try {
+            if (Files.isDirectory(p) && !Files.isSymbolicLink(p)) {
+                try (DirectoryStream<Path> s = Files.newDirectoryStream(p)) {
+                    for (Path c : s) deleteRecursively(c);
+                }
+            }
+            Files.deleteIfExists(p);
+        } catch (IOException ignored) {
+            // Best effort: a leftover temporary directory is harmless and named as such.
+        }
+    }
+
+    /** Names of the known tokenizer files (for callers that copy a model's text assets). */
+    public static Set<String> tokenizerFiles() {
+        return Set.copyOf(TOKENIZER_FILES);
+    }
+}
