@@ -24,7 +24,10 @@ public final class Gpt2Model implements CausalLM {
     private final Block[] blocks;
     private final Tensor lnFWeight, lnFBias;
 
-    /** One block; the four projection weights are (out, in) views of the stored (in, out) tensors. */
+    /**
+     * One block; projection weights as stored, (in, out). They are transposed at use, not here: a view taken
+     * before training turns on requires_grad would not carry gradients back to the stored tensor.
+     */
     private record Block(Tensor ln1Weight, Tensor ln1Bias, Tensor attnWeight, Tensor attnBias, Tensor attnProjWeight,
                          Tensor attnProjBias, Tensor ln2Weight, Tensor ln2Bias, Tensor fcWeight, Tensor fcBias,
                          Tensor projWeight, Tensor projBias) {}
@@ -41,11 +44,11 @@ public final class Gpt2Model implements CausalLM {
         for (int i = 0; i < blocks.length; i++) {
             String p = prefix + "h." + i + ".";
             blocks[i] = new Block(parameters.get(p + "ln_1.weight"), parameters.get(p + "ln_1.bias"),
-                    parameters.get(p + "attn.c_attn.weight").t(), parameters.get(p + "attn.c_attn.bias"),
-                    parameters.get(p + "attn.c_proj.weight").t(), parameters.get(p + "attn.c_proj.bias"),
+                    parameters.get(p + "attn.c_attn.weight"), parameters.get(p + "attn.c_attn.bias"),
+                    parameters.get(p + "attn.c_proj.weight"), parameters.get(p + "attn.c_proj.bias"),
                     parameters.get(p + "ln_2.weight"), parameters.get(p + "ln_2.bias"),
-                    parameters.get(p + "mlp.c_fc.weight").t(), parameters.get(p + "mlp.c_fc.bias"),
-                    parameters.get(p + "mlp.c_proj.weight").t(), parameters.get(p + "mlp.c_proj.bias"));
+                    parameters.get(p + "mlp.c_fc.weight"), parameters.get(p + "mlp.c_fc.bias"),
+                    parameters.get(p + "mlp.c_proj.weight"), parameters.get(p + "mlp.c_proj.bias"));
         }
     }
 
@@ -97,7 +100,7 @@ public final class Gpt2Model implements CausalLM {
         for (int i = 0; i < blocks.length; i++) {
             Block l = blocks[i];
             Tensor x = Tensors.layerNorm(h, l.ln1Weight(), l.ln1Bias(), config.normEps());
-            Tensor qkv = Tensors.linear(x, l.attnWeight(), l.attnBias());                      // (B, T, 3*hidden)
+            Tensor qkv = Tensors.linear(x, l.attnWeight().t(), l.attnBias());                      // (B, T, 3*hidden)
             Tensor q = qkv.narrow(2, 0, hidden).view(b, t, heads, hd).transpose(1, 2);           // (B, H, T, hd)
             Tensor k = qkv.narrow(2, hidden, hidden).view(b, t, heads, hd).transpose(1, 2);
             Tensor v = qkv.narrow(2, 2 * hidden, hidden).view(b, t, heads, hd).transpose(1, 2);
@@ -108,10 +111,10 @@ public final class Gpt2Model implements CausalLM {
             }
             Tensor a = Tensors.attention(q, k, v, mask, Attention.causal(mask, past), false, attentionScale(i));
             a = a.transpose(1, 2).reshape(b, t, hidden);
-            h = h.add(Tensors.linear(a, l.attnProjWeight(), l.attnProjBias()));
+            h = h.add(Tensors.linear(a, l.attnProjWeight().t(), l.attnProjBias()));
             x = Tensors.layerNorm(h, l.ln2Weight(), l.ln2Bias(), config.normEps());
-            Tensor m = activation(Tensors.linear(x, l.fcWeight(), l.fcBias()));
-            h = h.add(Tensors.linear(m, l.projWeight(), l.projBias()));
+            Tensor m = activation(Tensors.linear(x, l.fcWeight().t(), l.fcBias()));
+            h = h.add(Tensors.linear(m, l.projWeight().t(), l.projBias()));
         }
         if (cache != null) cache.advance((int) t);
         return Tensors.layerNorm(h, lnFWeight, lnFBias, config.normEps());

@@ -189,7 +189,9 @@ public final class Models {
             ObjectNode config = model.config().json().deepCopy();
             config.put("torch_dtype", configDtype.torchName());
             writeJson(tmp.resolve("config.json"), config);
-            writeJson(tmp.resolve("generation_config.json"), generationConfig(model.config(), tokenizerSource));
+            Path sourceGeneration = tokenizerSource == null ? null : tokenizerSource.resolve("generation_config.json");
+            if (sourceGeneration != null && Files.isRegularFile(sourceGeneration)) Files.copy(sourceGeneration, tmp.resolve("generation_config.json"));
+            else writeJson(tmp.resolve("generation_config.json"), generationConfig(model.config()));
             writeWeights(tmp, out, maxShardBytes);
             if (tokenizerSource != null) {
                 for (String f : TOKENIZER_FILES) {
@@ -211,11 +213,7 @@ public final class Models {
         save(loaded.model(), dir, dtype, loaded.storedDtypes(), loaded.source(), DEFAULT_MAX_SHARD_BYTES);
     }
 
-    private static ObjectNode generationConfig(ModelConfig c, Path source) throws IOException {
-        if (source != null && Files.isRegularFile(source.resolve("generation_config.json"))) {
-            JsonNode n = ModelConfig.JSON.readTree(Files.readString(source.resolve("generation_config.json")));
-            if (n != null && n.isObject()) return (ObjectNode) n;
-        }
+    private static ObjectNode generationConfig(ModelConfig c) {
         ObjectNode g = ModelConfig.JSON.createObjectNode();
         if (c.bosTokenId() != null) g.put("bos_token_id", c.bosTokenId());
         if (c.eosTokenIds().size() == 1) g.put("eos_token_id", c.eosTokenIds().get(0));

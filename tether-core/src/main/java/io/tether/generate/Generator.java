@@ -1,0 +1,131 @@
+package io.tether.generate;
+
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+import java.util.function.Function;
+
+import org.bytedeco.pytorch.NoGradGuard;
+import org.bytedeco.pytorch.Tensor;
+import org.bytedeco.pytorch.global.torch;
+
+import io.tether.engine.StepScope;
+import io.tether.engine.Tensors;
+import io.tether.model.CausalLM;
+import io.tether.model.KvCache;
+
+/**
+ * Batched autoregressive generation. Prompts of different lengths are left-padded so that every row's next token
+ * comes from the last column; the attention mask hides the padding and position ids count real tokens only, so a
+ * row generates the same tokens alone or in a batch. With the cache, the prompt is prefilled once and each step
+ * feeds one token per row.
+ */
+public final class Generator {
+    private Generator() {}
+
+    public enum FinishReason { EOS, STOP_STRING, LENGTH }
+
+    /** Generated tokens (without the prompt) and why generation stopped. */
+    public record Generation(long[] tokens, FinishReason finishReason) {}
+
+    public static List<Generation> generate(CausalLM model, List<long[]> prompts, SamplingConfig config) {
+        return generate(model, prompts, config, null);
+    }
+
+    /**
+     * @param decoder turns generated token ids into text; needed only for stop strings
+     */
+    public static List<Generation> generate(CausalLM model, List<long[]> prompts, SamplingConfig config,
+                                            Function<long[], String> decoder) {
+        if (prompts.isEmpty()) return List.of();
+        if (!config.stopStrings().isEmpty() && decoder == null)
+            throw new IllegalArgumentException("stop strings need a tokenizer to decode the completion");
+        int vocab = model.config().vocabSize();
+        int b = prompts.size(), promptLen = 0;
+        for (int i = 0; i < b; i++) {
+            long[] p = prompts.get(i);
+            if (p.length == 0) throw new IllegalArgumentException("prompt " + i + " is empty: generation needs at least one token");
+            for (int j = 0; j < p.length; j++)
+                if (p[j] < 0 || p[j] >= vocab)
+                    throw new IllegalArgumentException("prompt " + i + " token " + j + " has id " + p[j] + ", outside the vocabulary [0, " + vocab + ")");
+            promptLen = Math.max(promptLen, p.length);
+        }
+        int total = promptLen + config.maxNewTokens();
+        // Left padding: row i's prompt occupies the last prompts[i].length columns of the prompt block.
+        long[] ids = new long[b * promptLen];
+        long[] mask = new long[b * total];
+        long[] positions = new long[b * total];
+        boolean padded = false;
+        for (int i = 0; i < b; i++) {
+            long[] p = prompts.get(i);
+            int pad = promptLen - p.length;
+            padded |= pad > 0;
+            System.arraycopy(p, 0, ids, i * promptLen + pad, p.length);
+            for (int j = 0; j < total; j++) {
+                mask[i * total + j] = j >= pad ? 1 : 0;
+                positions[i * total + j] = Math.max(0, j - pad);
+            }
+        }
+        long[][] out = new long[b][config.maxNewTokens()];
+        int[] produced = new int[b];
+        FinishReason[] finished = new FinishReason[b];
+        Tensor maskAll = Tensors.longs(mask, b, total);
+        Tensor positionsAll = Tensors.longs(positions, b, total);
+        Tensor sequence = Tensors.longs(ids, b, promptLen);   // prompt + generated so far (uncached path)
+        long padId = 0;
+        try (NoGradGuard noGrad = new NoGradGuard(); Sampler sampler = new Sampler(config);
+             KvCache cache = config.useCache() ? model.newCache(b, total) : null) {
+            Tensor input = sequence;
+            for (int step = 0; step < config.maxNewTokens(); step++) {
+                try (StepScope scope = new StepScope()) {
+                    int seen = promptLen + step;  // tokens whose keys exist after this forward
+                    Tensor stepMask = padded ? maskAll.narrow(1, 0, seen) : null;
+                    Tensor stepPositions;
+                    Tensor logits;
+                    if (cache != null) {
+                        long t = input.size(1);
+                        stepPositions = positionsAll.narrow(1, seen - t, t);
+                        logits = model.forward(input, stepPositions, stepMask, cache);
+                    } else {
+                        stepPositions = positionsAll.narrow(1, 0, seen);
+                        logits = model.forward(sequence, stepPositions, stepMask, null);
+                    }
+                    Tensor last = logits.select(1, logits.size(1) - 1);       // (B, V)
+                    long[] next = Tensors.toLongs(sampler.next(last));
+                    for (int i = 0; i < b; i++) {
+                        if (finished[i] != null) {
+                            next[i] = padId;
+                            continue;
+                        }
+                        out[i][produced[i]++] = next[i];
+                        if (config.stopTokenIds().contains(next[i])) finished[i] = FinishReason.EOS;
+                        else if (!config.stopStrings().isEmpty() && containsStop(decoder.apply(Arrays.copyOf(out[i], produced[i])), config))
+                            finished[i] = FinishReason.STOP_STRING;
+                    }
+                    boolean allDone = true;
+                    for (FinishReason f : finished) allDone &= f != null;
+                    if (allDone) break;
+                    Tensor nextTensor = Tensors.longs(next, b, 1);
+                    // The step's inputs outlive its scope; the previous ones are released here.
+                    if (cache != null) {
+                        if (input != sequence) input.close();
+                        input = StepScope.keep(nextTensor);
+                    } else {
+                        Tensor grown = torch.cat(new org.bytedeco.pytorch.TensorVector(sequence, nextTensor), 1);
+                        sequence.close();
+                        sequence = StepScope.keep(grown);
+                    }
+                }
+            }
+        }
+        List<Generation> result = new ArrayList<>(b);
+        for (int i = 0; i < b; i++)
+            result.add(new Generation(Arrays.copyOf(out[i], produced[i]), finished[i] == null ? FinishReason.LENGTH : finished[i]));
+        return result;
+    }
+
+    private static boolean containsStop(String text, SamplingConfig config) {
+        for (String s : config.stopStrings()) if (text.contains(s)) return true;
+        return false;
+    }
+}
