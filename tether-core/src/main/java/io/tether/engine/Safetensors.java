@@ -6,11 +6,9 @@ import java.nio.ByteOrder;
 import java.nio.MappedByteBuffer;
 import java.nio.channels.FileChannel;
 import java.nio.charset.StandardCharsets;
-import java.nio.file.AtomicMoveNotSupportedException;
 import java.nio.file.Files;
 import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
-import java.nio.file.StandardCopyOption;
 import java.nio.file.StandardOpenOption;
 import java.util.ArrayList;
 import java.util.Collections;
@@ -282,7 +280,7 @@ public final class Safetensors {
                 }
                 ch.force(true);
             }
-            moveAtomically(tmp, file);
+            AtomicFiles.move(tmp, file);
             tmp = null;
         } catch (IOException e) {
             throw new CheckpointException(file, null, "cannot write: " + e.getMessage(), e);
@@ -290,15 +288,6 @@ public final class Safetensors {
             if (tmp != null) {
                 try { Files.deleteIfExists(tmp); } catch (IOException ignored) { /* best effort */ }
             }
-        }
-    }
-
-    /** Renames within a directory, atomically where the file system allows it. */
-    public static void moveAtomically(Path from, Path to) throws IOException {
-        try {
-            Files.move(from, to, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
-        } catch (AtomicMoveNotSupportedException e) {
-            Files.move(from, to, StandardCopyOption.REPLACE_EXISTING);
         }
     }
 }

@@ -129,10 +129,11 @@ public record ModelConfig(
         if (!act.equals("silu")) throw k.error("hidden_act", "'" + act + "' is not supported for " + arch + " (expected silu)");
         int window = 0, windowFrom = 0;
         if (mistral) {
-            window = k.optionalPositive("sliding_window");
+            // MistralConfig defaults sliding_window to 4096 when the key is absent; an explicit null disables it.
+            window = k.has("sliding_window") ? k.optionalPositive("sliding_window") : 4096;
         } else if (qwen2 && k.bool("use_sliding_window", false)) {
-            window = k.optionalPositive("sliding_window");
-            windowFrom = k.nonNegative("max_window_layers", 0);
+            window = k.has("sliding_window") ? k.optionalPositive("sliding_window") : 4096;
+            windowFrom = k.nonNegative("max_window_layers", 28);
         }
         int layers = k.positive("num_hidden_layers", null);
         return new ModelConfig(Family.LLAMA, arch, k.string("model_type", defaultType),

@@ -1,0 +1,101 @@
+package io.tether.data;
+
+import java.io.BufferedReader;
+import java.io.IOException;
+import java.io.InputStream;
+import java.io.InputStreamReader;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.NoSuchFileException;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.zip.GZIPInputStream;
+
+import com.fasterxml.jackson.core.JsonProcessingException;
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+
+/**
+ * Pre-tokenized JSONL records: {@code prompt_ids} with {@code completion_ids}, or {@code prompt_ids} with
+ * {@code chosen_ids} and {@code rejected_ids}. Every line is validated against the vocabulary before anything is
+ * computed, and errors name the file, line and field.
+ */
+public final class TokenRecords {
+    private TokenRecords() {}
+
+    private static final ObjectMapper JSON = new ObjectMapper();
+
+    /** One input line. {@code completion} is set for plain records; {@code chosen}/{@code rejected} for pairs. */
+    public record TokenRecord(long line, ObjectNode source, long[] prompt, long[] completion, long[] chosen, long[] rejected) {
+        public boolean isPreference() { return chosen != null; }
+    }
+
+    public static List<TokenRecord> read(Path file, int vocabSize) {
+        List<TokenRecord> out = new ArrayList<>();
+        try (BufferedReader r = open(file)) {
+            String text;
+            long line = 0;
+            while ((text = r.readLine()) != null) {
+                line++;
+                if (text.isBlank()) continue;
+                out.add(parse(file, line, text, vocabSize));
+            }
+        } catch (NoSuchFileException e) {
+            throw new DataFormatException(file, 0, "file not found");
+        } catch (IOException e) {
+            throw new DataFormatException(file, 0, "cannot read: " + e.getMessage());
+        }
+        if (out.isEmpty()) throw new DataFormatException(file, 0, "no records: the file is empty");
+        return out;
+    }
+
+    private static BufferedReader open(Path file) throws IOException {
+        InputStream in = Files.newInputStream(file);
+        if (file.getFileName().toString().endsWith(".gz")) in = new GZIPInputStream(in);
+        return new BufferedReader(new InputStreamReader(in, StandardCharsets.UTF_8));
+    }
+
+    private static TokenRecord parse(Path file, long line, String text, int vocab) {
+        JsonNode node;
+        try {
+            node = JSON.readTree(text);
+        } catch (JsonProcessingException e) {
+            throw new DataFormatException(file, line, "not valid JSON: " + e.getOriginalMessage());
+        }
+        if (node == null || !node.isObject()) throw new DataFormatException(file, line, "expected a JSON object");
+        ObjectNode o = (ObjectNode) node;
+        if (!o.has("prompt_ids")) {
+            String hint = o.has("prompt") || o.has("messages") || o.has("chosen")
+                    ? " (text and chat records need a tokenizer; until then records carry token ids)" : "";
+            throw new DataFormatException(file, line, "missing field 'prompt_ids'" + hint);
+        }
+        long[] prompt = ids(file, line, o, "prompt_ids", vocab);
+        if (prompt.length == 0) throw new DataFormatException(file, line, "'prompt_ids' is empty: at least one token (e.g. BOS) must precede the completion");
+        boolean plain = o.has("completion_ids"), pair = o.has("chosen_ids") || o.has("rejected_ids");
+        if (plain && pair) throw new DataFormatException(file, line, "has both 'completion_ids' and 'chosen_ids'/'rejected_ids'; expected one kind of record");
+        if (plain) return new TokenRecord(line, o, prompt, ids(file, line, o, "completion_ids", vocab), null, null);
+        if (pair) {
+            if (!o.has("chosen_ids") || !o.has("rejected_ids"))
+                throw new DataFormatException(file, line, "a preference record needs both 'chosen_ids' and 'rejected_ids'");
+            return new TokenRecord(line, o, prompt, null, ids(file, line, o, "chosen_ids", vocab), ids(file, line, o, "rejected_ids", vocab));
+        }
+        throw new DataFormatException(file, line, "expected 'completion_ids', or 'chosen_ids' and 'rejected_ids'");
+    }
+
+    private static long[] ids(Path file, long line, ObjectNode o, String field, int vocab) {
+        JsonNode n = o.get(field);
+        if (n == null || !n.isArray()) throw new DataFormatException(file, line, "'" + field + "' must be an array of token ids");
+        long[] ids = new long[n.size()];
+        for (int i = 0; i < ids.length; i++) {
+            JsonNode v = n.get(i);
+            if (!v.isIntegralNumber() || !v.canConvertToLong())
+                throw new DataFormatException(file, line, "'" + field + "'[" + i + "] is not an integer: " + v);
+            ids[i] = v.asLong();
+            if (ids[i] < 0 || ids[i] >= vocab)
+                throw new DataFormatException(file, line, "'" + field + "'[" + i + "] = " + ids[i] + " is outside the vocabulary [0, " + vocab + ")");
+        }
+        return ids;
+    }
+}
