@@ -1,0 +1,247 @@
+package io.tether.cli;
+
+import java.io.IOException;
+import java.io.PrintWriter;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+import java.util.Random;
+import java.util.concurrent.Callable;
+
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import org.bytedeco.pytorch.NoGradGuard;
+import org.bytedeco.pytorch.Tensor;
+import org.bytedeco.pytorch.global.torch;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.ParentCommand;
+
+import io.tether.engine.AtomicFiles;
+import io.tether.engine.DType;
+import io.tether.engine.StepScope;
+import io.tether.engine.Tensors;
+import io.tether.engine.Torch;
+import io.tether.generate.Generator;
+import io.tether.generate.SamplingConfig;
+import io.tether.model.CausalLM;
+import io.tether.model.LogProbs;
+import io.tether.model.ModelConfig;
+import io.tether.model.Models;
+
+/**
+ * Benchmarks on the shared bench shape (Llama layout, d=512, 8 layers, 8 heads, FFN 1376, vocab 4096, batch 8,
+ * sequence 256). Each reports the 1024x1024 fp32 matmul peak measured in the same process, because the host is
+ * shared and only a same-run peak makes a fraction meaningful.
+ */
+@Command(name = "bench", mixinStandardHelpOptions = true, description = "Measure throughput on the shared bench shape.",
+        subcommands = {BenchCommand.Forward.class, BenchCommand.Train.class, BenchCommand.Generate.class})
+final class BenchCommand implements Runnable {
+    @ParentCommand TetherCommand root;
+
+    @Override
+    public void run() {
+        root.spec.commandLine().getSubcommands().get("bench").usage(root.spec.commandLine().getOut());
+    }
+
+    static final class Shape {
+        @Option(names = "--hidden", defaultValue = "512") int hidden;
+        @Option(names = "--layers", defaultValue = "8") int layers;
+        @Option(names = "--heads", defaultValue = "8") int heads;
+        @Option(names = "--kv-heads", defaultValue = "8") int kvHeads;
+        @Option(names = "--ffn", defaultValue = "1376") int ffn;
+        @Option(names = "--vocab", defaultValue = "4096") int vocab;
+        @Option(names = "--batch", defaultValue = "8") int batch;
+        @Option(names = "--seq", defaultValue = "256") int seq;
+        @Option(names = "--runs", defaultValue = "5", description = "timed runs; the median is reported (default: ${DEFAULT-VALUE})") int runs;
+        @Option(names = "--out", description = "also write the results as JSON") Path out;
+
+        ModelConfig config(int maxPositions) {
+            return ModelConfig.llama(vocab, hidden, layers, heads, kvHeads, ffn, maxPositions);
+        }
+
+        long[] randomIds(long seed, int rows, int cols) {
+            Random r = new Random(seed);
+            long[] ids = new long[rows * cols];
+            for (int i = 0; i < ids.length; i++) ids[i] = r.nextInt(vocab);
+            return ids;
+        }
+
+        /** Forward FLOPs: 2 x (non-embedding parameters) per token plus causal attention (QK^T and AV, half the square). */
+        double forwardFlops(CausalLM m, int rows, int len) {
+            long nonEmbedding = m.parameterCount() - (long) vocab * hidden;
+            double tokens = (double) rows * len;
+            return 2.0 * nonEmbedding * tokens + 2.0 * layers * rows * (double) len * len * hidden;
+        }
+    }
+
+    static final ObjectMapper JSON = new ObjectMapper();
+
+    /** GFLOP/s of a 1024x1024 fp32 matmul: median and best of several timed batches. */
+    static double[] matmulPeak() {
+        try (StepScope s = new StepScope(); NoGradGuard g = new NoGradGuard()) {
+            Torch.seed(0);
+            Tensor a = torch.randn(1024, 1024), b = torch.randn(1024, 1024);
+            for (int i = 0; i < 3; i++) a.matmul(b);
+            double[] gflops = new double[7];
+            for (int r = 0; r < gflops.length; r++) {
+                long t0 = System.nanoTime();
+                for (int i = 0; i < 10; i++) a.matmul(b);
+                gflops[r] = 10 * 2.0 * 1024 * 1024 * 1024 / ((System.nanoTime() - t0) / 1e9) / 1e9;
+            }
+            Arrays.sort(gflops);
+            return new double[] {gflops[gflops.length / 2], gflops[gflops.length - 1]};
+        }
+    }
+
+    static double median(List<Double> xs) {
+        List<Double> s = new ArrayList<>(xs);
+        s.sort(null);
+        int n = s.size();
+        return n % 2 == 1 ? s.get(n / 2) : (s.get(n / 2 - 1) + s.get(n / 2)) / 2;
+    }
+
+    static void report(PrintWriter out, Path file, ObjectNode result) throws IOException {
+        out.println(JSON.writerWithDefaultPrettyPrinter().writeValueAsString(result));
+        out.flush();
+        if (file != null) AtomicFiles.write(file, w -> w.write(JSON.writerWithDefaultPrettyPrinter().writeValueAsString(result) + "\n"));
+    }
+
+    static ObjectNode header(String what, Shape s, double[] peak) {
+        ObjectNode o = JSON.createObjectNode();
+        o.put("benchmark", what);
+        o.put("shape", String.format("llama d=%d layers=%d heads=%d kv=%d ffn=%d vocab=%d batch=%d seq=%d",
+                s.hidden, s.layers, s.heads, s.kvHeads, s.ffn, s.vocab, s.batch, s.seq));
+        o.put("threads", Torch.threads());
+        o.put("cores", Runtime.getRuntime().availableProcessors());
+        o.put("matmul_1024_fp32_gflops_median", round(peak[0]));
+        o.put("matmul_1024_fp32_gflops_peak", round(peak[1]));
+        return o;
+    }
+
+    static double round(double v) {
+        return Math.round(v * 100) / 100.0;
+    }
+
+    static double round3(double v) {
+        return Math.round(v * 1000) / 1000.0;
+    }
+
+    @Command(name = "forward", mixinStandardHelpOptions = true, description = "Forward tokens/s and fraction of the matmul peak.")
+    static final class Forward implements Callable<Integer> {
+        @ParentCommand BenchCommand bench;
+        @Mixin Shape s;
+
+        @Override
+        public Integer call() throws IOException {
+            bench.root.initEngine();
+            double[] peak = matmulPeak();
+            try (CausalLM m = Models.create(s.config(Math.max(2048, s.seq)), DType.F32, 0); NoGradGuard g = new NoGradGuard()) {
+                long[] ids = s.randomIds(1, s.batch, s.seq);
+                List<Double> times = new ArrayList<>();
+                for (int r = 0; r <= s.runs; r++) {
+                    try (StepScope scope = new StepScope()) {
+                        Tensor input = Tensors.longs(ids, s.batch, s.seq);
+                        long t0 = System.nanoTime();
+                        m.forward(input).sum().item_double();
+                        if (r > 0) times.add((System.nanoTime() - t0) / 1e9);  // run 0 warms up
+                    }
+                }
+                double sec = median(times);
+                double gflops = s.forwardFlops(m, s.batch, s.seq) / sec / 1e9;
+                ObjectNode o = header("forward", s, peak);
+                o.put("parameters", m.parameterCount());
+                o.put("forward_seconds_median", round3(sec));
+                o.put("forward_tokens_per_second", round(s.batch * s.seq / sec));
+                o.put("forward_gflops", round(gflops));
+                o.put("fraction_of_peak", round3(gflops / peak[1]));
+                report(bench.root.spec.commandLine().getOut(), s.out, o);
+            }
+            return 0;
+        }
+    }
+
+    @Command(name = "train", mixinStandardHelpOptions = true, description = "Forward+backward step time (fp32) and fraction of the matmul peak.")
+    static final class Train implements Callable<Integer> {
+        @ParentCommand BenchCommand bench;
+        @Mixin Shape s;
+
+        @Override
+        public Integer call() throws IOException {
+            bench.root.initEngine();
+            double[] peak = matmulPeak();
+            try (CausalLM m = Models.create(s.config(Math.max(2048, s.seq)), DType.F32, 0)) {
+                m.setTrainable(true);
+                long[] ids = s.randomIds(1, s.batch, s.seq);
+                long[] mask = new long[ids.length];
+                Arrays.fill(mask, 1);
+                List<Double> times = new ArrayList<>();
+                for (int r = 0; r <= s.runs; r++) {
+                    try (StepScope scope = new StepScope()) {
+                        long t0 = System.nanoTime();
+                        Tensor loss = LogProbs.sequenceLogprobs(m, Tensors.longs(ids, s.batch, s.seq), Tensors.longs(mask, s.batch, s.seq)).mean().neg();
+                        loss.backward();
+                        for (Tensor p : m.parameters().values()) p.grad().zero_();
+                        if (r > 0) times.add((System.nanoTime() - t0) / 1e9);
+                    }
+                }
+                double sec = median(times);
+                double gflops = 3 * s.forwardFlops(m, s.batch, s.seq) / sec / 1e9;  // backward ~ 2x forward
+                ObjectNode o = header("train", s, peak);
+                o.put("parameters", m.parameterCount());
+                o.put("step_seconds_median", round3(sec));
+                o.put("train_tokens_per_second", round(s.batch * s.seq / sec));
+                o.put("train_gflops", round(gflops));
+                o.put("fraction_of_peak", round3(gflops / peak[1]));
+                report(bench.root.spec.commandLine().getOut(), s.out, o);
+            }
+            return 0;
+        }
+    }
+
+    @Command(name = "generate", mixinStandardHelpOptions = true, description = "Greedy decode tokens/s with and without the KV cache.")
+    static final class Generate implements Callable<Integer> {
+        @ParentCommand BenchCommand bench;
+        @Mixin Shape s;
+
+        @Option(names = "--prompt-len", defaultValue = "16") int promptLen;
+        @Option(names = "--new-tokens", defaultValue = "256") int newTokens;
+        @Option(names = "--uncached-runs", defaultValue = "1", description = "runs without the cache (slow; default: ${DEFAULT-VALUE})") int uncachedRuns;
+
+        @Override
+        public Integer call() throws IOException {
+            bench.root.initEngine();
+            double[] peak = matmulPeak();
+            try (CausalLM m = Models.create(s.config(Math.max(2048, promptLen + newTokens)), DType.F32, 0)) {
+                List<long[]> prompts = new ArrayList<>();
+                for (int i = 0; i < s.batch; i++) prompts.add(s.randomIds(i, 1, promptLen));
+                SamplingConfig greedy = SamplingConfig.greedy(newTokens);  // no stop tokens: always newTokens
+                Generator.generate(m, prompts, SamplingConfig.greedy(4));   // warm-up
+                List<Double> cached = new ArrayList<>(), uncached = new ArrayList<>();
+                for (int r = 0; r < s.runs; r++) cached.add(time(m, prompts, greedy));
+                for (int r = 0; r < uncachedRuns; r++) uncached.add(time(m, prompts, greedy.withCache(false)));
+                double tokens = (double) s.batch * newTokens;
+                ObjectNode o = header("generate", s, peak);
+                o.put("prompt_len", promptLen);
+                o.put("new_tokens", newTokens);
+                o.put("cached_seconds_median", round3(median(cached)));
+                o.put("cached_tokens_per_second", round(tokens / median(cached)));
+                if (!uncached.isEmpty()) {
+                    o.put("uncached_seconds_median", round3(median(uncached)));
+                    o.put("uncached_tokens_per_second", round(tokens / median(uncached)));
+                    o.put("cache_speedup", round(median(uncached) / median(cached)));
+                }
+                report(bench.root.spec.commandLine().getOut(), s.out, o);
+            }
+            return 0;
+        }
+
+        private static double time(CausalLM m, List<long[]> prompts, SamplingConfig c) {
+            long t0 = System.nanoTime();
+            Generator.generate(m, prompts, c);
+            return (System.nanoTime() - t0) / 1e9;
+        }
+    }
+}

@@ -1,0 +1,176 @@
+package io.tether.cli;
+
+import java.io.IOException;
+import java.io.Writer;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.Callable;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import picocli.CommandLine.ArgGroup;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.ParentCommand;
+
+import io.tether.data.DataFormatException;
+import io.tether.engine.AtomicFiles;
+import io.tether.engine.DType;
+import io.tether.generate.Generator;
+import io.tether.generate.SamplingConfig;
+import io.tether.model.CausalLM;
+import io.tether.model.Models;
+
+@Command(name = "generate", mixinStandardHelpOptions = true,
+        description = {"Generate completions with a KV cache: greedy, or sampled with temperature, top-k and top-p.",
+                "Output: one JSON line per prompt with completion_ids and finish_reason (eos, stop_string or length)."})
+final class GenerateCommand implements Callable<Integer> {
+    @ParentCommand TetherCommand root;
+
+    @Option(names = "--model", required = true, description = "Hugging Face model directory")
+    Path model;
+
+    static final class Prompts {
+        @Option(names = "--prompt-ids", split = ",", description = "one prompt as comma-separated token ids")
+        long[] promptIds;
+
+        @Option(names = "--data", description = "JSONL with a 'prompt_ids' array per line")
+        Path data;
+    }
+
+    @ArgGroup(multiplicity = "1")
+    Prompts prompts;
+
+    @Option(names = "--max-new-tokens", defaultValue = "32", description = "default: ${DEFAULT-VALUE}")
+    int maxNewTokens;
+
+    @Option(names = "--temperature", defaultValue = "0", description = "0 = greedy (default: ${DEFAULT-VALUE})")
+    double temperature;
+
+    @Option(names = "--top-k", defaultValue = "0", description = "keep the k most likely tokens; 0 disables (default)")
+    int topK;
+
+    @Option(names = "--top-p", defaultValue = "1.0", description = "nucleus sampling mass; 1.0 disables (default)")
+    double topP;
+
+    @Option(names = "--seed", defaultValue = "0", description = "sampling seed (default: ${DEFAULT-VALUE})")
+    long seed;
+
+    @Option(names = "--stop-id", description = "token id that ends a completion (repeatable; default: the model's eos_token_id)")
+    List<Long> stopIds;
+
+    @Option(names = "--no-cache", description = "recompute the whole sequence every step (for comparison)")
+    boolean noCache;
+
+    @Option(names = "--batch-size", defaultValue = "8", description = "prompts generated together (default: ${DEFAULT-VALUE})")
+    int batchSize;
+
+    @Option(names = "--dtype", defaultValue = "fp32", description = "compute dtype (default: ${DEFAULT-VALUE})")
+    String dtype;
+
+    @Option(names = "--out", description = "output JSONL (default: stdout)")
+    Path out;
+
+    private static final ObjectMapper JSON = new ObjectMapper();
+
+    @Override
+    public Integer call() throws IOException {
+        root.initEngine();
+        if (batchSize < 1) throw new IllegalArgumentException("--batch-size must be >= 1, got " + batchSize);
+        try (Models.LoadedModel m = Models.load(model, DType.parse(dtype))) {
+            CausalLM lm = m.model();
+            List<long[]> inputs = readPrompts(lm.config().vocabSize());
+            List<Long> stops = stopIds != null ? stopIds : defaultStopIds(m);
+            SamplingConfig config = new SamplingConfig(maxNewTokens, temperature, topK, topP, seed, stops, List.of(), !noCache);
+            long start = System.nanoTime();
+            List<String> lines = new ArrayList<>();
+            int generated = 0;
+            for (int i = 0; i < inputs.size(); i += batchSize) {
+                List<long[]> batch = inputs.subList(i, Math.min(inputs.size(), i + batchSize));
+                List<Generator.Generation> gens = Generator.generate(lm, batch, config);
+                for (int j = 0; j < batch.size(); j++) {
+                    ObjectNode o = JSON.createObjectNode();
+                    var p = o.putArray("prompt_ids");
+                    for (long id : batch.get(j)) p.add(id);
+                    var c = o.putArray("completion_ids");
+                    for (long id : gens.get(j).tokens()) c.add(id);
+                    o.put("finish_reason", gens.get(j).finishReason().name().toLowerCase(java.util.Locale.ROOT));
+                    lines.add(JSON.writeValueAsString(o));
+                    generated += gens.get(j).tokens().length;
+                }
+            }
+            double seconds = (System.nanoTime() - start) / 1e9;
+            if (out != null) {
+                AtomicFiles.write(out, w -> { for (String l : lines) w.write(l + "\n"); });
+            } else {
+                Writer w = root.spec.commandLine().getOut();
+                for (String l : lines) w.write(l + "\n");
+                w.flush();
+            }
+            root.spec.commandLine().getErr().printf("generated %d tokens for %d prompts in %.2f s (%.1f tokens/s)%n",
+                    generated, inputs.size(), seconds, generated / seconds);
+        }
+        return 0;
+    }
+
+    private List<long[]> readPrompts(int vocab) throws IOException {
+        List<long[]> result = new ArrayList<>();
+        if (prompts.promptIds != null) {
+            check(prompts.promptIds, vocab, "--prompt-ids", null, 0);
+            result.add(prompts.promptIds);
+            return result;
+        }
+        Path file = prompts.data;
+        if (!Files.isRegularFile(file)) throw new DataFormatException(file, 0, "file not found");
+        List<String> lines = Files.readAllLines(file);
+        for (int i = 0; i < lines.size(); i++) {
+            if (lines.get(i).isBlank()) continue;
+            JsonNode n;
+            try {
+                n = JSON.readTree(lines.get(i));
+            } catch (IOException e) {
+                throw new DataFormatException(file, i + 1, "not valid JSON");
+            }
+            JsonNode ids = n == null ? null : n.get("prompt_ids");
+            if (ids == null || !ids.isArray()) throw new DataFormatException(file, i + 1, "missing array field 'prompt_ids'");
+            long[] p = new long[ids.size()];
+            for (int j = 0; j < p.length; j++) {
+                if (!ids.get(j).isIntegralNumber()) throw new DataFormatException(file, i + 1, "'prompt_ids'[" + j + "] is not an integer");
+                p[j] = ids.get(j).asLong();
+            }
+            check(p, vocab, "'prompt_ids'", file, i + 1);
+            result.add(p);
+        }
+        if (result.isEmpty()) throw new DataFormatException(file, 0, "no prompts: the file is empty");
+        return result;
+    }
+
+    private static void check(long[] ids, int vocab, String field, Path file, long line) {
+        if (ids.length == 0) fail(file, line, field + " is empty: generation needs at least one prompt token");
+        for (int j = 0; j < ids.length; j++)
+            if (ids[j] < 0 || ids[j] >= vocab) fail(file, line, field + "[" + j + "] = " + ids[j] + " is outside the vocabulary [0, " + vocab + ")");
+    }
+
+    private static void fail(Path file, long line, String message) {
+        if (file == null) throw new IllegalArgumentException(message);
+        throw new DataFormatException(file, line, message);
+    }
+
+    /** HF's default: generation_config.json's eos_token_id, else config.json's. */
+    private static List<Long> defaultStopIds(Models.LoadedModel m) throws IOException {
+        Path gen = m.source().resolve("generation_config.json");
+        if (Files.isRegularFile(gen)) {
+            JsonNode n = JSON.readTree(gen.toFile()).get("eos_token_id");
+            if (n != null && n.isIntegralNumber()) return List.of(n.asLong());
+            if (n != null && n.isArray()) {
+                List<Long> ids = new ArrayList<>();
+                n.forEach(e -> ids.add(e.asLong()));
+                return ids;
+            }
+        }
+        return m.model().config().eosTokenIds();
+    }
+}

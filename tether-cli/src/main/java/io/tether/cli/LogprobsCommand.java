@@ -1,0 +1,121 @@
+package io.tether.cli;
+
+import java.io.IOException;
+import java.io.Writer;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.Comparator;
+import java.util.List;
+import java.util.concurrent.Callable;
+
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.ArrayNode;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.ParentCommand;
+
+import io.tether.data.TokenRecords;
+import io.tether.engine.AtomicFiles;
+import io.tether.engine.DType;
+import io.tether.model.LogProbs;
+import io.tether.model.Models;
+
+@Command(name = "logprobs", mixinStandardHelpOptions = true,
+        description = {"Sum of completion-token log-probabilities for each JSONL record.",
+                "Records: {\"prompt_ids\": [...], \"completion_ids\": [...]} or {\"prompt_ids\", \"chosen_ids\", \"rejected_ids\"}.",
+                "Output: one line per input line, in order."})
+final class LogprobsCommand implements Callable<Integer> {
+    @ParentCommand TetherCommand root;
+
+    @Option(names = "--model", required = true, description = "Hugging Face model directory (config.json + safetensors)")
+    Path model;
+
+    @Option(names = "--data", required = true, description = "JSONL (or .jsonl.gz) records of token ids")
+    Path data;
+
+    @Option(names = "--out", description = "output JSONL (default: stdout); written to a temporary file, then renamed")
+    Path out;
+
+    @Option(names = "--per-token", description = "also write each completion token's log-prob")
+    boolean perToken;
+
+    @Option(names = "--batch-size", defaultValue = "8", description = "sequences per forward pass (default: ${DEFAULT-VALUE})")
+    int batchSize;
+
+    @Option(names = "--dtype", defaultValue = "fp32", description = "compute dtype: fp32 or fp64 (default: ${DEFAULT-VALUE})")
+    String dtype;
+
+    private static final ObjectMapper JSON = new ObjectMapper();
+
+    @Override
+    public Integer call() throws IOException {
+        root.initEngine();
+        if (batchSize < 1) throw new IllegalArgumentException("--batch-size must be >= 1, got " + batchSize);
+        long start = System.nanoTime();
+        try (Models.LoadedModel m = Models.load(model, DType.parse(dtype))) {
+            List<TokenRecords.TokenRecord> records = TokenRecords.read(data, m.model().config().vocabSize());
+            List<LogProbs.Sequence> seqs = new ArrayList<>();
+            for (TokenRecords.TokenRecord r : records) {
+                if (r.isPreference()) {
+                    seqs.add(new LogProbs.Sequence(r.prompt(), r.chosen()));
+                    seqs.add(new LogProbs.Sequence(r.prompt(), r.rejected()));
+                } else {
+                    seqs.add(new LogProbs.Sequence(r.prompt(), r.completion()));
+                }
+            }
+            List<LogProbs.Result> results = scoreByLength(m, seqs);
+            List<String> lines = new ArrayList<>(records.size());
+            int k = 0;
+            for (TokenRecords.TokenRecord r : records) {
+                ObjectNode o = JSON.createObjectNode();
+                for (String id : new String[] {"id", "prompt_id"}) if (r.source().has(id)) o.set(id, r.source().get(id));
+                if (r.isPreference()) {
+                    put(o, "chosen_", results.get(k++));
+                    put(o, "rejected_", results.get(k++));
+                } else {
+                    put(o, "", results.get(k++));
+                }
+                lines.add(JSON.writeValueAsString(o));
+            }
+            if (out != null) {
+                AtomicFiles.write(out, w -> writeLines(w, lines));
+            } else {
+                Writer w = root.spec.commandLine().getOut();
+                writeLines(w, lines);
+                w.flush();
+            }
+            root.spec.commandLine().getErr().printf("scored %d records (%d sequences) in %.1f s%n", records.size(), seqs.size(), (System.nanoTime() - start) / 1e9);
+        }
+        return 0;
+    }
+
+    /** Batches sequences of similar length together (less padding); results come back in input order. */
+    private List<LogProbs.Result> scoreByLength(Models.LoadedModel m, List<LogProbs.Sequence> seqs) {
+        Integer[] order = new Integer[seqs.size()];
+        for (int i = 0; i < order.length; i++) order[i] = i;
+        java.util.Arrays.sort(order, Comparator.comparingInt(i -> seqs.get(i).prompt().length + seqs.get(i).completion().length));
+        List<LogProbs.Sequence> sorted = new ArrayList<>();
+        for (int i : order) sorted.add(seqs.get(i));
+        List<LogProbs.Result> scored = LogProbs.score(m.model(), sorted, batchSize);
+        LogProbs.Result[] back = new LogProbs.Result[seqs.size()];
+        for (int i = 0; i < order.length; i++) back[order[i]] = scored.get(i);
+        return java.util.Arrays.asList(back);
+    }
+
+    private void put(ObjectNode o, String prefix, LogProbs.Result r) {
+        o.put(prefix + "logprob", r.logprob());
+        o.put(prefix + "num_tokens", r.numTokens());
+        if (perToken) {
+            ArrayNode a = o.putArray(prefix + "token_logprobs");
+            for (double v : r.tokenLogprobs()) a.add(v);
+        }
+    }
+
+    private static void writeLines(Writer w, List<String> lines) throws IOException {
+        for (String l : lines) {
+            w.write(l);
+            w.write('\n');
+        }
+    }
+}

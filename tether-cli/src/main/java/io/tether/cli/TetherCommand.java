@@ -1,0 +1,65 @@
+package io.tether.cli;
+
+import java.io.PrintWriter;
+import java.io.UncheckedIOException;
+
+import picocli.CommandLine;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.ScopeType;
+
+import io.tether.data.DataFormatException;
+import io.tether.engine.CheckpointException;
+import io.tether.engine.Torch;
+
+/** The {@code tether} command line. Bad input ends with one message on stderr and exit code 2. */
+@Command(name = "tether", mixinStandardHelpOptions = true, versionProvider = TetherCommand.Version.class,
+        description = "Align causal language models with preference data on the JVM.",
+        subcommands = {LogprobsCommand.class, GenerateCommand.class, BenchCommand.class, CommandLine.HelpCommand.class})
+public final class TetherCommand implements Runnable {
+    /** Exit code for input the user can fix: a missing file, a bad config, a malformed record. */
+    public static final int BAD_INPUT = 2;
+
+    @Option(names = "--threads", scope = ScopeType.INHERIT, description = "torch intra-op threads (default: 1 on machines of up to 4 cores, else all cores)")
+    Integer threads;
+
+    @CommandLine.Spec CommandLine.Model.CommandSpec spec;
+
+    @Override
+    public void run() {
+        spec.commandLine().usage(spec.commandLine().getOut());
+    }
+
+    void initEngine() {
+        Torch.init(threads != null ? threads : Torch.defaultThreads());
+    }
+
+    public static void main(String[] args) {
+        System.exit(run(args, new PrintWriter(System.out, true), new PrintWriter(System.err, true)));
+    }
+
+    /** Runs the CLI with the given streams (tests call this directly). */
+    public static int run(String[] args, PrintWriter out, PrintWriter err) {
+        CommandLine cli = new CommandLine(new TetherCommand());
+        cli.setOut(out);
+        cli.setErr(err);
+        cli.setExecutionExceptionHandler((ex, cmd, parsed) -> {
+            if (ex instanceof CheckpointException || ex instanceof DataFormatException || ex instanceof IllegalArgumentException
+                    || ex instanceof UncheckedIOException || ex instanceof java.io.IOException) {
+                cmd.getErr().println("tether " + cmd.getCommandName() + ": error: " + ex.getMessage());
+                cmd.getErr().flush();
+                return BAD_INPUT;
+            }
+            throw ex;
+        });
+        return cli.execute(args);
+    }
+
+    static final class Version implements CommandLine.IVersionProvider {
+        @Override
+        public String[] getVersion() {
+            String v = TetherCommand.class.getPackage().getImplementationVersion();
+            return new String[] {"tether " + (v == null ? "dev" : v) + " (libtorch via org.bytedeco:pytorch)"};
+        }
+    }
+}
