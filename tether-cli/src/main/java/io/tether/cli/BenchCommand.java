@@ -136,30 +136,7 @@ final class BenchCommand implements Runnable {
 
         @Override
         public Integer call() throws IOException {
-            bench.root.initEngine();
-            double[] peak = matmulPeak();
-            try (CausalLM m = Models.create(s.config(Math.max(2048, s.seq)), DType.F32, 0); NoGradGuard g = new NoGradGuard()) {
-                long[] ids = s.randomIds(1, s.batch, s.seq);
-                List<Double> times = new ArrayList<>();
-                for (int r = 0; r <= s.runs; r++) {
-                    try (StepScope scope = new StepScope()) {
-                        Tensor input = Tensors.longs(ids, s.batch, s.seq);
-                        long t0 = System.nanoTime();
-                        m.forward(input).sum().item_double();
-                        if (r > 0) times.add((System.nanoTime() - t0) / 1e9);  // run 0 warms up
-                    }
-                }
-                double sec = median(times);
-                double gflops = s.forwardFlops(m, s.batch, s.seq) / sec / 1e9;
-                ObjectNode o = header("forward", s, peak);
-                o.put("parameters", m.parameterCount());
-                o.put("forward_seconds_median", round3(sec));
-                o.put("forward_tokens_per_second", round(s.batch * s.seq / sec));
-                o.put("forward_gflops", round(gflops));
-                o.put("fraction_of_peak", round3(gflops / peak[1]));
-                report(bench.root.spec.commandLine().getOut(), s.out, o);
-            }
-            return 0;
+            return stepBenchmark(bench, s, false);
         }
     }
 
@@ -170,35 +147,48 @@ final class BenchCommand implements Runnable {
 
         @Override
         public Integer call() throws IOException {
-            bench.root.initEngine();
-            double[] peak = matmulPeak();
-            try (CausalLM m = Models.create(s.config(Math.max(2048, s.seq)), DType.F32, 0)) {
-                m.setTrainable(true);
-                long[] ids = s.randomIds(1, s.batch, s.seq);
-                long[] mask = new long[ids.length];
-                Arrays.fill(mask, 1);
-                List<Double> times = new ArrayList<>();
-                for (int r = 0; r <= s.runs; r++) {
-                    try (StepScope scope = new StepScope()) {
-                        long t0 = System.nanoTime();
-                        Tensor loss = LogProbs.sequenceLogprobs(m, Tensors.longs(ids, s.batch, s.seq), Tensors.longs(mask, s.batch, s.seq)).mean().neg();
-                        loss.backward();
-                        for (Tensor p : m.parameters().values()) p.grad().zero_();
-                        if (r > 0) times.add((System.nanoTime() - t0) / 1e9);
-                    }
-                }
-                double sec = median(times);
-                double gflops = 3 * s.forwardFlops(m, s.batch, s.seq) / sec / 1e9;  // backward ~ 2x forward
-                ObjectNode o = header("train", s, peak);
-                o.put("parameters", m.parameterCount());
-                o.put("step_seconds_median", round3(sec));
-                o.put("train_tokens_per_second", round(s.batch * s.seq / sec));
-                o.put("train_gflops", round(gflops));
-                o.put("fraction_of_peak", round3(gflops / peak[1]));
-                report(bench.root.spec.commandLine().getOut(), s.out, o);
-            }
-            return 0;
+            return stepBenchmark(bench, s, true);
         }
+    }
+
+    /**
+     * Times a forward pass (no graph) or a forward+backward step on random tokens; run 0 warms up. A training step
+     * is counted as 3x the forward FLOPs (the backward pass costs about twice the forward).
+     */
+    static int stepBenchmark(BenchCommand bench, Shape s, boolean train) throws IOException {
+        bench.root.initEngine();
+        double[] peak = matmulPeak();
+        try (CausalLM m = Models.create(s.config(Math.max(2048, s.seq)), DType.F32, 0)) {
+            m.setTrainable(train);
+            long[] ids = s.randomIds(1, s.batch, s.seq);
+            long[] mask = new long[ids.length];
+            Arrays.fill(mask, 1);
+            List<Double> times = new ArrayList<>();
+            for (int r = 0; r <= s.runs; r++) {
+                try (StepScope scope = new StepScope(); NoGradGuard g = train ? null : new NoGradGuard()) {
+                    Tensor input = Tensors.longs(ids, s.batch, s.seq);
+                    long t0 = System.nanoTime();
+                    if (train) {
+                        LogProbs.sequenceLogprobs(m, input, Tensors.longs(mask, s.batch, s.seq)).mean().neg().backward();
+                        for (Tensor p : m.parameters().values()) p.grad().zero_();
+                    } else {
+                        m.forward(input).sum().item_double();
+                    }
+                    if (r > 0) times.add((System.nanoTime() - t0) / 1e9);
+                }
+            }
+            double sec = median(times);
+            double gflops = (train ? 3 : 1) * s.forwardFlops(m, s.batch, s.seq) / sec / 1e9;
+            String what = train ? "train" : "forward";
+            ObjectNode o = header(what, s, peak);
+            o.put("parameters", m.parameterCount());
+            o.put(what + "_step_seconds_median", round3(sec));
+            o.put(what + "_tokens_per_second", round(s.batch * s.seq / sec));
+            o.put(what + "_gflops", round(gflops));
+            o.put("fraction_of_peak", round3(gflops / peak[1]));
+            report(bench.root.spec.commandLine().getOut(), s.out, o);
+        }
+        return 0;
     }
 
     @Command(name = "generate", mixinStandardHelpOptions = true, description = "Greedy decode tokens/s with and without the KV cache.")
