@@ -27,6 +27,12 @@ final class Attention {
 
     static Tensor mask(long batch, long t, int past, Tensor attentionMask, int window) {
         long total = past + t;
+        if (attentionMask != null && attentionMask.dim() == 4) {
+            // A ready [B, 1, T, past+T] boolean mask (packed documents): used as given, as HF does with 4D masks.
+            if (attentionMask.size(2) != t || attentionMask.size(3) != total)
+                throw new IllegalArgumentException("4D attention mask must be [B, 1, " + t + ", " + total + "]");
+            return attentionMask.to(DType.BOOL.scalarType);
+        }
         boolean windowBites = window > 0 && total > window;
         if (attentionMask == null && !windowBites && (past == 0 || t == 1)) return null;
         Tensor q = Tensors.arange(t, DType.I64).add(Tensors.scalar(past)).view(t, 1);   // (T, 1) absolute query positions

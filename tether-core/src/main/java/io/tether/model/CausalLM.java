@@ -11,8 +11,9 @@ import io.tether.engine.DType;
  *
  * <p>Inputs follow Hugging Face's conventions: {@code inputIds} is [B, T] int64; {@code positionIds} is [B, T]
  * (null means {@code past .. past+T-1} for every row); {@code attentionMask} is [B, past+T] with 1 for real tokens
- * and 0 for padding (null means no padding). With right padding the mask may be omitted: causal attention never
- * lets a real token see the padding after it.
+ * and 0 for padding (null means no padding), or a ready boolean [B, 1, T, past+T] mask (true = may attend), as for
+ * packed documents. With right padding the mask may be omitted: causal attention never lets a real token see the
+ * padding after it.
  */
 public interface CausalLM extends AutoCloseable {
     ModelConfig config();

@@ -1,0 +1,307 @@
+package io.tether.train;
+
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.Collections;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Random;
+
+import org.bytedeco.pytorch.NoGradGuard;
+import org.bytedeco.pytorch.Tensor;
+
+import io.tether.engine.AtomicFiles;
+import io.tether.engine.StepScope;
+import io.tether.model.CausalLM;
+import io.tether.model.Models;
+
+/**
+ * The one training loop. Each optimizer step: take {@code gradient_accumulation_steps} micro-batches, normalise
+ * every micro-batch's summed loss by the units of the whole step, backward, synchronise gradients, clip, guard
+ * against non-finite values, update with AdamW at the scheduled rate, log, evaluate and checkpoint on schedule.
+ * A method (SFT, DPO, ...) supplies only {@link TrainingMethod#forward}.
+ *
+ * @param <E> one training example
+ */
+public final class Trainer<E> {
+    /** Progress reports; the CLI draws a progress bar from them. Library code never prints. */
+    public interface Listener {
+        default void onStep(int step, int totalSteps, Map<String, Object> metrics) {}
+
+        default void onEval(int step, Map<String, Object> metrics) {}
+
+        default void onCheckpoint(int step, Path dir) {}
+
+        default void onSkippedBatch(int step, String reason) {}
+    }
+
+    private final CausalLM model;
+    private final TrainingMethod<E> method;
+    private final List<E> train;
+    private final List<E> eval;
+    private final TrainerConfig config;
+    private final RunDirectory run;
+    private final GradientSync sync;
+    private final Listener listener;
+    private final Path tokenizerSource;
+    private final Map<String, Tensor> params;
+
+    public Trainer(CausalLM model, TrainingMethod<E> method, List<E> train, List<E> eval, TrainerConfig config,
+                   RunDirectory run, GradientSync sync, Listener listener, Path tokenizerSource) {
+        if (train.isEmpty()) throw new IllegalArgumentException("no training examples");
+        this.model = model;
+        this.method = method;
+        this.train = List.copyOf(train);
+        this.eval = List.copyOf(eval);
+        this.config = config;
+        this.run = run;
+        this.sync = sync;
+        this.listener = listener == null ? new Listener() {} : listener;
+        this.tokenizerSource = tokenizerSource;
+        this.params = model.parameters();
+    }
+
+    /** Optimizer steps of the run: max_steps, else the epochs over this rank's share of the data. */
+    public int totalSteps() {
+        if (config.maxSteps() > 0) return config.maxSteps();
+        long perStep = (long) config.perDeviceTrainBatchSize() * config.gradientAccumulationSteps() * sync.worldSize();
+        return (int) Math.max(1, Math.ceil(config.numTrainEpochs() * Math.ceil((double) train.size() / perStep)));
+    }
+
+    /** The outcome: steps taken, the last logged training loss and the last eval loss (NaN if none). */
+    public record Result(int steps, double lastLoss, double evalLoss, Path lastCheckpoint) {}
+
+    public Result train(boolean resume) throws IOException {
+        int total = totalSteps();
+        int warmup = config.warmupSteps() > 0 ? config.warmupSteps() : (int) Math.ceil(config.warmupRatio() * total);
+        LrSchedule schedule = new LrSchedule(LrSchedule.Kind.parse(config.lrSchedulerType()), config.learningRate(), warmup, total);
+        model.setTrainable(true);
+        Cursor cursor = new Cursor(0, 0);
+        int step = 0;
+        Path lastCheckpoint = null;
+        try (AdamW optimizer = new AdamW(params, AdamW.defaultDecay(params), config.adam())) {
+            if (resume) {
+                var latest = run.latestCheckpoint();
+                if (latest.isPresent()) {
+                    TrainerState s = TrainerState.read(latest.get());
+                    if (s.seed() != config.seed())
+                        throw new IllegalArgumentException("key 'seed': the run was started with seed " + s.seed() + ", not " + config.seed());
+                    restoreWeights(latest.get());
+                    optimizer.load(latest.get().resolve("optimizer.safetensors"));
+                    step = s.globalStep();
+                    cursor = new Cursor(s.epoch(), s.position());
+                    lastCheckpoint = latest.get();
+                    run.truncateMetricsAfter(step);
+                }
+            }
+            double lastLoss = Double.NaN, evalLoss = Double.NaN;
+            double intervalLoss = 0;
+            int intervalSteps = 0;
+            long intervalUnits = 0;
+            long intervalStart = System.nanoTime();
+            while (step < total) {
+                long t0 = System.nanoTime();
+                List<List<E>> micro = new ArrayList<>();
+                for (int i = 0; i < config.gradientAccumulationSteps(); i++) micro.add(cursor.next(config.perDeviceTrainBatchSize()));
+                long units = 0;
+                for (List<E> mb : micro) units += method.units(mb);
+                if (units == 0) throw new IllegalStateException("step " + (step + 1) + ": the batch has no loss units (e.g. every completion truncated away)");
+                double stepLoss = 0;
+                String nonFinite = null;
+                Map<String, Double> metricSums = new LinkedHashMap<>();
+                for (List<E> mb : micro) {
+                    try (StepScope scope = new StepScope()) {
+                        TrainingMethod.Output out = method.forward(model, mb);
+                        Tensor loss = out.lossSum().div(io.tether.engine.Tensors.scalar((double) units));
+                        double value = loss.item_double();
+                        if (!Double.isFinite(value)) {
+                            nonFinite = "loss";
+                            break;
+                        }
+                        loss.backward();
+                        stepLoss += value;
+                        out.metricSums().forEach((k, v) -> metricSums.merge(k, v, Double::sum));
+                    }
+                }
+                double gradNorm = Double.NaN;
+                String badTensor = null;
+                if (nonFinite == null) {
+                    sync.allReduceMean(grads());
+                    gradNorm = GradientClipping.clip(params.values(), config.maxGradNorm());
+                    if (!Double.isFinite(gradNorm)) badTensor = firstNonFiniteGradient();
+                }
+                if (nonFinite != null || badTensor != null) {
+                    optimizer.zeroGrad();
+                    if (config.nanPolicy().equals("stop")) throw new NonFiniteException(step + 1, badTensor, lastCheckpoint);
+                    listener.onSkippedBatch(step + 1, nonFinite != null ? "non-finite loss" : "non-finite gradient in " + badTensor);
+                    run.appendMetrics(orderedMap("step", step + 1, "skipped", nonFinite != null ? "non-finite loss" : "non-finite gradient in " + badTensor));
+                    step++;
+                    continue;
+                }
+                double lr = schedule.at(step);
+                optimizer.step(lr);
+                optimizer.zeroGrad();
+                step++;
+                lastLoss = stepLoss;
+                intervalLoss += stepLoss;
+                intervalSteps++;
+                intervalUnits += units;
+                double stepSeconds = (System.nanoTime() - t0) / 1e9;
+                if (step % config.loggingSteps() == 0 || step == total) {
+                    double seconds = (System.nanoTime() - intervalStart) / 1e9;
+                    Map<String, Object> m = orderedMap("step", step, "epoch", cursor.epochProgress(), "loss", intervalLoss / intervalSteps,
+                            "lr", lr, "grad_norm", gradNorm, "units_per_second", intervalUnits / seconds,
+                            "step_seconds", stepSeconds, "rss_mb", rssMb());
+                    for (Map.Entry<String, Double> e : metricSums.entrySet()) m.put(e.getKey(), e.getValue() / units);
+                    run.appendMetrics(m);
+                    listener.onStep(step, total, m);
+                    intervalLoss = 0;
+                    intervalSteps = 0;
+                    intervalUnits = 0;
+                    intervalStart = System.nanoTime();
+                }
+                boolean last = step == total;
+                if (!eval.isEmpty() && ((config.evalSteps() > 0 && step % config.evalSteps() == 0) || last)) {
+                    evalLoss = evaluate();
+                    Map<String, Object> m = orderedMap("step", step, "eval_loss", evalLoss, "eval_perplexity", Math.exp(evalLoss));
+                    run.appendMetrics(m);
+                    listener.onEval(step, m);
+                }
+                if ((config.saveSteps() > 0 && step % config.saveSteps() == 0) || last) {
+                    lastCheckpoint = checkpoint(step, cursor, optimizer, total);
+                    listener.onCheckpoint(step, lastCheckpoint);
+                }
+            }
+            return new Result(step, lastLoss, evalLoss, lastCheckpoint);
+        }
+    }
+
+    /** Mean loss per unit over the held-out examples, without gradients. */
+    public double evaluate() {
+        double lossSum = 0;
+        long units = 0;
+        for (int i = 0; i < eval.size(); i += config.perDeviceTrainBatchSize()) {
+            List<E> batch = eval.subList(i, Math.min(eval.size(), i + config.perDeviceTrainBatchSize()));
+            try (StepScope scope = new StepScope(); NoGradGuard g = new NoGradGuard()) {
+                lossSum += method.forward(model, batch).lossSum().item_double();
+                units += method.units(batch);
+            }
+        }
+        return units == 0 ? Double.NaN : lossSum / units;
+    }
+
+    private List<Tensor> grads() {
+        List<Tensor> g = new ArrayList<>();
+        for (Tensor p : params.values()) if (p.grad().defined()) g.add(p.grad());
+        return g;
+    }
+
+    private String firstNonFiniteGradient() {
+        try (StepScope scope = new StepScope()) {
+            for (Map.Entry<String, Tensor> e : params.entrySet()) {
+                Tensor g = e.getValue().grad();
+                if (g.defined() && !g.isfinite().all().item().toBool()) return e.getKey();
+            }
+        }
+        return "(gradient norm overflowed)";
+    }
+
+    /**
+     * Writes {@code checkpoints/step-N} through a temporary directory renamed only when complete, so a crash while
+     * writing leaves the previous checkpoint as the latest; then deletes the oldest beyond save_total_limit.
+     */
+    private Path checkpoint(int step, Cursor cursor, AdamW optimizer, int total) throws IOException {
+        if (sync.rank() != 0) return null;
+        Path dir = run.checkpoints().resolve("step-" + step);
+        Path tmp = run.checkpoints().resolve(".step-" + step + ".tmp");
+        Files.createDirectories(run.checkpoints());
+        Models.save(model, tmp, null, null, tokenizerSource, Models.DEFAULT_MAX_SHARD_BYTES);
+        optimizer.save(tmp.resolve("optimizer.safetensors"));
+        new TrainerState(step, cursor.epoch, cursor.position, config.seed(), total).write(tmp);
+        if (Files.exists(dir)) deleteRecursively(dir);
+        AtomicFiles.move(tmp, dir);
+        List<Path> all = run.checkpointDirs();
+        for (int i = 0; i < all.size() - config.saveTotalLimit(); i++) deleteRecursively(all.get(i));
+        return dir;
+    }
+
+    private void restoreWeights(Path checkpoint) {
+        try (Models.LoadedModel saved = Models.load(checkpoint, model.dtype()); NoGradGuard g = new NoGradGuard()) {
+            for (Map.Entry<String, Tensor> e : params.entrySet()) {
+                Tensor src = saved.model().parameters().get(e.getKey());
+                if (src == null) throw new IllegalArgumentException(checkpoint + ": checkpoint lacks parameter " + e.getKey());
+                e.getValue().copy_(src);
+            }
+        }
+    }
+
+    static void deleteRecursively(Path p) throws IOException {
+        if (Files.isDirectory(p)) {
+            try (var s = Files.list(p)) {
+                for (Path c : s.toList()) deleteRecursively(c);
+            }
+        }
+        Files.deleteIfExists(p);
+    }
+
+    /**
+     * The data cursor: epoch e visits this rank's share of a permutation that depends only on (seed, e), so a
+     * resumed run sees exactly the examples an uninterrupted one would.
+     */
+    private final class Cursor {
+        int epoch;
+        int position;
+        private List<Integer> order;
+
+        Cursor(int epoch, int position) {
+            this.epoch = epoch;
+            this.position = position;
+        }
+
+        List<E> next(int batchSize) {
+            if (order == null) order = permutation(epoch);
+            if (position >= order.size()) {
+                epoch++;
+                position = 0;
+                order = permutation(epoch);
+            }
+            List<E> out = new ArrayList<>(batchSize);
+            for (int i = 0; i < batchSize && position < order.size(); i++) out.add(train.get(order.get(position++)));
+            return out;
+        }
+
+        double epochProgress() {
+            return epoch + (order == null ? 0 : (double) position / Math.max(1, order.size()));
+        }
+
+        private List<Integer> permutation(int e) {
+            List<Integer> all = new ArrayList<>(train.size());
+            for (int i = 0; i < train.size(); i++) all.add(i);
+            Collections.shuffle(all, new Random(config.seed() * 1_000_003L + e));
+            // This rank's share: every world-th example, so ranks see disjoint data.
+            List<Integer> mine = new ArrayList<>();
+            for (int i = sync.rank(); i < all.size(); i += sync.worldSize()) mine.add(all.get(i));
+            return mine;
+        }
+    }
+
+    static Map<String, Object> orderedMap(Object... kv) {
+        Map<String, Object> m = new LinkedHashMap<>();
+        for (int i = 0; i < kv.length; i += 2) m.put((String) kv[i], kv[i + 1]);
+        return m;
+    }
+
+    static double rssMb() {
+        try {
+            for (String line : Files.readAllLines(Path.of("/proc/self/status")))
+                if (line.startsWith("VmRSS:")) return Long.parseLong(line.replaceAll("[^0-9]", "")) / 1024.0;
+        } catch (IOException | UncheckedIOException e) {
+            return Double.NaN;
+        }
+        return Double.NaN;
+    }
+}

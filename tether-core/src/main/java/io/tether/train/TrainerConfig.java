@@ -1,0 +1,55 @@
+package io.tether.train;
+
+/**
+ * The loop's knobs, named as HF {@code TrainingArguments} names them (YAML keys are these names).
+ *
+ * @param maxSteps                  {@code max_steps}: optimizer steps; 0 means {@code numTrainEpochs} over the data
+ * @param numTrainEpochs            {@code num_train_epochs}, used when maxSteps is 0
+ * @param perDeviceTrainBatchSize   {@code per_device_train_batch_size}: examples per micro-batch
+ * @param gradientAccumulationSteps {@code gradient_accumulation_steps}: micro-batches per optimizer step
+ * @param learningRate              {@code learning_rate} (TRL's SFT default 2e-5)
+ * @param lrSchedulerType           {@code lr_scheduler_type}: constant, linear or cosine
+ * @param warmupSteps               {@code warmup_steps}; overrides warmupRatio when > 0
+ * @param warmupRatio               {@code warmup_ratio} of the total steps
+ * @param maxGradNorm               {@code max_grad_norm}; 0 disables clipping
+ * @param loggingSteps              {@code logging_steps}: a metrics line every N optimizer steps
+ * @param evalSteps                 {@code eval_steps}: held-out loss every N steps (0: only at the end)
+ * @param saveSteps                 {@code save_steps}: a checkpoint every N steps (0: only at the end)
+ * @param saveTotalLimit            {@code save_total_limit}: checkpoints kept (oldest deleted first)
+ * @param nanPolicy                 what a non-finite loss or gradient does: "stop" (report and fail) or "skip"
+ */
+public record TrainerConfig(int maxSteps, double numTrainEpochs, int perDeviceTrainBatchSize, int gradientAccumulationSteps,
+                            double learningRate, String lrSchedulerType, int warmupSteps, double warmupRatio,
+                            double weightDecay, double adamBeta1, double adamBeta2, double adamEpsilon, double maxGradNorm,
+                            long seed, int loggingSteps, int evalSteps, int saveSteps, int saveTotalLimit, String nanPolicy) {
+    public TrainerConfig {
+        require(maxSteps >= 0, "max_steps", "must be >= 0, got " + maxSteps);
+        require(maxSteps > 0 || numTrainEpochs > 0, "num_train_epochs", "must be > 0 when max_steps is 0");
+        require(perDeviceTrainBatchSize >= 1, "per_device_train_batch_size", "must be >= 1, got " + perDeviceTrainBatchSize);
+        require(gradientAccumulationSteps >= 1, "gradient_accumulation_steps", "must be >= 1, got " + gradientAccumulationSteps);
+        require(learningRate >= 0, "learning_rate", "must be >= 0, got " + learningRate);
+        LrSchedule.Kind.parse(lrSchedulerType);
+        require(warmupSteps >= 0, "warmup_steps", "must be >= 0");
+        require(warmupRatio >= 0 && warmupRatio < 1, "warmup_ratio", "must be in [0, 1), got " + warmupRatio);
+        require(maxGradNorm >= 0, "max_grad_norm", "must be >= 0 (0 disables clipping)");
+        require(loggingSteps >= 1, "logging_steps", "must be >= 1");
+        require(evalSteps >= 0, "eval_steps", "must be >= 0");
+        require(saveSteps >= 0, "save_steps", "must be >= 0");
+        require(saveTotalLimit >= 1, "save_total_limit", "must be >= 1");
+        require(nanPolicy.equals("stop") || nanPolicy.equals("skip"), "nan_policy", "must be 'stop' or 'skip', got '" + nanPolicy + "'");
+        new AdamW.Config(learningRate, adamBeta1, adamBeta2, adamEpsilon, weightDecay);
+    }
+
+    /** TRL SFTConfig / HF TrainingArguments defaults. */
+    public static TrainerConfig defaults() {
+        return new TrainerConfig(0, 1.0, 8, 1, 2e-5, "linear", 0, 0.0, 0.0, 0.9, 0.999, 1e-8, 1.0, 42, 10, 0, 500, 3, "stop");
+    }
+
+    public AdamW.Config adam() {
+        return new AdamW.Config(learningRate, adamBeta1, adamBeta2, adamEpsilon, weightDecay);
+    }
+
+    private static void require(boolean ok, String key, String message) {
+        if (!ok) throw new IllegalArgumentException("key '" + key + "': " + message);
+    }
+}
