@@ -15,7 +15,7 @@ import io.tether.engine.Torch;
 /** The {@code tether} command line. Bad input ends with one message on stderr and exit code 2. */
 @Command(name = "tether", mixinStandardHelpOptions = true, versionProvider = TetherCommand.Version.class,
         description = "Align causal language models with preference data on the JVM.",
-        subcommands = {LogprobsCommand.class, GenerateCommand.class, BenchCommand.class, CommandLine.HelpCommand.class})
+        subcommands = {LogprobsCommand.class, GenerateCommand.class, SftCommand.class, BenchCommand.class, CommandLine.HelpCommand.class})
 public final class TetherCommand implements Runnable {
     /** Exit code for input the user can fix: a missing file, a bad config, a malformed record. */
     public static final int BAD_INPUT = 2;
@@ -44,6 +44,12 @@ public final class TetherCommand implements Runnable {
         cli.setOut(out);
         cli.setErr(err);
         cli.setExecutionExceptionHandler((ex, cmd, parsed) -> {
+            if (ex instanceof io.tether.train.NonFiniteException) {
+                cmd.getErr().println();
+                cmd.getErr().println("tether " + cmd.getCommandName() + ": stopped: " + ex.getMessage());
+                cmd.getErr().flush();
+                return 1;
+            }
             if (ex instanceof CheckpointException || ex instanceof DataFormatException || ex instanceof IllegalArgumentException
                     || ex instanceof UncheckedIOException || ex instanceof java.io.IOException) {
                 cmd.getErr().println("tether " + cmd.getCommandName() + ": error: " + ex.getMessage());

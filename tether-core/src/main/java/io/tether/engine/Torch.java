@@ -16,9 +16,12 @@ public final class Torch {
 
     private Torch() {}
 
-    /** Loads the bundled libtorch with the default thread policy ({@link #defaultThreads()}). */
+    /**
+     * Loads the bundled libtorch; the first load sets the default thread policy ({@link #defaultThreads()}), later
+     * calls leave the thread count that the application chose.
+     */
     public static void init() {
-        init(defaultThreads());
+        if (!loaded) init(defaultThreads());
     }
 
     /**

@@ -70,12 +70,16 @@ public record ModelConfig(
     static final ObjectMapper JSON = new ObjectMapper();
 
     public static ModelConfig read(Path dir) {
-        Path file = dir.resolve("config.json");
+        return readFile(dir.resolve("config.json"));
+    }
+
+    /** Reads a config file by its own name (e.g. a config for a model to initialise from scratch). */
+    public static ModelConfig readFile(Path file) {
         JsonNode root;
         try {
             root = JSON.readTree(Files.readString(file));
         } catch (NoSuchFileException e) {
-            throw new CheckpointException(file, null, "config.json not found: a Hugging Face model directory needs one");
+            throw new CheckpointException(file, null, file.getFileName() + " not found" + (file.getFileName().toString().equals("config.json") ? ": a Hugging Face model directory needs one" : ""));
         } catch (IOException e) {
             throw new CheckpointException(file, null, "not valid JSON: " + e.getMessage(), e);
         }

@@ -39,7 +39,9 @@ class EngineTest {
     void threadsAreSetExplicitly() {
         Torch.setThreads(1);
         assertEquals(1, Torch.threads());
-        Torch.init();
+        Torch.init();   // already loaded: keeps the application's choice
+        assertEquals(1, Torch.threads());
+        Torch.init(Torch.defaultThreads());
         assertEquals(Torch.defaultThreads(), Torch.threads());
     }
 

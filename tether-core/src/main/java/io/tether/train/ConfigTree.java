@@ -1,0 +1,179 @@
+package io.tether.train;
+
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.NoSuchFileException;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.Iterator;
+import java.util.LinkedHashSet;
+import java.util.List;
+import java.util.Set;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+
+/**
+ * A YAML config with command-line overrides, read key by key so that every problem names its key: unknown keys
+ * (with the closest known one), wrong types, out-of-range values. Overrides are {@code key=value} with the value
+ * parsed as YAML ({@code learning_rate=1e-4}, {@code packing=true}).
+ */
+public final class ConfigTree {
+    private final ObjectNode tree;
+    private final String source;
+    private final Set<String> read = new LinkedHashSet<>();
+
+    private ConfigTree(ObjectNode tree, String source) {
+        this.tree = tree;
+        this.source = source;
+    }
+
+    public static ConfigTree load(Path yaml, List<String> overrides) {
+        ObjectNode tree = RunDirectory.YAML.createObjectNode();
+        String source = "command line";
+        if (yaml != null) {
+            source = yaml.toString();
+            try {
+                JsonNode n = RunDirectory.YAML.readTree(Files.readString(yaml));
+                if (n != null && !n.isNull() && !n.isMissingNode()) {
+                    if (!n.isObject()) throw new IllegalArgumentException(yaml + ": expected a mapping of keys to values");
+                    tree = (ObjectNode) n;
+                }
+            } catch (NoSuchFileException e) {
+                throw new IllegalArgumentException(yaml + ": config file not found");
+            } catch (IOException e) {
+                throw new IllegalArgumentException(yaml + ": not valid YAML: " + e.getMessage().lines().findFirst().orElse(""));
+            }
+        }
+        for (String o : overrides) {
+            int eq = o.indexOf('=');
+            if (eq <= 0) throw new IllegalArgumentException("override '" + o + "': expected key=value");
+            String key = o.substring(0, eq).trim(), value = o.substring(eq + 1);
+            try {
+                JsonNode v = RunDirectory.YAML.readTree(value.isEmpty() ? "null" : value);
+                tree.set(key, v == null || v.isMissingNode() ? RunDirectory.YAML.nullNode() : v);
+            } catch (IOException e) {
+                throw new IllegalArgumentException("override '" + o + "': value is not valid YAML");
+            }
+        }
+        return new ConfigTree(tree, source);
+    }
+
+    private IllegalArgumentException error(String key, String message) {
+        return new IllegalArgumentException(source + ": key '" + key + "': " + message);
+    }
+
+    private JsonNode get(String key) {
+        read.add(key);
+        JsonNode n = tree.get(key);
+        return n == null || n.isNull() ? null : n;
+    }
+
+    public String string(String key, String dflt) {
+        JsonNode n = get(key);
+        if (n == null) return dflt;
+        if (!n.isValueNode() || n.isBoolean()) throw error(key, "expected a string, got " + n);
+        return n.asText();
+    }
+
+    public Path path(String key) {
+        String s = string(key, null);
+        return s == null ? null : Path.of(s);
+    }
+
+    public int integer(String key, int dflt) {
+        JsonNode n = get(key);
+        if (n == null) return dflt;
+        if (!n.isIntegralNumber() || !n.canConvertToInt()) throw error(key, "expected an integer, got " + n);
+        return n.asInt();
+    }
+
+    public long longValue(String key, long dflt) {
+        JsonNode n = get(key);
+        if (n == null) return dflt;
+        if (!n.isIntegralNumber() || !n.canConvertToLong()) throw error(key, "expected an integer, got " + n);
+        return n.asLong();
+    }
+
+    public double number(String key, double dflt) {
+        JsonNode n = get(key);
+        if (n == null) return dflt;
+        if (!n.isNumber()) throw error(key, "expected a number, got " + n);
+        return n.asDouble();
+    }
+
+    public boolean bool(String key, boolean dflt) {
+        JsonNode n = get(key);
+        if (n == null) return dflt;
+        if (!n.isBoolean()) throw error(key, "expected true or false, got " + n);
+        return n.asBoolean();
+    }
+
+    /** Wraps a record's own validation (which names the key) with the config's source. */
+    public <T> T validated(java.util.function.Supplier<T> build) {
+        try {
+            return build.get();
+        } catch (IllegalArgumentException e) {
+            throw new IllegalArgumentException(source + ": " + e.getMessage(), e);
+        }
+    }
+
+    /** Fails on any key that no reader asked for, suggesting the closest known key. */
+    public void rejectUnknownKeys() {
+        List<String> unknown = new ArrayList<>();
+        for (Iterator<String> it = tree.fieldNames(); it.hasNext(); ) {
+            String k = it.next();
+            if (!read.contains(k)) unknown.add(k);
+        }
+        if (unknown.isEmpty()) return;
+        String k = unknown.get(0);
+        String best = null;
+        int bestDistance = Integer.MAX_VALUE;
+        for (String known : read) {
+            int d = distance(k, known);
+            if (d < bestDistance) {
+                bestDistance = d;
+                best = known;
+            }
+        }
+        String hint = best != null && bestDistance <= Math.max(2, k.length() / 3) ? " (did you mean '" + best + "'?)" : "";
+        throw error(k, "unknown key" + hint);
+    }
+
+    private static int distance(String a, String b) {
+        int[] prev = new int[b.length() + 1], cur = new int[b.length() + 1];
+        for (int j = 0; j <= b.length(); j++) prev[j] = j;
+        for (int i = 1; i <= a.length(); i++) {
+            cur[0] = i;
+            for (int j = 1; j <= b.length(); j++)
+                cur[j] = Math.min(Math.min(cur[j - 1] + 1, prev[j] + 1), prev[j - 1] + (a.charAt(i - 1) == b.charAt(j - 1) ? 0 : 1));
+            int[] t = prev; prev = cur; cur = t;
+        }
+        return prev[b.length()];
+    }
+
+    /** Reads the loop's keys (HF TrainingArguments names), defaults from {@link TrainerConfig#defaults}. */
+    public TrainerConfig trainerConfig() {
+        TrainerConfig d = TrainerConfig.defaults();
+        int maxSteps = integer("max_steps", d.maxSteps());
+        double epochs = number("num_train_epochs", d.numTrainEpochs());
+        int batch = integer("per_device_train_batch_size", d.perDeviceTrainBatchSize());
+        int accumulation = integer("gradient_accumulation_steps", d.gradientAccumulationSteps());
+        double lr = number("learning_rate", d.learningRate());
+        String scheduler = string("lr_scheduler_type", d.lrSchedulerType());
+        int warmup = integer("warmup_steps", d.warmupSteps());
+        double warmupRatio = number("warmup_ratio", d.warmupRatio());
+        double wd = number("weight_decay", d.weightDecay());
+        double b1 = number("adam_beta1", d.adamBeta1()), b2 = number("adam_beta2", d.adamBeta2()), eps = number("adam_epsilon", d.adamEpsilon());
+        double clip = number("max_grad_norm", d.maxGradNorm());
+        long seed = longValue("seed", d.seed());
+        int logging = integer("logging_steps", d.loggingSteps()), evalSteps = integer("eval_steps", d.evalSteps());
+        int save = integer("save_steps", d.saveSteps()), limit = integer("save_total_limit", d.saveTotalLimit());
+        String nan = string("nan_policy", d.nanPolicy());
+        return validated(() -> new TrainerConfig(maxSteps, epochs, batch, accumulation, lr, scheduler, warmup, warmupRatio, wd, b1, b2, eps,
+                clip, seed, logging, evalSteps, save, limit, nan));
+    }
+
+    /** The merged tree (file plus overrides), for the run's resolved config.yaml. */
+    public ObjectNode tree() { return tree; }
+}

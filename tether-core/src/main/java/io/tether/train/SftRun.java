@@ -1,0 +1,132 @@
+package io.tether.train;
+
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Instant;
+import java.util.ArrayList;
+import java.util.Collections;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Random;
+
+import com.fasterxml.jackson.databind.node.ObjectNode;
+
+import io.tether.data.TokenRecords;
+import io.tether.engine.DType;
+import io.tether.engine.Torch;
+import io.tether.model.CausalLM;
+import io.tether.model.ModelConfig;
+import io.tether.model.Models;
+
+/** Runs SFT from an {@link SftConfig}: model, data, split, run directory, the loop, and the final model. */
+public final class SftRun {
+    private SftRun() {}
+
+    public static Trainer.Result run(SftConfig c, boolean resume, Trainer.Listener listener) throws IOException {
+        Torch.init();
+        DType dtype = DType.parse(c.dtype());
+        RunDirectory run = new RunDirectory(c.outputDir());
+        if (!resume && run.latestCheckpoint().isPresent())
+            throw new IllegalArgumentException("key 'output_dir': " + c.outputDir() + " already holds checkpoints; pass --resume to continue that run or choose another directory");
+        Models.LoadedModel loaded = null;
+        CausalLM model;
+        String initialWeights;
+        if (c.model() != null) {
+            loaded = Models.load(c.model(), dtype);
+            model = loaded.model();
+            initialWeights = weightsHash(c.model());
+        } else {
+            ModelConfig config = ModelConfig.readFile(c.modelConfig());
+            model = Models.create(config, dtype, c.trainer().seed());
+            initialWeights = "fresh init, seed " + c.trainer().seed() + ", config sha256 " + RunDirectory.sha256(c.modelConfig());
+        }
+        try {
+            int vocab = model.config().vocabSize();
+            List<Sft.Example> train = examples(c.data(), TokenRecords.read(c.data(), vocab), c.completionOnlyLoss());
+            List<Sft.Example> eval;
+            if (c.evalData() != null) {
+                eval = examples(c.evalData(), TokenRecords.read(c.evalData(), vocab), c.completionOnlyLoss());
+            } else {
+                List<List<Sft.Example>> split = split(train, c.evalFraction(), c.trainer().seed());
+                train = split.get(0);
+                eval = split.get(1);
+            }
+            List<Sft.Row> trainRows = c.packing() ? Sft.pack(train, c.maxLength()) : Sft.rows(train, c.maxLength());
+            List<Sft.Row> evalRows = c.packing() ? Sft.pack(eval, c.maxLength()) : Sft.rows(eval, c.maxLength());
+            run.writeConfig(c.resolved());
+            Map<String, Object> provenance = new LinkedHashMap<>();
+            provenance.put("tether", versionOf(SftRun.class));
+            provenance.put("libtorch", Torch.version());
+            provenance.put("java", System.getProperty("java.version"));
+            provenance.put("os", System.getProperty("os.name") + " " + System.getProperty("os.arch"));
+            provenance.put("torch_threads", Torch.threads());
+            provenance.put("seed", c.trainer().seed());
+            provenance.put("data_sha256", RunDirectory.sha256(c.data()));
+            if (c.evalData() != null) provenance.put("eval_data_sha256", RunDirectory.sha256(c.evalData()));
+            provenance.put("initial_weights", initialWeights);
+            provenance.put("train_examples", train.size());
+            provenance.put("eval_examples", eval.size());
+            provenance.put("train_rows", trainRows.size());
+            provenance.put(resume ? "resumed_at" : "started_at", Instant.now().toString());
+            run.writeProvenance(provenance);
+            Trainer<Sft.Row> trainer = new Trainer<>(model, new Sft(), trainRows, evalRows, c.trainer(), run,
+                    GradientSync.SINGLE_PROCESS, listener, c.model());
+            Trainer.Result result = trainer.train(resume);
+            // The finished model, loadable by tether generate / logprobs: the last checkpoint's weights.
+            Models.save(model, run.root().resolve("model"), null, loaded == null ? null : loaded.storedDtypes(), c.model(), Models.DEFAULT_MAX_SHARD_BYTES);
+            return result;
+        } finally {
+            model.close();
+        }
+    }
+
+    /** prompt+completion ids; the loss mask covers the completion (or everything without completion-only loss). */
+    static List<Sft.Example> examples(Path file, List<TokenRecords.TokenRecord> records, boolean completionOnly) {
+        List<Sft.Example> out = new ArrayList<>();
+        for (TokenRecords.TokenRecord r : records) {
+            if (r.isPreference())
+                throw new io.tether.data.DataFormatException(file, r.line(), "SFT needs prompt_ids + completion_ids records, got a preference pair");
+            long[] ids = new long[r.prompt().length + r.completion().length], mask = new long[ids.length];
+            System.arraycopy(r.prompt(), 0, ids, 0, r.prompt().length);
+            System.arraycopy(r.completion(), 0, ids, r.prompt().length, r.completion().length);
+            for (int i = 0; i < ids.length; i++) mask[i] = !completionOnly || i >= r.prompt().length ? 1 : 0;
+            out.add(new Sft.Example(ids, mask));
+        }
+        return out;
+    }
+
+    /** A seeded split: the same seed always holds out the same examples. */
+    static List<List<Sft.Example>> split(List<Sft.Example> all, double evalFraction, long seed) {
+        if (evalFraction == 0) return List.of(all, List.of());
+        List<Integer> order = new ArrayList<>();
+        for (int i = 0; i < all.size(); i++) order.add(i);
+        Collections.shuffle(order, new Random(seed ^ 0x5EEDL));
+        int nEval = Math.max(1, (int) Math.round(evalFraction * all.size()));
+        if (nEval >= all.size()) throw new IllegalArgumentException("key 'eval_fraction': leaves no training examples out of " + all.size());
+        List<Sft.Example> train = new ArrayList<>(), eval = new ArrayList<>();
+        java.util.Set<Integer> held = new java.util.HashSet<>(order.subList(0, nEval));
+        for (int i = 0; i < all.size(); i++) (held.contains(i) ? eval : train).add(all.get(i));
+        return List.of(train, eval);
+    }
+
+    private static String weightsHash(Path dir) throws IOException {
+        List<String> parts = new ArrayList<>();
+        try (var files = Files.list(dir)) {
+            for (Path f : files.sorted().toList())
+                if (f.getFileName().toString().endsWith(".safetensors")) parts.add(f.getFileName() + ":" + RunDirectory.sha256(f));
+        }
+        return String.join(",", parts);
+    }
+
+    private static String versionOf(Class<?> c) {
+        String v = c.getPackage().getImplementationVersion();
+        return v == null ? "dev" : v;
+    }
+
+    /** The resolved YAML, for tests and the CLI. */
+    static ObjectNode resolvedTree(SftConfig c) {
+        return RunDirectory.YAML.valueToTree(c.resolved());
+    }
+}
