@@ -37,7 +37,7 @@ import io.tether.model.Models;
  * shared and only a same-run peak makes a fraction meaningful.
  */
 @Command(name = "bench", mixinStandardHelpOptions = true, description = "Measure throughput on the shared bench shape.",
-        subcommands = {BenchCommand.Forward.class, BenchCommand.Train.class, BenchCommand.Generate.class})
+        subcommands = {BenchCommand.Forward.class, BenchCommand.Train.class, BenchCommand.Generate.class, BenchCommand.SftBench.class})
 final class BenchCommand implements Runnable {
     @ParentCommand TetherCommand root;
 
@@ -232,6 +232,74 @@ final class BenchCommand implements Runnable {
             long t0 = System.nanoTime();
             Generator.generate(m, prompts, c);
             return (System.nanoTime() - t0) / 1e9;
+        }
+    }
+
+    @Command(name = "sft", mixinStandardHelpOptions = true,
+            description = {"SFT training tokens/s through the real loop (AdamW, clipping, scopes), fp32 and bf16 autocast,",
+                    "model FLOPs utilisation against the same-run matmul peak, and peak RSS. Last line: tokens_per_second=<fp32>."})
+    static final class SftBench implements Callable<Integer> {
+        @ParentCommand BenchCommand bench;
+        @Mixin Shape s;
+
+        @Option(names = "--steps", defaultValue = "4", description = "optimizer steps per precision after one warm-up step (default: ${DEFAULT-VALUE})")
+        int steps;
+
+        @Override
+        public Integer call() throws IOException {
+            bench.root.initEngine();
+            double[] peak = matmulPeak();
+            ObjectNode o = header("sft", s, peak);
+            o.put("bf16_matmul_faster_than_fp32", io.tether.engine.Autocast.bf16Pays());
+            double fp32TokensPerSecond = 0;
+            for (boolean bf16 : new boolean[] {false, true}) {
+                String p = bf16 ? "bf16" : "fp32";
+                try (CausalLM m = Models.create(s.config(Math.max(2048, s.seq)), DType.F32, 0)) {
+                    List<io.tether.train.Sft.Row> rows = new ArrayList<>();
+                    for (int i = 0; i < s.batch * (steps + 1); i++) {
+                        long[] ids = s.randomIds(i, 1, s.seq), mask = new long[s.seq];
+                        Arrays.fill(mask, 1);
+                        rows.add(new io.tether.train.Sft.Row(ids, mask, new int[] {0}));
+                    }
+                    List<Double> times = new ArrayList<>();
+                    io.tether.train.TrainerConfig c = new io.tether.train.TrainerConfig(steps + 1, 1, s.batch, 1, 1e-4, "constant", 0, 0, 0.0,
+                            0.9, 0.999, 1e-8, 1.0, 0, 1, 0, 0, 1, "stop", bf16);
+                    java.nio.file.Path dir = java.nio.file.Files.createTempDirectory("tether-bench-sft");
+                    try {
+                        new io.tether.train.Trainer<>(m, new io.tether.train.Sft(), rows, List.of(), c, new io.tether.train.RunDirectory(dir),
+                                io.tether.train.GradientSync.SINGLE_PROCESS, new io.tether.train.Trainer.Listener() {
+                                    @Override public void onStep(int step, int total, java.util.Map<String, Object> metrics) {
+                                        if (step > 1) times.add((Double) metrics.get("step_seconds"));   // step 1 warms up
+                                    }
+                                }, null).train(false);
+                    } finally {
+                        deleteTree(dir);
+                    }
+                    double sec = median(times);
+                    double tps = s.batch * (double) s.seq / sec;
+                    o.put(p + "_step_seconds_median", round3(sec));
+                    o.put(p + "_tokens_per_second", round(tps));
+                    o.put(p + "_mfu_vs_fp32_peak", round3(3 * s.forwardFlops(m, s.batch, s.seq) / sec / 1e9 / peak[1]));
+                    if (!bf16) fp32TokensPerSecond = tps;
+                }
+            }
+            o.put("peak_rss_mb", round(peakRssMb()));
+            report(bench.root.spec.commandLine().getOut(), s.out, o);
+            bench.root.spec.commandLine().getOut().printf("tokens_per_second=%.1f%n", fp32TokensPerSecond);
+            bench.root.spec.commandLine().getOut().flush();
+            return 0;
+        }
+
+        private static double peakRssMb() throws IOException {
+            for (String line : java.nio.file.Files.readAllLines(java.nio.file.Path.of("/proc/self/status")))
+                if (line.startsWith("VmHWM:")) return Long.parseLong(line.replaceAll("[^0-9]", "")) / 1024.0;
+            return Double.NaN;
+        }
+
+        private static void deleteTree(java.nio.file.Path p) throws IOException {
+            try (var w = java.nio.file.Files.walk(p)) {
+                for (java.nio.file.Path f : w.sorted(java.util.Comparator.reverseOrder()).toList()) java.nio.file.Files.deleteIfExists(f);
+            }
         }
     }
 }

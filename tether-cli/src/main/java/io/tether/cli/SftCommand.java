@@ -83,6 +83,11 @@ final class SftCommand implements Callable<Integer> {
         }
 
         @Override
+        public void onNotice(String message) {
+            err.printf("note: %s%n", message);
+        }
+
+        @Override
         public void onSkippedBatch(int step, String reason) {
             err.printf("%n  step %d skipped: %s%n", step, reason);
         }

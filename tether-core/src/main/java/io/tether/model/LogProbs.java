@@ -43,7 +43,8 @@ public final class LogProbs {
     /** log p(token[t] | tokens[<t]) for t = 1..L-1: shape [B, L-1]. */
     public static Tensor tokenLogprobs(CausalLM model, Tensor inputIds) {
         long l = inputIds.size(1);
-        Tensor logits = model.forward(inputIds).narrow(1, 0, l - 1);          // (B, L-1, V) predictions of tokens 1..L-1
+        // In the weights' dtype: under bf16 autocast the head's output is bf16, too coarse for log-softmax.
+        Tensor logits = model.forward(inputIds).narrow(1, 0, l - 1).to(model.dtype().scalarType); // (B, L-1, V) predictions of tokens 1..L-1
         Tensor targets = inputIds.narrow(1, 1, l - 1).unsqueeze(-1);           // (B, L-1, 1)
         Tensor picked = torch.gather(logits, -1, targets).squeeze(-1);        // (B, L-1)
         return picked.sub(torch.logsumexp(logits, new long[] {-1}, false));

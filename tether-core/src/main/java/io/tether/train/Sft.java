@@ -136,7 +136,8 @@ public final class Sft implements TrainingMethod<Sft.Row> {
             mask = same.logical_and(causal).unsqueeze(1);                                     // (B, 1, T, T)
             positionIds = Tensors.longs(positions, b, len);
         }
-        Tensor logits = model.forward(input, positionIds, mask, null).narrow(1, 0, len - 1);     // (B, L-1, V)
+        // Logits in the weights' dtype: under bf16 autocast the head's output is bf16, too coarse for log-softmax.
+        Tensor logits = model.forward(input, positionIds, mask, null).narrow(1, 0, len - 1).to(model.dtype().scalarType); // (B, L-1, V)
         Tensor targets = input.narrow(1, 1, len - 1).unsqueeze(-1);
         Tensor tokenLogprobs = torch.gather(logits, -1, targets).squeeze(-1).sub(torch.logsumexp(logits, new long[] {-1}, false));
         Tensor weights = Tensors.longs(targetMask, b, len - 1).to(model.dtype().scalarType);

@@ -76,6 +76,7 @@ public record SftConfig(Path model, Path modelConfig, Path data, Path evalData, 
         m.put("save_steps", t.saveSteps());
         m.put("save_total_limit", t.saveTotalLimit());
         m.put("nan_policy", t.nanPolicy());
+        m.put("bf16", t.bf16());
         return m;
     }
 }

@@ -15,6 +15,7 @@ import org.bytedeco.pytorch.NoGradGuard;
 import org.bytedeco.pytorch.Tensor;
 
 import io.tether.engine.AtomicFiles;
+import io.tether.engine.Autocast;
 import io.tether.engine.StepScope;
 import io.tether.model.CausalLM;
 import io.tether.model.Models;
@@ -37,6 +38,8 @@ public final class Trainer<E> {
         default void onCheckpoint(int step, Path dir) {}
 
         default void onSkippedBatch(int step, String reason) {}
+
+        default void onNotice(String message) {}
     }
 
     private final CausalLM model;
@@ -80,6 +83,8 @@ public final class Trainer<E> {
         int warmup = config.warmupSteps() > 0 ? config.warmupSteps() : (int) Math.ceil(config.warmupRatio() * total);
         LrSchedule schedule = new LrSchedule(LrSchedule.Kind.parse(config.lrSchedulerType()), config.learningRate(), warmup, total);
         model.setTrainable(true);
+        boolean bf16 = config.bf16() && Autocast.bf16Pays();
+        if (config.bf16() && !bf16) listener.onNotice("bf16 requested, but bf16 matmuls are not faster than fp32 on this CPU: training in fp32");
         Cursor cursor = new Cursor(0, 0);
         int step = 0;
         Path lastCheckpoint = null;
@@ -115,7 +120,10 @@ public final class Trainer<E> {
                 Map<String, Double> metricSums = new LinkedHashMap<>();
                 for (List<E> mb : micro) {
                     try (StepScope scope = new StepScope()) {
-                        TrainingMethod.Output out = method.forward(model, mb);
+                        TrainingMethod.Output out;
+                        try (Autocast region = Autocast.bf16(bf16)) {
+                            out = method.forward(model, mb);
+                        }
                         Tensor loss = out.lossSum().div(io.tether.engine.Tensors.scalar((double) units));
                         double value = loss.item_double();
                         if (!Double.isFinite(value)) {

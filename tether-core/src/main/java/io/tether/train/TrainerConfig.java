@@ -17,11 +17,14 @@ package io.tether.train;
  * @param saveSteps                 {@code save_steps}: a checkpoint every N steps (0: only at the end)
  * @param saveTotalLimit            {@code save_total_limit}: checkpoints kept (oldest deleted first)
  * @param nanPolicy                 what a non-finite loss or gradient does: "stop" (report and fail) or "skip"
+ * @param bf16                      {@code bf16}: bf16 autocast over fp32 master weights, where the CPU's bf16 matmuls
+ *                                  are faster (measured at start; otherwise the run stays in fp32 and says so)
  */
 public record TrainerConfig(int maxSteps, double numTrainEpochs, int perDeviceTrainBatchSize, int gradientAccumulationSteps,
                             double learningRate, String lrSchedulerType, int warmupSteps, double warmupRatio,
                             double weightDecay, double adamBeta1, double adamBeta2, double adamEpsilon, double maxGradNorm,
-                            long seed, int loggingSteps, int evalSteps, int saveSteps, int saveTotalLimit, String nanPolicy) {
+                            long seed, int loggingSteps, int evalSteps, int saveSteps, int saveTotalLimit, String nanPolicy,
+                            boolean bf16) {
     public TrainerConfig {
         require(maxSteps >= 0, "max_steps", "must be >= 0, got " + maxSteps);
         require(maxSteps > 0 || numTrainEpochs > 0, "num_train_epochs", "must be > 0 when max_steps is 0");
@@ -42,7 +45,7 @@ public record TrainerConfig(int maxSteps, double numTrainEpochs, int perDeviceTr
 
     /** TRL SFTConfig / HF TrainingArguments defaults. */
     public static TrainerConfig defaults() {
-        return new TrainerConfig(0, 1.0, 8, 1, 2e-5, "linear", 0, 0.0, 0.0, 0.9, 0.999, 1e-8, 1.0, 42, 10, 0, 500, 3, "stop");
+        return new TrainerConfig(0, 1.0, 8, 1, 2e-5, "linear", 0, 0.0, 0.0, 0.9, 0.999, 1e-8, 1.0, 42, 10, 0, 500, 3, "stop", false);
     }
 
     public AdamW.Config adam() {

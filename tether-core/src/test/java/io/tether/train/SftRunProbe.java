@@ -35,7 +35,7 @@ public final class SftRunProbe {
     }
 
     static TrainerConfig config(int maxSteps, int batch, int accumulation, double lr, String nanPolicy) {
-        return new TrainerConfig(maxSteps, 1, batch, accumulation, lr, "cosine", 2, 0, 0.01, 0.9, 0.999, 1e-8, 1.0, 7, 1, 0, 2, 2, nanPolicy);
+        return new TrainerConfig(maxSteps, 1, batch, accumulation, lr, "cosine", 2, 0, 0.01, 0.9, 0.999, 1e-8, 1.0, 7, 1, 0, 2, 2, nanPolicy, false);
     }
 
     public static void main(String[] args) throws Exception {
