@@ -3,6 +3,8 @@ package io.tether.model;
 import static org.junit.jupiter.api.Assertions.*;
 
 import java.io.IOException;
+import java.nio.charset.StandardCharsets;
+import java.util.concurrent.TimeUnit;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Random;
@@ -18,16 +20,39 @@ import io.tether.engine.Tensors;
 /**
  * 2,000 forward/backward/update steps of a tiny model, each in a step scope, must keep resident memory flat: the
  * Java heap never sees native tensors, so only scoping frees them (engine-notes.md measured 16.6 MB/step leaked
- * without it).
+ * without it). The run gets its own JVM with a fixed, pre-touched heap, so that RSS moves only with native memory
+ * (inside the shared test JVM, heap growth from earlier tests showed up as 50 MB of "leak").
  */
 class LongRunMemoryTest {
+    @Test
+    void rssStaysFlatOverTwoThousandTrainingStepsInAFreshJvm() throws Exception {
+        String javaBin = Path.of(System.getProperty("java.home"), "bin", "java").toString();
+        ProcessBuilder pb = new ProcessBuilder(javaBin, "-Xms192m", "-Xmx192m", "-XX:+AlwaysPreTouch", "-Dorg.bytedeco.javacpp.maxphysicalbytes=0",
+                "-cp", System.getProperty("java.class.path"), Probe.class.getName());
+        pb.redirectErrorStream(true);
+        Process p = pb.start();
+        String out = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
+        assertTrue(p.waitFor(300, TimeUnit.SECONDS));
+        System.out.print(out);
+        assertEquals(0, p.exitValue(), out);
+        assertTrue(out.contains("long run ok"), out);
+    }
+
+    /** The child JVM's body. */
+    public static final class Probe {
+        public static void main(String[] args) throws IOException {
+            io.tether.engine.Torch.init();
+            new LongRunMemoryTest().rssStaysFlatOverTwoThousandTrainingSteps();
+            System.out.println("long run ok");
+        }
+    }
+
     static long rssKb() throws IOException {
         for (String line : Files.readAllLines(Path.of("/proc/self/status")))
             if (line.startsWith("VmRSS:")) return Long.parseLong(line.replaceAll("[^0-9]", ""));
         throw new IllegalStateException("no VmRSS in /proc/self/status");
     }
 
-    @Test
     void rssStaysFlatOverTwoThousandTrainingSteps() throws IOException {
         ModelConfig config = ModelConfig.llama(64, 32, 2, 4, 2, 64, 64);
         try (CausalLM model = Models.create(config, DType.F32, 1)) {
@@ -59,8 +84,8 @@ class LongRunMemoryTest {
             double seconds = (System.nanoTime() - start) / 1e9;
             System.out.printf("long run: 2000 steps in %.1f s, RSS %d MB after warm-up -> %d MB, loss %.3f -> %.3f%n",
                     seconds, warm / 1024, end / 1024, firstLoss, lastLoss);
-            assertTrue(lastLoss < firstLoss, "the model should memorise the batch");
-            assertTrue(end - warm < 24 * 1024, "RSS grew by " + (end - warm) / 1024 + " MB over 1,800 steps");
+            if (!(lastLoss < firstLoss)) throw new AssertionError("the model should memorise the batch");
+            if (end - warm >= 16 * 1024) throw new AssertionError("RSS grew by " + (end - warm) / 1024 + " MB over 1,800 steps");
         }
     }
 }
