@@ -1,0 +1,248 @@
+package io.tether.text;
+
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.NoSuchFileException;
+import java.nio.file.Path;
+import java.time.ZonedDateTime;
+import java.time.format.DateTimeFormatter;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Locale;
+import java.util.Map;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.Future;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.TimeoutException;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.hubspot.jinjava.Jinjava;
+import com.hubspot.jinjava.JinjavaConfig;
+import com.hubspot.jinjava.LegacyOverrides;
+import com.hubspot.jinjava.interpret.RenderResult;
+import com.hubspot.jinjava.interpret.TemplateError;
+import com.hubspot.jinjava.lib.fn.ELFunctionDefinition;
+
+/**
+ * A Hugging Face chat template ({@code chat_template} in tokenizer_config.json), rendered with Jinjava the way
+ * transformers renders it with jinja2: {@code trim_blocks} and {@code lstrip_blocks}, loop controls,
+ * {@code raise_exception}, {@code strftime_now}, the special tokens as variables, Python string and dict methods,
+ * {@code tojson} with {@code json.dumps} spacing, Python printing of True/False/None, and the
+ * {@code {% generation %}} tag whose output spans mark the tokens of an assistant-only loss.
+ *
+ * <p>Sandboxed: only whitelisted methods of strings, lists and maps can be called, output, strings, lists and
+ * ranges are bounded, and a render that runs too long is stopped on its worker thread.
+ */
+public final class ChatTemplate {
+    /** Output, string and loop bounds; generous for real conversations, fatal for runaway templates. */
+    static final long MAX_OUTPUT = 4L << 20;
+    static final int RANGE_LIMIT = 100_000;
+    static final long TIMEOUT_MS = 5_000;
+    static final char GENERATION_START = '\uE000', GENERATION_END = '\uE001';
+
+    private final String source;
+    private final String template;
+    private final Map<String, String> specialTokens;
+
+    public ChatTemplate(String template, Map<String, String> specialTokens, String source) {
+        this.template = template;
+        this.specialTokens = Map.copyOf(specialTokens);
+        this.source = source;
+    }
+
+    /** The rendered text and the [start, end) character spans produced inside {@code {% generation %}} blocks. */
+    public record Rendered(String text, List<int[]> generationSpans) {}
+
+    /**
+     * Reads {@code chat_template} from a tokenizer_config.json (a string, or HF's named list, where "default" is
+     * used unless {@code name} asks for another) with its special tokens.
+     */
+    public static ChatTemplate fromTokenizerConfig(Path file, String name) {
+        JsonNode config;
+        try {
+            config = new ObjectMapper().readTree(Files.readString(file));
+        } catch (NoSuchFileException e) {
+            throw new ChatTemplateException(file + ": file not found");
+        } catch (IOException e) {
+            throw new ChatTemplateException(file + ": not valid JSON: " + e.getMessage().lines().findFirst().orElse(""));
+        }
+        JsonNode t = config == null ? null : config.get("chat_template");
+        String template = null;
+        if (t != null && t.isTextual()) {
+            template = t.asText();
+        } else if (t != null && t.isArray()) {
+            String wanted = name == null ? "default" : name;
+            for (JsonNode n : t) if (wanted.equals(n.path("name").asText())) template = n.path("template").asText();
+            if (template == null) throw new ChatTemplateException(file + ": key 'chat_template': no template named '" + wanted + "'");
+        }
+        if (template == null) {
+            Path jinja = file.resolveSibling("chat_template.jinja");
+            if (Files.isRegularFile(jinja)) {
+                try {
+                    template = Files.readString(jinja);
+                } catch (IOException e) {
+                    throw new ChatTemplateException(jinja + ": cannot read: " + e.getMessage());
+                }
+            } else {
+                throw new ChatTemplateException(file + ": key 'chat_template': missing (this tokenizer has no chat template)");
+            }
+        }
+        Map<String, String> specials = new LinkedHashMap<>();
+        for (var it = config.fields(); it.hasNext(); ) {
+            var e = it.next();
+            if (!e.getKey().endsWith("_token")) continue;
+            JsonNode v = e.getValue();
+            if (v.isTextual()) specials.put(e.getKey(), v.asText());
+            else if (v.isObject() && v.has("content")) specials.put(e.getKey(), v.get("content").asText());
+        }
+        return new ChatTemplate(template, specials, file.toString());
+    }
+
+    public String render(List<Map<String, Object>> messages, boolean addGenerationPrompt) {
+        return render(messages, addGenerationPrompt, Map.of()).text();
+    }
+
+    /**
+     * Renders {@code messages} (each a map with at least role and content). {@code extra} holds further template
+     * variables: {@code tools}, {@code documents}, {@code enable_thinking}, ...
+     */
+    public Rendered render(List<Map<String, Object>> messages, boolean addGenerationPrompt, Map<String, Object> extra) {
+        Map<String, Object> bindings = new LinkedHashMap<>();
+        bindings.putAll(specialTokens);
+        bindings.putAll(PythonValues.wrap(extra));
+        bindings.put("messages", PythonValues.wrap(messages));
+        bindings.put("add_generation_prompt", addGenerationPrompt);
+        ExecutorService worker = Executors.newSingleThreadExecutor(r -> {
+            Thread th = new Thread(r, "chat-template");
+            th.setDaemon(true);
+            return th;
+        });
+        try {
+            String compatible = JinjaCompat.rewrite(template);
+            Future<RenderResult> f = worker.submit(() -> jinjava().renderForResult(compatible, bindings));
+            RenderResult result;
+            try {
+                result = f.get(TIMEOUT_MS, TimeUnit.MILLISECONDS);
+            } catch (TimeoutException e) {
+                f.cancel(true);
+                throw new ChatTemplateException(source + ": rendering took longer than " + TIMEOUT_MS + " ms and was stopped");
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                throw new ChatTemplateException(source + ": interrupted");
+            } catch (ExecutionException e) {
+                Throwable c = e.getCause();
+                if (c instanceof ChatTemplateException cte) throw cte;
+                if (c instanceof OutOfMemoryError) throw new ChatTemplateException(source + ": the template allocated without bound and was stopped");
+                throw new ChatTemplateException(source + ": " + c.getMessage(), c);
+            }
+            for (TemplateError err : result.getErrors()) {
+                if (err.getSeverity() != TemplateError.ErrorType.FATAL) continue;
+                Throwable raised = err.getException();
+                while (raised != null && !(raised instanceof RaisedException)) raised = raised.getCause();
+                if (raised != null) throw new ChatTemplateException(raised.getMessage());
+                throw new ChatTemplateException(source + (err.getLineno() > 0 ? ":" + err.getLineno() : "") + ": " + err.getMessage());
+            }
+            return extractGenerationSpans(result.getOutput());
+        } finally {
+            worker.shutdownNow();
+        }
+    }
+
+    static Rendered extractGenerationSpans(String raw) {
+        StringBuilder out = new StringBuilder(raw.length());
+        List<int[]> spans = new ArrayList<>();
+        int start = -1;
+        for (int i = 0; i < raw.length(); i++) {
+            char c = raw.charAt(i);
+            if (c == GENERATION_START) start = out.length();
+            else if (c == GENERATION_END) {
+                if (start >= 0 && out.length() > start) spans.add(new int[] {start, out.length()});
+                start = -1;
+            } else out.append(c);
+        }
+        return new Rendered(out.toString(), spans);
+    }
+
+    private static Jinjava jinjava() {
+        JinjavaConfig config = JinjavaConfig.newBuilder()
+                .withTrimBlocks(true)
+                .withLstripBlocks(true)
+                .withMaxOutputSize(MAX_OUTPUT)
+                .withMaxStringLength(MAX_OUTPUT)
+                .withMaxListSize(RANGE_LIMIT)
+                .withMaxMapSize(RANGE_LIMIT)
+                .withRangeLimit(RANGE_LIMIT)
+                .withMaxRenderDepth(20)
+                .withMaxMacroRecursionDepth(20)
+                .withEnableRecursiveMacroCalls(true)
+                .withFailOnUnknownTokens(false)
+                .withElResolver(resolver())
+                .withLegacyOverrides(LegacyOverrides.newBuilder().withUseNaturalOperatorPrecedence(true)
+                        .withParseWhitespaceControlStrictly(true).withWhitespaceRequiredWithinTokens(false)
+                        .withKeepNullableLoopValues(true).withUsePyishObjectMapper(true).withUseTrimmingForNotesAndExpressions(true).build())
+                .build();
+        Jinjava j = new Jinjava(config);
+        j.getGlobalContext().registerFunction(new ELFunctionDefinition("", "raise_exception", ChatTemplate.class, "raiseException", String.class));
+        j.getGlobalContext().registerFunction(new ELFunctionDefinition("", "strftime_now", ChatTemplate.class, "strftimeNow", String.class));
+        j.getGlobalContext().registerFilter(new PythonValues.ToJsonFilter());
+        j.getGlobalContext().registerTag(new GenerationTag());
+        return j;
+    }
+
+    /** Jinjava's default read-only resolver chain, with Python's methods in place of the plain bean resolver. */
+    private static jinjava.javax.el.ELResolver resolver() {
+        jinjava.javax.el.CompositeELResolver r = new jinjava.javax.el.CompositeELResolver();
+        r.add(new jinjava.javax.el.ArrayELResolver(true));
+        r.add(new com.hubspot.jinjava.el.ext.JinjavaListELResolver(true));
+        r.add(new com.hubspot.jinjava.el.TypeConvertingMapELResolver(true));
+        r.add(new PythonMethodResolver());
+        return r;
+    }
+
+    /** The error a template raises on purpose; its message is reported as jinja2 reports it. */
+    static final class RaisedException extends RuntimeException {
+        private static final long serialVersionUID = 1L;
+
+        RaisedException(String message) {
+            super("TemplateError: " + message);
+        }
+    }
+
+    public static Object raiseException(String message) {
+        throw new RaisedException(message);
+    }
+
+    /** Python's strftime subset that chat templates use (dates in system prompts). */
+    public static String strftimeNow(String format) {
+        ZonedDateTime now = ZonedDateTime.now();
+        StringBuilder out = new StringBuilder();
+        for (int i = 0; i < format.length(); i++) {
+            char c = format.charAt(i);
+            if (c != '%' || i + 1 == format.length()) {
+                out.append(c);
+                continue;
+            }
+            char f = format.charAt(++i);
+            out.append(switch (f) {
+                case 'd' -> String.format("%02d", now.getDayOfMonth());
+                case 'm' -> String.format("%02d", now.getMonthValue());
+                case 'Y' -> Integer.toString(now.getYear());
+                case 'y' -> String.format("%02d", now.getYear() % 100);
+                case 'B' -> now.format(DateTimeFormatter.ofPattern("MMMM", Locale.ENGLISH));
+                case 'b' -> now.format(DateTimeFormatter.ofPattern("MMM", Locale.ENGLISH));
+                case 'A' -> now.format(DateTimeFormatter.ofPattern("EEEE", Locale.ENGLISH));
+                case 'a' -> now.format(DateTimeFormatter.ofPattern("EEE", Locale.ENGLISH));
+                case 'H' -> String.format("%02d", now.getHour());
+                case 'M' -> String.format("%02d", now.getMinute());
+                case 'S' -> String.format("%02d", now.getSecond());
+                case '%' -> "%";
+                default -> "%" + f;
+            });
+        }
+        return out.toString();
+    }
+}

@@ -1,0 +1,140 @@
+package io.tether.text;
+
+import java.util.ArrayList;
+import java.util.Collection;
+import java.util.Iterator;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+
+import com.hubspot.jinjava.interpret.JinjavaInterpreter;
+import com.hubspot.jinjava.lib.filter.Filter;
+import com.hubspot.jinjava.objects.collections.PyList;
+import com.hubspot.jinjava.objects.collections.PyMap;
+
+/** Python-flavoured values for templates: lists and dicts as Jinjava's Py types, and json.dumps formatting. */
+final class PythonValues {
+    private PythonValues() {}
+
+    /** Deep copy into PyMap/PyList so templates can index, slice and call dict/list methods. */
+    @SuppressWarnings("unchecked")
+    static <T> T wrap(T value) {
+        if (value instanceof Map<?, ?> m) {
+            Map<String, Object> copy = new LinkedHashMap<>();
+            for (var e : m.entrySet()) copy.put(String.valueOf(e.getKey()), wrap(e.getValue()));
+            return (T) new PyMap(copy);
+        }
+        if (value instanceof Collection<?> c) {
+            List<Object> copy = new ArrayList<>();
+            for (Object o : c) copy.add(wrap(o));
+            return (T) new PyList(copy);
+        }
+        return value;
+    }
+
+    /** Python's {@code json.dumps(value, ensure_ascii=False, indent=indent)} (separators ", " and ": "). */
+    static String jsonDumps(Object value, Integer indent) {
+        StringBuilder out = new StringBuilder();
+        dump(value, indent, 0, out);
+        return out.toString();
+    }
+
+    private static void dump(Object v, Integer indent, int depth, StringBuilder out) {
+        if (v == null) {
+            out.append("null");
+        } else if (v instanceof Boolean b) {
+            out.append(b ? "true" : "false");
+        } else if (v instanceof Double || v instanceof Float) {
+            double d = ((Number) v).doubleValue();
+            out.append(d == Math.rint(d) && !Double.isInfinite(d) ? String.format(java.util.Locale.ROOT, "%.1f", d) : Double.toString(d));
+        } else if (v instanceof Number n) {
+            out.append(n);
+        } else if (v instanceof Map<?, ?> m) {
+            if (m.isEmpty()) {
+                out.append("{}");
+                return;
+            }
+            out.append('{');
+            Iterator<? extends Map.Entry<?, ?>> it = m.entrySet().iterator();
+            boolean first = true;
+            while (it.hasNext()) {
+                var e = it.next();
+                if (!first) out.append(indent == null ? ", " : ",");
+                first = false;
+                newline(indent, depth + 1, out);
+                string(String.valueOf(e.getKey()), out);
+                out.append(": ");
+                dump(e.getValue(), indent, depth + 1, out);
+            }
+            newline(indent, depth, out);
+            out.append('}');
+        } else if (v instanceof Collection<?> c) {
+            if (c.isEmpty()) {
+                out.append("[]");
+                return;
+            }
+            out.append('[');
+            boolean first = true;
+            for (Object o : c) {
+                if (!first) out.append(indent == null ? ", " : ",");
+                first = false;
+                newline(indent, depth + 1, out);
+                dump(o, indent, depth + 1, out);
+            }
+            newline(indent, depth, out);
+            out.append(']');
+        } else {
+            string(v.toString(), out);
+        }
+    }
+
+    private static void newline(Integer indent, int depth, StringBuilder out) {
+        if (indent == null) return;
+        out.append('\n').append(" ".repeat(indent * depth));
+    }
+
+    private static void string(String s, StringBuilder out) {
+        out.append('"');
+        for (int i = 0; i < s.length(); i++) {
+            char c = s.charAt(i);
+            switch (c) {
+                case '"' -> out.append("\\\"");
+                case '\\' -> out.append("\\\\");
+                case '\n' -> out.append("\\n");
+                case '\r' -> out.append("\\r");
+                case '\t' -> out.append("\\t");
+                case '\b' -> out.append("\\b");
+                case '\f' -> out.append("\\f");
+                default -> {
+                    if (c < 0x20) out.append(String.format("\\u%04x", (int) c));
+                    else out.append(c);
+                }
+            }
+        }
+        out.append('"');
+    }
+
+    /** {@code tojson} as transformers defines it: json.dumps(x, ensure_ascii=False), optional indent. */
+    static final class ToJsonFilter implements Filter {
+        @Override
+        public String getName() {
+            return "tojson";
+        }
+
+        @Override
+        public Object filter(Object var, JinjavaInterpreter interpreter, String... args) {
+            Integer indent = null;
+            if (args.length > 0 && args[0] != null) indent = Integer.parseInt(args[0].replaceAll("^indent=", "").trim());
+            return jsonDumps(var, indent);
+        }
+
+        @Override
+        public Object filter(Object var, JinjavaInterpreter interpreter, Object[] args, Map<String, Object> kwargs) {
+            Integer indent = null;
+            Object k = kwargs.get("indent");
+            if (k == null && args.length > 0) k = args[0];
+            if (k != null) indent = ((Number) (k instanceof Number ? k : Long.parseLong(k.toString()))).intValue();
+            return jsonDumps(var, indent);
+        }
+    }
+}
