@@ -43,6 +43,7 @@ public final class ChatTemplate {
     static final int RANGE_LIMIT = 100_000;
     static final long TIMEOUT_MS = 5_000;
     static final char GENERATION_START = '\uE000', GENERATION_END = '\uE001';
+    private static final ThreadLocal<Long> DEADLINE = new ThreadLocal<>();
 
     private final String source;
     private final String template;
@@ -123,7 +124,10 @@ public final class ChatTemplate {
         });
         try {
             String compatible = JinjaCompat.rewrite(template);
-            Future<RenderResult> f = worker.submit(() -> jinjava().renderForResult(compatible, bindings));
+            Future<RenderResult> f = worker.submit(() -> {
+                DEADLINE.set(System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(TIMEOUT_MS));
+                return jinjava().renderForResult(compatible, bindings);
+            });
             RenderResult result;
             try {
                 result = f.get(TIMEOUT_MS, TimeUnit.MILLISECONDS);
@@ -139,10 +143,12 @@ public final class ChatTemplate {
                 if (c instanceof OutOfMemoryError) throw new ChatTemplateException(source + ": the template allocated without bound and was stopped");
                 throw new ChatTemplateException(source + ": " + c.getMessage(), c);
             }
+            // Every error counts, warnings included: Jinjava reports a clipped range() or an unknown filter as a
+            // warning and renders on, where jinja2 would have raised.
             for (TemplateError err : result.getErrors()) {
-                if (err.getSeverity() != TemplateError.ErrorType.FATAL) continue;
                 Throwable raised = err.getException();
-                while (raised != null && !(raised instanceof RaisedException)) raised = raised.getCause();
+                while (raised != null && !(raised instanceof RaisedException) && !(raised instanceof SandboxLimit)) raised = raised.getCause();
+                if (raised instanceof SandboxLimit) throw new ChatTemplateException(source + ": " + raised.getMessage());
                 if (raised != null) throw new ChatTemplateException(raised.getMessage());
                 throw new ChatTemplateException(source + (err.getLineno() > 0 ? ":" + err.getLineno() : "") + ": " + err.getMessage());
             }
@@ -181,6 +187,13 @@ public final class ChatTemplate {
                 .withEnableRecursiveMacroCalls(true)
                 .withFailOnUnknownTokens(false)
                 .withElResolver(resolver())
+                // Runs before every node renders: a render past its deadline stops here instead of looping on in
+                // a thread nobody waits for.
+                .withNodePreProcessor((node, interpreter) -> {
+                    Long deadline = DEADLINE.get();
+                    if (Thread.currentThread().isInterrupted() || (deadline != null && System.nanoTime() > deadline))
+                        throw new SandboxLimit("rendering took longer than " + TIMEOUT_MS + " ms and was stopped");
+                })
                 .withLegacyOverrides(LegacyOverrides.newBuilder().withUseNaturalOperatorPrecedence(true)
                         .withParseWhitespaceControlStrictly(true).withWhitespaceRequiredWithinTokens(false)
                         .withKeepNullableLoopValues(true).withUsePyishObjectMapper(true).withUseTrimmingForNotesAndExpressions(true).build())
@@ -188,6 +201,7 @@ public final class ChatTemplate {
         Jinjava j = new Jinjava(config);
         j.getGlobalContext().registerFunction(new ELFunctionDefinition("", "raise_exception", ChatTemplate.class, "raiseException", String.class));
         j.getGlobalContext().registerFunction(new ELFunctionDefinition("", "strftime_now", ChatTemplate.class, "strftimeNow", String.class));
+        j.getGlobalContext().registerFunction(new ELFunctionDefinition("", "range", ChatTemplate.class, "range", Object.class, Object[].class));
         j.getGlobalContext().registerFilter(new PythonValues.ToJsonFilter());
         j.getGlobalContext().registerTag(new GenerationTag());
         return j;
@@ -210,6 +224,36 @@ public final class ChatTemplate {
         RaisedException(String message) {
             super("TemplateError: " + message);
         }
+    }
+
+    /** A sandbox bound the template ran into. */
+    static final class SandboxLimit extends RuntimeException {
+        private static final long serialVersionUID = 1L;
+
+        SandboxLimit(String message) {
+            super(message);
+        }
+    }
+
+    /**
+     * Python's range(stop) / range(start, stop[, step]); jinja2's sandbox raises for ranges over its limit, where
+     * Jinjava's own range() silently clips them.
+     */
+    public static List<Long> range(Object first, Object... rest) {
+        long start = 0, stop, step = 1;
+        if (rest == null || rest.length == 0) {
+            stop = ((Number) first).longValue();
+        } else {
+            start = ((Number) first).longValue();
+            stop = ((Number) rest[0]).longValue();
+            if (rest.length > 1) step = ((Number) rest[1]).longValue();
+        }
+        if (step == 0) throw new RaisedException("range() arg 3 must not be zero");
+        long n = step > 0 ? Math.max(0, (stop - start + step - 1) / step) : Math.max(0, (start - stop - step - 1) / -step);
+        if (n > RANGE_LIMIT) throw new SandboxLimit("range of " + n + " items exceeds the sandbox limit of " + RANGE_LIMIT);
+        List<Long> out = new ArrayList<>((int) n);
+        for (long i = 0, v = start; i < n; i++, v += step) out.add(v);
+        return out;
     }
 
     public static Object raiseException(String message) {

@@ -1,0 +1,105 @@
+package io.tether.text;
+
+import static org.junit.jupiter.api.Assertions.*;
+
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.List;
+import java.util.Map;
+
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+class ChatTemplateTest {
+    @TempDir Path tmp;
+    static final Path FIXTURES = ChatTemplateGoldenTest.FIXTURES;
+    static final List<Map<String, Object>> CHAT = List.of(
+            Map.of("role", "system", "content", "Refunds after 7 days."),
+            Map.of("role", "user", "content", "Where is my order?"),
+            Map.of("role", "assistant", "content", "It is late; I can refund it."),
+            Map.of("role", "user", "content", "Please do."));
+
+    private static ChatTemplate of(String template) {
+        return new ChatTemplate(template, Map.of("bos_token", "<s>", "eos_token", "</s>"), "test-template");
+    }
+
+    @Test
+    void generationBlocksMarkExactlyTheAssistantText() {
+        ChatTemplate t = of("{% for m in messages %}<{{ m['role'] }}>{% if m['role'] == 'assistant' %}{% generation %}{{ m['content'] }}{{ eos_token }}{% endgeneration %}{% else %}{{ m['content'] }}{% endif %}\n{% endfor %}");
+        ChatTemplate.Rendered r = t.render(CHAT, false, Map.of());
+        assertEquals(1, r.generationSpans().size());
+        int[] span = r.generationSpans().get(0);
+        assertEquals("It is late; I can refund it.</s>", r.text().substring(span[0], span[1]));
+        assertFalse(r.text().contains("\uE000") || r.text().contains("\uE001"));
+    }
+
+    @Test
+    void pythonisms() {
+        assertEquals("{\"a\": 1, \"b\": [true, null, \"é\"]}", of("{{ x | tojson }}").render(List.of(), false, Map.of("x", Map.of("a", 1, "b", java.util.Arrays.asList(true, null, "é")))).text()
+                .replace("{\"b\": [true, null, \"é\"], \"a\": 1}", "{\"a\": 1, \"b\": [true, null, \"é\"]}"));
+        assertEquals("[\n  1,\n  2\n]", of("{{ x | tojson(indent=2) }}").render(List.of(), false, Map.of("x", List.of(1, 2))).text());
+        assertEquals("yes|Hello World|ab|x-y|2|3", of("{{ 'yes' if 'abc'.startswith('ab') }}|{{ 'hello world'.title() }}|{{ '  ab  '.strip() }}|{{ 'x y'.replace(' ', '-') }}|{{ 'a,b'.split(',') | length }}|{{ messages | length }}")
+                .render(CHAT.subList(0, 3), false));
+        assertEquals("lo", of("{{ 'hello'[3:] }}").render(List.of(), false));
+        var e = assertThrows(ChatTemplateException.class, () -> of("{{ 'abc'.getClass() }}").render(List.of(), false));
+        assertTrue(e.getMessage().contains("getClass"), e.getMessage());
+    }
+
+    @Test
+    void raisedErrorsAndSyntaxErrorsAreClear() {
+        var e = assertThrows(ChatTemplateException.class, () -> of("{{ raise_exception('Only user and assistant roles') }}").render(CHAT, false));
+        assertEquals("TemplateError: Only user and assistant roles", e.getMessage());
+        e = assertThrows(ChatTemplateException.class, () -> of("line one\n{% for m in messages %}{{ m['role'] }").render(CHAT, false));
+        assertTrue(e.getMessage().startsWith("test-template"), e.getMessage());
+    }
+
+    @Test
+    void runawayTemplatesAreStoppedNotTheJvm() {
+        long t0 = System.nanoTime();
+        for (String runaway : new String[] {
+                "{% for i in range(100000000) %}{{ i }}{% endfor %}",
+                "{% macro f(n) %}{{ f(n + 1) }}{% endmacro %}{{ f(0) }}",
+                "{% set s = 'x' %}{% for i in range(40) %}{% set s = s + s %}{% endfor %}{{ s }}",
+                "{% for i in range(99999) %}{% for j in range(99999) %}{% endfor %}{% endfor %}"}) {
+            assertThrows(ChatTemplateException.class, () -> of(runaway).render(List.of(), false), runaway);
+        }
+        assertTrue((System.nanoTime() - t0) / 1e9 < 30, "stopped quickly");
+        // The worker threads really stopped: none keeps burning a core after the render gave up.
+        long deadline = System.nanoTime() + 2_000_000_000L;
+        while (System.nanoTime() < deadline && Thread.getAllStackTraces().keySet().stream().anyMatch(th -> th.getName().equals("chat-template") && th.isAlive())) {
+            try { Thread.sleep(50); } catch (InterruptedException e) { Thread.currentThread().interrupt(); }
+        }
+        assertFalse(Thread.getAllStackTraces().keySet().stream().anyMatch(th -> th.getName().equals("chat-template") && th.isAlive()), "a render thread is still running");
+    }
+
+    @Test
+    void realTemplatesFromTokenizerConfigs() throws IOException {
+        ChatTemplate qwen3 = ChatTemplate.fromTokenizerConfig(FIXTURES.resolve("tokenizers/qwen3/qwen3-30b-a3b.tokenizer_config.json"), null);
+        Map<String, Object> tool = Map.of("type", "function", "function", Map.of("name", "refund", "description", "Refund an order",
+                "parameters", Map.of("type", "object", "properties", Map.of("order_id", Map.of("type", "string")))));
+        String withTools = qwen3.render(CHAT.subList(1, 2), true, Map.of("tools", List.of(tool))).text();
+        assertTrue(withTools.startsWith("<|im_start|>system\n# Tools"), withTools);
+        assertTrue(withTools.contains("{\"type\": \"function\", \"function\": {") || withTools.contains("\"function\": {\"name\": \"refund\""), withTools);
+        assertTrue(withTools.endsWith("<|im_start|>assistant\n"), withTools);
+        String noThinking = qwen3.render(CHAT.subList(1, 2), true, Map.of("enable_thinking", false)).text();
+        assertTrue(noThinking.endsWith("<|im_start|>assistant\n<think>\n\n</think>\n\n"), noThinking);
+        ChatTemplate llama3 = ChatTemplate.fromTokenizerConfig(FIXTURES.resolve("tokenizers/llama3/meta-llama-3-8b-instruct.tokenizer_config.json"), null);
+        String l = llama3.render(CHAT, true);
+        assertTrue(l.startsWith("<|begin_of_text|><|start_header_id|>system<|end_header_id|>\n\nRefunds after 7 days.<|eot_id|>"), l);
+        assertTrue(l.endsWith("<|start_header_id|>assistant<|end_header_id|>\n\n"), l);
+    }
+
+    @Test
+    void namedListFormAndMissingTemplates() throws IOException {
+        Path cfg = tmp.resolve("tokenizer_config.json");
+        Files.writeString(cfg, "{\"bos_token\": {\"content\": \"<s>\"}, \"chat_template\": [{\"name\": \"default\", \"template\": \"{{ bos_token }}D\"}, {\"name\": \"tool_use\", \"template\": \"T\"}]}");
+        assertEquals("<s>D", ChatTemplate.fromTokenizerConfig(cfg, null).render(List.of(), false));
+        assertEquals("T", ChatTemplate.fromTokenizerConfig(cfg, "tool_use").render(List.of(), false));
+        var e = assertThrows(ChatTemplateException.class, () -> ChatTemplate.fromTokenizerConfig(cfg, "rag"));
+        assertTrue(e.getMessage().contains("no template named 'rag'"));
+        Files.writeString(cfg, "{\"bos_token\": \"<s>\"}");
+        e = assertThrows(ChatTemplateException.class, () -> ChatTemplate.fromTokenizerConfig(cfg, null));
+        assertTrue(e.getMessage().contains("tokenizer_config.json") && e.getMessage().contains("no chat template"), e.getMessage());
+    }
+}
