@@ -23,6 +23,7 @@ import io.tether.generate.Generator;
 import io.tether.generate.SamplingConfig;
 import io.tether.model.CausalLM;
 import io.tether.model.Models;
+import io.tether.text.TextAssets;
 
 @Command(name = "generate", mixinStandardHelpOptions = true,
         description = {"Generate completions with a KV cache: greedy, or sampled with temperature, top-k and top-p.",
@@ -37,7 +38,10 @@ final class GenerateCommand implements Callable<Integer> {
         @Option(names = "--prompt-ids", split = ",", description = "one prompt as comma-separated token ids")
         long[] promptIds;
 
-        @Option(names = "--data", description = "JSONL with a 'prompt_ids' array per line")
+        @Option(names = "--prompt", description = "one text prompt (needs a tokenizer.json in the model directory)")
+        String prompt;
+
+        @Option(names = "--data", description = "JSONL: 'prompt_ids', a text 'prompt', or chat 'messages' (rendered with the generation prompt) per line")
         Path data;
     }
 
@@ -62,6 +66,9 @@ final class GenerateCommand implements Callable<Integer> {
     @Option(names = "--stop-id", description = "token id that ends a completion (repeatable; default: the model's eos_token_id)")
     List<Long> stopIds;
 
+    @Option(names = "--stop", description = "a string that ends a completion (repeatable; needs a tokenizer)")
+    List<String> stopStrings;
+
     @Option(names = "--no-cache", description = "recompute the whole sequence every step (for comparison)")
     boolean noCache;
 
@@ -80,17 +87,20 @@ final class GenerateCommand implements Callable<Integer> {
     public Integer call() throws IOException {
         root.initEngine();
         if (batchSize < 1) throw new IllegalArgumentException("--batch-size must be >= 1, got " + batchSize);
-        try (Models.LoadedModel m = Models.load(model, DType.parse(dtype))) {
+        try (Models.LoadedModel m = Models.load(model, DType.parse(dtype)); TextAssets text = TextAssets.load(model).orElse(null)) {
             CausalLM lm = m.model();
+            this.text = text;
             List<long[]> inputs = readPrompts(lm.config().vocabSize());
             List<Long> stops = stopIds != null ? stopIds : defaultStopIds(m);
-            SamplingConfig config = new SamplingConfig(maxNewTokens, temperature, topK, topP, seed, stops, List.of(), !noCache);
+            List<String> stopText = stopStrings == null ? List.of() : stopStrings;
+            if (!stopText.isEmpty() && text == null) throw new IllegalArgumentException("--stop needs a tokenizer.json in " + model);
+            SamplingConfig config = new SamplingConfig(maxNewTokens, temperature, topK, topP, seed, stops, stopText, !noCache);
             long start = System.nanoTime();
             List<String> lines = new ArrayList<>();
             int generated = 0;
             for (int i = 0; i < inputs.size(); i += batchSize) {
                 List<long[]> batch = inputs.subList(i, Math.min(inputs.size(), i + batchSize));
-                List<Generator.Generation> gens = Generator.generate(lm, batch, config);
+                List<Generator.Generation> gens = Generator.generate(lm, batch, config, text == null ? null : ids -> text.tokenizer().decode(ids, false));
                 for (int j = 0; j < batch.size(); j++) {
                     ObjectNode o = JSON.createObjectNode();
                     var p = o.putArray("prompt_ids");
@@ -98,6 +108,7 @@ final class GenerateCommand implements Callable<Integer> {
                     var c = o.putArray("completion_ids");
                     for (long id : gens.get(j).tokens()) c.add(id);
                     o.put("finish_reason", gens.get(j).finishReason().name().toLowerCase(java.util.Locale.ROOT));
+                    if (text != null) o.put("completion", text.tokenizer().decode(gens.get(j).tokens(), true));
                     lines.add(JSON.writeValueAsString(o));
                     generated += gens.get(j).tokens().length;
                 }
@@ -116,8 +127,17 @@ final class GenerateCommand implements Callable<Integer> {
         return 0;
     }
 
+    private TextAssets text;
+
     private List<long[]> readPrompts(int vocab) throws IOException {
         List<long[]> result = new ArrayList<>();
+        if (prompts.prompt != null) {
+            if (text == null) throw new IllegalArgumentException("--prompt needs a tokenizer.json in " + model + " (or pass --prompt-ids)");
+            long[] ids = text.tokenizer().encode(prompts.prompt, true);
+            check(ids, vocab, "--prompt", null, 0);
+            result.add(ids);
+            return result;
+        }
         if (prompts.promptIds != null) {
             check(prompts.promptIds, vocab, "--prompt-ids", null, 0);
             result.add(prompts.promptIds);
@@ -134,8 +154,12 @@ final class GenerateCommand implements Callable<Integer> {
             } catch (IOException e) {
                 throw new DataFormatException(file, i + 1, "not valid JSON");
             }
+            if (n != null && n.isObject() && !n.has("prompt_ids") && (n.has("prompt") || n.has("messages"))) {
+                result.add(textPrompt(file, i + 1, n, vocab));
+                continue;
+            }
             JsonNode ids = n == null ? null : n.get("prompt_ids");
-            if (ids == null || !ids.isArray()) throw new DataFormatException(file, i + 1, "missing array field 'prompt_ids'");
+            if (ids == null || !ids.isArray()) throw new DataFormatException(file, i + 1, "missing array field 'prompt_ids' (or a text 'prompt' / chat 'messages')");
             long[] p = new long[ids.size()];
             for (int j = 0; j < p.length; j++) {
                 if (!ids.get(j).isIntegralNumber()) throw new DataFormatException(file, i + 1, "'prompt_ids'[" + j + "] is not an integer");
@@ -146,6 +170,26 @@ final class GenerateCommand implements Callable<Integer> {
         }
         if (result.isEmpty()) throw new DataFormatException(file, 0, "no prompts: the file is empty");
         return result;
+    }
+
+    /** A text prompt, or chat messages rendered with the generation prompt (the template writes BOS itself). */
+    private long[] textPrompt(Path file, long line, JsonNode n, int vocab) {
+        if (text == null) throw new DataFormatException(file, line, "text prompts need a tokenizer.json in " + model);
+        JsonNode msgs = n.has("messages") ? n.get("messages") : n.get("prompt");
+        long[] ids;
+        if (msgs.isArray()) {
+            if (text.template() == null) throw new DataFormatException(file, line, "chat messages need a chat template, and " + model + " has none");
+            List<java.util.Map<String, Object>> messages = JSON.convertValue(msgs, new com.fasterxml.jackson.core.type.TypeReference<List<java.util.Map<String, Object>>>() {});
+            try {
+                ids = text.tokenizer().encode(text.template().render(messages, true), false);
+            } catch (io.tether.text.ChatTemplateException e) {
+                throw new DataFormatException(file, line, "chat template: " + e.getMessage());
+            }
+        } else {
+            ids = text.tokenizer().encode(msgs.asText(), true);
+        }
+        check(ids, vocab, "prompt", file, line);
+        return ids;
     }
 
     private static void check(long[] ids, int vocab, String field, Path file, long line) {

@@ -20,10 +20,13 @@ import io.tether.engine.AtomicFiles;
 import io.tether.engine.DType;
 import io.tether.model.LogProbs;
 import io.tether.model.Models;
+import io.tether.text.TextAssets;
 
 @Command(name = "logprobs", mixinStandardHelpOptions = true,
         description = {"Sum of completion-token log-probabilities for each JSONL record.",
-                "Records: {\"prompt_ids\": [...], \"completion_ids\": [...]} or {\"prompt_ids\", \"chosen_ids\", \"rejected_ids\"}.",
+                "Records: {\"prompt_ids\": [...], \"completion_ids\": [...]} or {\"prompt_ids\", \"chosen_ids\", \"rejected_ids\"};",
+                "with a tokenizer.json in the model directory also TRL's text and chat formats: prompt/completion,",
+                "prompt/chosen/rejected (strings or message lists), messages (the last one is scored), text.",
                 "Output: one line per input line, in order."})
 final class LogprobsCommand implements Callable<Integer> {
     @ParentCommand TetherCommand root;
@@ -46,6 +49,12 @@ final class LogprobsCommand implements Callable<Integer> {
     @Option(names = "--dtype", defaultValue = "fp32", description = "compute dtype: fp32 or fp64 (default: ${DEFAULT-VALUE})")
     String dtype;
 
+    @Option(names = "--no-eos", description = "do not append EOS to text completions (TRL appends it)")
+    boolean noEos;
+
+    @Option(names = "--strict", description = "fail when a prompt's tokens are not a prefix of prompt+completion (default: warn)")
+    boolean strict;
+
     private static final ObjectMapper JSON = new ObjectMapper();
 
     @Override
@@ -53,8 +62,11 @@ final class LogprobsCommand implements Callable<Integer> {
         root.initEngine();
         if (batchSize < 1) throw new IllegalArgumentException("--batch-size must be >= 1, got " + batchSize);
         long start = System.nanoTime();
-        try (Models.LoadedModel m = Models.load(model, DType.parse(dtype))) {
-            List<TokenRecords.TokenRecord> records = TokenRecords.read(data, m.model().config().vocabSize());
+        try (Models.LoadedModel m = Models.load(model, DType.parse(dtype));
+             TextAssets text = TextAssets.load(model).orElse(null)) {
+            TokenRecords.TextEncoder encoder = text == null ? null : new TokenRecords.TextEncoder(text.tokenizer(), text.template(), !noEos);
+            List<TokenRecords.TokenRecord> records = TokenRecords.read(data, m.model().config().vocabSize(), encoder);
+            reportMismatches(records);
             List<LogProbs.Sequence> seqs = new ArrayList<>();
             for (TokenRecords.TokenRecord r : records) {
                 if (r.isPreference()) {
@@ -88,6 +100,18 @@ final class LogprobsCommand implements Callable<Integer> {
             root.spec.commandLine().getErr().printf("scored %d records (%d sequences) in %.1f s%n", records.size(), seqs.size(), (System.nanoTime() - start) / 1e9);
         }
         return 0;
+    }
+
+    /** Says, per record, where tokenize(prompt) is not a prefix of tokenize(prompt + completion); fails with --strict. */
+    private void reportMismatches(List<TokenRecords.TokenRecord> records) {
+        int n = 0;
+        for (TokenRecords.TokenRecord r : records) {
+            if (r.mismatch() == null) continue;
+            n++;
+            if (strict) throw new io.tether.data.DataFormatException(data, r.line(), r.mismatch());
+            if (n <= 10) root.spec.commandLine().getErr().println("warning: " + data + ":" + r.line() + ": " + r.mismatch());
+        }
+        if (n > 10) root.spec.commandLine().getErr().println("warning: " + n + " records in all have prompt/completion token mismatches");
     }
 
     /** Batches sequences of similar length together (less padding); results come back in input order. */

@@ -4,6 +4,8 @@ import java.io.BufferedReader;
 import java.io.IOException;
 import java.io.InputStream;
 import java.io.InputStreamReader;
+import java.nio.charset.CodingErrorAction;
+import java.nio.charset.MalformedInputException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.NoSuchFileException;
@@ -17,22 +19,37 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 
+import io.tether.text.ChatTemplate;
+import io.tether.text.Tokenizer;
+
 /**
- * Pre-tokenized JSONL records: {@code prompt_ids} with {@code completion_ids}, or {@code prompt_ids} with
- * {@code chosen_ids} and {@code rejected_ids}. Every line is validated against the vocabulary before anything is
- * computed, and errors name the file, line and field.
+ * JSONL records turned into token ids: pre-tokenized ({@code prompt_ids} with {@code completion_ids}, or with
+ * {@code chosen_ids} and {@code rejected_ids}), or, given a {@link TextEncoder}, TRL's text and conversational
+ * formats: {@code prompt}/{@code completion}, {@code prompt}/{@code chosen}/{@code rejected} (strings or message
+ * lists), {@code messages} (the last message is the completion) and {@code text} (an empty prompt: every token is
+ * completion). Every line is validated before anything is computed, and errors name the file, line and field.
  */
 public final class TokenRecords {
     private TokenRecords() {}
 
     private static final ObjectMapper JSON = new ObjectMapper();
 
-    /** One input line. {@code completion} is set for plain records; {@code chosen}/{@code rejected} for pairs. */
-    public record TokenRecord(long line, ObjectNode source, long[] prompt, long[] completion, long[] chosen, long[] rejected) {
+    /**
+     * One input line. {@code completion} is set for plain records; {@code chosen}/{@code rejected} for pairs.
+     * {@code mismatch} describes a prompt whose tokens are not a prefix of prompt+completion (null when they are).
+     */
+    public record TokenRecord(long line, ObjectNode source, long[] prompt, long[] completion, long[] chosen, long[] rejected, String mismatch) {
         public boolean isPreference() { return chosen != null; }
     }
 
+    /** How text and chats become tokens: the tokenizer, the chat template (for message lists) and EOS policy. */
+    public record TextEncoder(Tokenizer tokenizer, ChatTemplate template, boolean appendEos) {}
+
     public static List<TokenRecord> read(Path file, int vocabSize) {
+        return read(file, vocabSize, null);
+    }
+
+    public static List<TokenRecord> read(Path file, int vocabSize, TextEncoder encoder) {
         List<TokenRecord> out = new ArrayList<>();
         try (BufferedReader r = open(file)) {
             String text;
@@ -40,8 +57,10 @@ public final class TokenRecords {
             while ((text = r.readLine()) != null) {
                 line++;
                 if (text.isBlank()) continue;
-                out.add(parse(file, line, text, vocabSize));
+                out.add(parse(file, line, text, vocabSize, encoder));
             }
+        } catch (MalformedInputException e) {
+            throw new DataFormatException(file, lineOf(file, e), "invalid UTF-8 (" + e.getMessage() + ")");
         } catch (NoSuchFileException e) {
             throw new DataFormatException(file, 0, "file not found");
         } catch (IOException e) {
@@ -54,10 +73,36 @@ public final class TokenRecords {
     private static BufferedReader open(Path file) throws IOException {
         InputStream in = Files.newInputStream(file);
         if (file.getFileName().toString().endsWith(".gz")) in = new GZIPInputStream(in);
-        return new BufferedReader(new InputStreamReader(in, StandardCharsets.UTF_8));
+        // Strict decoding: a malformed byte is an error that names its line, never a silent U+FFFD.
+        return new BufferedReader(new InputStreamReader(in, StandardCharsets.UTF_8.newDecoder()
+                .onMalformedInput(CodingErrorAction.REPORT).onUnmappableCharacter(CodingErrorAction.REPORT)));
     }
 
-    private static TokenRecord parse(Path file, long line, String text, int vocab) {
+    /** The 1-based line holding the first malformed byte (found by a second, byte-level pass). */
+    private static long lineOf(Path file, MalformedInputException e) {
+        try (InputStream in = file.getFileName().toString().endsWith(".gz") ? new GZIPInputStream(Files.newInputStream(file)) : Files.newInputStream(file)) {
+            byte[] all = in.readAllBytes();
+            var decoder = StandardCharsets.UTF_8.newDecoder().onMalformedInput(CodingErrorAction.REPORT);
+            long line = 1;
+            int start = 0;
+            for (int i = 0; i <= all.length; i++) {
+                if (i == all.length || all[i] == '\n') {
+                    try {
+                        decoder.decode(java.nio.ByteBuffer.wrap(all, start, i - start));
+                    } catch (java.nio.charset.CharacterCodingException bad) {
+                        return line;
+                    }
+                    line++;
+                    start = i + 1;
+                }
+            }
+        } catch (IOException ignored) {
+            // fall through: the line is unknown
+        }
+        return 0;
+    }
+
+    private static TokenRecord parse(Path file, long line, String text, int vocab, TextEncoder encoder) {
         JsonNode node;
         try {
             node = JSON.readTree(text);
@@ -67,19 +112,20 @@ public final class TokenRecords {
         if (node == null || !node.isObject()) throw new DataFormatException(file, line, "expected a JSON object");
         ObjectNode o = (ObjectNode) node;
         if (!o.has("prompt_ids")) {
-            String hint = o.has("prompt") || o.has("messages") || o.has("chosen")
-                    ? " (text and chat records need a tokenizer; until then records carry token ids)" : "";
+            boolean textual = o.has("prompt") || o.has("messages") || o.has("chosen") || o.has("text");
+            if (textual && encoder != null) return TextRecords.parse(file, line, o, encoder, vocab);
+            String hint = textual ? " (text and chat records need a model directory with a tokenizer.json)" : "";
             throw new DataFormatException(file, line, "missing field 'prompt_ids'" + hint);
         }
         long[] prompt = ids(file, line, o, "prompt_ids", vocab);
         if (prompt.length == 0) throw new DataFormatException(file, line, "'prompt_ids' is empty: at least one token (e.g. BOS) must precede the completion");
         boolean plain = o.has("completion_ids"), pair = o.has("chosen_ids") || o.has("rejected_ids");
         if (plain && pair) throw new DataFormatException(file, line, "has both 'completion_ids' and 'chosen_ids'/'rejected_ids'; expected one kind of record");
-        if (plain) return new TokenRecord(line, o, prompt, ids(file, line, o, "completion_ids", vocab), null, null);
+        if (plain) return new TokenRecord(line, o, prompt, ids(file, line, o, "completion_ids", vocab), null, null, null);
         if (pair) {
             if (!o.has("chosen_ids") || !o.has("rejected_ids"))
                 throw new DataFormatException(file, line, "a preference record needs both 'chosen_ids' and 'rejected_ids'");
-            return new TokenRecord(line, o, prompt, null, ids(file, line, o, "chosen_ids", vocab), ids(file, line, o, "rejected_ids", vocab));
+            return new TokenRecord(line, o, prompt, null, ids(file, line, o, "chosen_ids", vocab), ids(file, line, o, "rejected_ids", vocab), null);
         }
         throw new DataFormatException(file, line, "expected 'completion_ids', or 'chosen_ids' and 'rejected_ids'");
     }

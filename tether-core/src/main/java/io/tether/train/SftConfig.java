@@ -18,8 +18,9 @@ import java.util.Map;
  * @param packing            TRL {@code packing}: several examples per row, attention isolated per example
  * @param completionOnlyLoss TRL {@code completion_only_loss}: loss on completion tokens only (else every token)
  * @param dtype              compute dtype of the weights (fp32; fp64 for checks)
+ * @param tokenizer          directory with tokenizer.json (and chat template) for text records; default: the model's
  */
-public record SftConfig(Path model, Path modelConfig, Path data, Path evalData, double evalFraction, Path outputDir,
+public record SftConfig(Path model, Path modelConfig, Path tokenizer, Path data, Path evalData, double evalFraction, Path outputDir,
                         int maxLength, boolean packing, boolean completionOnlyLoss, String dtype, TrainerConfig trainer) {
     public SftConfig {
         if ((model == null) == (modelConfig == null)) throw new IllegalArgumentException("key 'model': give exactly one of 'model' (an HF directory) or 'model_config' (a config.json to initialise from)");
@@ -32,7 +33,7 @@ public record SftConfig(Path model, Path modelConfig, Path data, Path evalData, 
     }
 
     public static SftConfig from(ConfigTree c) {
-        Path model = c.path("model"), modelConfig = c.path("model_config"), data = c.path("data"), evalData = c.path("eval_data");
+        Path model = c.path("model"), modelConfig = c.path("model_config"), tokenizer = c.path("tokenizer"), data = c.path("data"), evalData = c.path("eval_data");
         double evalFraction = c.number("eval_fraction", 0.0);
         Path out = c.path("output_dir");
         int maxLength = c.integer("max_length", 1024);
@@ -40,7 +41,7 @@ public record SftConfig(Path model, Path modelConfig, Path data, Path evalData, 
         String dtype = c.string("dtype", "fp32");
         TrainerConfig trainer = c.trainerConfig();
         c.rejectUnknownKeys();
-        return c.validated(() -> new SftConfig(model, modelConfig, data, evalData, evalFraction, out, maxLength, packing, completionOnly, dtype, trainer));
+        return c.validated(() -> new SftConfig(model, modelConfig, tokenizer, data, evalData, evalFraction, out, maxLength, packing, completionOnly, dtype, trainer));
     }
 
     /** Every setting, defaults included, as written to the run's config.yaml. */
@@ -48,6 +49,7 @@ public record SftConfig(Path model, Path modelConfig, Path data, Path evalData, 
         Map<String, Object> m = new LinkedHashMap<>();
         m.put("model", model == null ? null : model.toString());
         m.put("model_config", modelConfig == null ? null : modelConfig.toString());
+        m.put("tokenizer", tokenizer == null ? null : tokenizer.toString());
         m.put("data", data.toString());
         m.put("eval_data", evalData == null ? null : evalData.toString());
         m.put("eval_fraction", evalFraction);

@@ -19,6 +19,7 @@ import io.tether.engine.Torch;
 import io.tether.model.CausalLM;
 import io.tether.model.ModelConfig;
 import io.tether.model.Models;
+import io.tether.text.TextAssets;
 
 /** Runs SFT from an {@link SftConfig}: model, data, split, run directory, the loop, and the final model. */
 public final class SftRun {
@@ -42,12 +43,17 @@ public final class SftRun {
             model = Models.create(config, dtype, c.trainer().seed());
             initialWeights = "fresh init, seed " + c.trainer().seed() + ", config sha256 " + RunDirectory.sha256(c.modelConfig());
         }
+        Path textDir = c.tokenizer() != null ? c.tokenizer() : c.model();
+        TextAssets text = textDir == null ? null : TextAssets.load(textDir).orElse(null);
+        if (c.tokenizer() != null && text == null) throw new IllegalArgumentException("key 'tokenizer': no tokenizer.json in " + c.tokenizer());
         try {
             int vocab = model.config().vocabSize();
-            List<Sft.Example> train = examples(c.data(), TokenRecords.read(c.data(), vocab), c.completionOnlyLoss());
+            // TRL appends EOS to text completions so the model learns to stop.
+            TokenRecords.TextEncoder encoder = text == null ? null : new TokenRecords.TextEncoder(text.tokenizer(), text.template(), true);
+            List<Sft.Example> train = examples(c.data(), TokenRecords.read(c.data(), vocab, encoder), c.completionOnlyLoss());
             List<Sft.Example> eval;
             if (c.evalData() != null) {
-                eval = examples(c.evalData(), TokenRecords.read(c.evalData(), vocab), c.completionOnlyLoss());
+                eval = examples(c.evalData(), TokenRecords.read(c.evalData(), vocab, encoder), c.completionOnlyLoss());
             } else {
                 List<List<Sft.Example>> split = split(train, c.evalFraction(), c.trainer().seed());
                 train = split.get(0);
@@ -72,13 +78,14 @@ public final class SftRun {
             provenance.put(resume ? "resumed_at" : "started_at", Instant.now().toString());
             run.writeProvenance(provenance);
             Trainer<Sft.Row> trainer = new Trainer<>(model, new Sft(), trainRows, evalRows, c.trainer(), run,
-                    GradientSync.SINGLE_PROCESS, listener, c.model());
+                    GradientSync.SINGLE_PROCESS, listener, textDir);
             Trainer.Result result = trainer.train(resume);
             // The finished model, loadable by tether generate / logprobs: the last checkpoint's weights.
-            Models.save(model, run.root().resolve("model"), null, loaded == null ? null : loaded.storedDtypes(), c.model(), Models.DEFAULT_MAX_SHARD_BYTES);
+            Models.save(model, run.root().resolve("model"), null, loaded == null ? null : loaded.storedDtypes(), textDir, Models.DEFAULT_MAX_SHARD_BYTES);
             return result;
         } finally {
             model.close();
+            if (text != null) text.close();
         }
     }
 
