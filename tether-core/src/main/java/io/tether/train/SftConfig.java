@@ -19,9 +19,11 @@ import java.util.Map;
  * @param completionOnlyLoss TRL {@code completion_only_loss}: loss on completion tokens only (else every token)
  * @param dtype              compute dtype of the weights (fp32; fp64 for checks)
  * @param tokenizer          directory with tokenizer.json (and chat template) for text records; default: the model's
+ * @param assistantOnlyLoss  TRL {@code assistant_only_loss}: for {@code messages} records, loss only on the tokens the
+ *                           template marks with {@code {% generation %}} (else, as TRL, on the whole conversation)
  */
 public record SftConfig(Path model, Path modelConfig, Path tokenizer, Path data, Path evalData, double evalFraction, Path outputDir,
-                        int maxLength, boolean packing, boolean completionOnlyLoss, String dtype, TrainerConfig trainer) {
+                        int maxLength, boolean packing, boolean completionOnlyLoss, boolean assistantOnlyLoss, String dtype, TrainerConfig trainer) {
     public SftConfig {
         if ((model == null) == (modelConfig == null)) throw new IllegalArgumentException("key 'model': give exactly one of 'model' (an HF directory) or 'model_config' (a config.json to initialise from)");
         if (data == null) throw new IllegalArgumentException("key 'data': missing");
@@ -38,10 +40,11 @@ public record SftConfig(Path model, Path modelConfig, Path tokenizer, Path data,
         Path out = c.path("output_dir");
         int maxLength = c.integer("max_length", 1024);
         boolean packing = c.bool("packing", false), completionOnly = c.bool("completion_only_loss", true);
+        boolean assistantOnly = c.bool("assistant_only_loss", false);
         String dtype = c.string("dtype", "fp32");
         TrainerConfig trainer = c.trainerConfig();
         c.rejectUnknownKeys();
-        return c.validated(() -> new SftConfig(model, modelConfig, tokenizer, data, evalData, evalFraction, out, maxLength, packing, completionOnly, dtype, trainer));
+        return c.validated(() -> new SftConfig(model, modelConfig, tokenizer, data, evalData, evalFraction, out, maxLength, packing, completionOnly, assistantOnly, dtype, trainer));
     }
 
     /** Every setting, defaults included, as written to the run's config.yaml. */
@@ -57,6 +60,7 @@ public record SftConfig(Path model, Path modelConfig, Path tokenizer, Path data,
         m.put("max_length", maxLength);
         m.put("packing", packing);
         m.put("completion_only_loss", completionOnlyLoss);
+        m.put("assistant_only_loss", assistantOnlyLoss);
         m.put("dtype", dtype);
         TrainerConfig t = trainer;
         m.put("max_steps", t.maxSteps());

@@ -50,10 +50,10 @@ public final class SftRun {
             int vocab = model.config().vocabSize();
             // TRL appends EOS to text completions so the model learns to stop.
             TokenRecords.TextEncoder encoder = text == null ? null : new TokenRecords.TextEncoder(text.tokenizer(), text.template(), true);
-            List<Sft.Example> train = examples(c.data(), TokenRecords.read(c.data(), vocab, encoder), c.completionOnlyLoss());
+            List<Sft.Example> train = examples(c.data(), TokenRecords.read(c.data(), vocab, encoder), c, text);
             List<Sft.Example> eval;
             if (c.evalData() != null) {
-                eval = examples(c.evalData(), TokenRecords.read(c.evalData(), vocab, encoder), c.completionOnlyLoss());
+                eval = examples(c.evalData(), TokenRecords.read(c.evalData(), vocab, encoder), c, text);
             } else {
                 List<List<Sft.Example>> split = split(train, c.evalFraction(), c.trainer().seed());
                 train = split.get(0);
@@ -89,19 +89,45 @@ public final class SftRun {
         }
     }
 
-    /** prompt+completion ids; the loss mask covers the completion (or everything without completion-only loss). */
-    static List<Sft.Example> examples(Path file, List<TokenRecords.TokenRecord> records, boolean completionOnly) {
+    /**
+     * Examples as TRL builds them: prompt+completion with the loss on the completion (or on everything without
+     * completion-only loss); a {@code messages} conversation rendered whole, with the loss on every token, or with
+     * {@code assistant_only_loss} on the tokens inside the template's generation blocks.
+     */
+    static List<Sft.Example> examples(Path file, List<TokenRecords.TokenRecord> records, SftConfig c, TextAssets text) {
         List<Sft.Example> out = new ArrayList<>();
         for (TokenRecords.TokenRecord r : records) {
+            if (text != null && text.template() != null && r.source().has("messages")) {
+                out.add(conversation(file, r, c.assistantOnlyLoss(), text));
+                continue;
+            }
+            if (c.assistantOnlyLoss())
+                throw new io.tether.data.DataFormatException(file, r.line(), "assistant_only_loss needs 'messages' records and a chat template");
             if (r.isPreference())
                 throw new io.tether.data.DataFormatException(file, r.line(), "SFT needs prompt_ids + completion_ids records, got a preference pair");
             long[] ids = new long[r.prompt().length + r.completion().length], mask = new long[ids.length];
             System.arraycopy(r.prompt(), 0, ids, 0, r.prompt().length);
             System.arraycopy(r.completion(), 0, ids, r.prompt().length, r.completion().length);
-            for (int i = 0; i < ids.length; i++) mask[i] = !completionOnly || i >= r.prompt().length ? 1 : 0;
+            for (int i = 0; i < ids.length; i++) mask[i] = !c.completionOnlyLoss() || i >= r.prompt().length ? 1 : 0;
             out.add(new Sft.Example(ids, mask));
         }
         return out;
+    }
+
+    private static Sft.Example conversation(Path file, TokenRecords.TokenRecord r, boolean assistantOnly, TextAssets text) {
+        List<java.util.Map<String, Object>> messages = RunDirectory.JSON.convertValue(r.source().get("messages"),
+                new com.fasterxml.jackson.core.type.TypeReference<List<java.util.Map<String, Object>>>() {});
+        io.tether.text.ChatTemplate.Rendered rendered;
+        try {
+            rendered = text.template().render(messages, false, java.util.Map.of());
+        } catch (io.tether.text.ChatTemplateException e) {
+            throw new io.tether.data.DataFormatException(file, r.line(), "chat template: " + e.getMessage());
+        }
+        long[][] idsMask = io.tether.text.PromptCompletion.assistantMask(text.tokenizer(), rendered);
+        if (assistantOnly && rendered.generationSpans().isEmpty())
+            throw new io.tether.data.DataFormatException(file, r.line(), "assistant_only_loss: the chat template has no {% generation %} blocks to mark assistant tokens");
+        if (!assistantOnly) java.util.Arrays.fill(idsMask[1], 1);
+        return new Sft.Example(idsMask[0], idsMask[1]);
     }
 
     /** A seeded split: the same seed always holds out the same examples. */
