@@ -1,0 +1,213 @@
+package io.tether.objective;
+
+import java.util.List;
+
+import org.bytedeco.pytorch.Tensor;
+import org.bytedeco.pytorch.global.torch;
+
+import io.tether.engine.Tensors;
+
+import static io.tether.objective.Ops.*;
+
+/**
+ * Direct Preference Optimization and its family (Rafailov et al. 2023 and successors), exactly as TRL's
+ * {@code DPOTrainer} (>= 0.29) computes them, with TRL <= 0.28 and OpenRLHF semantics as explicit options.
+ *
+ * <p>With c = ℓ(y_w) − ℓ_ref(y_w) and r = ℓ(y_l) − ℓ_ref(y_l) (summed completion log-probs), an f-divergence maps
+ * them to s_w = f(c), s_r = f(r), δ = s_w − s_r and x = β·δ. Each loss type is a per-pair function of these; the
+ * batch loss is Σ_k w_k · mean(loss_k). Logged rewards are always β·c and β·r.
+ */
+public final class DpoLoss {
+    private DpoLoss() {}
+
+    /**
+     * @param beta                 {@code beta} (0.1)
+     * @param lossType             {@code loss_type}: sigmoid, hinge, ipo, exo_pair, nca_pair, robust, bco_pair, sppo_hard,
+     *                             aot, aot_unpaired, apo_zero, apo_down, discopop, sigmoid_norm, sft (several combine)
+     * @param lossWeights          {@code loss_weights} (all 1.0 by default)
+     * @param labelSmoothing       {@code label_smoothing}: ε of robust, exo_pair, aot and aot_unpaired
+     * @param fDivergenceType      {@code f_divergence_type}: reverse_kl, forward_kl, js_divergence, alpha_divergence
+     * @param fAlphaDivergenceCoef {@code f_alpha_divergence_coef} (0.5; legacy default 1.0)
+     * @param discopopTau          {@code discopop_tau} (0.05)
+     * @param semantics            which implementation's formulas: TRL (>= 0.29, the default), TRL_LEGACY (<= 0.28:
+     *                             cDPO label smoothing in sigmoid, running-mean bco_pair, old alpha divergence,
+     *                             WPO clamp) or OPENRLHF (cDPO sigmoid, IPO without length normalisation)
+     */
+    public record Config(double beta, List<String> lossType, List<Double> lossWeights, double labelSmoothing,
+                         String fDivergenceType, double fAlphaDivergenceCoef, double discopopTau, Semantics semantics) {
+        public Config {
+            if (!(beta > 0)) throw new IllegalArgumentException("beta must be > 0, got " + beta);
+            if (lossType.isEmpty()) throw new IllegalArgumentException("loss_type must name at least one loss");
+            if (lossWeights == null) lossWeights = java.util.Collections.nCopies(lossType.size(), 1.0);
+            if (lossWeights.size() != lossType.size())
+                throw new IllegalArgumentException("loss_weights has " + lossWeights.size() + " entries for " + lossType.size() + " loss types");
+            for (String t : lossType) if (!KNOWN.contains(t)) throw new IllegalArgumentException("loss_type '" + t + "' is not supported (known: " + KNOWN + ")");
+            if (lossType.contains("exo_pair") && !(labelSmoothing > 0))
+                throw new IllegalArgumentException("exo_pair needs label_smoothing > 0 (the paper uses 1e-3)");
+            if (lossType.contains("robust") && !(labelSmoothing >= 0 && labelSmoothing < 0.5))
+                throw new IllegalArgumentException("robust needs label_smoothing in [0, 0.5), got " + labelSmoothing);
+            lossType = List.copyOf(lossType);
+            lossWeights = List.copyOf(lossWeights);
+        }
+
+        public static Config of(double beta, String lossType) {
+            return new Config(beta, List.of(lossType), null, 0.0, "reverse_kl", 0.5, 0.05, Semantics.TRL);
+        }
+    }
+
+    public enum Semantics { TRL, TRL_LEGACY, OPENRLHF }
+
+    static final List<String> KNOWN = List.of("sigmoid", "hinge", "ipo", "exo_pair", "nca_pair", "robust", "bco_pair", "sppo_hard",
+            "aot", "aot_unpaired", "apo_zero", "apo_down", "discopop", "sigmoid_norm", "sft");
+
+    /**
+     * Per-pair summed log-probs [B] of policy and reference, completion token counts [B], and optionally the SFT
+     * term's token-mean NLL over the batch's chosen completions (a scalar) and WPO weights [B].
+     */
+    public record Inputs(Tensor policyChosen, Tensor policyRejected, Tensor refChosen, Tensor refRejected,
+                         Tensor chosenTokens, Tensor rejectedTokens, Tensor sftNll, Tensor pairWeights) {}
+
+    /** The batch loss (scalar), per-pair losses [B] and the implicit rewards β·c and β·r [B]. */
+    public record Output(Tensor loss, Tensor perPair, Tensor chosenRewards, Tensor rejectedRewards) {}
+
+    /** Running mean of rewards for legacy bco_pair (TRL's RunningMoments); null for other semantics. */
+    public static final class RunningMean {
+        private double mean;
+        private long count;
+
+        /** Folds in a batch of values and returns the updated mean. */
+        public double update(double batchMean, long batchCount) {
+            long total = count + batchCount;
+            mean += (batchMean - mean) * batchCount / total;
+            count = total;
+            return mean;
+        }
+    }
+
+    public static Output compute(Config cfg, Inputs in) {
+        return compute(cfg, in, null);
+    }
+
+    public static Output compute(Config cfg, Inputs in, RunningMean bcoMean) {
+        double beta = cfg.beta();
+        Tensor c = in.policyChosen().sub(in.refChosen());       // chosen log-ratio
+        Tensor r = in.policyRejected().sub(in.refRejected());   // rejected log-ratio
+        Tensor sw, sr, delta;
+        if (cfg.semantics() == Semantics.TRL_LEGACY && cfg.fDivergenceType().equals("alpha_divergence")) {
+            // TRL <= 0.28: δ = (e^{−α r} − e^{−α c}) / α
+            double a = cfg.fAlphaDivergenceCoef();
+            sw = c;
+            sr = r;
+            delta = scale(r.mul(Tensors.scalar(-a)).exp().sub(c.mul(Tensors.scalar(-a)).exp()), 1 / a);
+        } else {
+            sw = fDivergence(cfg, c);
+            sr = fDivergence(cfg, r);
+            delta = sw.sub(sr);
+        }
+        Tensor x = scale(delta, beta);
+        double eps = cfg.labelSmoothing();
+        Tensor perPair = null, total = null;
+        for (int k = 0; k < cfg.lossType().size(); k++) {
+            Tensor l = switch (cfg.lossType().get(k)) {
+                case "sigmoid" -> cfg.semantics() == Semantics.TRL
+                        ? logSigmoid(x).neg()
+                        // cDPO (TRL <= 0.28, OpenRLHF): −(1−ε)logσ(x) − ε logσ(−x)
+                        : scale(logSigmoid(x), -(1 - eps)).sub(scale(logSigmoid(x.neg()), eps));
+                case "hinge" -> torch.relu(plus(x.neg(), 1));
+                case "ipo" -> cfg.semantics() == Semantics.OPENRLHF
+                        ? square(plus(delta, -1 / (2 * beta)))
+                        // TRL normalises by completion length (confirmed with the IPO authors)
+                        : square(plus(sw.div(in.chosenTokens()).sub(sr.div(in.rejectedTokens())), -1 / (2 * beta)));
+                case "exo_pair" -> sigmoid(x).mul(plus(logSigmoid(x), -Math.log(1 - eps)))
+                        .add(sigmoid(x.neg()).mul(plus(logSigmoid(x.neg()), -Math.log(eps))));
+                case "nca_pair" -> logSigmoid(scale(sw, beta)).neg().sub(scale(logSigmoid(scale(sw, -beta)), 0.5))
+                        .sub(scale(logSigmoid(scale(sr, -beta)), 0.5));
+                case "robust" -> scale(scale(logSigmoid(x), -(1 - eps)).add(scale(logSigmoid(x.neg()), eps)), 1 / (1 - 2 * eps));
+                case "bco_pair" -> {
+                    double shift = 0;
+                    if (cfg.semantics() == Semantics.TRL_LEGACY) {
+                        // δ: running mean of the batch's chosen and rejected rewards, updated before use
+                        double batchMean = torch.cat(new org.bytedeco.pytorch.TensorVector(scale(c, beta).detach(), scale(r, beta).detach())).mean().item_double();
+                        shift = (bcoMean == null ? new RunningMean() : bcoMean).update(batchMean, 2 * c.size(0));
+                    }
+                    yield logSigmoid(plus(scale(sw, beta), -shift)).neg().sub(logSigmoid(plus(scale(sr, beta), -shift).neg()));
+                }
+                case "sppo_hard" -> square(plus(sw, -1 / (2 * beta))).add(square(plus(sr, 1 / (2 * beta))));
+                case "aot", "aot_unpaired" -> {
+                    Tensor d;
+                    if (cfg.lossType().get(k).equals("aot")) {
+                        Tensor pol = torch.sort(in.policyChosen().sub(in.policyRejected()), 0, false).get0();
+                        Tensor ref = torch.sort(in.refChosen().sub(in.refRejected()), 0, false).get0();
+                        d = pol.sub(ref);
+                    } else {
+                        d = torch.sort(c, 0, false).get0().sub(torch.sort(r, 0, false).get0());
+                    }
+                    Tensor bd = scale(d, beta);
+                    yield scale(logSigmoid(bd), -(1 - eps)).sub(scale(logSigmoid(bd.neg()), eps));
+                }
+                case "apo_zero" -> plus(sigmoid(scale(c, beta)).neg(), 1).add(sigmoid(scale(r, beta)));
+                case "apo_down" -> sigmoid(scale(c, beta)).add(plus(sigmoid(x).neg(), 1));
+                case "discopop" -> {
+                    Tensor m = sigmoid(scale(x, 1 / cfg.discopopTau()));
+                    yield m.mul(x.neg().exp()).add(plus(m.neg(), 1).mul(logSigmoid(x).neg()));
+                }
+                case "sigmoid_norm" -> logSigmoid(scale(sw.div(in.chosenTokens()).sub(sr.div(in.rejectedTokens())), beta)).neg();
+                case "sft" -> {
+                    if (in.sftNll() == null) throw new IllegalArgumentException("loss_type 'sft' needs the chosen completions' NLL");
+                    yield in.sftNll().expand(c.size(0));
+                }
+                default -> throw new IllegalStateException(cfg.lossType().get(k));
+            };
+            if (in.pairWeights() != null) {
+                Tensor w = cfg.semantics() == Semantics.TRL_LEGACY ? in.pairWeights().clamp_max(Tensors.scalar(1.0)) : in.pairWeights();
+                l = l.mul(w);
+            }
+            double weight = cfg.lossWeights().get(k);
+            perPair = perPair == null ? scale(l, weight) : perPair.add(scale(l, weight));
+            total = total == null ? scale(l.mean(), weight) : total.add(scale(l.mean(), weight));
+        }
+        return new Output(total, perPair, scale(c, beta).detach(), scale(r, beta).detach());
+    }
+
+    /** The f-divergence score map of TRL's {@code f_divergence_type}. */
+    static Tensor fDivergence(Config cfg, Tensor u) {
+        return switch (cfg.fDivergenceType()) {
+            case "reverse_kl" -> u;
+            case "forward_kl" -> u.neg().exp().neg();
+            case "js_divergence" -> logSigmoid(u);
+            case "alpha_divergence" -> {
+                double a = cfg.fAlphaDivergenceCoef();
+                if (Math.abs(a - 1) < 1e-6) yield u;
+                // exp((α−1)u)/(α−1), the exponent clamped at 80 as TRL does against overflow
+                yield scale(scale(u, a - 1).clamp_max(Tensors.scalar(80.0)).exp(), 1 / (a - 1));
+            }
+            default -> throw new IllegalArgumentException("f_divergence_type '" + cfg.fDivergenceType() + "' is not supported");
+        };
+    }
+
+    /**
+     * LD-DPO's desensitised sequence log-prob: Σ_{t ≤ Ls} logp_t + α Σ_{t > Ls} logp_t, where Ls = min(n_w, n_l) is the
+     * shorter completion of the pair. {@code tokenLogps} [B, T] (zero-padded), {@code sharedLength} [B].
+     */
+    public static Tensor ldLogps(Tensor tokenLogps, Tensor sharedLength, double alpha) {
+        long t = tokenLogps.size(1);
+        Tensor positions = Tensors.arange(t, io.tether.engine.DType.I64).view(1, t);
+        Tensor head = positions.lt(sharedLength.view(-1, 1)).to(tokenLogps.scalar_type());
+        Tensor weights = head.add(plus(head.neg(), 1).mul(Tensors.scalar(alpha)));
+        return tokenLogps.mul(weights).sum(new long[] {1}, false, new org.bytedeco.pytorch.ScalarTypeOptional());
+    }
+
+    /**
+     * WPO's per-sequence weight exp(mean_t [log p_t − log Σ_v p_v²]), without gradient, from policy logits [B, T, V],
+     * target tokens [B, T] and a 0/1 mask [B, T].
+     */
+    public static Tensor wpoWeight(Tensor logits, Tensor tokens, Tensor mask) {
+        Tensor logProbs = torch.log_softmax(logits.detach(), -1);
+        Tensor picked = torch.gather(logProbs, -1, tokens.unsqueeze(-1)).squeeze(-1);
+        Tensor logSumSq = torch.logsumexp(scale(logProbs, 2), new long[] {-1}, false);
+        Tensor m = mask.to(logits.scalar_type());
+        Tensor perToken = picked.sub(logSumSq).mul(m);
+        return perToken.sum(new long[] {1}, false, new org.bytedeco.pytorch.ScalarTypeOptional())
+                .div(m.sum(new long[] {1}, false, new org.bytedeco.pytorch.ScalarTypeOptional())).exp();
+    }
+}
