@@ -34,15 +34,19 @@ import org.bytedeco.pytorch.Tensor;
  * <p>The reader trusts nothing: the header length is bounded, every entry's dtype, shape and byte length must
  * agree, offsets must lie inside the file and tile the data section without gaps or overlaps (as the reference
  * implementation requires). Data is memory-mapped in windows below 2 GiB, so tensors and files of any size load.
- * The writer produces the same layout as the reference implementation (tensors ordered by dtype width, then
+ * The writer produces the same layout as the reference implementation (tensors ordered by the reference dtype order, then
  * name; header padded with spaces to a multiple of 8), so a loaded file saved again is byte-identical.
  */
 public final class Safetensors {
     /** The reference implementation refuses headers over 100 MB; so do we. */
     public static final long MAX_HEADER_BYTES = 100L * 1024 * 1024;
     private static final long MAP_WINDOW = 1L << 30;
+    /** safetensors' Dtype declaration order, reversed: the order its writer lays tensors out in. */
+    private static final List<DType> REFERENCE_ORDER = List.of(DType.I64, DType.F64, DType.F32, DType.I32, DType.BF16, DType.F16,
+            DType.I16, DType.I8, DType.U8, DType.BOOL);
     private static final ObjectMapper JSON = new ObjectMapper()
             .enable(JsonParser.Feature.STRICT_DUPLICATE_DETECTION)
+            .enable(com.fasterxml.jackson.databind.DeserializationFeature.FAIL_ON_TRAILING_TOKENS)
             .disable(JsonGenerator.Feature.AUTO_CLOSE_TARGET);
 
     private Safetensors() {}
@@ -137,7 +141,12 @@ public final class Safetensors {
         long dataStart = 8 + head.capacity();
         JsonNode root;
         try {
-            root = JSON.readTree(new String(head.array(), StandardCharsets.UTF_8));
+            // Strict UTF-8: a malformed header is refused, never turned into U+FFFD names.
+            String text = StandardCharsets.UTF_8.newDecoder().onMalformedInput(java.nio.charset.CodingErrorAction.REPORT)
+                    .onUnmappableCharacter(java.nio.charset.CodingErrorAction.REPORT).decode(ByteBuffer.wrap(head.array())).toString();
+            root = JSON.readTree(text);
+        } catch (java.nio.charset.CharacterCodingException e) {
+            throw new CheckpointException(file, null, "header is not valid UTF-8");
         } catch (IOException e) {
             throw new CheckpointException(file, null, "header is not valid JSON: " + e.getMessage(), e);
         }
@@ -233,8 +242,8 @@ public final class Safetensors {
             Tensor t = e.getValue().detach().contiguous();
             items.add(new Item(e.getKey(), t, Tensors.dtype(t), Tensors.shape(t), t.nbytes()));
         }
-        // The reference implementation orders by alignment (wider dtypes first), then by name.
-        items.sort(Comparator.<Item>comparingInt(i -> -i.dtype().bytes).thenComparing(Item::name));
+        // The reference implementation orders by its dtype enum, highest first, then by name.
+        items.sort(Comparator.<Item>comparingInt(i -> REFERENCE_ORDER.indexOf(i.dtype())).thenComparing(Item::name));
         ObjectNode header = JSON.createObjectNode();
         if (metadata != null && !metadata.isEmpty()) {
             ObjectNode meta = header.putObject("__metadata__");

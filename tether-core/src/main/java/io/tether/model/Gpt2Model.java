@@ -23,6 +23,7 @@ public final class Gpt2Model implements CausalLM {
     private final Tensor wpe;   // (positions, hidden)
     private final Block[] blocks;
     private final Tensor lnFWeight, lnFBias;
+    private final Tensor head;  // wte (tied LM head) or, for a classifier, score.weight
 
     /**
      * One block; projection weights as stored, (in, out). They are transposed at use, not here: a view taken
@@ -40,6 +41,7 @@ public final class Gpt2Model implements CausalLM {
         wpe = parameters.get(prefix + "wpe.weight");
         lnFWeight = parameters.get(prefix + "ln_f.weight");
         lnFBias = parameters.get(prefix + "ln_f.bias");
+        head = config.isClassifier() ? parameters.get("score.weight") : wte;
         blocks = new Block[config.numHiddenLayers()];
         for (int i = 0; i < blocks.length; i++) {
             String p = prefix + "h." + i + ".";
@@ -75,6 +77,7 @@ public final class Gpt2Model implements CausalLM {
         }
         s.put(prefix + "ln_f.weight", new long[] {h});
         s.put(prefix + "ln_f.bias", new long[] {h});
+        if (c.isClassifier()) s.put("score.weight", new long[] {c.numLabels(), h});
         return s;
     }
 
@@ -138,6 +141,6 @@ public final class Gpt2Model implements CausalLM {
 
     @Override
     public Tensor logits(Tensor hidden) {
-        return torch.linear(hidden, wte);
+        return torch.linear(hidden, head);
     }
 }

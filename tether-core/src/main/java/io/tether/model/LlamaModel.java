@@ -35,7 +35,8 @@ public final class LlamaModel implements CausalLM {
         this.parameters = Collections.unmodifiableMap(new LinkedHashMap<>(parameters));
         embedTokens = parameters.get("model.embed_tokens.weight");
         norm = parameters.get("model.norm.weight");
-        lmHead = config.tieWordEmbeddings() ? embedTokens : parameters.get("lm_head.weight");
+        lmHead = config.isClassifier() ? parameters.get("score.weight")
+                : config.tieWordEmbeddings() ? embedTokens : parameters.get("lm_head.weight");
         layers = new Layer[config.numHiddenLayers()];
         for (int i = 0; i < layers.length; i++) {
             String p = "model.layers." + i + ".";
@@ -78,7 +79,9 @@ public final class LlamaModel implements CausalLM {
             s.put(p + "post_attention_layernorm.weight", new long[] {h});
         }
         s.put("model.norm.weight", new long[] {h});
-        if (!c.tieWordEmbeddings()) s.put("lm_head.weight", new long[] {c.vocabSize(), h});
+        // A sequence classifier (reward model) has a score head instead of the LM head.
+        if (c.isClassifier()) s.put("score.weight", new long[] {c.numLabels(), h});
+        else if (!c.tieWordEmbeddings()) s.put("lm_head.weight", new long[] {c.vocabSize(), h});
         return s;
     }
 
@@ -126,6 +129,7 @@ public final class LlamaModel implements CausalLM {
         return Tensors.rmsNorm(h, norm, config.normEps());
     }
 
+    /** LM logits, or for a sequence classifier the score head's outputs at every position. */
     @Override
     public Tensor logits(Tensor hidden) {
         return torch.linear(hidden, lmHead);

@@ -24,6 +24,8 @@ import io.tether.engine.CheckpointException;
  * @param slidingWindow           Mistral's {@code sliding_window}; 0 means full attention
  * @param slidingWindowFromLayer  first layer that uses the window (Qwen2's {@code max_window_layers}; 0 otherwise)
  * @param attentionBias           q/k/v projections carry biases (Qwen2 always; Llama's {@code attention_bias})
+ * @param numLabels               0 for a causal LM; for *ForSequenceClassification (reward models) {@code num_labels},
+ *                                the rows of the {@code score.weight} head read at the last real token
  * @param json                    the file as read, written back unchanged (but for torch_dtype) on save
  */
 public record ModelConfig(
@@ -53,6 +55,7 @@ public record ModelConfig(
         Long bosTokenId,
         List<Long> eosTokenIds,
         Long padTokenId,
+        int numLabels,
         ObjectNode json) {
 
     /** The decoder implementation a config maps to. */
@@ -104,6 +107,17 @@ public record ModelConfig(
                 default -> throw k.error("model_type", "'" + modelType + "' is not supported (supported: llama, mistral, qwen2, gpt2)");
             };
         }
+        if (arch.endsWith("ForSequenceClassification")) {
+            String base = arch.replace("ForSequenceClassification", "");
+            ModelConfig lm = switch (base) {
+                case "Llama", "Mistral", "Qwen2" -> parseLlamaFamily(k, base + "ForCausalLM", json);
+                case "GPT2" -> parseGpt2(k, "GPT2Model", json);
+                default -> throw k.error("architectures", "'" + arch + "' is not supported (supported: Llama-, Qwen2-, Mistral- and GPT2ForSequenceClassification)");
+            };
+            int labels = k.positive("num_labels", 2);
+            if (!json.has("num_labels") && json.has("id2label") && json.get("id2label").isObject()) labels = json.get("id2label").size();
+            return lm.withHead(arch, labels);
+        }
         return switch (arch) {
             case "LlamaForCausalLM", "MistralForCausalLM", "Qwen2ForCausalLM" -> parseLlamaFamily(k, arch, json);
             case "GPT2LMHeadModel", "GPT2Model" -> parseGpt2(k, arch, json);
@@ -146,7 +160,7 @@ public record ModelConfig(
                 k.positiveDouble("rms_norm_eps", 1e-6), k.positiveDouble("rope_theta", 10000.0), ropeScaling(k),
                 qwen2 || k.bool("attention_bias", false), k.bool("mlp_bias", false), window, windowFrom, act,
                 k.bool("tie_word_embeddings", false), k.positiveDouble("initializer_range", 0.02), true, false,
-                k.optionalId("bos_token_id"), k.ids("eos_token_id"), k.optionalId("pad_token_id"), json);
+                k.optionalId("bos_token_id"), k.ids("eos_token_id"), k.optionalId("pad_token_id"), 0, json);
     }
 
     private static ModelConfig parseGpt2(Keys k, String arch, ObjectNode json) {
@@ -164,8 +178,35 @@ public record ModelConfig(
                 k.positiveDouble("layer_norm_epsilon", 1e-5), 0, RopeScaling.NONE, true, true, 0, 0, act,
                 k.bool("tie_word_embeddings", true), k.positiveDouble("initializer_range", 0.02),
                 k.bool("scale_attn_weights", true), k.bool("scale_attn_by_inverse_layer_idx", false),
-                k.optionalId("bos_token_id"), k.ids("eos_token_id"), k.optionalId("pad_token_id"), json);
+                k.optionalId("bos_token_id"), k.ids("eos_token_id"), k.optionalId("pad_token_id"), 0, json);
     }
+
+    /** The same backbone with a sequence-classification head of {@code labels} rows (a reward model when 1). */
+    public ModelConfig withHead(String architecture, int labels) {
+        return new ModelConfig(family, architecture, modelType, vocabSize, hiddenSize, numHiddenLayers, numAttentionHeads,
+                numKeyValueHeads, headDim, intermediateSize, maxPositionEmbeddings, normEps, ropeTheta, ropeScaling, attentionBias,
+                mlpBias, slidingWindow, slidingWindowFromLayer, hiddenAct, tieWordEmbeddings, initializerRange, scaleAttnWeights,
+                scaleAttnByInverseLayerIdx, bosTokenId, eosTokenIds, padTokenId, labels, json);
+    }
+
+    /** A reward-model config (HF's *ForSequenceClassification with num_labels 1) on this causal LM's backbone. */
+    public ModelConfig asRewardModel() {
+        String arch = switch (family) {
+            case LLAMA -> architecture.replace("ForCausalLM", "ForSequenceClassification");
+            case GPT2 -> "GPT2ForSequenceClassification";
+        };
+        ObjectNode j = json.deepCopy();
+        j.putArray("architectures").add(arch);
+        j.put("num_labels", 1);
+        j.remove("id2label");
+        j.remove("label2id");
+        return new ModelConfig(family, arch, modelType, vocabSize, hiddenSize, numHiddenLayers, numAttentionHeads,
+                numKeyValueHeads, headDim, intermediateSize, maxPositionEmbeddings, normEps, ropeTheta, ropeScaling, attentionBias,
+                mlpBias, slidingWindow, slidingWindowFromLayer, hiddenAct, tieWordEmbeddings, initializerRange, scaleAttnWeights,
+                scaleAttnByInverseLayerIdx, bosTokenId, eosTokenIds, padTokenId, 1, j);
+    }
+
+    public boolean isClassifier() { return numLabels > 0; }
 
     private static RopeScaling ropeScaling(Keys k) {
         JsonNode rs = k.json.get("rope_scaling");

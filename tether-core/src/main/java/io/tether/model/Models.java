@@ -109,6 +109,26 @@ public final class Models {
         return build(config, dtype, params, config.family() == ModelConfig.Family.GPT2 ? "transformer." : "");
     }
 
+    /**
+     * A reward model on {@code lm}'s backbone: the same weights (copied) without the LM head, plus a fresh
+     * {@code score.weight} [1, hidden] ~ N(0, initializer_range), as HF initialises a sequence-classification head.
+     */
+    public static CausalLM withRewardHead(CausalLM lm, long seed) {
+        ModelConfig config = lm.config().asRewardModel();
+        String prefix = config.family() == ModelConfig.Family.GPT2
+                ? (lm.parameters().keySet().stream().anyMatch(n -> n.startsWith("transformer.")) ? "transformer." : "") : "";
+        Map<String, long[]> shapes = parameterShapes(config, prefix);
+        Map<String, Tensor> params = new LinkedHashMap<>();
+        Torch.seed(seed);
+        for (Map.Entry<String, long[]> e : shapes.entrySet()) {
+            Tensor src = lm.parameters().get(e.getKey());
+            if (src != null) params.put(e.getKey(), src.detach().clone());
+            else if (e.getKey().equals("score.weight")) params.put(e.getKey(), torch.randn(e.getValue(), Tensors.options(lm.dtype())).mul(Tensors.scalar(config.initializerRange())));
+            else throw new IllegalStateException("backbone lacks " + e.getKey());
+        }
+        return build(config, lm.dtype(), params, prefix);
+    }
+
     static Map<String, long[]> parameterShapes(ModelConfig config, String prefix) {
         return switch (config.family()) {
             case LLAMA -> LlamaModel.parameterShapes(config);
