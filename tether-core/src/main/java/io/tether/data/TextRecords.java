@@ -34,6 +34,18 @@ final class TextRecords {
                 // The first token (BOS, or the first word) has no prediction: it plays the prompt.
                 return check(file, line, o, new long[] {ids[0]}, java.util.Arrays.copyOfRange(ids, 1, ids.length), null, null, null, vocab);
             }
+            if (!o.has("prompt") && o.path("chosen").isTextual() && o.path("rejected").isTextual()) {
+                // Implicit prompt (HH-RLHF style full transcripts): TRL's extract_prompt takes the longest common
+                // prefix of chosen and rejected as the prompt.
+                String c = o.get("chosen").asText(), r = o.get("rejected").asText();
+                int k = 0;
+                while (k < c.length() && k < r.length() && c.charAt(k) == r.charAt(k)) k++;
+                ObjectNode explicit = o.deepCopy();
+                explicit.put("prompt", c.substring(0, k));
+                explicit.put("chosen", c.substring(k));
+                explicit.put("rejected", r.substring(k));
+                return parse(file, line, explicit, enc, vocab);
+            }
             if (!o.has("prompt")) throw new DataFormatException(file, line, "missing field 'prompt'");
             boolean chat = o.get("prompt").isArray();
             if (o.has("completion")) {

@@ -1,0 +1,180 @@
+package io.tether.reward;
+
+import java.io.IOException;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.Collections;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Random;
+
+import com.fasterxml.jackson.databind.node.ObjectNode;
+
+import io.tether.data.DataFormatException;
+import io.tether.data.TokenRecords;
+import io.tether.engine.DType;
+import io.tether.engine.Torch;
+import io.tether.model.CausalLM;
+import io.tether.model.Models;
+import io.tether.text.TextAssets;
+import io.tether.train.ConfigTree;
+import io.tether.train.GradientSync;
+import io.tether.train.RunDirectory;
+import io.tether.train.Trainer;
+import io.tether.train.TrainerConfig;
+
+/** {@code tether rm train}: a Bradley-Terry reward model on preference pairs, saved in HF sequence-classification layout. */
+public final class RewardRun {
+    private RewardRun() {}
+
+    /**
+     * @param model                    an HF causal LM (gets a fresh score head) or an existing reward model directory
+     * @param centerRewardsCoefficient TRL {@code center_rewards_coefficient} (0 disables)
+     * @param sliceField               record field that names a pair's slice in evaluation (default "source")
+     */
+    public record Config(Path model, Path data, Path evalData, double evalFraction, Path outputDir, int maxLength,
+                         double centerRewardsCoefficient, String sliceField, String dtype, TrainerConfig trainer) {
+        public Config {
+            if (model == null) throw new IllegalArgumentException("key 'model': missing");
+            if (data == null) throw new IllegalArgumentException("key 'data': missing");
+            if (outputDir == null) throw new IllegalArgumentException("key 'output_dir': missing");
+            if (!(evalFraction >= 0 && evalFraction < 1)) throw new IllegalArgumentException("key 'eval_fraction': must be in [0, 1)");
+            if (maxLength < 2) throw new IllegalArgumentException("key 'max_length': must be >= 2");
+            if (centerRewardsCoefficient < 0) throw new IllegalArgumentException("key 'center_rewards_coefficient': must be >= 0");
+            DType.parse(dtype);
+        }
+
+        public static Config from(ConfigTree c) {
+            Path model = c.path("model"), data = c.path("data"), evalData = c.path("eval_data"), out = c.path("output_dir");
+            double evalFraction = c.number("eval_fraction", 0.1);
+            int maxLength = c.integer("max_length", 1024);
+            double center = c.number("center_rewards_coefficient", 0.0);
+            String slice = c.string("slice_field", "source"), dtype = c.string("dtype", "fp32");
+            TrainerConfig t = c.trainerConfig();
+            c.rejectUnknownKeys();
+            return c.validated(() -> new Config(model, data, evalData, evalData == null ? evalFraction : 0, out, maxLength, center, slice, dtype, t));
+        }
+
+        Map<String, Object> resolved() {
+            Map<String, Object> m = new LinkedHashMap<>();
+            m.put("model", model.toString());
+            m.put("data", data.toString());
+            m.put("eval_data", evalData == null ? null : evalData.toString());
+            m.put("eval_fraction", evalFraction);
+            m.put("output_dir", outputDir.toString());
+            m.put("max_length", maxLength);
+            m.put("center_rewards_coefficient", centerRewardsCoefficient);
+            m.put("slice_field", sliceField);
+            m.put("dtype", dtype);
+            m.put("learning_rate", trainer.learningRate());
+            m.put("max_steps", trainer.maxSteps());
+            m.put("num_train_epochs", trainer.numTrainEpochs());
+            m.put("per_device_train_batch_size", trainer.perDeviceTrainBatchSize());
+            m.put("gradient_accumulation_steps", trainer.gradientAccumulationSteps());
+            m.put("seed", trainer.seed());
+            return m;
+        }
+    }
+
+    /** The training result and the held-out evaluation (null without eval pairs). */
+    public record Result(Trainer.Result training, RewardEvaluation.Report eval, double rewardMean, double rewardStd) {}
+
+    public static Result run(Config c, boolean resume, Trainer.Listener listener) throws IOException {
+        Torch.init();
+        DType dtype = DType.parse(c.dtype());
+        RunDirectory run = new RunDirectory(c.outputDir());
+        if (!resume && run.latestCheckpoint().isPresent())
+            throw new IllegalArgumentException("key 'output_dir': " + c.outputDir() + " already holds checkpoints; pass --resume or choose another directory");
+        Models.LoadedModel loaded = Models.load(c.model(), dtype);
+        CausalLM model;
+        if (loaded.model().config().isClassifier()) {
+            model = loaded.model();   // already a reward model: train it further
+        } else {
+            model = Models.withRewardHead(loaded.model(), c.trainer().seed());
+            loaded.close();
+        }
+        TextAssets text = TextAssets.load(c.model()).orElse(null);
+        try {
+            TokenRecords.TextEncoder encoder = text == null ? null : new TokenRecords.TextEncoder(text.tokenizer(), text.template(), true);
+            int vocab = model.config().vocabSize();
+            List<RewardTraining.Pair> train = pairs(c.data(), TokenRecords.read(c.data(), vocab, encoder), c);
+            List<RewardTraining.Pair> eval;
+            if (c.evalData() != null) {
+                eval = pairs(c.evalData(), TokenRecords.read(c.evalData(), vocab, encoder), c);
+            } else {
+                List<List<RewardTraining.Pair>> split = split(train, c.evalFraction(), c.trainer().seed());
+                train = split.get(0);
+                eval = split.get(1);
+            }
+            boolean margins = train.stream().anyMatch(p -> p.margin() != 0);
+            run.writeConfig(c.resolved());
+            Map<String, Object> provenance = new LinkedHashMap<>();
+            provenance.put("libtorch", Torch.version());
+            provenance.put("seed", c.trainer().seed());
+            provenance.put("data_sha256", RunDirectory.sha256(c.data()));
+            provenance.put("base_model", c.model().toString());
+            provenance.put("train_pairs", train.size());
+            provenance.put("eval_pairs", eval.size());
+            provenance.put("margins", margins);
+            run.writeProvenance(provenance);
+            Trainer<RewardTraining.Pair> trainer = new Trainer<>(model, new RewardTraining(c.centerRewardsCoefficient(), margins), train, List.of(),
+                    c.trainer(), run, GradientSync.SINGLE_PROCESS, listener, c.model());
+            Trainer.Result result = trainer.train(resume);
+            // Normalisation statistics of the training rewards travel with the model (config.json), so that scores
+            // from different runs can be put on one scale.
+            List<long[]> seqs = new ArrayList<>();
+            for (RewardTraining.Pair p : train) {
+                seqs.add(p.chosen());
+                seqs.add(p.rejected());
+            }
+            double[] r = RewardScorer.score(model, seqs, c.trainer().perDeviceTrainBatchSize());
+            double mean = 0, var = 0;
+            for (double v : r) mean += v;
+            mean /= r.length;
+            for (double v : r) var += (v - mean) * (v - mean);
+            double std = Math.sqrt(var / r.length);
+            ObjectNode norm = model.config().json().putObject("tether_reward_normalization");
+            norm.put("mean", mean);
+            norm.put("std", std);
+            Models.save(model, run.root().resolve("model"), null, null, c.model(), Models.DEFAULT_MAX_SHARD_BYTES);
+            RewardEvaluation.Report report = eval.isEmpty() ? null : RewardEvaluation.evaluate(model, eval, c.trainer().perDeviceTrainBatchSize(), 10);
+            if (report != null) io.tether.engine.AtomicFiles.write(run.root().resolve("eval.json"), w -> w.write(EvalJson.of(report)));
+            return new Result(result, report, mean, std);
+        } finally {
+            model.close();
+            if (text != null) text.close();
+        }
+    }
+
+    /** Preference records as full chosen and rejected sequences, truncated to max_length (keeping the start). */
+    static List<RewardTraining.Pair> pairs(Path file, List<TokenRecords.TokenRecord> records, Config c) {
+        List<RewardTraining.Pair> out = new ArrayList<>();
+        for (TokenRecords.TokenRecord r : records) {
+            if (!r.isPreference()) throw new DataFormatException(file, r.line(), "reward modelling needs preference records (chosen and rejected)");
+            double margin = r.source().path("margin").asDouble(0);
+            String slice = r.source().has(c.sliceField()) ? r.source().get(c.sliceField()).asText() : null;
+            out.add(new RewardTraining.Pair(join(r.prompt(), r.chosen(), c.maxLength()), join(r.prompt(), r.rejected(), c.maxLength()), margin, slice));
+        }
+        return out;
+    }
+
+    static long[] join(long[] a, long[] b, int max) {
+        long[] all = new long[Math.min(max, a.length + b.length)];
+        for (int i = 0; i < all.length; i++) all[i] = i < a.length ? a[i] : b[i - a.length];
+        return all;
+    }
+
+    static <T> List<List<T>> split(List<T> all, double fraction, long seed) {
+        if (fraction == 0) return List.of(all, List.of());
+        List<Integer> order = new ArrayList<>();
+        for (int i = 0; i < all.size(); i++) order.add(i);
+        Collections.shuffle(order, new Random(seed ^ 0x5EEDL));
+        int nEval = Math.max(1, (int) Math.round(fraction * all.size()));
+        if (nEval >= all.size()) throw new IllegalArgumentException("key 'eval_fraction': leaves no training pairs out of " + all.size());
+        java.util.Set<Integer> held = new java.util.HashSet<>(order.subList(0, nEval));
+        List<T> train = new ArrayList<>(), eval = new ArrayList<>();
+        for (int i = 0; i < all.size(); i++) (held.contains(i) ? eval : train).add(all.get(i));
+        return List.of(train, eval);
+    }
+}
