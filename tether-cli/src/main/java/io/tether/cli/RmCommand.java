@@ -1,0 +1,161 @@
+package io.tether.cli;
+
+import java.io.IOException;
+import java.io.PrintWriter;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.Callable;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.ParentCommand;
+
+import io.tether.data.TokenRecords;
+import io.tether.engine.AtomicFiles;
+import io.tether.engine.DType;
+import io.tether.model.Models;
+import io.tether.reward.EvalJson;
+import io.tether.reward.RewardEvaluation;
+import io.tether.reward.RewardRun;
+import io.tether.reward.RewardScorer;
+import io.tether.reward.RewardTraining;
+import io.tether.text.TextAssets;
+import io.tether.train.ConfigTree;
+
+@Command(name = "rm", mixinStandardHelpOptions = true, description = "Bradley-Terry reward models: train, score, evaluate.",
+        subcommands = {RmCommand.Train.class, RmCommand.Score.class, RmCommand.Eval.class})
+final class RmCommand implements Runnable {
+    @ParentCommand TetherCommand root;
+
+    @Override
+    public void run() {
+        root.spec.commandLine().getSubcommands().get("rm").usage(root.spec.commandLine().getOut());
+    }
+
+    static final ObjectMapper JSON = new ObjectMapper();
+
+    @Command(name = "train", mixinStandardHelpOptions = true,
+            description = {"Train a reward model on preference pairs (token ids, or TRL text/chat formats with the model's tokenizer).",
+                    "Starts from a causal LM (a fresh score head) or an existing reward model; saves HF *ForSequenceClassification."})
+    static final class Train implements Callable<Integer> {
+        @ParentCommand RmCommand rm;
+        @Option(names = "--config", description = "YAML settings") Path config;
+        @Option(names = "--set", description = "key=value override (repeatable)") List<String> overrides = new ArrayList<>();
+        @Option(names = "--model") Path model;
+        @Option(names = "--data") Path data;
+        @Option(names = "--output-dir") Path outputDir;
+        @Option(names = "--resume", description = "continue from the newest checkpoint") boolean resume;
+
+        @Override
+        public Integer call() throws IOException {
+            rm.root.initEngine();
+            List<String> all = new ArrayList<>(overrides);
+            if (model != null) all.add("model=" + model);
+            if (data != null) all.add("data=" + data);
+            if (outputDir != null) all.add("output_dir=" + outputDir);
+            RewardRun.Config c = RewardRun.Config.from(ConfigTree.load(config, all));
+            PrintWriter err = rm.root.spec.commandLine().getErr();
+            RewardRun.Result r = RewardRun.run(c, resume, new SftCommand.ProgressBar(err));
+            err.printf("%ndone: %d steps; training rewards mean %.4f std %.4f; model saved to %s%n", r.training().steps(), r.rewardMean(), r.rewardStd(), c.outputDir().resolve("model"));
+            if (r.eval() != null) rm.root.spec.commandLine().getOut().print(EvalJson.table(r.eval()));
+            rm.root.spec.commandLine().getOut().flush();
+            return 0;
+        }
+    }
+
+    /** Records as pairs (chosen/rejected) or single sequences (prompt + completion). */
+    static List<TokenRecords.TokenRecord> records(Path model, Path data, int vocab, TextAssets text) {
+        TokenRecords.TextEncoder enc = text == null ? null : new TokenRecords.TextEncoder(text.tokenizer(), text.template(), true);
+        return TokenRecords.read(data, vocab, enc);
+    }
+
+    static long[] join(long[] a, long[] b) {
+        long[] all = java.util.Arrays.copyOf(a, a.length + b.length);
+        System.arraycopy(b, 0, all, a.length, b.length);
+        return all;
+    }
+
+    @Command(name = "score", mixinStandardHelpOptions = true, description = "Reward of every record: chosen_reward/rejected_reward for pairs, reward otherwise.")
+    static final class Score implements Callable<Integer> {
+        @ParentCommand RmCommand rm;
+        @Option(names = "--model", required = true) Path model;
+        @Option(names = "--data", required = true) Path data;
+        @Option(names = "--out", description = "output JSONL (default: stdout)") Path out;
+        @Option(names = "--batch-size", defaultValue = "8") int batchSize;
+
+        @Override
+        public Integer call() throws IOException {
+            rm.root.initEngine();
+            try (Models.LoadedModel m = Models.load(model, DType.F32); TextAssets text = TextAssets.load(model).orElse(null)) {
+                List<TokenRecords.TokenRecord> records = records(model, data, m.model().config().vocabSize(), text);
+                List<long[]> seqs = new ArrayList<>();
+                for (TokenRecords.TokenRecord r : records) {
+                    if (r.isPreference()) {
+                        seqs.add(join(r.prompt(), r.chosen()));
+                        seqs.add(join(r.prompt(), r.rejected()));
+                    } else {
+                        seqs.add(join(r.prompt(), r.completion()));
+                    }
+                }
+                double[] scores = RewardScorer.score(m.model(), seqs, batchSize);
+                JsonNode norm = m.model().config().json().get("tether_reward_normalization");
+                List<String> lines = new ArrayList<>();
+                int k = 0;
+                for (TokenRecords.TokenRecord r : records) {
+                    ObjectNode o = JSON.createObjectNode();
+                    for (String id : new String[] {"id", "prompt_id"}) if (r.source().has(id)) o.set(id, r.source().get(id));
+                    if (r.isPreference()) {
+                        double c = scores[k++], rej = scores[k++];
+                        o.put("chosen_reward", c).put("rejected_reward", rej).put("p_chosen", 1 / (1 + Math.exp(-(c - rej))));
+                    } else {
+                        double s = scores[k++];
+                        o.put("reward", s);
+                        if (norm != null && norm.path("std").asDouble() > 0)
+                            o.put("normalized_reward", (s - norm.get("mean").asDouble()) / norm.get("std").asDouble());
+                    }
+                    lines.add(JSON.writeValueAsString(o));
+                }
+                if (out != null) AtomicFiles.write(out, w -> { for (String l : lines) w.write(l + "\n"); });
+                else {
+                    PrintWriter w = rm.root.spec.commandLine().getOut();
+                    lines.forEach(w::println);
+                    w.flush();
+                }
+            }
+            return 0;
+        }
+    }
+
+    @Command(name = "eval", mixinStandardHelpOptions = true,
+            description = "Accuracy (overall and by slice), calibration and length correlation on preference pairs; a table on stdout, JSON with --out.")
+    static final class Eval implements Callable<Integer> {
+        @ParentCommand RmCommand rm;
+        @Option(names = "--model", required = true) Path model;
+        @Option(names = "--data", required = true) Path data;
+        @Option(names = "--slice-field", defaultValue = "source") String sliceField;
+        @Option(names = "--out", description = "write the report as JSON") Path out;
+        @Option(names = "--batch-size", defaultValue = "8") int batchSize;
+
+        @Override
+        public Integer call() throws IOException {
+            rm.root.initEngine();
+            try (Models.LoadedModel m = Models.load(model, DType.F32); TextAssets text = TextAssets.load(model).orElse(null)) {
+                List<RewardTraining.Pair> pairs = new ArrayList<>();
+                for (TokenRecords.TokenRecord r : records(model, data, m.model().config().vocabSize(), text)) {
+                    if (!r.isPreference()) throw new io.tether.data.DataFormatException(data, r.line(), "evaluation needs preference records (chosen and rejected)");
+                    String slice = r.source().has(sliceField) ? r.source().get(sliceField).asText() : null;
+                    pairs.add(new RewardTraining.Pair(join(r.prompt(), r.chosen()), join(r.prompt(), r.rejected()), r.source().path("margin").asDouble(0), slice));
+                }
+                RewardEvaluation.Report report = RewardEvaluation.evaluate(m.model(), pairs, batchSize, 10);
+                if (out != null) AtomicFiles.write(out, w -> w.write(EvalJson.of(report)));
+                rm.root.spec.commandLine().getOut().print(EvalJson.table(report));
+                rm.root.spec.commandLine().getOut().flush();
+            }
+            return 0;
+        }
+    }
+}

@@ -1,0 +1,55 @@
+package io.tether.cli;
+
+import static org.junit.jupiter.api.Assertions.*;
+
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Random;
+
+import com.fasterxml.jackson.databind.ObjectMapper;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+class RmCommandTest {
+    @TempDir Path tmp;
+    static final Path LLAMA = Path.of(System.getProperty("tether.shared", "../shared")).resolve("fixtures/checkpoints/verl-arithmetic-llama");
+
+    @Test
+    void trainScoreAndEvaluateAReward() throws IOException {
+        Random r = new Random(3);
+        List<String> lines = new ArrayList<>();
+        for (int i = 0; i < 120; i++) {
+            StringBuilder c = new StringBuilder(), j = new StringBuilder();
+            int zero = r.nextInt(5);
+            for (int k = 0; k < 5; k++) {
+                c.append(k > 0 ? "," : "").append(k == zero ? 0 : 1 + r.nextInt(15));
+                j.append(k > 0 ? "," : "").append(1 + r.nextInt(15));
+            }
+            lines.add("{\"prompt_ids\": [1, 2], \"chosen_ids\": [" + c + "], \"rejected_ids\": [" + j + "], \"source\": \"" + (i % 2 == 0 ? "a" : "b") + "\"}");
+        }
+        Path data = tmp.resolve("pairs.jsonl");
+        Files.write(data, lines);
+        Path out = tmp.resolve("rm");
+        String[] t = TextCliTest.run("rm", "train", "--model", LLAMA.toString(), "--data", data.toString(), "--output-dir", out.toString(),
+                "--set", "max_steps=60", "--set", "learning_rate=3e-3", "--set", "per_device_train_batch_size=16");
+        assertEquals("0", t[0], t[2]);
+        assertTrue(t[1].contains("accuracy"), t[1]);
+        var eval = new ObjectMapper().readTree(out.resolve("eval.json").toFile());
+        assertTrue(eval.get("accuracy").asDouble() >= 0.9, eval.toString());
+        String[] s = TextCliTest.run("rm", "score", "--model", out.resolve("model").toString(), "--data", data.toString());
+        assertEquals("0", s[0], s[2]);
+        assertEquals(120, s[1].lines().count());
+        assertTrue(s[1].lines().findFirst().orElseThrow().contains("\"p_chosen\""));
+        String[] e = TextCliTest.run("rm", "eval", "--model", out.resolve("model").toString(), "--data", data.toString(), "--out", tmp.resolve("e.json").toString());
+        assertEquals("0", e[0], e[2]);
+        assertTrue(e[1].contains("slice") && e[1].contains("confidence bin"), e[1]);
+        Path single = tmp.resolve("single.jsonl");
+        Files.writeString(single, "{\"prompt_ids\": [1], \"completion_ids\": [2]}\n");
+        String[] bad = TextCliTest.run("rm", "eval", "--model", out.resolve("model").toString(), "--data", single.toString());
+        assertEquals("2", bad[0]);
+        assertTrue(bad[2].contains("single.jsonl:1: evaluation needs preference records"), bad[2]);
+    }
+}
