@@ -23,7 +23,8 @@ public final class Gpt2Model implements CausalLM {
     private final Tensor wpe;   // (positions, hidden)
     private final Block[] blocks;
     private final Tensor lnFWeight, lnFBias;
-    private final Tensor head;  // wte (tied LM head) or, for a classifier, score.weight
+    private final Tensor head;      // wte (tied LM head) or, for a classifier, its head weight
+    private final Tensor headBias;  // token classifiers' bias; null otherwise
 
     /**
      * One block; projection weights as stored, (in, out). They are transposed at use, not here: a view taken
@@ -41,7 +42,8 @@ public final class Gpt2Model implements CausalLM {
         wpe = parameters.get(prefix + "wpe.weight");
         lnFWeight = parameters.get(prefix + "ln_f.weight");
         lnFBias = parameters.get(prefix + "ln_f.bias");
-        head = config.isClassifier() ? parameters.get("score.weight") : wte;
+        head = config.isClassifier() ? parameters.get(config.headName() + ".weight") : wte;
+        headBias = parameters.get(config.headName() + ".bias");
         blocks = new Block[config.numHiddenLayers()];
         for (int i = 0; i < blocks.length; i++) {
             String p = prefix + "h." + i + ".";
@@ -77,7 +79,8 @@ public final class Gpt2Model implements CausalLM {
         }
         s.put(prefix + "ln_f.weight", new long[] {h});
         s.put(prefix + "ln_f.bias", new long[] {h});
-        if (c.isClassifier()) s.put("score.weight", new long[] {c.numLabels(), h});
+        if (c.isClassifier()) s.put(c.headName() + ".weight", new long[] {c.numLabels(), h});
+        if (c.isTokenClassifier()) s.put(c.headName() + ".bias", new long[] {c.numLabels()});
         return s;
     }
 
@@ -141,6 +144,6 @@ public final class Gpt2Model implements CausalLM {
 
     @Override
     public Tensor logits(Tensor hidden) {
-        return torch.linear(hidden, head);
+        return Tensors.linear(hidden, head, headBias);
     }
 }

@@ -21,7 +21,8 @@ public final class LlamaModel implements CausalLM {
     private final Tensor embedTokens;  // (vocab, hidden)
     private final Layer[] layers;
     private final Tensor norm;         // (hidden)
-    private final Tensor lmHead;       // (vocab, hidden); the embedding when tied
+    private final Tensor lmHead;       // (vocab, hidden); the embedding when tied; (labels, hidden) for classifiers
+    private final Tensor headBias;     // token classifiers' (labels); null otherwise
     private final Rope rope;
 
     /** One decoder block's weights; biases are null where the architecture has none. */
@@ -37,6 +38,7 @@ public final class LlamaModel implements CausalLM {
         norm = parameters.get("model.norm.weight");
         lmHead = config.isClassifier() ? parameters.get("score.weight")
                 : config.tieWordEmbeddings() ? embedTokens : parameters.get("lm_head.weight");
+        headBias = parameters.get("score.bias");
         layers = new Layer[config.numHiddenLayers()];
         for (int i = 0; i < layers.length; i++) {
             String p = "model.layers." + i + ".";
@@ -81,6 +83,7 @@ public final class LlamaModel implements CausalLM {
         s.put("model.norm.weight", new long[] {h});
         // A sequence classifier (reward model) has a score head instead of the LM head.
         if (c.isClassifier()) s.put("score.weight", new long[] {c.numLabels(), h});
+        if (c.isTokenClassifier()) s.put("score.bias", new long[] {c.numLabels()});
         else if (!c.tieWordEmbeddings()) s.put("lm_head.weight", new long[] {c.vocabSize(), h});
         return s;
     }
@@ -132,7 +135,7 @@ public final class LlamaModel implements CausalLM {
     /** LM logits, or for a sequence classifier the score head's outputs at every position. */
     @Override
     public Tensor logits(Tensor hidden) {
-        return torch.linear(hidden, lmHead);
+        return Tensors.linear(hidden, lmHead, headBias);
     }
 
     @Override

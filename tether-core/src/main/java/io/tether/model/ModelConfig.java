@@ -107,12 +107,12 @@ public record ModelConfig(
                 default -> throw k.error("model_type", "'" + modelType + "' is not supported (supported: llama, mistral, qwen2, gpt2)");
             };
         }
-        if (arch.endsWith("ForSequenceClassification")) {
-            String base = arch.replace("ForSequenceClassification", "");
+        if (arch.endsWith("ForSequenceClassification") || arch.endsWith("ForTokenClassification")) {
+            String base = arch.replace("ForSequenceClassification", "").replace("ForTokenClassification", "");
             ModelConfig lm = switch (base) {
                 case "Llama", "Mistral", "Qwen2" -> parseLlamaFamily(k, base + "ForCausalLM", json);
                 case "GPT2" -> parseGpt2(k, "GPT2Model", json);
-                default -> throw k.error("architectures", "'" + arch + "' is not supported (supported: Llama-, Qwen2-, Mistral- and GPT2ForSequenceClassification)");
+                default -> throw k.error("architectures", "'" + arch + "' is not supported (supported: Llama, Qwen2, Mistral and GPT2 with ForSequenceClassification or ForTokenClassification)");
             };
             int labels = k.positive("num_labels", 2);
             if (!json.has("num_labels") && json.has("id2label") && json.get("id2label").isObject()) labels = json.get("id2label").size();
@@ -191,22 +191,37 @@ public record ModelConfig(
 
     /** A reward-model config (HF's *ForSequenceClassification with num_labels 1) on this causal LM's backbone. */
     public ModelConfig asRewardModel() {
+        return asClassifier("ForSequenceClassification", 1);
+    }
+
+    /** A process-reward-model config (HF's *ForTokenClassification with 2 labels: bad or good step). */
+    public ModelConfig asProcessRewardModel() {
+        return asClassifier("ForTokenClassification", 2);
+    }
+
+    private ModelConfig asClassifier(String suffix, int labels) {
         String arch = switch (family) {
-            case LLAMA -> architecture.replace("ForCausalLM", "ForSequenceClassification");
-            case GPT2 -> "GPT2ForSequenceClassification";
+            case LLAMA -> architecture.replace("ForCausalLM", suffix);
+            case GPT2 -> "GPT2" + suffix;
         };
         ObjectNode j = json.deepCopy();
         j.putArray("architectures").add(arch);
-        j.put("num_labels", 1);
+        j.put("num_labels", labels);
         j.remove("id2label");
         j.remove("label2id");
         return new ModelConfig(family, arch, modelType, vocabSize, hiddenSize, numHiddenLayers, numAttentionHeads,
                 numKeyValueHeads, headDim, intermediateSize, maxPositionEmbeddings, normEps, ropeTheta, ropeScaling, attentionBias,
                 mlpBias, slidingWindow, slidingWindowFromLayer, hiddenAct, tieWordEmbeddings, initializerRange, scaleAttnWeights,
-                scaleAttnByInverseLayerIdx, bosTokenId, eosTokenIds, padTokenId, 1, j);
+                scaleAttnByInverseLayerIdx, bosTokenId, eosTokenIds, padTokenId, labels, j);
     }
 
     public boolean isClassifier() { return numLabels > 0; }
+
+    /** A per-token classifier (process reward model) rather than a per-sequence one. */
+    public boolean isTokenClassifier() { return isClassifier() && architecture.endsWith("ForTokenClassification"); }
+
+    /** The classification head's parameter name prefix: HF calls it "score", GPT-2's token classifier "classifier". */
+    public String headName() { return family == Family.GPT2 && isTokenClassifier() ? "classifier" : "score"; }
 
     private static RopeScaling ropeScaling(Keys k) {
         JsonNode rs = k.json.get("rope_scaling");

@@ -114,7 +114,15 @@ public final class Models {
      * {@code score.weight} [1, hidden] ~ N(0, initializer_range), as HF initialises a sequence-classification head.
      */
     public static CausalLM withRewardHead(CausalLM lm, long seed) {
-        ModelConfig config = lm.config().asRewardModel();
+        return withHead(lm, lm.config().asRewardModel(), seed);
+    }
+
+    /** A process reward model on {@code lm}'s backbone: a fresh 2-label token-classification head (bias zero). */
+    public static CausalLM withProcessRewardHead(CausalLM lm, long seed) {
+        return withHead(lm, lm.config().asProcessRewardModel(), seed);
+    }
+
+    private static CausalLM withHead(CausalLM lm, ModelConfig config, long seed) {
         String prefix = config.family() == ModelConfig.Family.GPT2
                 ? (lm.parameters().keySet().stream().anyMatch(n -> n.startsWith("transformer.")) ? "transformer." : "") : "";
         Map<String, long[]> shapes = parameterShapes(config, prefix);
@@ -123,7 +131,8 @@ public final class Models {
         for (Map.Entry<String, long[]> e : shapes.entrySet()) {
             Tensor src = lm.parameters().get(e.getKey());
             if (src != null) params.put(e.getKey(), src.detach().clone());
-            else if (e.getKey().equals("score.weight")) params.put(e.getKey(), torch.randn(e.getValue(), Tensors.options(lm.dtype())).mul(Tensors.scalar(config.initializerRange())));
+            else if (e.getKey().equals(config.headName() + ".weight")) params.put(e.getKey(), torch.randn(e.getValue(), Tensors.options(lm.dtype())).mul(Tensors.scalar(config.initializerRange())));
+            else if (e.getKey().equals(config.headName() + ".bias")) params.put(e.getKey(), Tensors.zeros(lm.dtype(), e.getValue()));
             else throw new IllegalStateException("backbone lacks " + e.getKey());
         }
         return build(config, lm.dtype(), params, prefix);
