@@ -14,6 +14,42 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
 class RmCommandTest {
+    @Test
+    void trainsAProcessRewardModelOnStepwiseRecords() throws IOException {
+        Path base = tmp.resolve("base");
+        try (io.tether.model.CausalLM lm = io.tether.model.Models.create(io.tether.model.ModelConfig.llama(259, 64, 2, 4, 2, 128, 64), io.tether.engine.DType.F32, 4)) {
+            io.tether.model.Models.save(lm, base, null, null, null, io.tether.model.Models.DEFAULT_MAX_SHARD_BYTES);
+        }
+        new io.tether.text.ByteTokenizer().save(base);
+        Random r = new Random(1);
+        List<String> lines = new ArrayList<>();
+        for (int i = 0; i < 600; i++) {
+            StringBuilder steps = new StringBuilder(), labels = new StringBuilder();
+            for (int s = 0; s < 3; s++) {
+                boolean good = r.nextDouble() < 0.6;
+                int a = r.nextInt(5), b = r.nextInt(5), c = good ? a + b : (a + b + 1 + r.nextInt(3)) % 10;
+                steps.append(s > 0 ? ", " : "").append("\"").append(a).append('+').append(b).append('=').append(c).append("\"");
+                labels.append(s > 0 ? ", " : "").append(good);
+            }
+            lines.add("{\"prompt\": \"Q:\", \"completions\": [" + steps + "], \"labels\": [" + labels + "]}");
+        }
+        Path data = tmp.resolve("steps.jsonl");
+        Files.write(data, lines);
+        Path out = tmp.resolve("prm");
+        String[] t = TextCliTest.run("rm", "train", "--model", base.toString(), "--data", data.toString(), "--output-dir", out.toString(),
+                "--set", "kind=process", "--set", "max_steps=200", "--set", "learning_rate=3e-3", "--set", "per_device_train_batch_size=16", "--set", "warmup_steps=10",
+                "--set", "lr_scheduler_type=cosine");
+        assertEquals("0", t[0], t[2]);
+        var eval = new ObjectMapper().readTree(out.resolve("eval.json").toFile());
+        assertTrue(eval.get("step_accuracy").asDouble() >= 0.85, eval.toString());
+        var config = new ObjectMapper().readTree(out.resolve("model/config.json").toFile());
+        assertEquals("LlamaForTokenClassification", config.get("architectures").get(0).asText());
+        Files.writeString(data, "{\"prompt\": \"Q:\", \"completions\": [\"1+1=2\"], \"labels\": [true, false]}\n");
+        String[] bad = TextCliTest.run("rm", "train", "--model", base.toString(), "--data", data.toString(), "--output-dir", tmp.resolve("x").toString(), "--set", "kind=process");
+        assertEquals("2", bad[0]);
+        assertTrue(bad[2].contains("steps.jsonl:1: 1 steps but 2 labels"), bad[2]);
+    }
+
     @TempDir Path tmp;
     static final Path LLAMA = Path.of(System.getProperty("tether.shared", "../shared")).resolve("fixtures/checkpoints/verl-arithmetic-llama");
 

@@ -34,7 +34,8 @@ public final class RewardRun {
      * @param sliceField               record field that names a pair's slice in evaluation (default "source")
      */
     public record Config(Path model, Path data, Path evalData, double evalFraction, Path outputDir, int maxLength,
-                         double centerRewardsCoefficient, String sliceField, String dtype, TrainerConfig trainer) {
+                         double centerRewardsCoefficient, String sliceField, String dtype, TrainerConfig trainer,
+                         boolean process, String stepSeparator, boolean trainOnLastStepOnly) {
         public Config {
             if (model == null) throw new IllegalArgumentException("key 'model': missing");
             if (data == null) throw new IllegalArgumentException("key 'data': missing");
@@ -51,9 +52,15 @@ public final class RewardRun {
             int maxLength = c.integer("max_length", 1024);
             double center = c.number("center_rewards_coefficient", 0.0);
             String slice = c.string("slice_field", "source"), dtype = c.string("dtype", "fp32");
+            String kind = c.string("kind", "bradley_terry");
+            if (!kind.equals("bradley_terry") && !kind.equals("process"))
+                throw new IllegalArgumentException("key 'kind': expected bradley_terry or process, got '" + kind + "'");
+            String separator = c.string("step_separator", "\n");
+            boolean lastOnly = c.bool("train_on_last_step_only", false);
             TrainerConfig t = c.trainerConfig();
             c.rejectUnknownKeys();
-            return c.validated(() -> new Config(model, data, evalData, evalData == null ? evalFraction : 0, out, maxLength, center, slice, dtype, t));
+            return c.validated(() -> new Config(model, data, evalData, evalData == null ? evalFraction : 0, out, maxLength, center, slice, dtype, t,
+                    kind.equals("process"), separator, lastOnly));
         }
 
         Map<String, Object> resolved() {
@@ -73,6 +80,9 @@ public final class RewardRun {
             m.put("per_device_train_batch_size", trainer.perDeviceTrainBatchSize());
             m.put("gradient_accumulation_steps", trainer.gradientAccumulationSteps());
             m.put("seed", trainer.seed());
+            m.put("kind", process ? "process" : "bradley_terry");
+            m.put("step_separator", stepSeparator);
+            m.put("train_on_last_step_only", trainOnLastStepOnly);
             return m;
         }
     }
@@ -82,6 +92,7 @@ public final class RewardRun {
 
     public static Result run(Config c, boolean resume, Trainer.Listener listener) throws IOException {
         Torch.init();
+        if (c.process()) return runProcess(c, resume, listener);
         DType dtype = DType.parse(c.dtype());
         RunDirectory run = new RunDirectory(c.outputDir());
         if (!resume && run.latestCheckpoint().isPresent())
@@ -145,6 +156,92 @@ public final class RewardRun {
             model.close();
             if (text != null) text.close();
         }
+    }
+
+    /**
+     * A process reward model on TRL's stepwise-supervision records {@code {"prompt", "completions": [steps],
+     * "labels": [bool]}}; held-out step accuracy is reported as the evaluation's accuracy.
+     */
+    static Result runProcess(Config c, boolean resume, Trainer.Listener listener) throws IOException {
+        DType dtype = DType.parse(c.dtype());
+        RunDirectory run = new RunDirectory(c.outputDir());
+        TextAssets text = TextAssets.load(c.model()).orElseThrow(() -> new IllegalArgumentException("key 'model': process reward models need a tokenizer.json in " + c.model()));
+        Models.LoadedModel loaded = Models.load(c.model(), dtype);
+        CausalLM model;
+        if (loaded.model().config().isTokenClassifier()) {
+            model = loaded.model();
+        } else {
+            model = Models.withProcessRewardHead(loaded.model(), c.trainer().seed());
+            loaded.close();
+        }
+        try {
+            List<ProcessReward.Example> all = stepwise(c.data(), text, c);
+            List<ProcessReward.Example> eval;
+            if (c.evalData() != null) {
+                eval = stepwise(c.evalData(), text, c);
+            } else {
+                List<List<ProcessReward.Example>> split = split(all, c.evalFraction(), c.trainer().seed());
+                all = split.get(0);
+                eval = split.get(1);
+            }
+            run.writeConfig(c.resolved());
+            Map<String, Object> provenance = new LinkedHashMap<>();
+            provenance.put("libtorch", Torch.version());
+            provenance.put("seed", c.trainer().seed());
+            provenance.put("data_sha256", RunDirectory.sha256(c.data()));
+            provenance.put("base_model", c.model().toString());
+            provenance.put("train_examples", all.size());
+            provenance.put("eval_examples", eval.size());
+            run.writeProvenance(provenance);
+            Trainer.Result result = new Trainer<>(model, new ProcessReward(), all, List.of(), c.trainer(), run, GradientSync.SINGLE_PROCESS, listener, c.model()).train(resume);
+            Models.save(model, run.root().resolve("model"), null, null, c.model(), Models.DEFAULT_MAX_SHARD_BYTES);
+            double accuracy = Double.NaN;
+            if (!eval.isEmpty()) {
+                double correct = 0, total = 0;
+                List<double[]> scores = ProcessReward.stepScores(model, eval);
+                for (int i = 0; i < eval.size(); i++)
+                    for (int s = 0; s < scores.get(i).length; s++) {
+                        correct += (scores.get(i)[s] > 0.5) == (eval.get(i).labels()[s] == 1) ? 1 : 0;
+                        total++;
+                    }
+                accuracy = correct / total;
+                double acc = accuracy;
+                io.tether.engine.AtomicFiles.write(run.root().resolve("eval.json"), w -> w.write("{\"step_accuracy\": " + acc + ", \"examples\": " + eval.size() + "}\n"));
+            }
+            return new Result(result, null, accuracy, Double.NaN);
+        } finally {
+            model.close();
+            text.close();
+        }
+    }
+
+    /** Stepwise records, tokenized as TRL's PRMTrainer does; errors name file and line. */
+    static List<ProcessReward.Example> stepwise(Path file, TextAssets text, Config c) throws IOException {
+        List<ProcessReward.Example> out = new ArrayList<>();
+        List<String> lines = java.nio.file.Files.readAllLines(file);
+        com.fasterxml.jackson.databind.ObjectMapper json = new com.fasterxml.jackson.databind.ObjectMapper();
+        for (int i = 0; i < lines.size(); i++) {
+            if (lines.get(i).isBlank()) continue;
+            com.fasterxml.jackson.databind.JsonNode n;
+            try {
+                n = json.readTree(lines.get(i));
+            } catch (IOException e) {
+                throw new DataFormatException(file, i + 1, "not valid JSON");
+            }
+            if (!n.path("prompt").isTextual() || !n.path("completions").isArray() || !n.path("labels").isArray())
+                throw new DataFormatException(file, i + 1, "expected {\"prompt\": text, \"completions\": [steps], \"labels\": [true/false per step]}");
+            List<String> steps = new ArrayList<>();
+            n.get("completions").forEach(x -> steps.add(x.asText()));
+            List<Boolean> labels = new ArrayList<>();
+            n.get("labels").forEach(x -> labels.add(x.asBoolean()));
+            if (steps.size() != labels.size() || steps.isEmpty())
+                throw new DataFormatException(file, i + 1, steps.size() + " steps but " + labels.size() + " labels");
+            ProcessReward.Example e = ProcessReward.tokenize(text.tokenizer(), n.get("prompt").asText(), steps, labels, c.stepSeparator(), c.trainOnLastStepOnly());
+            if (e.ids().length > c.maxLength()) throw new DataFormatException(file, i + 1, e.ids().length + " tokens exceed max_length " + c.maxLength());
+            out.add(e);
+        }
+        if (out.isEmpty()) throw new DataFormatException(file, 0, "no records");
+        return out;
     }
 
     /** Preference records as full chosen and rejected sequences, truncated to max_length (keeping the start). */
