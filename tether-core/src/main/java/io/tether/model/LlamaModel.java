@@ -82,9 +82,12 @@ public final class LlamaModel implements CausalLM {
         }
         s.put("model.norm.weight", new long[] {h});
         // A sequence classifier (reward model) has a score head instead of the LM head.
-        if (c.isClassifier()) s.put("score.weight", new long[] {c.numLabels(), h});
-        if (c.isTokenClassifier()) s.put("score.bias", new long[] {c.numLabels()});
-        else if (!c.tieWordEmbeddings()) s.put("lm_head.weight", new long[] {c.vocabSize(), h});
+        if (c.isClassifier()) {
+            s.put("score.weight", new long[] {c.numLabels(), h});
+            if (c.isTokenClassifier()) s.put("score.bias", new long[] {c.numLabels()});
+        } else if (!c.tieWordEmbeddings()) {
+            s.put("lm_head.weight", new long[] {c.vocabSize(), h});
+        }
         return s;
     }
 

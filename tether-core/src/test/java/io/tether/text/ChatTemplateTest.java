@@ -76,11 +76,17 @@ class ChatTemplateTest {
     @Test
     void realTemplatesFromTokenizerConfigs() throws IOException {
         ChatTemplate qwen3 = ChatTemplate.fromTokenizerConfig(FIXTURES.resolve("tokenizers/qwen3/qwen3-30b-a3b.tokenizer_config.json"), null);
-        Map<String, Object> tool = Map.of("type", "function", "function", Map.of("name", "refund", "description", "Refund an order",
-                "parameters", Map.of("type", "object", "properties", Map.of("order_id", Map.of("type", "string")))));
+        // Insertion-ordered, as a parsed JSON tool definition is: tojson keeps key order (json.dumps, sort_keys=False).
+        Map<String, Object> function = new java.util.LinkedHashMap<>();
+        function.put("name", "refund");
+        function.put("description", "Refund an order");
+        function.put("parameters", Map.of("type", "object"));
+        Map<String, Object> tool = new java.util.LinkedHashMap<>();
+        tool.put("type", "function");
+        tool.put("function", function);
         String withTools = qwen3.render(CHAT.subList(1, 2), true, Map.of("tools", List.of(tool))).text();
         assertTrue(withTools.startsWith("<|im_start|>system\n# Tools"), withTools);
-        assertTrue(withTools.contains("{\"type\": \"function\", \"function\": {") || withTools.contains("\"function\": {\"name\": \"refund\""), withTools);
+        assertTrue(withTools.contains("<tools>\n{\"type\": \"function\", \"function\": {\"name\": \"refund\", \"description\": \"Refund an order\", \"parameters\": {\"type\": \"object\"}}}\n</tools>"), withTools);
         assertTrue(withTools.endsWith("<|im_start|>assistant\n"), withTools);
         String noThinking = qwen3.render(CHAT.subList(1, 2), true, Map.of("enable_thinking", false)).text();
         assertTrue(noThinking.endsWith("<|im_start|>assistant\n<think>\n\n</think>\n\n"), noThinking);
