@@ -88,10 +88,15 @@ final class RmCommand implements Runnable {
         @Option(names = "--out", description = "output JSONL (default: stdout)") Path out;
         @Option(names = "--batch-size", defaultValue = "8") int batchSize;
 
+        private Integer scoreSteps(Models.LoadedModel m, TextAssets text) throws IOException {
+            return scoreStepsImpl(rm, data, out, m, text);
+        }
+
         @Override
         public Integer call() throws IOException {
             rm.root.initEngine();
             try (Models.LoadedModel m = Models.load(model, DType.F32); TextAssets text = TextAssets.load(model).orElse(null)) {
+                if (m.model().config().isTokenClassifier()) return scoreSteps(m, text);
                 List<TokenRecords.TokenRecord> records = records(model, data, m.model().config().vocabSize(), text);
                 List<long[]> seqs = new ArrayList<>();
                 for (TokenRecords.TokenRecord r : records) {
@@ -129,6 +134,41 @@ final class RmCommand implements Runnable {
             }
             return 0;
         }
+    }
+
+    /** A process reward model: per-step P(good) for every stepwise record, and the weakest step's score. */
+    static Integer scoreStepsImpl(RmCommand rm, Path data, Path out, Models.LoadedModel m, TextAssets text) throws IOException {
+        if (text == null) throw new IllegalArgumentException("scoring steps needs a tokenizer.json beside the model");
+        List<String> lines = java.nio.file.Files.readAllLines(data);
+        List<io.tether.reward.ProcessReward.Example> examples = new ArrayList<>();
+        for (int i = 0; i < lines.size(); i++) {
+            if (lines.get(i).isBlank()) continue;
+            JsonNode n = JSON.readTree(lines.get(i));
+            if (!n.path("prompt").isTextual() || !n.path("completions").isArray())
+                throw new io.tether.data.DataFormatException(data, i + 1, "expected {\"prompt\": text, \"completions\": [steps]}");
+            List<String> steps = new ArrayList<>();
+            n.get("completions").forEach(x -> steps.add(x.asText()));
+            examples.add(io.tether.reward.ProcessReward.tokenize(text.tokenizer(), n.get("prompt").asText(), steps, null, "\n", false));
+        }
+        List<String> outLines = new ArrayList<>();
+        for (double[] scores : io.tether.reward.ProcessReward.stepScores(m.model(), examples)) {
+            ObjectNode o = JSON.createObjectNode();
+            var a = o.putArray("step_scores");
+            double min = Double.POSITIVE_INFINITY;
+            for (double v : scores) {
+                a.add(v);
+                min = Math.min(min, v);
+            }
+            o.put("min_step_score", min);
+            outLines.add(JSON.writeValueAsString(o));
+        }
+        if (out != null) AtomicFiles.write(out, w -> { for (String l : outLines) w.write(l + "\n"); });
+        else {
+            PrintWriter w = rm.root.spec.commandLine().getOut();
+            outLines.forEach(w::println);
+            w.flush();
+        }
+        return 0;
     }
 
     @Command(name = "eval", mixinStandardHelpOptions = true,

@@ -44,6 +44,13 @@ class RmCommandTest {
         assertTrue(eval.get("step_accuracy").asDouble() >= 0.85, eval.toString());
         var config = new ObjectMapper().readTree(out.resolve("model/config.json").toFile());
         assertEquals("LlamaForTokenClassification", config.get("architectures").get(0).asText());
+        Path steps = tmp.resolve("score.jsonl");
+        Files.writeString(steps, "{\"prompt\": \"Q:\", \"completions\": [\"1+2=3\", \"2+2=7\"]}\n");
+        String[] sc = TextCliTest.run("rm", "score", "--model", out.resolve("model").toString(), "--data", steps.toString());
+        assertEquals("0", sc[0], sc[2]);
+        var scored = new ObjectMapper().readTree(sc[1].lines().findFirst().orElseThrow());
+        assertEquals(2, scored.get("step_scores").size());
+        assertTrue(scored.get("step_scores").get(0).asDouble() > scored.get("step_scores").get(1).asDouble(), sc[1]);
         Files.writeString(data, "{\"prompt\": \"Q:\", \"completions\": [\"1+1=2\"], \"labels\": [true, false]}\n");
         String[] bad = TextCliTest.run("rm", "train", "--model", base.toString(), "--data", data.toString(), "--output-dir", tmp.resolve("x").toString(), "--set", "kind=process");
         assertEquals("2", bad[0]);

@@ -20,6 +20,8 @@ public final class EvalJson {
         o.put("loss", r.meanLoss());
         ObjectNode slices = o.putObject("accuracy_by_slice");
         r.accuracyBySlice().forEach((k, v) -> slices.putObject(k).put("accuracy", v[0]).put("pairs", (int) v[1]));
+        ObjectNode byLength = o.putObject("accuracy_by_length");
+        r.accuracyByLength().forEach((k, v) -> byLength.putObject(k).put("accuracy", v[0]).put("pairs", (int) v[1]));
         ArrayNode bins = o.putArray("reliability");
         for (RewardEvaluation.Bin b : r.reliability()) {
             ObjectNode n = bins.addObject().put("low", b.low()).put("high", b.high()).put("pairs", b.count());
@@ -44,6 +46,8 @@ public final class EvalJson {
         s.append("slice                          accuracy   pairs\n");
         for (Map.Entry<String, double[]> e : r.accuracyBySlice().entrySet())
             s.append(String.format(Locale.ROOT, "%-30s %8.3f %7d%n", e.getKey(), e.getValue()[0], (int) e.getValue()[1]));
+        for (Map.Entry<String, double[]> e : r.accuracyByLength().entrySet())
+            s.append(String.format(Locale.ROOT, "%-30s %8.3f %7d%n", "length " + e.getKey(), e.getValue()[0], (int) e.getValue()[1]));
         s.append("confidence bin     pairs   mean confidence   accuracy\n");
         for (RewardEvaluation.Bin b : r.reliability())
             s.append(String.format(Locale.ROOT, "[%.2f, %.2f)   %7d   %15s   %8s%n", b.low(), b.high(), b.count(),

@@ -19,7 +19,7 @@ public final class RewardEvaluation {
 
     public record Bin(double low, double high, int count, double meanConfidence, double accuracy) {}
 
-    public record Report(int pairs, double accuracy, Map<String, double[]> accuracyBySlice, List<Bin> reliability,
+    public record Report(int pairs, double accuracy, Map<String, double[]> accuracyBySlice, Map<String, double[]> accuracyByLength, List<Bin> reliability,
                          double expectedCalibrationError, double meanReward, double stdReward, double minReward, double maxReward,
                          double lengthCorrelation, double meanLoss) {}
 
@@ -39,6 +39,7 @@ public final class RewardEvaluation {
         int n = pairs.size();
         double correct = 0, loss = 0;
         Map<String, double[]> bySlice = new TreeMap<>();
+        Map<Integer, double[]> byLength = new TreeMap<>();
         int[] count = new int[bins];
         double[] confSum = new double[bins], hits = new double[bins];
         for (int i = 0; i < n; i++) {
@@ -49,6 +50,11 @@ public final class RewardEvaluation {
             double[] s = bySlice.computeIfAbsent(pairs.get(i).slice() == null ? "(none)" : pairs.get(i).slice(), k -> new double[2]);
             s[0] += right ? 1 : 0;
             s[1] += 1;
+            // Length buckets by powers of two of the pair's mean response length (tokens).
+            int mean = (pairs.get(i).chosen().length + pairs.get(i).rejected().length) / 2;
+            double[] lb = byLength.computeIfAbsent(Integer.highestOneBit(Math.max(1, mean)), k -> new double[2]);
+            lb[0] += right ? 1 : 0;
+            lb[1] += 1;
             // Confidence in the predicted winner, σ(|d|) in [0.5, 1].
             double conf = 1 / (1 + Math.exp(-Math.abs(d)));
             int b = Math.min(bins - 1, (int) ((conf - 0.5) / 0.5 * bins));
@@ -70,6 +76,8 @@ public final class RewardEvaluation {
         }
         Map<String, double[]> slices = new LinkedHashMap<>();
         bySlice.forEach((k, v) -> slices.put(k, new double[] {v[0] / v[1], v[1]}));
+        Map<String, double[]> lengths = new LinkedHashMap<>();
+        byLength.forEach((k, v) -> lengths.put(k + "-" + (2 * k - 1) + " tokens", new double[] {v[0] / v[1], v[1]}));
         double mean = 0, min = Double.MAX_VALUE, max = -Double.MAX_VALUE;
         for (double v : r) {
             mean += v;
@@ -79,12 +87,12 @@ public final class RewardEvaluation {
         mean /= r.length;
         double var = 0;
         for (double v : r) var += (v - mean) * (v - mean);
-        double[] lengths = new double[r.length];
+        double[] responseLengths = new double[r.length];
         for (int i = 0; i < n; i++) {
-            lengths[2 * i] = pairs.get(i).chosen().length;
-            lengths[2 * i + 1] = pairs.get(i).rejected().length;
+            responseLengths[2 * i] = pairs.get(i).chosen().length;
+            responseLengths[2 * i + 1] = pairs.get(i).rejected().length;
         }
-        return new Report(n, correct / n, slices, reliability, ece, mean, Math.sqrt(var / r.length), min, max, pearson(r, lengths), loss / n);
+        return new Report(n, correct / n, slices, lengths, reliability, ece, mean, Math.sqrt(var / r.length), min, max, pearson(r, responseLengths), loss / n);
     }
 
     static double pearson(double[] a, double[] b) {

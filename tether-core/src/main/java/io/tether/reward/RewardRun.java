@@ -129,7 +129,7 @@ public final class RewardRun {
             provenance.put("eval_pairs", eval.size());
             provenance.put("margins", margins);
             run.writeProvenance(provenance);
-            Trainer<RewardTraining.Pair> trainer = new Trainer<>(model, new RewardTraining(c.centerRewardsCoefficient(), margins), train, List.of(),
+            Trainer<RewardTraining.Pair> trainer = new Trainer<>(model, new RewardTraining(c.centerRewardsCoefficient(), margins), train, eval,
                     c.trainer(), run, GradientSync.SINGLE_PROCESS, listener, c.model());
             Trainer.Result result = trainer.train(resume);
             // Normalisation statistics of the training rewards travel with the model (config.json), so that scores
@@ -193,7 +193,7 @@ public final class RewardRun {
             provenance.put("train_examples", all.size());
             provenance.put("eval_examples", eval.size());
             run.writeProvenance(provenance);
-            Trainer.Result result = new Trainer<>(model, new ProcessReward(), all, List.of(), c.trainer(), run, GradientSync.SINGLE_PROCESS, listener, c.model()).train(resume);
+            Trainer.Result result = new Trainer<>(model, new ProcessReward(), all, eval, c.trainer(), run, GradientSync.SINGLE_PROCESS, listener, c.model()).train(resume);
             Models.save(model, run.root().resolve("model"), null, null, c.model(), Models.DEFAULT_MAX_SHARD_BYTES);
             double accuracy = Double.NaN;
             if (!eval.isEmpty()) {
