@@ -154,6 +154,7 @@ public final class Trainer<E> {
                 optimizer.step(lr);
                 optimizer.zeroGrad();
                 step++;
+                method.afterStep(step, model);
                 lastLoss = stepLoss;
                 intervalLoss += stepLoss;
                 intervalSteps++;

@@ -23,6 +23,9 @@ public interface TrainingMethod<E> {
     /** The summed, differentiable loss over the examples' units, and summed metrics (divided by units when logged). */
     Output forward(CausalLM model, List<E> examples);
 
+    /** Called after each optimizer step (e.g. TR-DPO's reference sync); nothing by default. */
+    default void afterStep(int step, CausalLM model) {}
+
     /** Loss sum and metric sums of one micro-batch. */
     record Output(Tensor lossSum, Map<String, Double> metricSums) {}
 }

@@ -1,0 +1,159 @@
+package io.tether.train;
+
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+
+import org.bytedeco.pytorch.NoGradGuard;
+import org.bytedeco.pytorch.Tensor;
+import org.bytedeco.pytorch.global.torch;
+
+import io.tether.engine.StepScope;
+import io.tether.engine.Tensors;
+import io.tether.model.CausalLM;
+import io.tether.objective.DpoLoss;
+import io.tether.objective.PairwiseLosses;
+
+/**
+ * Offline preference optimisation as a method of the one loop: chosen and rejected completions go through the policy
+ * in one concatenated batch of 2B right-padded rows, their completion log-probs are summed under completion masks
+ * (padding-invariant), and the pair loss comes from {@link DpoLoss} (against reference log-probs) or, reference-free,
+ * from {@link PairwiseLosses} (CPO, SimPO, ORPO). Metrics carry TRL's names.
+ */
+public final class PreferenceTraining implements TrainingMethod<PreferenceTraining.Pair> {
+    /** A comparison; reference log-probs are NaN unless precomputed. */
+    public record Pair(long[] prompt, long[] chosen, long[] rejected, double refChosen, double refRejected) {
+        public Pair withReference(double c, double r) {
+            return new Pair(prompt, chosen, rejected, c, r);
+        }
+    }
+
+    public enum Kind { DPO, CPO, SIMPO, ORPO }
+
+    /**
+     * @param reference the frozen reference model when reference log-probs are not precomputed (DPO only)
+     * @param simpoGamma SimPO's γ; {@code cpoAlpha} weights the NLL term of CPO/SimPO; ORPO's λ is {@code dpo.beta()}
+     */
+    public record Settings(Kind kind, DpoLoss.Config dpo, double simpoGamma, double cpoAlpha, CausalLM reference,
+                           double syncAlpha, int syncSteps) {}
+
+    private final Settings s;
+
+    public PreferenceTraining(Settings settings) {
+        this.s = settings;
+    }
+
+    @Override
+    public long units(List<Pair> pairs) {
+        return pairs.size();
+    }
+
+    /** Completion log-prob sums, completion token counts and mean completion logits of rows [B] (prompt + completion). */
+    record Scored(Tensor logps, Tensor tokens, Tensor meanLogits, Tensor tokenLogps, Tensor mask) {}
+
+    static Scored score(CausalLM model, List<long[]> prompts, List<long[]> completions) {
+        int b = prompts.size(), len = 0;
+        for (int i = 0; i < b; i++) len = Math.max(len, prompts.get(i).length + completions.get(i).length);
+        long[] ids = new long[b * len], mask = new long[b * (len - 1)];
+        double[] counts = new double[b];
+        for (int i = 0; i < b; i++) {
+            long[] p = prompts.get(i), c = completions.get(i);
+            System.arraycopy(p, 0, ids, i * len, p.length);
+            System.arraycopy(c, 0, ids, i * len + p.length, c.length);
+            for (int j = 0; j < c.length; j++) mask[i * (len - 1) + p.length + j - 1] = 1;   // token p+j predicted at p+j-1
+            counts[i] = c.length;
+        }
+        Tensor input = Tensors.longs(ids, b, len);
+        Tensor logits = model.forward(input).narrow(1, 0, len - 1).to(model.dtype().scalarType);       // (B, L-1, V)
+        Tensor targets = input.narrow(1, 1, len - 1).unsqueeze(-1);
+        Tensor tokenLogps = torch.gather(logits, -1, targets).squeeze(-1).sub(torch.logsumexp(logits, new long[] {-1}, false));
+        Tensor m = Tensors.longs(mask, b, len - 1).to(model.dtype().scalarType);
+        Tensor sums = tokenLogps.mul(m).sum(new long[] {1}, false, new org.bytedeco.pytorch.ScalarTypeOptional());
+        Tensor meanLogits = logits.detach().mean(new long[] {-1}, false, new org.bytedeco.pytorch.ScalarTypeOptional()).mul(m)
+                .sum(new long[] {1}, false, new org.bytedeco.pytorch.ScalarTypeOptional());
+        Tensor tokens = Tensors.doubles(counts, b).to(model.dtype().scalarType);
+        return new Scored(sums, tokens, meanLogits.div(tokens), tokenLogps, m);
+    }
+
+    @Override
+    public Output forward(CausalLM model, List<Pair> pairs) {
+        int b = pairs.size();
+        List<long[]> prompts = new ArrayList<>(), completions = new ArrayList<>();
+        for (Pair p : pairs) { prompts.add(p.prompt()); completions.add(p.chosen()); }
+        for (Pair p : pairs) { prompts.add(p.prompt()); completions.add(p.rejected()); }
+        Scored pol = score(model, prompts, completions);                                  // one forward over 2B rows
+        Tensor pc = pol.logps().narrow(0, 0, b), pr = pol.logps().narrow(0, b, b);
+        Tensor nc = pol.tokens().narrow(0, 0, b), nr = pol.tokens().narrow(0, b, b);
+        // NLL of the chosen completions, token-mean over the batch (RPO's sft term, CPO/SimPO/ORPO's NLL).
+        Tensor chosenNll = pc.sum().neg().div(nc.sum());
+        Tensor loss, chosenRewards, rejectedRewards;
+        switch (s.kind()) {
+            case DPO -> {
+                Tensor rc, rr;
+                if (Double.isNaN(pairs.get(0).refChosen())) {
+                    try (NoGradGuard g = new NoGradGuard()) {
+                        Scored ref = score(s.reference(), prompts, completions);
+                        rc = ref.logps().narrow(0, 0, b).detach();
+                        rr = ref.logps().narrow(0, b, b).detach();
+                    }
+                } else {
+                    double[] c = new double[b], r = new double[b];
+                    for (int i = 0; i < b; i++) { c[i] = pairs.get(i).refChosen(); r[i] = pairs.get(i).refRejected(); }
+                    rc = Tensors.doubles(c, b).to(model.dtype().scalarType);
+                    rr = Tensors.doubles(r, b).to(model.dtype().scalarType);
+                }
+                DpoLoss.Output o = DpoLoss.compute(s.dpo(), new DpoLoss.Inputs(pc, pr, rc, rr, nc, nr, chosenNll, null));
+                loss = o.loss();
+                chosenRewards = o.chosenRewards();
+                rejectedRewards = o.rejectedRewards();
+            }
+            case CPO -> {
+                PairwiseLosses.Output o = PairwiseLosses.cpo(s.dpo().beta(), s.dpo().labelSmoothing(), s.cpoAlpha(), pc, pr, chosenNll);
+                loss = o.loss(); chosenRewards = o.chosenRewards(); rejectedRewards = o.rejectedRewards();
+            }
+            case SIMPO -> {
+                PairwiseLosses.Output o = PairwiseLosses.simpo(s.dpo().beta(), s.simpoGamma(), s.cpoAlpha(), pc.div(nc), pr.div(nr), chosenNll);
+                loss = o.loss(); chosenRewards = o.chosenRewards(); rejectedRewards = o.rejectedRewards();
+            }
+            case ORPO -> {
+                PairwiseLosses.Output o = PairwiseLosses.orpo(s.dpo().beta(), pc.div(nc), pr.div(nr), chosenNll);
+                loss = o.loss(); chosenRewards = o.chosenRewards(); rejectedRewards = o.rejectedRewards();
+            }
+            default -> throw new IllegalStateException();
+        }
+        double[] c = Tensors.toDoubles(chosenRewards), r = Tensors.toDoubles(rejectedRewards);
+        double[] lc = Tensors.toDoubles(pc), lr = Tensors.toDoubles(pr), gc = Tensors.toDoubles(pol.meanLogits().narrow(0, 0, b)),
+                gr = Tensors.toDoubles(pol.meanLogits().narrow(0, b, b)), tc = Tensors.toDoubles(nc), tr = Tensors.toDoubles(nr);
+        Map<String, Double> m = new LinkedHashMap<>();
+        double acc = 0, margins = 0, sc = 0, sr = 0, slc = 0, slr = 0, sgc = 0, sgr = 0, stc = 0, str = 0;
+        for (int i = 0; i < b; i++) {
+            acc += c[i] > r[i] ? 1 : 0;
+            margins += c[i] - r[i];
+            sc += c[i]; sr += r[i]; slc += lc[i]; slr += lr[i]; sgc += gc[i]; sgr += gr[i]; stc += tc[i]; str += tr[i];
+        }
+        m.put("rewards/chosen", sc);
+        m.put("rewards/rejected", sr);
+        m.put("rewards/accuracies", acc);
+        m.put("rewards/margins", margins);
+        m.put("logps/chosen", slc);
+        m.put("logps/rejected", slr);
+        m.put("logits/chosen", sgc);
+        m.put("logits/rejected", sgr);
+        m.put("lengths/chosen", stc);
+        m.put("lengths/rejected", str);
+        return new Output(loss.mul(Tensors.scalar((double) b)), m);
+    }
+
+    /** TR-DPO (Gorbatovski et al. 2024): every τ steps the reference moves toward the policy, θ_ref ← αθ + (1−α)θ_ref. */
+    @Override
+    public void afterStep(int step, CausalLM model) {
+        if (s.reference() == null || s.syncSteps() <= 0 || step % s.syncSteps() != 0) return;
+        try (StepScope scope = new StepScope(); NoGradGuard g = new NoGradGuard()) {
+            for (Map.Entry<String, Tensor> e : s.reference().parameters().entrySet()) {
+                Tensor policy = model.parameters().get(e.getKey());
+                e.getValue().mul_(Tensors.scalar(1 - s.syncAlpha())).add_(policy.detach(), Tensors.scalar(s.syncAlpha()));
+            }
+        }
+    }
+}

@@ -1,0 +1,122 @@
+package io.tether.train;
+
+import static org.junit.jupiter.api.Assertions.*;
+
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Random;
+
+import org.bytedeco.pytorch.NoGradGuard;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+import io.tether.engine.DType;
+import io.tether.engine.StepScope;
+import io.tether.engine.Tensors;
+import io.tether.engine.Torch;
+import io.tether.generate.Generator;
+import io.tether.generate.SamplingConfig;
+import io.tether.model.CausalLM;
+import io.tether.model.ModelConfig;
+import io.tether.model.Models;
+import io.tether.objective.DpoLoss;
+
+/** A synthetic preference: chosen answers start with token 5, rejected ones with token 6. */
+class PreferenceTrainingTest {
+    @TempDir Path tmp;
+    static final ModelConfig CONFIG = ModelConfig.llama(32, 32, 2, 4, 2, 64, 64);
+
+    @BeforeAll
+    static void load() {
+        Torch.init();
+    }
+
+    static List<PreferenceTraining.Pair> pairs(int n, long seed) {
+        Random r = new Random(seed);
+        List<PreferenceTraining.Pair> out = new ArrayList<>();
+        for (int i = 0; i < n; i++) {
+            long[] p = {8 + r.nextInt(24), 8 + r.nextInt(24), 8 + r.nextInt(24)};
+            long[] c = {5, 8 + r.nextInt(24), 8 + r.nextInt(24)}, j = {6, 8 + r.nextInt(24), 8 + r.nextInt(24)};
+            out.add(new PreferenceTraining.Pair(p, c, j, Double.NaN, Double.NaN));
+        }
+        return out;
+    }
+
+    /** Held-out share of pairs where the policy prefers chosen: implicit reward β(c − r) > 0, or (no reference) ℓ_w > ℓ_l. */
+    static double accuracy(CausalLM policy, CausalLM reference, List<PreferenceTraining.Pair> pairs) {
+        try (StepScope s = new StepScope(); NoGradGuard g = new NoGradGuard()) {
+            List<long[]> prompts = new ArrayList<>(), completions = new ArrayList<>();
+            for (var p : pairs) { prompts.add(p.prompt()); completions.add(p.chosen()); }
+            for (var p : pairs) { prompts.add(p.prompt()); completions.add(p.rejected()); }
+            double[] pol = Tensors.toDoubles(PreferenceTraining.score(policy, prompts, completions).logps());
+            double[] ref = reference == null ? new double[pol.length] : Tensors.toDoubles(PreferenceTraining.score(reference, prompts, completions).logps());
+            int n = pairs.size(), right = 0;
+            for (int i = 0; i < n; i++) right += (pol[i] - ref[i]) - (pol[n + i] - ref[n + i]) > 0 ? 1 : 0;
+            return (double) right / n;
+        }
+    }
+
+    static double propertyRate(CausalLM policy, List<PreferenceTraining.Pair> pairs) {
+        List<long[]> prompts = new ArrayList<>();
+        for (var p : pairs) prompts.add(p.prompt());
+        int hits = 0;
+        for (Generator.Generation g : Generator.generate(policy, prompts, SamplingConfig.greedy(1))) hits += g.tokens()[0] == 5 ? 1 : 0;
+        return (double) hits / pairs.size();
+    }
+
+    static TrainerConfig config(int steps, double lr) {
+        return new TrainerConfig(steps, 1, 16, 1, lr, "constant", 0, 0, 0.0, 0.9, 0.999, 1e-8, 1.0, 11, 10, 0, 0, 1, "stop", false);
+    }
+
+    @Test
+    void dpoLiftsHeldOutAccuracyAndTheProperty() throws java.io.IOException {
+        try (CausalLM policy = Models.create(CONFIG, DType.F32, 7); CausalLM reference = Models.create(CONFIG, DType.F32, 7)) {
+            List<PreferenceTraining.Pair> train = pairs(256, 1), held = pairs(128, 2);
+            double before = accuracy(policy, reference, held), propertyBefore = propertyRate(policy, held);
+            var settings = new PreferenceTraining.Settings(PreferenceTraining.Kind.DPO, DpoLoss.Config.of(0.1, "sigmoid"), 0, 0, reference, 0, 0);
+            Trainer.Result r = new Trainer<>(policy, new PreferenceTraining(settings), train, List.of(), config(60, 1e-3), new RunDirectory(tmp.resolve("dpo")),
+                    GradientSync.SINGLE_PROCESS, null, null).train(false);
+            double after = accuracy(policy, reference, held), propertyAfter = propertyRate(policy, held);
+            System.out.printf("DPO: held-out implicit-reward accuracy %.3f -> %.3f, greedy first token = 5: %.3f -> %.3f, loss %.3f%n", before, after, propertyBefore, propertyAfter, r.lastLoss());
+            assertTrue(before < 0.6, "policy = reference: no preference yet (" + before + ")");
+            assertTrue(after >= 0.9, "held-out accuracy " + after);
+            assertTrue(propertyAfter > propertyBefore && propertyAfter >= 0.9, "greedy samples carry the property: " + propertyBefore + " -> " + propertyAfter);
+        }
+    }
+
+    @Test
+    void referenceFreeMethodsLearnTooAndNeedNoReference() throws java.io.IOException {
+        for (PreferenceTraining.Kind kind : new PreferenceTraining.Kind[] {PreferenceTraining.Kind.SIMPO, PreferenceTraining.Kind.ORPO, PreferenceTraining.Kind.CPO}) {
+            try (CausalLM policy = Models.create(CONFIG, DType.F32, 7)) {
+                double beta = kind == PreferenceTraining.Kind.SIMPO ? 2.0 : 0.1;
+                var settings = new PreferenceTraining.Settings(kind, DpoLoss.Config.of(beta, "sigmoid"), 0.5, kind == PreferenceTraining.Kind.SIMPO ? 0.0 : 1.0, null, 0, 0);
+                new Trainer<>(policy, new PreferenceTraining(settings), pairs(256, 1), List.of(), config(60, 1e-3), new RunDirectory(tmp.resolve(kind.name())),
+                        GradientSync.SINGLE_PROCESS, null, null).train(false);
+                double acc = accuracy(policy, null, pairs(128, 2));
+                System.out.printf("%s: held-out accuracy (policy log-probs) %.3f%n", kind, acc);
+                assertTrue(acc >= 0.9, kind + " accuracy " + acc);
+            }
+        }
+    }
+
+    @Test
+    void trDpoMovesTheReferenceTowardThePolicy() throws java.io.IOException {
+        try (CausalLM policy = Models.create(CONFIG, DType.F32, 7); CausalLM reference = Models.create(CONFIG, DType.F32, 7)) {
+            var settings = new PreferenceTraining.Settings(PreferenceTraining.Kind.DPO, DpoLoss.Config.of(0.1, "sigmoid"), 0, 0, reference, 0.6, 2);
+            new Trainer<>(policy, new PreferenceTraining(settings), pairs(64, 1), List.of(), config(4, 1e-2), new RunDirectory(tmp.resolve("tr")),
+                    GradientSync.SINGLE_PROCESS, null, null).train(false);
+            float[] after = Tensors.toFloats(reference.parameters().get("model.layers.0.mlp.up_proj.weight"));
+            float[] pol = Tensors.toFloats(policy.parameters().get("model.layers.0.mlp.up_proj.weight"));
+            double distance = 0;
+            for (int i = 0; i < pol.length; i++) distance += Math.abs(after[i] - pol[i]);
+            try (CausalLM fresh = Models.create(CONFIG, DType.F32, 7)) {
+                float[] init = Tensors.toFloats(fresh.parameters().get("model.layers.0.mlp.up_proj.weight"));
+                double initDistance = 0;
+                for (int i = 0; i < pol.length; i++) initDistance += Math.abs(init[i] - pol[i]);
+                assertTrue(distance < 0.7 * initDistance, "the synced reference sits between init and policy: " + distance + " vs " + initDistance);
+            }
+        }
+    }
+}
