@@ -102,6 +102,22 @@ class PreferenceTrainingTest {
     }
 
     @Test
+    void ktoLearnsFromTheUnpairedVersion() throws java.io.IOException {
+        try (CausalLM policy = Models.create(CONFIG, DType.F32, 7); CausalLM reference = Models.create(CONFIG, DType.F32, 7)) {
+            List<KtoTraining.Example> unpaired = new ArrayList<>();
+            for (var p : pairs(256, 1)) {
+                unpaired.add(new KtoTraining.Example(p.prompt(), p.chosen(), true));
+                unpaired.add(new KtoTraining.Example(p.prompt(), p.rejected(), false));
+            }
+            var kto = new KtoTraining(new io.tether.objective.KtoLoss.Config(0.1, 1.0, 1.0, "kto"), reference);
+            new Trainer<>(policy, kto, unpaired, List.of(), config(60, 1e-3), new RunDirectory(tmp.resolve("kto")), GradientSync.SINGLE_PROCESS, null, null).train(false);
+            double acc = accuracy(policy, reference, pairs(128, 2));
+            System.out.printf("KTO: held-out implicit-reward accuracy %.3f%n", acc);
+            assertTrue(acc >= 0.9, "KTO accuracy " + acc);
+        }
+    }
+
+    @Test
     void trDpoMovesTheReferenceTowardThePolicy() throws java.io.IOException {
         try (CausalLM policy = Models.create(CONFIG, DType.F32, 7); CausalLM reference = Models.create(CONFIG, DType.F32, 7)) {
             var settings = new PreferenceTraining.Settings(PreferenceTraining.Kind.DPO, DpoLoss.Config.of(0.1, "sigmoid"), 0, 0, reference, 0.6, 2);

@@ -1,0 +1,61 @@
+package io.tether.train;
+
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+
+import org.bytedeco.pytorch.NoGradGuard;
+import org.bytedeco.pytorch.Tensor;
+
+import io.tether.engine.Tensors;
+import io.tether.model.CausalLM;
+import io.tether.objective.KtoLoss;
+
+/**
+ * KTO on unpaired thumbs-up/down completions as a method of the one loop. The KL reference point z0 comes, as in
+ * TRL, from mismatched pairs: each prompt scored with the next example's completion, under policy and reference.
+ */
+public final class KtoTraining implements TrainingMethod<KtoTraining.Example> {
+    public record Example(long[] prompt, long[] completion, boolean desirable) {}
+
+    private final KtoLoss.Config config;
+    private final CausalLM reference;
+
+    public KtoTraining(KtoLoss.Config config, CausalLM reference) {
+        this.config = config;
+        this.reference = reference;
+    }
+
+    @Override
+    public long units(List<Example> examples) {
+        return examples.size();
+    }
+
+    @Override
+    public Output forward(CausalLM model, List<Example> batch) {
+        int b = batch.size();
+        List<long[]> prompts = new ArrayList<>(), completions = new ArrayList<>();
+        for (Example e : batch) { prompts.add(e.prompt()); completions.add(e.completion()); }
+        // Mismatched completions for the KL estimate: prompt i with completion i+1 (TRL shifts the batch by one).
+        for (int i = 0; i < b; i++) { prompts.add(batch.get(i).prompt()); completions.add(batch.get((i + 1) % b).completion()); }
+        PreferenceTraining.Scored pol = PreferenceTraining.score(model, prompts, completions);
+        Tensor refAll;
+        try (NoGradGuard g = new NoGradGuard()) {
+            refAll = PreferenceTraining.score(reference, prompts, completions).logps().detach();
+        }
+        boolean[] labels = new boolean[b];
+        for (int i = 0; i < b; i++) labels[i] = batch.get(i).desirable();
+        KtoLoss.Output o = KtoLoss.compute(config, Tensors.bools(labels, b), pol.logps().narrow(0, 0, b), refAll.narrow(0, 0, b),
+                pol.logps().narrow(0, b, b).detach(), refAll.narrow(0, b, b));
+        Map<String, Double> m = new LinkedHashMap<>();
+        double[] d = Tensors.toDoubles(o.desirableRewards()), u = Tensors.toDoubles(o.undesirableRewards());
+        double sd = 0, su = 0;
+        for (double v : d) sd += v;
+        for (double v : u) su += v;
+        m.put("rewards/chosen_sum", sd);
+        m.put("rewards/rejected_sum", su);
+        m.put("kl", o.kl() * b);
+        return new Output(o.loss().mul(Tensors.scalar((double) b)), m);
+    }
+}
