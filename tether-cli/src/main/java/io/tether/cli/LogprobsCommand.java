@@ -92,6 +92,9 @@ final class LogprobsCommand implements Callable<Integer> {
             }
             if (out != null) {
                 AtomicFiles.write(out, w -> writeLines(w, lines));
+                // The key a trainer checks before reusing these as reference log-probs: data and weights hashes.
+                var key = io.tether.train.PreferenceRun.key(data, model);
+                AtomicFiles.write(out.resolveSibling(out.getFileName() + ".meta.json"), w -> w.write(key.toString() + "\n"));
             } else {
                 Writer w = root.spec.commandLine().getOut();
                 writeLines(w, lines);

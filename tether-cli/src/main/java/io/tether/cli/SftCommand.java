@@ -55,7 +55,7 @@ final class SftCommand implements Callable<Integer> {
     }
 
     /** One self-overwriting line on stderr: bar, step, loss, learning rate, throughput and time left. */
-    static final class ProgressBar implements Trainer.Listener {
+    static class ProgressBar implements Trainer.Listener {
         private final PrintWriter err;
         private final long start = System.nanoTime();
         private int firstStep = -1;

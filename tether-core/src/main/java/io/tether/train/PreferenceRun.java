@@ -1,0 +1,353 @@
+package io.tether.train;
+
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+
+import io.tether.data.DataFormatException;
+import io.tether.data.TokenRecords;
+import io.tether.engine.AtomicFiles;
+import io.tether.engine.DType;
+import io.tether.engine.Torch;
+import io.tether.model.CausalLM;
+import io.tether.model.LogProbs;
+import io.tether.model.Models;
+import io.tether.objective.DpoLoss;
+import io.tether.objective.KtoLoss;
+import io.tether.text.TextAssets;
+
+/**
+ * {@code tether dpo|kto|orpo|simpo|cpo}: offline preference optimisation from a YAML config (TRL's DPOConfig names).
+ *
+ * <p>Reference log-probs come from the first that applies: a precomputed file ({@code ref_logprobs}, written by
+ * {@code tether logprobs --out}, checked against the hashes of the data and the reference weights); the run's own
+ * cache ({@code precompute_ref_log_probs}, reused when the hashes match); a reference checkpoint
+ * ({@code ref_model}); a frozen copy of the initial policy. With precomputed log-probs no reference is loaded.
+ * Reference-free methods (ORPO, SimPO, CPO) never load one.
+ */
+public final class PreferenceRun {
+    private PreferenceRun() {}
+
+    public static final double LN2 = Math.log(2);
+
+    public record Config(String method, Path model, Path refModel, Path refLogprobs, boolean precomputeRefLogProbs, Path data, Path evalData,
+                         double evalFraction, Path outputDir, int maxLength, DpoLoss.Config dpo, double simpoGamma, double cpoAlpha,
+                         double desirableWeight, double undesirableWeight, boolean syncRefModel, double refModelMixupAlpha,
+                         int refModelSyncSteps, String dtype, TrainerConfig trainer, Map<String, Object> resolved) {
+
+        public static Config from(String method, ConfigTree c) {
+            Path model = c.path("model"), ref = c.path("ref_model"), refLogprobs = c.path("ref_logprobs"), data = c.path("data"),
+                    evalData = c.path("eval_data"), out = c.path("output_dir");
+            boolean precompute = c.bool("precompute_ref_log_probs", false);
+            double evalFraction = c.number("eval_fraction", 0.0);
+            int maxLength = c.integer("max_length", 1024);
+            double beta = c.number("beta", method.equals("simpo") ? 2.0 : 0.1);
+            List<String> types = new ArrayList<>();
+            JsonNode lt = c.tree().get("loss_type");
+            if (lt != null && lt.isArray()) lt.forEach(x -> types.add(x.asText()));
+            else types.add(c.string("loss_type", "sigmoid"));
+            c.string("loss_type", null);
+            List<Double> weights = null;
+            JsonNode lw = c.tree().get("loss_weights");
+            if (lw != null && lw.isArray()) {
+                weights = new ArrayList<>();
+                for (JsonNode w : lw) weights.add(w.asDouble());
+            }
+            c.string("loss_weights", null);
+            double smoothing = c.number("label_smoothing", 0.0);
+            String fdiv = c.string("f_divergence_type", "reverse_kl");
+            double falpha = c.number("f_alpha_divergence_coef", 0.5), tau = c.number("discopop_tau", 0.05);
+            String semantics = c.string("semantics", "trl");
+            double gamma = c.number("simpo_gamma", 0.5), cpoAlpha = c.number("cpo_alpha", method.equals("simpo") ? 0.0 : 1.0);
+            double dw = c.number("desirable_weight", 1.0), uw = c.number("undesirable_weight", 1.0);
+            boolean sync = c.bool("sync_ref_model", false);
+            double mixup = c.number("ref_model_mixup_alpha", 0.6);
+            int syncSteps = c.integer("ref_model_sync_steps", 512);
+            String dtype = c.string("dtype", "fp32");
+            TrainerConfig t = c.trainerConfig();
+            c.rejectUnknownKeys();
+            if (model == null) throw new IllegalArgumentException("key 'model': missing");
+            if (data == null) throw new IllegalArgumentException("key 'data': missing");
+            if (out == null) throw new IllegalArgumentException("key 'output_dir': missing");
+            if (sync && (refLogprobs != null || precompute)) throw new IllegalArgumentException("key 'sync_ref_model': TR-DPO moves the reference, so it cannot use precomputed reference log-probs");
+            DpoLoss.Semantics sem = switch (semantics) {
+                case "trl" -> DpoLoss.Semantics.TRL;
+                case "trl_legacy" -> DpoLoss.Semantics.TRL_LEGACY;
+                case "openrlhf" -> DpoLoss.Semantics.OPENRLHF;
+                default -> throw new IllegalArgumentException("key 'semantics': expected trl, trl_legacy or openrlhf");
+            };
+            List<Double> w = weights;
+            DpoLoss.Config dpo = c.validated(() -> new DpoLoss.Config(beta, types, w, smoothing, fdiv, falpha, tau, sem));
+            Map<String, Object> resolved = new LinkedHashMap<>();
+            resolved.put("method", method);
+            c.tree().fields().forEachRemaining(e -> resolved.put(e.getKey(), e.getValue()));
+            resolved.put("beta", beta);
+            resolved.put("loss_type", types);
+            resolved.put("learning_rate", t.learningRate());
+            resolved.put("seed", t.seed());
+            return new Config(method, model, ref, refLogprobs, precompute, data, evalData, evalFraction, out, maxLength, dpo, gamma, cpoAlpha,
+                    dw, uw, sync, mixup, syncSteps, dtype, t, resolved);
+        }
+
+        boolean referenceFree() {
+            return method.equals("orpo") || method.equals("simpo") || method.equals("cpo");
+        }
+    }
+
+    public static Trainer.Result run(Config c, boolean resume, Trainer.Listener listener) throws IOException {
+        Torch.init();
+        DType dtype = DType.parse(c.dtype());
+        RunDirectory run = new RunDirectory(c.outputDir());
+        if (!resume && run.latestCheckpoint().isPresent())
+            throw new IllegalArgumentException("key 'output_dir': " + c.outputDir() + " already holds checkpoints; pass --resume or choose another directory");
+        Models.LoadedModel policy = Models.load(c.model(), dtype);
+        TextAssets text = TextAssets.load(c.model()).orElse(null);
+        CausalLM reference = null;
+        try {
+            TokenRecords.TextEncoder enc = text == null ? null : new TokenRecords.TextEncoder(text.tokenizer(), text.template(), true);
+            int vocab = policy.model().config().vocabSize();
+            List<TokenRecords.TokenRecord> records = TokenRecords.read(c.data(), vocab, enc);
+            List<TokenRecords.TokenRecord> evalRecords = c.evalData() != null ? TokenRecords.read(c.evalData(), vocab, enc) : List.of();
+            run.writeConfig(c.resolved());
+            Path refDir = c.refModel() != null ? c.refModel() : c.model();
+            Map<String, Object> provenance = new LinkedHashMap<>();
+            provenance.put("libtorch", Torch.version());
+            provenance.put("seed", c.trainer().seed());
+            provenance.put("data_sha256", RunDirectory.sha256(c.data()));
+            provenance.put("initial_weights", weightsHash(c.model()));
+            provenance.put("reference_weights", c.referenceFree() ? null : weightsHash(refDir));
+            Trainer.Listener diagnostics = new Diagnostics(listener, c);
+            if (c.method().equals("kto")) {
+                List<KtoTraining.Example> train = unpaired(c.data(), records, c.maxLength()), eval = unpaired(c.evalData(), evalRecords, c.maxLength());
+                reference = Models.load(refDir, dtype).model();
+                provenance.put("reference", "model " + refDir);
+                run.writeProvenance(provenance);
+                var method = new KtoTraining(new KtoLoss.Config(c.dpo().beta(), c.desirableWeight(), c.undesirableWeight(), "kto"), reference);
+                return finish(c, run, policy, new Trainer<>(policy.model(), method, train, eval, c.trainer(), run, GradientSync.SINGLE_PROCESS, diagnostics, c.model()).train(resume));
+            }
+            List<PreferenceTraining.Pair> train = pairs(c.data(), records, c.maxLength()), eval = pairs(c.evalData(), evalRecords, c.maxLength());
+            warnLengthBias(train, diagnostics);
+            String source;
+            if (c.referenceFree()) {
+                source = "none (reference-free)";
+            } else if (c.refLogprobs() != null) {
+                train = withReference(train, readRefLogprobs(c.refLogprobs(), c.data(), refDir, train.size()));
+                source = "precomputed file " + c.refLogprobs();
+            } else if (c.precomputeRefLogProbs()) {
+                // One pass over train and held-out pairs, cached under the hashes of the data and the reference.
+                List<PreferenceTraining.Pair> both = new ArrayList<>(train);
+                both.addAll(eval);
+                Path cache = c.outputDir().resolve("ref_logprobs.jsonl");
+                double[][] cached = Files.exists(cache) ? tryCache(cache, c.data(), refDir, both.size()) : null;
+                if (cached == null) {
+                    try (Models.LoadedModel ref = Models.load(refDir, dtype)) {
+                        cached = precompute(ref.model(), both, c.trainer().perDeviceTrainBatchSize());
+                    }
+                    writeCache(cache, cached, c.data(), refDir);
+                    source = "precomputed in this run from " + refDir;
+                } else {
+                    source = "cached " + cache + " (reference not loaded)";
+                }
+                train = withReference(train, java.util.Arrays.copyOfRange(cached, 0, train.size()));
+                eval = withReference(eval, java.util.Arrays.copyOfRange(cached, train.size(), both.size()));
+            } else {
+                reference = Models.load(refDir, dtype).model();
+                source = (c.refModel() != null ? "checkpoint " : "frozen copy of the initial policy ") + refDir;
+            }
+            provenance.put("reference", source);
+            run.writeProvenance(provenance);
+            if (!eval.isEmpty() && c.refLogprobs() != null) {
+                diagnostics.onNotice("held-out evaluation is skipped: ref_logprobs covers the training data only (use precompute_ref_log_probs to cover both)");
+                eval = List.of();
+            }
+            if (c.method().equals("dpo") && c.dpo().lossType().equals(List.of("sigmoid")) && !resume)
+                diagnostics.onNotice("a loss near ln 2 ≈ 0.693 is expected at the start: the policy begins as the reference, so every pair's margin is 0");
+            PreferenceTraining.Kind kind = switch (c.method()) {
+                case "dpo" -> PreferenceTraining.Kind.DPO;
+                case "orpo" -> PreferenceTraining.Kind.ORPO;
+                case "simpo" -> PreferenceTraining.Kind.SIMPO;
+                case "cpo" -> PreferenceTraining.Kind.CPO;
+                default -> throw new IllegalArgumentException("unknown method " + c.method());
+            };
+            var settings = new PreferenceTraining.Settings(kind, c.dpo(), c.simpoGamma(), c.cpoAlpha(), reference,
+                    c.syncRefModel() ? c.refModelMixupAlpha() : 0, c.syncRefModel() ? c.refModelSyncSteps() : 0);
+            return finish(c, run, policy, new Trainer<>(policy.model(), new PreferenceTraining(settings), train, eval, c.trainer(), run,
+                    GradientSync.SINGLE_PROCESS, diagnostics, c.model()).train(resume));
+        } finally {
+            policy.close();
+            if (reference != null) reference.close();
+            if (text != null) text.close();
+        }
+    }
+
+    private static Trainer.Result finish(Config c, RunDirectory run, Models.LoadedModel policy, Trainer.Result r) {
+        Models.save(policy.model(), run.root().resolve("model"), null, policy.storedDtypes(), c.model(), Models.DEFAULT_MAX_SHARD_BYTES);
+        return r;
+    }
+
+    static List<PreferenceTraining.Pair> pairs(Path file, List<TokenRecords.TokenRecord> records, int maxLength) {
+        List<PreferenceTraining.Pair> out = new ArrayList<>();
+        for (TokenRecords.TokenRecord r : records) {
+            if (!r.isPreference()) throw new DataFormatException(file, r.line(), "needs a preference record (chosen and rejected)");
+            // TRL drops examples whose prompt alone reaches max_length; completions are cut to fit (keep_start).
+            if (r.prompt().length >= maxLength) continue;
+            int room = maxLength - r.prompt().length;
+            out.add(new PreferenceTraining.Pair(r.prompt(), java.util.Arrays.copyOf(r.chosen(), Math.min(room, r.chosen().length)),
+                    java.util.Arrays.copyOf(r.rejected(), Math.min(room, r.rejected().length)), Double.NaN, Double.NaN));
+        }
+        return out;
+    }
+
+    /** Unpaired examples: records with a boolean {@code label}, or preference pairs split into a desirable and an undesirable one. */
+    static List<KtoTraining.Example> unpaired(Path file, List<TokenRecords.TokenRecord> records, int maxLength) {
+        List<KtoTraining.Example> out = new ArrayList<>();
+        for (TokenRecords.TokenRecord r : records) {
+            if (r.isPreference()) {
+                out.add(new KtoTraining.Example(r.prompt(), r.chosen(), true));
+                out.add(new KtoTraining.Example(r.prompt(), r.rejected(), false));
+            } else {
+                JsonNode label = r.source().get("label");
+                if (label == null || !label.isBoolean()) throw new DataFormatException(file, r.line(), "an unpaired record needs a boolean 'label' (thumbs up or down)");
+                out.add(new KtoTraining.Example(r.prompt(), r.completion(), label.asBoolean()));
+            }
+        }
+        return out;
+    }
+
+    static List<PreferenceTraining.Pair> withReference(List<PreferenceTraining.Pair> pairs, double[][] ref) {
+        List<PreferenceTraining.Pair> out = new ArrayList<>();
+        for (int i = 0; i < pairs.size(); i++) out.add(pairs.get(i).withReference(ref[i][0], ref[i][1]));
+        return out;
+    }
+
+    static double[][] precompute(CausalLM ref, List<PreferenceTraining.Pair> pairs, int batch) {
+        List<LogProbs.Sequence> seqs = new ArrayList<>();
+        for (PreferenceTraining.Pair p : pairs) {
+            seqs.add(new LogProbs.Sequence(p.prompt(), p.chosen()));
+            seqs.add(new LogProbs.Sequence(p.prompt(), p.rejected()));
+        }
+        List<LogProbs.Result> r = LogProbs.score(ref, seqs, batch);
+        double[][] out = new double[pairs.size()][2];
+        for (int i = 0; i < pairs.size(); i++) {
+            out[i][0] = r.get(2 * i).logprob();
+            out[i][1] = r.get(2 * i + 1).logprob();
+        }
+        return out;
+    }
+
+    /** The key of a reference log-prob file: the data's and the reference weights' hashes. */
+    public static ObjectNode key(Path data, Path refDir) throws IOException {
+        ObjectNode k = RunDirectory.JSON.createObjectNode();
+        k.put("data_sha256", RunDirectory.sha256(data));
+        k.put("model_weights", weightsHash(refDir));
+        return k;
+    }
+
+    static void writeCache(Path cache, double[][] values, Path data, Path refDir) throws IOException {
+        ObjectNode k = key(data, refDir);
+        AtomicFiles.write(cache.resolveSibling(cache.getFileName() + ".meta.json"), w -> w.write(k.toString() + "\n"));
+        AtomicFiles.write(cache, w -> {
+            for (double[] v : values) w.write("{\"chosen_logprob\": " + v[0] + ", \"rejected_logprob\": " + v[1] + "}\n");
+        });
+    }
+
+    /** The cache's values when its key matches the data and reference; null (recompute) otherwise. */
+    static double[][] tryCache(Path cache, Path data, Path refDir, int n) throws IOException {
+        Path meta = cache.resolveSibling(cache.getFileName() + ".meta.json");
+        if (!Files.exists(meta) || !RunDirectory.JSON.readTree(meta.toFile()).equals(key(data, refDir))) return null;
+        return readValues(cache, n);
+    }
+
+    /** A {@code tether logprobs} output for this data and reference; a mismatch names what differs. */
+    static double[][] readRefLogprobs(Path file, Path data, Path refDir, int n) throws IOException {
+        Path meta = file.resolveSibling(file.getFileName() + ".meta.json");
+        if (!Files.exists(meta)) throw new DataFormatException(file, 0, "no " + meta.getFileName() + " beside it: write it with `tether logprobs --out`, which records the data and model hashes");
+        JsonNode m = RunDirectory.JSON.readTree(meta.toFile()), k = key(data, refDir);
+        if (!m.path("data_sha256").equals(k.get("data_sha256"))) throw new DataFormatException(file, 0, "was computed for other data (data_sha256 differs from " + data + ")");
+        if (!m.path("model_weights").equals(k.get("model_weights"))) throw new DataFormatException(file, 0, "was computed with other reference weights than " + refDir);
+        return readValues(file, n);
+    }
+
+    private static double[][] readValues(Path file, int n) throws IOException {
+        List<String> lines = Files.readAllLines(file);
+        List<double[]> out = new ArrayList<>();
+        for (int i = 0; i < lines.size(); i++) {
+            if (lines.get(i).isBlank()) continue;
+            JsonNode v = RunDirectory.JSON.readTree(lines.get(i));
+            if (!v.has("chosen_logprob") || !v.has("rejected_logprob")) throw new DataFormatException(file, i + 1, "expected chosen_logprob and rejected_logprob");
+            out.add(new double[] {v.get("chosen_logprob").asDouble(), v.get("rejected_logprob").asDouble()});
+        }
+        if (out.size() != n) throw new DataFormatException(file, 0, "has " + out.size() + " lines for " + n + " pairs");
+        return out.toArray(new double[0][]);
+    }
+
+    static String weightsHash(Path dir) throws IOException {
+        List<String> parts = new ArrayList<>();
+        try (var files = Files.list(dir)) {
+            for (Path f : files.sorted().toList())
+                if (f.getFileName().toString().endsWith(".safetensors")) parts.add(f.getFileName() + ":" + RunDirectory.sha256(f));
+        }
+        return String.join(",", parts);
+    }
+
+    /** The seed's length-bias check: chosen systematically longer than rejected lets a policy win by padding. */
+    static void warnLengthBias(List<PreferenceTraining.Pair> pairs, Trainer.Listener l) {
+        if (pairs.isEmpty()) return;
+        int longer = 0;
+        double ratio = 0;
+        for (PreferenceTraining.Pair p : pairs) {
+            longer += p.chosen().length > p.rejected().length ? 1 : 0;
+            ratio += (double) p.chosen().length / Math.max(1, p.rejected().length);
+        }
+        double share = (double) longer / pairs.size();
+        ratio /= pairs.size();
+        if (share > 0.65 || ratio > 1.25)
+            l.onNotice(String.format(java.util.Locale.ROOT, "length bias: chosen is longer than rejected in %.0f%% of pairs (mean length ratio %.2f); "
+                    + "the policy can learn to be verbose rather than right", 100 * share, ratio));
+    }
+
+    /**
+     * The 0.693 trap: DPO's loss starts at ln 2 (policy = reference). If it is still within 0.01 of ln 2 after a
+     * tenth of the run while gradients flow, the data likely carries no signal (contradictory labels, ties, leakage,
+     * missing coverage); if gradients are zero, the policy is not updating.
+     */
+    static final class Diagnostics implements Trainer.Listener {
+        private final Trainer.Listener inner;
+        private final Config c;
+        private boolean warned;
+
+        Diagnostics(Trainer.Listener inner, Config c) {
+            this.inner = inner == null ? new Trainer.Listener() {} : inner;
+            this.c = c;
+        }
+
+        @Override
+        public void onStep(int step, int total, Map<String, Object> m) {
+            inner.onStep(step, total, m);
+            if (!c.method().equals("dpo") || !c.dpo().lossType().equals(List.of("sigmoid"))) return;
+            double loss = (Double) m.get("loss"), grad = (Double) m.get("grad_norm");
+            if (!warned && step >= Math.max(10, total / 10) && Math.abs(loss - LN2) < 0.01) {
+                warned = true;
+                inner.onNotice(grad == 0
+                        ? "loss stuck at ln 2 with zero gradients: the policy is not updating (frozen parameters, zero learning rate?)"
+                        : String.format(java.util.Locale.ROOT, "loss still %.4f ≈ ln 2 after %d steps while gradients flow (norm %.3g): the pairs carry little "
+                        + "learnable signal; check for contradictory labels, ties, leakage between splits and missing coverage (tether data validate)", loss, step, grad));
+            }
+        }
+
+        @Override public void onEval(int step, Map<String, Object> m) { inner.onEval(step, m); }
+
+        @Override public void onCheckpoint(int step, Path dir) { inner.onCheckpoint(step, dir); }
+
+        @Override public void onSkippedBatch(int step, String reason) { inner.onSkippedBatch(step, reason); }
+
+        @Override public void onNotice(String message) { inner.onNotice(message); }
+    }
+}
