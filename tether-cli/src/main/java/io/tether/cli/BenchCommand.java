@@ -37,7 +37,7 @@ import io.tether.model.Models;
  * shared and only a same-run peak makes a fraction meaningful.
  */
 @Command(name = "bench", mixinStandardHelpOptions = true, description = "Measure throughput on the shared bench shape.",
-        subcommands = {BenchCommand.Forward.class, BenchCommand.Train.class, BenchCommand.Generate.class, BenchCommand.SftBench.class, BenchCommand.Tokenize.class})
+        subcommands = {BenchCommand.Forward.class, BenchCommand.Train.class, BenchCommand.Generate.class, BenchCommand.SftBench.class, BenchCommand.Tokenize.class, BenchCommand.DpoBench.class})
 final class BenchCommand implements Runnable {
     @ParentCommand TetherCommand root;
 
@@ -365,6 +365,147 @@ final class BenchCommand implements Runnable {
                 }
             }
             return 0;
+        }
+    }
+
+    @Command(name = "dpo", mixinStandardHelpOptions = true,
+            description = {"DPO step cost on the bench shape against an SFT step on the same tokens: with a live reference and with",
+                    "precomputed reference log-probs; tokens/s = 2 x batch x (prompt + completion) per step; peak RSS of each phase.",
+                    "Last line: tokens_per_second=<DPO, live reference or --precompute-ref>."})
+    static final class DpoBench implements Callable<Integer> {
+        @ParentCommand BenchCommand bench;
+        @Option(names = {"--d", "--hidden"}, defaultValue = "512") int hidden;
+        @Option(names = "--layers", defaultValue = "8") int layers;
+        @Option(names = "--heads", defaultValue = "8") int heads;
+        @Option(names = "--kv-heads", defaultValue = "8") int kvHeads;
+        @Option(names = "--ffn", defaultValue = "1376") int ffn;
+        @Option(names = "--vocab", defaultValue = "4096") int vocab;
+        @Option(names = "--batch", defaultValue = "8", description = "pairs per step") int batch;
+        @Option(names = "--prompt-len", defaultValue = "64") int promptLen;
+        @Option(names = "--completion-len", defaultValue = "64") int completionLen;
+        @Option(names = "--steps", defaultValue = "4", description = "timed steps per phase after one warm-up") int steps;
+        @Option(names = "--precompute-ref", description = "report the precomputed-reference figure on the last line") boolean precomputeRef;
+        @Option(names = "--phase", hidden = true, description = "run one phase (sft, live, precomputed) in this process") String phase;
+
+        /**
+         * Each phase runs in its own JVM so that its peak RSS is its own: within one process the allocator keeps
+         * the previous phase's freed memory and every later peak would include it.
+         */
+        private ObjectNode phaseInChild(String which) throws IOException {
+            List<String> cmd = new ArrayList<>(List.of(java.nio.file.Path.of(System.getProperty("java.home"), "bin", "java").toString(),
+                    "-Dorg.bytedeco.javacpp.maxphysicalbytes=0", "-Dorg.bytedeco.javacpp.maxbytes=0", "-cp", System.getProperty("java.class.path"),
+                    TetherCommand.class.getName(), "--threads", Integer.toString(Torch.threads()), "bench", "dpo", "--phase", which,
+                    "--d", Integer.toString(hidden), "--layers", Integer.toString(layers), "--heads", Integer.toString(heads), "--kv-heads", Integer.toString(kvHeads),
+                    "--ffn", Integer.toString(ffn), "--vocab", Integer.toString(vocab), "--batch", Integer.toString(batch), "--prompt-len", Integer.toString(promptLen),
+                    "--completion-len", Integer.toString(completionLen), "--steps", Integer.toString(steps)));
+            Process p = new ProcessBuilder(cmd).redirectError(ProcessBuilder.Redirect.INHERIT).start();
+            String out = new String(p.getInputStream().readAllBytes(), java.nio.charset.StandardCharsets.UTF_8);
+            try {
+                if (p.waitFor() != 0) throw new IOException("bench phase " + which + " failed: " + out);
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                throw new IOException("interrupted");
+            }
+            return (ObjectNode) JSON.readTree(out.substring(out.indexOf('{')));
+        }
+
+        @Override
+        public Integer call() throws IOException {
+            bench.root.initEngine();
+            double[] peak = matmulPeak();
+            ModelConfig config = ModelConfig.llama(vocab, hidden, layers, heads, kvHeads, ffn, Math.max(2048, promptLen + completionLen));
+            Random r = new Random(1);
+            List<io.tether.train.PreferenceTraining.Pair> pairs = new ArrayList<>();
+            List<io.tether.train.Sft.Row> rows = new ArrayList<>();
+            for (int i = 0; i < batch * (steps + 1); i++) {
+                long[] p = new long[promptLen], c = new long[completionLen], j = new long[completionLen];
+                for (int k = 0; k < promptLen; k++) p[k] = r.nextInt(vocab);
+                for (int k = 0; k < completionLen; k++) { c[k] = r.nextInt(vocab); j[k] = r.nextInt(vocab); }
+                pairs.add(new io.tether.train.PreferenceTraining.Pair(p, c, j, Double.NaN, Double.NaN));
+                for (long[] comp : new long[][] {c, j}) {
+                    long[] ids = new long[promptLen + completionLen], mask = new long[ids.length];
+                    System.arraycopy(p, 0, ids, 0, promptLen);
+                    System.arraycopy(comp, 0, ids, promptLen, completionLen);
+                    Arrays.fill(mask, promptLen, ids.length, 1);
+                    rows.add(new io.tether.train.Sft.Row(ids, mask, new int[] {0}));
+                }
+            }
+            if (phase == null) {
+                ObjectNode o = JSON.createObjectNode();
+                o.put("benchmark", "dpo");
+                o.put("matmul_1024_fp32_gflops_peak", round(peak[1]));
+                for (String which : new String[] {"sft", "live", "precomputed"}) phaseInChild(which).fields().forEachRemaining(e -> o.set(e.getKey(), e.getValue()));
+                double sft = o.get("sft_step_seconds_median").asDouble(), live = o.get("dpo_live_reference_step_seconds_median").asDouble(),
+                        pre = o.get("dpo_precomputed_reference_step_seconds_median").asDouble();
+                o.put("dpo_live_over_sft_step", round3(live / sft));
+                o.put("dpo_precomputed_over_sft_step", round3(pre / sft));
+                o.put("precomputed_peak_rss_over_sft", round3(o.get("dpo_precomputed_reference_peak_rss_mb").asDouble() / o.get("sft_peak_rss_mb").asDouble()));
+                report(bench.root.spec.commandLine().getOut(), null, o);
+                double tokensPerStep = 2.0 * batch * (promptLen + completionLen);
+                bench.root.spec.commandLine().getOut().printf("tokens_per_second=%.1f%n", tokensPerStep / (precomputeRef ? pre : live));
+                bench.root.spec.commandLine().getOut().flush();
+                return 0;
+            }
+            ObjectNode o = JSON.createObjectNode();
+            o.put("benchmark", "dpo");
+            o.put("shape", String.format("llama d=%d layers=%d heads=%d kv=%d ffn=%d vocab=%d pairs=%d prompt=%d completion=%d", hidden, layers, heads, kvHeads, ffn, vocab, batch, promptLen, completionLen));
+            o.put("matmul_1024_fp32_gflops_peak", round(peak[1]));
+            double tokensPerStep = 2.0 * batch * (promptLen + completionLen);
+            switch (phase) {
+                case "sft" -> phase(o, "sft", config, rows, 2 * batch, new io.tether.train.Sft(), tokensPerStep);
+                case "live" -> {
+                    try (CausalLM reference = Models.create(config, DType.F32, 0)) {
+                        var settings = new io.tether.train.PreferenceTraining.Settings(io.tether.train.PreferenceTraining.Kind.DPO,
+                                io.tether.objective.DpoLoss.Config.of(0.1, "sigmoid"), 0, 0, reference, 0, 0);
+                        phase(o, "dpo_live_reference", config, pairs, batch, new io.tether.train.PreferenceTraining(settings), tokensPerStep);
+                    }
+                }
+                case "precomputed" -> {
+                    List<io.tether.train.PreferenceTraining.Pair> precomputed = new ArrayList<>();
+                    for (var p : pairs) precomputed.add(p.withReference(-100.0, -100.0));
+                    var settings = new io.tether.train.PreferenceTraining.Settings(io.tether.train.PreferenceTraining.Kind.DPO,
+                            io.tether.objective.DpoLoss.Config.of(0.1, "sigmoid"), 0, 0, null, 0, 0);
+                    phase(o, "dpo_precomputed_reference", config, precomputed, batch, new io.tether.train.PreferenceTraining(settings), tokensPerStep);
+                }
+                default -> throw new IllegalArgumentException("--phase must be sft, live or precomputed");
+            }
+            o.remove("benchmark");
+            o.remove("matmul_1024_fp32_gflops_peak");
+            bench.root.spec.commandLine().getOut().println(o.toString());
+            bench.root.spec.commandLine().getOut().flush();
+            return 0;
+        }
+
+        /** Median step seconds of {@code steps} optimizer steps of {@code method} (after one warm-up), with this phase's peak RSS. */
+        private <E> double phase(ObjectNode o, String name, ModelConfig config, List<E> data, int perStep, io.tether.train.TrainingMethod<E> method, double tokensPerStep) throws IOException {
+            List<Double> times = new ArrayList<>();
+            try (CausalLM m = Models.create(config, DType.F32, 0)) {
+                var c = new io.tether.train.TrainerConfig(steps + 1, 1, perStep, 1, 1e-5, "constant", 0, 0, 0.0, 0.9, 0.999, 1e-8, 1.0, 0, 1, 0, 0, 1, "stop", false);
+                java.nio.file.Path dir = java.nio.file.Files.createTempDirectory("tether-bench-dpo");
+                try {
+                    new io.tether.train.Trainer<>(m, method, data, List.of(), c, new io.tether.train.RunDirectory(dir), io.tether.train.GradientSync.SINGLE_PROCESS,
+                            new io.tether.train.Trainer.Listener() {
+                                @Override public void onStep(int step, int total, java.util.Map<String, Object> metrics) {
+                                    if (step > 1) times.add((Double) metrics.get("step_seconds"));
+                                }
+                            }, null).train(false);
+                } finally {
+                    try (var w = java.nio.file.Files.walk(dir)) {
+                        for (java.nio.file.Path f : w.sorted(java.util.Comparator.reverseOrder()).toList()) java.nio.file.Files.deleteIfExists(f);
+                    }
+                }
+            }
+            double sec = median(times);
+            o.put(name + "_step_seconds_median", round3(sec));
+            o.put(name + "_tokens_per_second", round(tokensPerStep / sec));
+            o.put(name + "_peak_rss_mb", round(peakRssMb()));
+            return sec;
+        }
+
+        private static double peakRssMb() throws IOException {
+            for (String line : java.nio.file.Files.readAllLines(java.nio.file.Path.of("/proc/self/status")))
+                if (line.startsWith("VmHWM:")) return Long.parseLong(line.replaceAll("[^0-9]", "")) / 1024.0;
+            return Double.NaN;
         }
     }
 }
