@@ -40,7 +40,7 @@ public final class PreferenceRun {
     public record Config(String method, Path model, Path refModel, Path refLogprobs, boolean precomputeRefLogProbs, Path data, Path evalData,
                          double evalFraction, Path outputDir, int maxLength, DpoLoss.Config dpo, double simpoGamma, double cpoAlpha,
                          double desirableWeight, double undesirableWeight, boolean syncRefModel, double refModelMixupAlpha,
-                         int refModelSyncSteps, String dtype, TrainerConfig trainer, Map<String, Object> resolved) {
+                         int refModelSyncSteps, Double ldAlpha, boolean useWeighting, String dtype, TrainerConfig trainer, Map<String, Object> resolved) {
 
         public static Config from(String method, ConfigTree c) {
             Path model = c.path("model"), ref = c.path("ref_model"), refLogprobs = c.path("ref_logprobs"), data = c.path("data"),
@@ -70,6 +70,9 @@ public final class PreferenceRun {
             boolean sync = c.bool("sync_ref_model", false);
             double mixup = c.number("ref_model_mixup_alpha", 0.6);
             int syncSteps = c.integer("ref_model_sync_steps", 512);
+            Double ldAlpha = c.tree().hasNonNull("ld_alpha") ? c.number("ld_alpha", 1.0) : null;
+            c.number("ld_alpha", 1.0);
+            boolean useWeighting = c.bool("use_weighting", false);
             String dtype = c.string("dtype", "fp32");
             TrainerConfig t = c.trainerConfig();
             c.rejectUnknownKeys();
@@ -77,6 +80,8 @@ public final class PreferenceRun {
             if (data == null) throw new IllegalArgumentException("key 'data': missing");
             if (out == null) throw new IllegalArgumentException("key 'output_dir': missing");
             if (sync && (refLogprobs != null || precompute)) throw new IllegalArgumentException("key 'sync_ref_model': TR-DPO moves the reference, so it cannot use precomputed reference log-probs");
+            if (ldAlpha != null && (refLogprobs != null || precompute)) throw new IllegalArgumentException("key 'ld_alpha': LD-DPO weights the reference's tokens too, so it needs a live reference, not precomputed sums");
+            if (ldAlpha != null && !(ldAlpha >= 0 && ldAlpha <= 1)) throw new IllegalArgumentException("key 'ld_alpha': must be in [0, 1]");
             DpoLoss.Semantics sem = switch (semantics) {
                 case "trl" -> DpoLoss.Semantics.TRL;
                 case "trl_legacy" -> DpoLoss.Semantics.TRL_LEGACY;
@@ -93,7 +98,7 @@ public final class PreferenceRun {
             resolved.put("learning_rate", t.learningRate());
             resolved.put("seed", t.seed());
             return new Config(method, model, ref, refLogprobs, precompute, data, evalData, evalFraction, out, maxLength, dpo, gamma, cpoAlpha,
-                    dw, uw, sync, mixup, syncSteps, dtype, t, resolved);
+                    dw, uw, sync, mixup, syncSteps, ldAlpha, useWeighting, dtype, t, resolved);
         }
 
         boolean referenceFree() {
@@ -177,7 +182,7 @@ public final class PreferenceRun {
                 default -> throw new IllegalArgumentException("unknown method " + c.method());
             };
             var settings = new PreferenceTraining.Settings(kind, c.dpo(), c.simpoGamma(), c.cpoAlpha(), reference,
-                    c.syncRefModel() ? c.refModelMixupAlpha() : 0, c.syncRefModel() ? c.refModelSyncSteps() : 0);
+                    c.syncRefModel() ? c.refModelMixupAlpha() : 0, c.syncRefModel() ? c.refModelSyncSteps() : 0, c.ldAlpha(), c.useWeighting());
             return finish(c, run, policy, new Trainer<>(policy.model(), new PreferenceTraining(settings), train, eval, c.trainer(), run,
                     GradientSync.SINGLE_PROCESS, diagnostics, c.model()).train(resume));
         } finally {

@@ -36,7 +36,11 @@ public final class PreferenceTraining implements TrainingMethod<PreferenceTraini
      * @param simpoGamma SimPO's γ; {@code cpoAlpha} weights the NLL term of CPO/SimPO; ORPO's λ is {@code dpo.beta()}
      */
     public record Settings(Kind kind, DpoLoss.Config dpo, double simpoGamma, double cpoAlpha, CausalLM reference,
-                           double syncAlpha, int syncSteps) {}
+                           double syncAlpha, int syncSteps, Double ldAlpha, boolean useWeighting) {
+        public Settings(Kind kind, DpoLoss.Config dpo, double simpoGamma, double cpoAlpha, CausalLM reference, double syncAlpha, int syncSteps) {
+            this(kind, dpo, simpoGamma, cpoAlpha, reference, syncAlpha, syncSteps, null, false);
+        }
+    }
 
     private final Settings s;
 
@@ -50,9 +54,18 @@ public final class PreferenceTraining implements TrainingMethod<PreferenceTraini
     }
 
     /** Completion log-prob sums, completion token counts and mean completion logits of rows [B] (prompt + completion). */
-    record Scored(Tensor logps, Tensor tokens, Tensor meanLogits, Tensor tokenLogps, Tensor mask) {}
+    record Scored(Tensor logps, Tensor tokens, Tensor meanLogits, Tensor tokenLogps, Tensor mask, Tensor wpoWeights) {}
 
     static Scored score(CausalLM model, List<long[]> prompts, List<long[]> completions) {
+        return score(model, prompts, completions, null, false);
+    }
+
+    /**
+     * @param ldAlpha  LD-DPO: completion tokens past the pair's shorter completion count α times (rows i and i+B are
+     *                 a pair); null for plain sums
+     * @param wpo      also compute WPO's sequence weights exp(mean_t[log p_t − log Σ_v p_v²]) without gradient
+     */
+    static Scored score(CausalLM model, List<long[]> prompts, List<long[]> completions, Double ldAlpha, boolean wpo) {
         int b = prompts.size(), len = 0;
         for (int i = 0; i < b; i++) len = Math.max(len, prompts.get(i).length + completions.get(i).length);
         long[] ids = new long[b * len], mask = new long[b * (len - 1)];
@@ -64,16 +77,33 @@ public final class PreferenceTraining implements TrainingMethod<PreferenceTraini
             for (int j = 0; j < c.length; j++) mask[i * (len - 1) + p.length + j - 1] = 1;   // token p+j predicted at p+j-1
             counts[i] = c.length;
         }
+        double[] weights = null;
+        if (ldAlpha != null) {
+            int pairs = b / 2;
+            weights = new double[mask.length];
+            for (int i = 0; i < b; i++) {
+                long[] p = prompts.get(i);
+                int shared = Math.min(completions.get(i % pairs).length, completions.get(i % pairs + pairs).length);
+                for (int j = 0; j < completions.get(i).length; j++) weights[i * (len - 1) + p.length + j - 1] = j < shared ? 1 : ldAlpha;
+            }
+        }
         Tensor input = Tensors.longs(ids, b, len);
         Tensor logits = model.forward(input).narrow(1, 0, len - 1).to(model.dtype().scalarType);       // (B, L-1, V)
         Tensor targets = input.narrow(1, 1, len - 1).unsqueeze(-1);
         Tensor tokenLogps = torch.gather(logits, -1, targets).squeeze(-1).sub(torch.logsumexp(logits, new long[] {-1}, false));
         Tensor m = Tensors.longs(mask, b, len - 1).to(model.dtype().scalarType);
-        Tensor sums = tokenLogps.mul(m).sum(new long[] {1}, false, new org.bytedeco.pytorch.ScalarTypeOptional());
+        Tensor w = weights == null ? m : Tensors.doubles(weights, b, len - 1).to(model.dtype().scalarType);
+        Tensor sums = tokenLogps.mul(w).sum(new long[] {1}, false, new org.bytedeco.pytorch.ScalarTypeOptional());
+        Tensor wpoWeights = null;
+        if (wpo) {
+            try (NoGradGuard g = new NoGradGuard()) {
+                wpoWeights = DpoLoss.wpoWeight(logits, input.narrow(1, 1, len - 1), Tensors.longs(mask, b, len - 1));
+            }
+        }
         Tensor meanLogits = logits.detach().mean(new long[] {-1}, false, new org.bytedeco.pytorch.ScalarTypeOptional()).mul(m)
                 .sum(new long[] {1}, false, new org.bytedeco.pytorch.ScalarTypeOptional());
         Tensor tokens = Tensors.doubles(counts, b).to(model.dtype().scalarType);
-        return new Scored(sums, tokens, meanLogits.div(tokens), tokenLogps, m);
+        return new Scored(sums, tokens, meanLogits.div(tokens), tokenLogps, m, wpoWeights);
     }
 
     @Override
@@ -82,7 +112,7 @@ public final class PreferenceTraining implements TrainingMethod<PreferenceTraini
         List<long[]> prompts = new ArrayList<>(), completions = new ArrayList<>();
         for (Pair p : pairs) { prompts.add(p.prompt()); completions.add(p.chosen()); }
         for (Pair p : pairs) { prompts.add(p.prompt()); completions.add(p.rejected()); }
-        Scored pol = score(model, prompts, completions);                                  // one forward over 2B rows
+        Scored pol = score(model, prompts, completions, s.ldAlpha(), s.useWeighting());   // one forward over 2B rows
         Tensor pc = pol.logps().narrow(0, 0, b), pr = pol.logps().narrow(0, b, b);
         Tensor nc = pol.tokens().narrow(0, 0, b), nr = pol.tokens().narrow(0, b, b);
         // NLL of the chosen completions, token-mean over the batch (RPO's sft term, CPO/SimPO/ORPO's NLL).
@@ -93,7 +123,7 @@ public final class PreferenceTraining implements TrainingMethod<PreferenceTraini
                 Tensor rc, rr;
                 if (Double.isNaN(pairs.get(0).refChosen())) {
                     try (NoGradGuard g = new NoGradGuard()) {
-                        Scored ref = score(s.reference(), prompts, completions);
+                        Scored ref = score(s.reference(), prompts, completions, s.ldAlpha(), false);
                         rc = ref.logps().narrow(0, 0, b).detach();
                         rr = ref.logps().narrow(0, b, b).detach();
                     }
@@ -103,7 +133,8 @@ public final class PreferenceTraining implements TrainingMethod<PreferenceTraini
                     rc = Tensors.doubles(c, b).to(model.dtype().scalarType);
                     rr = Tensors.doubles(r, b).to(model.dtype().scalarType);
                 }
-                DpoLoss.Output o = DpoLoss.compute(s.dpo(), new DpoLoss.Inputs(pc, pr, rc, rr, nc, nr, chosenNll, null));
+                Tensor pairWeights = pol.wpoWeights() == null ? null : pol.wpoWeights().narrow(0, 0, b).mul(pol.wpoWeights().narrow(0, b, b));
+                DpoLoss.Output o = DpoLoss.compute(s.dpo(), new DpoLoss.Inputs(pc, pr, rc, rr, nc, nr, chosenNll, pairWeights));
                 loss = o.loss();
                 chosenRewards = o.chosenRewards();
                 rejectedRewards = o.rejectedRewards();

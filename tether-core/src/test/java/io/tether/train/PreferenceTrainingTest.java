@@ -102,6 +102,32 @@ class PreferenceTrainingTest {
     }
 
     @Test
+    void ldDpoWeightsTheTailOfTheLongerCompletion() {
+        try (CausalLM policy = Models.create(CONFIG, DType.F64, 7); StepScope s = new StepScope(); NoGradGuard g = new NoGradGuard()) {
+            List<long[]> prompts = List.of(new long[] {9, 10}, new long[] {9, 10});
+            List<long[]> completions = List.of(new long[] {11, 12, 13, 14}, new long[] {15, 16});   // chosen 4 tokens, rejected 2
+            double[] plain = Tensors.toDoubles(PreferenceTraining.score(policy, prompts, completions).logps());
+            double[] alpha1 = Tensors.toDoubles(PreferenceTraining.score(policy, prompts, completions, 1.0, false).logps());
+            double[] alpha0 = Tensors.toDoubles(PreferenceTraining.score(policy, prompts, completions, 0.0, false).logps());
+            assertArrayEquals(plain, alpha1, 1e-12);
+            assertEquals(plain[1], alpha0[1], 1e-12, "the shorter completion is untouched");
+            // Chosen with α = 0 keeps only its first 2 tokens: log p(11 | 9 10) + log p(12 | 9 10 11).
+            double[] per = Tensors.toDoubles(io.tether.model.LogProbs.tokenLogprobs(policy, Tensors.longs(new long[] {9, 10, 11, 12, 13, 14}, 1, 6)));
+            assertEquals(per[1] + per[2], alpha0[0], 1e-12);
+        }
+    }
+
+    @Test
+    void wpoWeightedDpoStillLearns() throws java.io.IOException {
+        try (CausalLM policy = Models.create(CONFIG, DType.F32, 7); CausalLM reference = Models.create(CONFIG, DType.F32, 7)) {
+            var settings = new PreferenceTraining.Settings(PreferenceTraining.Kind.DPO, DpoLoss.Config.of(0.1, "sigmoid"), 0, 0, reference, 0, 0, 0.5, true);
+            new Trainer<>(policy, new PreferenceTraining(settings), pairs(256, 1), List.of(), config(60, 1e-3), new RunDirectory(tmp.resolve("wpo")),
+                    GradientSync.SINGLE_PROCESS, null, null).train(false);
+            assertTrue(accuracy(policy, reference, pairs(128, 2)) >= 0.9);
+        }
+    }
+
+    @Test
     void ktoLearnsFromTheUnpairedVersion() throws java.io.IOException {
         try (CausalLM policy = Models.create(CONFIG, DType.F32, 7); CausalLM reference = Models.create(CONFIG, DType.F32, 7)) {
             List<KtoTraining.Example> unpaired = new ArrayList<>();
