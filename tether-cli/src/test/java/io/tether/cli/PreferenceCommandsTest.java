@@ -64,6 +64,17 @@ class PreferenceCommandsTest {
     }
 
     @Test
+    void heldOutEvaluationTracksTheSampledResponseLength() throws IOException {
+        Path out = tmp.resolve("dpo-eval");
+        String[] r = TextCliTest.run("dpo", "--model", LLAMA.toString(), "--data", pairs().toString(), "--output-dir", out.toString(),
+                "--set", "max_steps=10", "--set", "eval_steps=5", "--set", "eval_fraction=0.1", "--set", "learning_rate=3e-3", "--set", "per_device_train_batch_size=16");
+        assertEquals("0", r[0], r[2]);
+        long evals = Files.readAllLines(out.resolve("metrics.jsonl")).stream().filter(l -> l.contains("eval/sampled_length")).count();
+        assertEquals(2, evals, "an entry at steps 5 and 10");
+        assertTrue(Files.readString(out.resolve("metrics.jsonl")).contains("\"eval_loss\""));
+    }
+
+    @Test
     void precomputedReferenceLogprobsAreUsedWithoutLoadingTheReference() throws IOException {
         Path data = pairs();
         Path ref = copy(LLAMA, tmp.resolve("ref"));

@@ -114,7 +114,7 @@ public final class RewardRun {
             if (c.evalData() != null) {
                 eval = pairs(c.evalData(), TokenRecords.read(c.evalData(), vocab, encoder), c);
             } else {
-                List<List<RewardTraining.Pair>> split = split(train, c.evalFraction(), c.trainer().seed());
+                List<List<RewardTraining.Pair>> split = io.tether.train.DataSplit.of(train, c.evalFraction(), c.trainer().seed());
                 train = split.get(0);
                 eval = split.get(1);
             }
@@ -180,7 +180,7 @@ public final class RewardRun {
             if (c.evalData() != null) {
                 eval = stepwise(c.evalData(), text, c);
             } else {
-                List<List<ProcessReward.Example>> split = split(all, c.evalFraction(), c.trainer().seed());
+                List<List<ProcessReward.Example>> split = io.tether.train.DataSplit.of(all, c.evalFraction(), c.trainer().seed());
                 all = split.get(0);
                 eval = split.get(1);
             }
@@ -262,16 +262,4 @@ public final class RewardRun {
         return all;
     }
 
-    static <T> List<List<T>> split(List<T> all, double fraction, long seed) {
-        if (fraction == 0) return List.of(all, List.of());
-        List<Integer> order = new ArrayList<>();
-        for (int i = 0; i < all.size(); i++) order.add(i);
-        Collections.shuffle(order, new Random(seed ^ 0x5EEDL));
-        int nEval = Math.max(1, (int) Math.round(fraction * all.size()));
-        if (nEval >= all.size()) throw new IllegalArgumentException("key 'eval_fraction': leaves no training pairs out of " + all.size());
-        java.util.Set<Integer> held = new java.util.HashSet<>(order.subList(0, nEval));
-        List<T> train = new ArrayList<>(), eval = new ArrayList<>();
-        for (int i = 0; i < all.size(); i++) (held.contains(i) ? eval : train).add(all.get(i));
-        return List.of(train, eval);
-    }
 }

@@ -131,6 +131,11 @@ public final class PreferenceRun {
             Trainer.Listener diagnostics = new Diagnostics(listener, c);
             if (c.method().equals("kto")) {
                 List<KtoTraining.Example> train = unpaired(c.data(), records, c.maxLength()), eval = unpaired(c.evalData(), evalRecords, c.maxLength());
+                if (c.evalData() == null && c.evalFraction() > 0) {
+                    List<List<KtoTraining.Example>> split = DataSplit.of(train, c.evalFraction(), c.trainer().seed());
+                    train = split.get(0);
+                    eval = split.get(1);
+                }
                 reference = Models.load(refDir, dtype).model();
                 provenance.put("reference", "model " + refDir);
                 run.writeProvenance(provenance);
@@ -138,6 +143,11 @@ public final class PreferenceRun {
                 return finish(c, run, policy, new Trainer<>(policy.model(), method, train, eval, c.trainer(), run, GradientSync.SINGLE_PROCESS, diagnostics, c.model()).train(resume));
             }
             List<PreferenceTraining.Pair> train = pairs(c.data(), records, c.maxLength()), eval = pairs(c.evalData(), evalRecords, c.maxLength());
+            if (c.evalData() == null && c.evalFraction() > 0) {
+                List<List<PreferenceTraining.Pair>> split = DataSplit.of(train, c.evalFraction(), c.trainer().seed());
+                train = split.get(0);
+                eval = split.get(1);
+            }
             warnLengthBias(train, diagnostics);
             String source;
             if (c.referenceFree()) {
@@ -172,6 +182,7 @@ public final class PreferenceRun {
                 diagnostics.onNotice("held-out evaluation is skipped: ref_logprobs covers the training data only (use precompute_ref_log_probs to cover both)");
                 eval = List.of();
             }
+            if (diagnostics instanceof Diagnostics d) d.trackSampledLength(policy.model(), run, eval, policy.model().config().eosTokenIds());
             if (c.method().equals("dpo") && c.dpo().lossType().equals(List.of("sigmoid")) && !resume)
                 diagnostics.onNotice("a loss near ln 2 ≈ 0.693 is expected at the start: the policy begins as the reference, so every pair's margin is 0");
             PreferenceTraining.Kind kind = switch (c.method()) {
@@ -327,10 +338,22 @@ public final class PreferenceRun {
         private final Trainer.Listener inner;
         private final Config c;
         private boolean warned;
+        private CausalLM policy;
+        private RunDirectory run;
+        private List<PreferenceTraining.Pair> evalPairs = List.of();
+        private List<Long> stopIds = List.of();
 
         Diagnostics(Trainer.Listener inner, Config c) {
             this.inner = inner == null ? new Trainer.Listener() {} : inner;
             this.c = c;
+        }
+
+        /** Enables tracking of the policy's greedy response length on (up to 8) held-out prompts at every evaluation. */
+        void trackSampledLength(CausalLM policy, RunDirectory run, List<PreferenceTraining.Pair> eval, List<Long> stopIds) {
+            this.policy = policy;
+            this.run = run;
+            this.evalPairs = eval.subList(0, Math.min(8, eval.size()));
+            this.stopIds = stopIds;
         }
 
         @Override
@@ -347,7 +370,31 @@ public final class PreferenceRun {
             }
         }
 
-        @Override public void onEval(int step, Map<String, Object> m) { inner.onEval(step, m); }
+        @Override
+        public void onEval(int step, Map<String, Object> m) {
+            inner.onEval(step, m);
+            if (policy == null || evalPairs.isEmpty()) return;
+            double chosen = 0;
+            int longest = 0;
+            List<long[]> prompts = new ArrayList<>();
+            for (PreferenceTraining.Pair p : evalPairs) {
+                chosen += p.chosen().length;
+                longest = Math.max(longest, p.chosen().length);
+                prompts.add(p.prompt());
+            }
+            chosen /= evalPairs.size();
+            var config = new io.tether.generate.SamplingConfig(Math.max(8, 2 * longest), 0, 0, 1.0, 0, stopIds, List.of(), true);
+            double sampled = 0;
+            for (var g : io.tether.generate.Generator.generate(policy, prompts, config)) sampled += g.tokens().length;
+            sampled /= prompts.size();
+            try {
+                run.appendMetrics(Trainer.orderedMap("step", step, "eval/sampled_length", sampled, "eval/chosen_length", chosen));
+            } catch (java.io.IOException e) {
+                throw new java.io.UncheckedIOException(e);
+            }
+            if (sampled > 1.5 * chosen)
+                inner.onNotice(String.format(java.util.Locale.ROOT, "step %d: greedy responses average %.1f tokens against %.1f for chosen ones: the policy is growing verbose", step, sampled, chosen));
+        }
 
         @Override public void onCheckpoint(int step, Path dir) { inner.onCheckpoint(step, dir); }
 

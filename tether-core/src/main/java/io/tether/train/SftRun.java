@@ -55,7 +55,7 @@ public final class SftRun {
             if (c.evalData() != null) {
                 eval = examples(c.evalData(), TokenRecords.read(c.evalData(), vocab, encoder), c, text);
             } else {
-                List<List<Sft.Example>> split = split(train, c.evalFraction(), c.trainer().seed());
+                List<List<Sft.Example>> split = DataSplit.of(train, c.evalFraction(), c.trainer().seed());
                 train = split.get(0);
                 eval = split.get(1);
             }
@@ -128,20 +128,6 @@ public final class SftRun {
             throw new io.tether.data.DataFormatException(file, r.line(), "assistant_only_loss: the chat template has no {% generation %} blocks to mark assistant tokens");
         if (!assistantOnly) java.util.Arrays.fill(idsMask[1], 1);
         return new Sft.Example(idsMask[0], idsMask[1]);
-    }
-
-    /** A seeded split: the same seed always holds out the same examples. */
-    static List<List<Sft.Example>> split(List<Sft.Example> all, double evalFraction, long seed) {
-        if (evalFraction == 0) return List.of(all, List.of());
-        List<Integer> order = new ArrayList<>();
-        for (int i = 0; i < all.size(); i++) order.add(i);
-        Collections.shuffle(order, new Random(seed ^ 0x5EEDL));
-        int nEval = Math.max(1, (int) Math.round(evalFraction * all.size()));
-        if (nEval >= all.size()) throw new IllegalArgumentException("key 'eval_fraction': leaves no training examples out of " + all.size());
-        List<Sft.Example> train = new ArrayList<>(), eval = new ArrayList<>();
-        java.util.Set<Integer> held = new java.util.HashSet<>(order.subList(0, nEval));
-        for (int i = 0; i < all.size(); i++) (held.contains(i) ? eval : train).add(all.get(i));
-        return List.of(train, eval);
     }
 
     private static String weightsHash(Path dir) throws IOException {

@@ -47,7 +47,7 @@ class RealCorpusSftTest {
             }
             examples.add(new Sft.Example(ids, mask));
         }
-        List<List<Sft.Example>> split = SftRun.split(examples, 0.1, 1);
+        List<List<Sft.Example>> split = DataSplit.of(examples, 0.1, 1);
         try (CausalLM model = Models.create(ModelConfig.llama(256, 64, 2, 4, 2, 128, 256), DType.F32, 1)) {
             TrainerConfig c = new TrainerConfig(60, 1, 16, 1, 3e-3, "cosine", 5, 0, 0.01, 0.9, 0.999, 1e-8, 1.0, 1, 10, 30, 0, 1, "stop", false);
             Trainer<Sft.Row> t = new Trainer<>(model, new Sft(), Sft.pack(split.get(0), 256), Sft.rows(split.get(1), 256), c,

@@ -1,0 +1,27 @@
+package io.tether.train;
+
+import java.util.ArrayList;
+import java.util.Collections;
+import java.util.HashSet;
+import java.util.List;
+import java.util.Random;
+import java.util.Set;
+
+/** A seeded train/held-out split: the same seed always holds out the same examples. */
+public final class DataSplit {
+    private DataSplit() {}
+
+    /** [train, held-out]; {@code fraction} 0 holds out nothing. */
+    public static <T> List<List<T>> of(List<T> all, double fraction, long seed) {
+        if (fraction == 0) return List.of(all, List.of());
+        List<Integer> order = new ArrayList<>();
+        for (int i = 0; i < all.size(); i++) order.add(i);
+        Collections.shuffle(order, new Random(seed ^ 0x5EEDL));
+        int held = Math.max(1, (int) Math.round(fraction * all.size()));
+        if (held >= all.size()) throw new IllegalArgumentException("key 'eval_fraction': leaves no training examples out of " + all.size());
+        Set<Integer> heldOut = new HashSet<>(order.subList(0, held));
+        List<T> train = new ArrayList<>(), eval = new ArrayList<>();
+        for (int i = 0; i < all.size(); i++) (heldOut.contains(i) ? eval : train).add(all.get(i));
+        return List.of(train, eval);
+    }
+}
