@@ -127,11 +127,26 @@ class PreferenceCommandsTest {
         String[] out = TextCliTest.run("dpo", "--model", LLAMA.toString(), "--data", data.toString(), "--output-dir", tmp.resolve("trap").toString(),
                 "--set", "max_steps=12", "--set", "learning_rate=1e-3", "--set", "per_device_train_batch_size=96", "--set", "logging_steps=1");
         assertEquals("0", out[0], out[2]);
-        assertTrue(out[2].contains("little learnable signal"), out[2]);
+        assertTrue(out[2].contains("little learnable signal") && out[2].contains("96 pairs, 0 ties, 48 contradicted"), out[2]);
         assertFalse(out[2].contains("length bias"), out[2]);
         out = TextCliTest.run("dpo", "--model", LLAMA.toString(), "--data", biased.toString(), "--output-dir", tmp.resolve("bias").toString(), "--set", "max_steps=1");
         assertEquals("0", out[0], out[2]);
         assertTrue(out[2].contains("length bias: chosen is longer than rejected in 100% of pairs"), out[2]);
+    }
+
+    @Test
+    void ktoWarnsAboutItsWeightRatio() throws IOException {
+        Path data = tmp.resolve("kto.jsonl");
+        List<String> lines = new ArrayList<>();
+        for (int i = 0; i < 40; i++) lines.add("{\"prompt_ids\": [3, 4], \"completion_ids\": [" + (i % 4 == 0 ? 0 : 1) + ", 5], \"label\": " + (i % 4 == 0) + "}");
+        Files.write(data, lines);
+        String[] r = TextCliTest.run("kto", "--model", LLAMA.toString(), "--data", data.toString(), "--output-dir", tmp.resolve("kto-ratio").toString(), "--set", "max_steps=2");
+        assertEquals("0", r[0], r[2]);
+        assertTrue(r[2].contains("KTO: desirable_weight x 10 desirable / (undesirable_weight x 30 undesirable) = 0.33"), r[2]);
+        r = TextCliTest.run("kto", "--model", LLAMA.toString(), "--data", data.toString(), "--output-dir", tmp.resolve("kto-apo").toString(),
+                "--set", "max_steps=2", "--set", "loss_type=apo_zero_unpaired", "--set", "desirable_weight=3.0");
+        assertEquals("0", r[0], r[2]);
+        assertFalse(r[2].contains("outside"), r[2]);
     }
 
     @Test

@@ -84,21 +84,21 @@ public final class Tensors {
     public static float[] toFloats(Tensor t) {
         Tensor c = t.detach().to(DType.F32.scalarType).contiguous();
         float[] out = new float[Math.toIntExact(c.numel())];
-        c.data_ptr_float().get(out);
+        if (out.length > 0) c.data_ptr_float().get(out);   // an empty tensor has no data pointer
         return out;
     }
 
     public static double[] toDoubles(Tensor t) {
         Tensor c = t.detach().to(DType.F64.scalarType).contiguous();
         double[] out = new double[Math.toIntExact(c.numel())];
-        c.data_ptr_double().get(out);
+        if (out.length > 0) c.data_ptr_double().get(out);   // an empty tensor has no data pointer
         return out;
     }
 
     public static long[] toLongs(Tensor t) {
         Tensor c = t.detach().to(DType.I64.scalarType).contiguous();
         long[] out = new long[Math.toIntExact(c.numel())];
-        c.data_ptr_long().get(out);
+        if (out.length > 0) c.data_ptr_long().get(out);   // an empty tensor has no data pointer
         return out;
     }
 

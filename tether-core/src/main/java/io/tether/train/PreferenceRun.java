@@ -40,7 +40,8 @@ public final class PreferenceRun {
     public record Config(String method, Path model, Path refModel, Path refLogprobs, boolean precomputeRefLogProbs, Path data, Path evalData,
                          double evalFraction, Path outputDir, int maxLength, DpoLoss.Config dpo, double simpoGamma, double cpoAlpha,
                          double desirableWeight, double undesirableWeight, boolean syncRefModel, double refModelMixupAlpha,
-                         int refModelSyncSteps, Double ldAlpha, boolean useWeighting, String dtype, TrainerConfig trainer, Map<String, Object> resolved) {
+                         int refModelSyncSteps, Double ldAlpha, boolean useWeighting, String ktoLossType, String dtype, TrainerConfig trainer,
+                         Map<String, Object> resolved) {
 
         public static Config from(String method, ConfigTree c) {
             Path model = c.path("model"), ref = c.path("ref_model"), refLogprobs = c.path("ref_logprobs"), data = c.path("data"),
@@ -52,8 +53,15 @@ public final class PreferenceRun {
             List<String> types = new ArrayList<>();
             JsonNode lt = c.tree().get("loss_type");
             if (lt != null && lt.isArray()) lt.forEach(x -> types.add(x.asText()));
-            else types.add(c.string("loss_type", "sigmoid"));
+            else types.add(c.string("loss_type", method.equals("kto") ? "kto" : "sigmoid"));
             c.string("loss_type", null);
+            String ktoLossType = "kto";
+            if (method.equals("kto")) {
+                ktoLossType = types.get(0);
+                if (types.size() != 1 || !(ktoLossType.equals("kto") || ktoLossType.equals("apo_zero_unpaired")))
+                    throw new IllegalArgumentException("key 'loss_type': KTO takes kto or apo_zero_unpaired, got " + types);
+                types.set(0, "sigmoid");
+            }
             List<Double> weights = null;
             JsonNode lw = c.tree().get("loss_weights");
             if (lw != null && lw.isArray()) {
@@ -98,7 +106,7 @@ public final class PreferenceRun {
             resolved.put("learning_rate", t.learningRate());
             resolved.put("seed", t.seed());
             return new Config(method, model, ref, refLogprobs, precompute, data, evalData, evalFraction, out, maxLength, dpo, gamma, cpoAlpha,
-                    dw, uw, sync, mixup, syncSteps, ldAlpha, useWeighting, dtype, t, resolved);
+                    dw, uw, sync, mixup, syncSteps, ldAlpha, useWeighting, ktoLossType, dtype, t, resolved);
         }
 
         boolean referenceFree() {
@@ -139,7 +147,13 @@ public final class PreferenceRun {
                 reference = Models.load(refDir, dtype).model();
                 provenance.put("reference", "model " + refDir);
                 run.writeProvenance(provenance);
-                var method = new KtoTraining(new KtoLoss.Config(c.dpo().beta(), c.desirableWeight(), c.undesirableWeight(), "kto"), reference);
+                // TRL's check: desirable_weight * n_desirable / (undesirable_weight * n_undesirable) should lie in [1, 4/3].
+                long nd = train.stream().filter(KtoTraining.Example::desirable).count(), nu = train.size() - nd;
+                double ratio = nu == 0 ? Double.POSITIVE_INFINITY : c.desirableWeight() * nd / (c.undesirableWeight() * nu);
+                if (ratio < 1 || ratio > 4.0 / 3)
+                    diagnostics.onNotice(String.format(java.util.Locale.ROOT, "KTO: desirable_weight x %d desirable / (undesirable_weight x %d undesirable) = %.2f is outside "
+                            + "[1, 4/3]; the KTO paper recommends weights that bring it into that range", nd, nu, ratio));
+                var method = new KtoTraining(new KtoLoss.Config(c.dpo().beta(), c.desirableWeight(), c.undesirableWeight(), c.ktoLossType()), reference);
                 return finish(c, run, policy, new Trainer<>(policy.model(), method, train, eval, c.trainer(), run, GradientSync.SINGLE_PROCESS, diagnostics, c.model()).train(resume));
             }
             List<PreferenceTraining.Pair> train = pairs(c.data(), records, c.maxLength()), eval = pairs(c.evalData(), evalRecords, c.maxLength());
@@ -149,6 +163,7 @@ public final class PreferenceRun {
                 eval = split.get(1);
             }
             warnLengthBias(train, diagnostics);
+            if (diagnostics instanceof Diagnostics d) d.dataCounts(dataCounts(train));
             String source;
             if (c.referenceFree()) {
                 source = "none (reference-free)";
@@ -313,6 +328,19 @@ public final class PreferenceRun {
         return String.join(",", parts);
     }
 
+    /** Ties (identical chosen and rejected) and contradictions (the same comparison with the opposite label). */
+    static String dataCounts(List<PreferenceTraining.Pair> pairs) {
+        java.util.Set<String> seen = new java.util.HashSet<>();
+        int ties = 0, contradictions = 0;
+        for (PreferenceTraining.Pair p : pairs) {
+            String prompt = java.util.Arrays.toString(p.prompt()), c = java.util.Arrays.toString(p.chosen()), r = java.util.Arrays.toString(p.rejected());
+            if (c.equals(r)) ties++;
+            if (seen.contains(prompt + "|" + r + "|" + c)) contradictions++;
+            seen.add(prompt + "|" + c + "|" + r);
+        }
+        return pairs.size() + " pairs, " + ties + " ties, " + contradictions + " contradicted by an opposite-label duplicate";
+    }
+
     /** The seed's length-bias check: chosen systematically longer than rejected lets a policy win by padding. */
     static void warnLengthBias(List<PreferenceTraining.Pair> pairs, Trainer.Listener l) {
         if (pairs.isEmpty()) return;
@@ -349,6 +377,12 @@ public final class PreferenceRun {
         }
 
         /** Enables tracking of the policy's greedy response length on (up to 8) held-out prompts at every evaluation. */
+        private String counts = "";
+
+        void dataCounts(String counts) {
+            this.counts = counts;
+        }
+
         void trackSampledLength(CausalLM policy, RunDirectory run, List<PreferenceTraining.Pair> eval, List<Long> stopIds) {
             this.policy = policy;
             this.run = run;
@@ -366,7 +400,8 @@ public final class PreferenceRun {
                 inner.onNotice(grad == 0
                         ? "loss stuck at ln 2 with zero gradients: the policy is not updating (frozen parameters, zero learning rate?)"
                         : String.format(java.util.Locale.ROOT, "loss still %.4f ≈ ln 2 after %d steps while gradients flow (norm %.3g): the pairs carry little "
-                        + "learnable signal; check for contradictory labels, ties, leakage between splits and missing coverage (tether data validate)", loss, step, grad));
+                        + "learnable signal; the usual causes are contradictory labels, ties, leakage between splits and missing coverage (training data: %s)",
+                        loss, step, grad, counts));
             }
         }
 
