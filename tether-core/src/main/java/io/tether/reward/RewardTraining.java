@@ -65,6 +65,20 @@ public final class RewardTraining implements TrainingMethod<RewardTraining.Pair>
         metrics.put("margin", margins);
         metrics.put("rewards/chosen", sumC);
         metrics.put("rewards/rejected", sumR);
+        // The loop divides every metric by the step's pairs; batch statistics are scaled by this batch's pairs so that
+        // they read back as the batch's own (exact without accumulation, the micro-batch mean with it).
+        double mean = (sumC + sumR) / (2 * b), var = 0, min = Double.MAX_VALUE, max = -Double.MAX_VALUE;
+        for (int i = 0; i < b; i++) {
+            for (double v : new double[] {c[i], r[i]}) {
+                var += (v - mean) * (v - mean);
+                min = Math.min(min, v);
+                max = Math.max(max, v);
+            }
+        }
+        metrics.put("rewards/mean", mean * b);
+        metrics.put("rewards/std", Math.sqrt(var / (2 * b)) * b);
+        metrics.put("rewards/min", min * b);
+        metrics.put("rewards/max", max * b);
         return new Output(lossSum, metrics);
     }
 }

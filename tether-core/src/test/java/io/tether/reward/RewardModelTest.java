@@ -132,6 +132,9 @@ class RewardModelTest {
         System.out.printf("HH-RLHF reward model: loss %.4f -> %.4f%n", first, last);
         assertTrue(last < first, "loss should fall: " + first + " -> " + last);
         assertTrue(metrics.get(0).has("accuracy") && metrics.get(0).has("margin"));
+        for (String k : new String[] {"rewards/mean", "rewards/std", "rewards/min", "rewards/max"}) assertTrue(metrics.get(0).has(k), k);
+        assertTrue(metrics.get(0).get("rewards/min").asDouble() <= metrics.get(0).get("rewards/mean").asDouble()
+                && metrics.get(0).get("rewards/mean").asDouble() <= metrics.get(0).get("rewards/max").asDouble());
         var config = new ObjectMapper().readTree(out.resolve("model/config.json").toFile());
         assertEquals("GPT2ForSequenceClassification", config.get("architectures").get(0).asText());
         assertTrue(config.get("tether_reward_normalization").has("std"));
