@@ -434,7 +434,7 @@ final class BenchCommand implements Runnable {
                 ObjectNode o = JSON.createObjectNode();
                 o.put("benchmark", "dpo");
                 o.put("matmul_1024_fp32_gflops_peak", round(peak[1]));
-                for (String which : new String[] {"sft", "live", "precomputed"}) phaseInChild(which).fields().forEachRemaining(e -> o.set(e.getKey(), e.getValue()));
+                for (String which : new String[] {"sft", "live", "precomputed"}) phaseInChild(which).properties().forEach(e -> o.set(e.getKey(), e.getValue()));
                 double sft = o.get("sft_step_seconds_median").asDouble(), live = o.get("dpo_live_reference_step_seconds_median").asDouble(),
                         pre = o.get("dpo_precomputed_reference_step_seconds_median").asDouble();
                 o.put("dpo_live_over_sft_step", round3(live / sft));

@@ -13,7 +13,6 @@ import java.nio.file.StandardOpenOption;
 import java.util.ArrayList;
 import java.util.Collections;
 import java.util.Comparator;
-import java.util.Iterator;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
@@ -153,13 +152,12 @@ public final class Safetensors {
         if (root == null || !root.isObject()) throw new CheckpointException(file, null, "header is not a JSON object");
         Map<String, Entry> entries = new LinkedHashMap<>();
         Map<String, String> metadata = new LinkedHashMap<>();
-        for (Iterator<Map.Entry<String, JsonNode>> it = root.fields(); it.hasNext(); ) {
-            Map.Entry<String, JsonNode> f = it.next();
+        for (Map.Entry<String, JsonNode> f : root.properties()) {
             String name = f.getKey();
             JsonNode v = f.getValue();
             if (name.equals("__metadata__")) {
                 if (!v.isObject()) throw new CheckpointException(file, null, "__metadata__ must be an object of strings");
-                v.fields().forEachRemaining(m -> {
+                v.properties().forEach(m -> {
                     if (!m.getValue().isTextual()) throw new CheckpointException(file, null, "__metadata__." + m.getKey() + " must be a string");
                     metadata.put(m.getKey(), m.getValue().asText());
                 });

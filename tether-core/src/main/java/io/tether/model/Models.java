@@ -167,8 +167,7 @@ public final class Models {
             if (map == null || !map.isObject()) throw new CheckpointException(index, null, "key 'weight_map': missing or not an object");
             Map<String, Safetensors.Reader> shards = new TreeMap<>();
             Map<String, String> claimed = new LinkedHashMap<>();
-            for (var it = map.fields(); it.hasNext(); ) {
-                var e = it.next();
+            for (Map.Entry<String, JsonNode> e : map.properties()) {
                 String shard = e.getValue().asText();
                 if (shard.contains("/") || shard.contains("\\") || shard.startsWith("."))
                     throw new CheckpointException(index, e.getKey(), "shard name '" + shard + "' must be a plain file name in the model directory");

@@ -93,8 +93,7 @@ public final class ChatTemplate {
             }
         }
         Map<String, String> specials = new LinkedHashMap<>();
-        for (var it = config.fields(); it.hasNext(); ) {
-            var e = it.next();
+        for (Map.Entry<String, JsonNode> e : config.properties()) {
             if (!e.getKey().endsWith("_token")) continue;
             JsonNode v = e.getValue();
             if (v.isTextual()) specials.put(e.getKey(), v.asText());
@@ -173,6 +172,9 @@ public final class ChatTemplate {
         return new Rendered(out.toString(), spans);
     }
 
+    // withNodePreProcessor is deprecated in Jinjava 2.8 without a replacement; it is the one hook that runs before
+    // every node, which the render deadline needs.
+    @SuppressWarnings("deprecation")
     private static Jinjava jinjava() {
         JinjavaConfig config = JinjavaConfig.newBuilder()
                 .withTrimBlocks(true)

@@ -6,7 +6,6 @@ import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.HashMap;
-import java.util.Iterator;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
@@ -109,8 +108,7 @@ public final class HfTokenizer implements Tokenizer {
         JsonNode v = model == null ? null : model.get("vocab");
         if (v == null) throw new CheckpointException(file, null, "key 'model.vocab': missing");
         if (v.isObject()) {
-            for (Iterator<Map.Entry<String, JsonNode>> it = v.fields(); it.hasNext(); ) {
-                var e = it.next();
+            for (Map.Entry<String, JsonNode> e : v.properties()) {
                 if (!e.getValue().canConvertToLong()) throw new CheckpointException(file, null, "key 'model.vocab': id of '" + e.getKey() + "' is not an integer");
                 vocab.put(e.getKey(), e.getValue().asLong());
             }
@@ -137,8 +135,7 @@ public final class HfTokenizer implements Tokenizer {
         Map<String, String> all = new LinkedHashMap<>();
         for (JsonNode n : new JsonNode[] {map, config}) {   // config wins: HF reads it last
             if (n == null) continue;
-            for (Iterator<Map.Entry<String, JsonNode>> it = n.fields(); it.hasNext(); ) {
-                var e = it.next();
+            for (Map.Entry<String, JsonNode> e : n.properties()) {
                 if (!e.getKey().endsWith("_token")) continue;
                 String s = tokenString(e.getValue());
                 if (s == null) {

@@ -100,7 +100,7 @@ public final class PreferenceRun {
             DpoLoss.Config dpo = c.validated(() -> new DpoLoss.Config(beta, types, w, smoothing, fdiv, falpha, tau, sem));
             Map<String, Object> resolved = new LinkedHashMap<>();
             resolved.put("method", method);
-            c.tree().fields().forEachRemaining(e -> resolved.put(e.getKey(), e.getValue()));
+            c.tree().properties().forEach(e -> resolved.put(e.getKey(), e.getValue()));
             resolved.put("beta", beta);
             resolved.put("loss_type", types);
             resolved.put("learning_rate", t.learningRate());
