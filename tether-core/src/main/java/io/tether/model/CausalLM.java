@@ -44,9 +44,30 @@ public interface CausalLM extends AutoCloseable {
         return new KvCache(c.numHiddenLayers(), batch, c.numKeyValueHeads(), c.headDim(), capacity, dtype());
     }
 
-    /** Turns gradient tracking on or off for every parameter. */
+    /** The LoRA adapters attached to this model, or null. */
+    default LoraAdapters lora() { return null; }
+
+    /** Attaches adapters (called by {@link LoraAdapters#attach}). */
+    default void attachLora(LoraAdapters adapters) {
+        throw new UnsupportedOperationException(config().architecture() + " takes no LoRA adapters");
+    }
+
+    /**
+     * What training updates: every parameter, or with LoRA only the adapters (and a classification head, which a
+     * reward model must learn).
+     */
+    default Map<String, Tensor> trainableParameters() {
+        if (lora() == null) return parameters();
+        Map<String, Tensor> t = new java.util.LinkedHashMap<>(lora().parameters());
+        for (Map.Entry<String, Tensor> e : parameters().entrySet())
+            if (e.getKey().startsWith("score.") || e.getKey().startsWith("classifier.")) t.put(e.getKey(), e.getValue());
+        return t;
+    }
+
+    /** Turns gradient tracking on or off for the trainable parameters; with LoRA the base weights stay frozen. */
     default void setTrainable(boolean trainable) {
-        for (Tensor p : parameters().values()) p.requires_grad_(trainable);
+        for (Tensor p : parameters().values()) p.requires_grad_(false);
+        for (Tensor p : trainableParameters().values()) p.requires_grad_(trainable);
     }
 
     default long parameterCount() {
@@ -55,9 +76,10 @@ public interface CausalLM extends AutoCloseable {
         return n;
     }
 
-    /** Frees the weights. */
+    /** Frees the weights (and adapters). */
     @Override
     default void close() {
         for (Tensor p : parameters().values()) p.close();
+        if (lora() != null) lora().close();
     }
 }

@@ -25,12 +25,13 @@ public final class Gpt2Model implements CausalLM {
     private final Tensor lnFWeight, lnFBias;
     private final Tensor head;      // wte (tied LM head) or, for a classifier, its head weight
     private final Tensor headBias;  // token classifiers' bias; null otherwise
+    private LoraAdapters lora;
 
     /**
      * One block; projection weights as stored, (in, out). They are transposed at use, not here: a view taken
      * before training turns on requires_grad would not carry gradients back to the stored tensor.
      */
-    private record Block(Tensor ln1Weight, Tensor ln1Bias, Tensor attnWeight, Tensor attnBias, Tensor attnProjWeight,
+    private record Block(String prefix, Tensor ln1Weight, Tensor ln1Bias, Tensor attnWeight, Tensor attnBias, Tensor attnProjWeight,
                          Tensor attnProjBias, Tensor ln2Weight, Tensor ln2Bias, Tensor fcWeight, Tensor fcBias,
                          Tensor projWeight, Tensor projBias) {}
 
@@ -47,7 +48,7 @@ public final class Gpt2Model implements CausalLM {
         blocks = new Block[config.numHiddenLayers()];
         for (int i = 0; i < blocks.length; i++) {
             String p = prefix + "h." + i + ".";
-            blocks[i] = new Block(parameters.get(p + "ln_1.weight"), parameters.get(p + "ln_1.bias"),
+            blocks[i] = new Block(p, parameters.get(p + "ln_1.weight"), parameters.get(p + "ln_1.bias"),
                     parameters.get(p + "attn.c_attn.weight"), parameters.get(p + "attn.c_attn.bias"),
                     parameters.get(p + "attn.c_proj.weight"), parameters.get(p + "attn.c_proj.bias"),
                     parameters.get(p + "ln_2.weight"), parameters.get(p + "ln_2.bias"),
@@ -90,6 +91,16 @@ public final class Gpt2Model implements CausalLM {
 
     @Override public DType dtype() { return dtype; }
 
+    @Override public LoraAdapters lora() { return lora; }
+
+    @Override public void attachLora(LoraAdapters adapters) { lora = adapters; }
+
+    /** A Conv1D projection (weight stored [in, out]), plus its LoRA update when one is attached. */
+    private Tensor project(String module, Tensor x, Tensor w, Tensor b) {
+        Tensor y = Tensors.linear(x, w.t(), b);
+        return lora == null ? y : lora.apply(module, x, y);
+    }
+
     @Override
     public Tensor hiddenStates(Tensor inputIds, Tensor positionIds, Tensor attentionMask, KvCache cache) {
         long b = inputIds.size(0), t = inputIds.size(1);
@@ -106,7 +117,7 @@ public final class Gpt2Model implements CausalLM {
         for (int i = 0; i < blocks.length; i++) {
             Block l = blocks[i];
             Tensor x = Tensors.layerNorm(h, l.ln1Weight(), l.ln1Bias(), config.normEps());
-            Tensor qkv = Tensors.linear(x, l.attnWeight().t(), l.attnBias());                      // (B, T, 3*hidden)
+            Tensor qkv = project(l.prefix() + "attn.c_attn", x, l.attnWeight(), l.attnBias());                      // (B, T, 3*hidden)
             Tensor q = qkv.narrow(2, 0, hidden).view(b, t, heads, hd).transpose(1, 2);           // (B, H, T, hd)
             Tensor k = qkv.narrow(2, hidden, hidden).view(b, t, heads, hd).transpose(1, 2);
             Tensor v = qkv.narrow(2, 2 * hidden, hidden).view(b, t, heads, hd).transpose(1, 2);
@@ -117,10 +128,10 @@ public final class Gpt2Model implements CausalLM {
             }
             Tensor a = Tensors.attention(q, k, v, mask, Attention.causal(mask, past), false, attentionScale(i));
             a = a.transpose(1, 2).reshape(b, t, hidden);
-            h = h.add(Tensors.linear(a, l.attnProjWeight().t(), l.attnProjBias()));
+            h = h.add(project(l.prefix() + "attn.c_proj", a, l.attnProjWeight(), l.attnProjBias()));
             x = Tensors.layerNorm(h, l.ln2Weight(), l.ln2Bias(), config.normEps());
-            Tensor m = activation(Tensors.linear(x, l.fcWeight().t(), l.fcBias()));
-            h = h.add(Tensors.linear(m, l.projWeight().t(), l.projBias()));
+            Tensor m = activation(project(l.prefix() + "mlp.c_fc", x, l.fcWeight(), l.fcBias()));
+            h = h.add(project(l.prefix() + "mlp.c_proj", m, l.projWeight(), l.projBias()));
         }
         if (cache != null) cache.advance((int) t);
         return Tensors.layerNorm(h, lnFWeight, lnFBias, config.normEps());

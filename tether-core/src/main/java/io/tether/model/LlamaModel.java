@@ -24,9 +24,10 @@ public final class LlamaModel implements CausalLM {
     private final Tensor lmHead;       // (vocab, hidden); the embedding when tied; (labels, hidden) for classifiers
     private final Tensor headBias;     // token classifiers' (labels); null otherwise
     private final Rope rope;
+    private LoraAdapters lora;
 
     /** One decoder block's weights; biases are null where the architecture has none. */
-    private record Layer(Tensor inputNorm, Tensor q, Tensor qBias, Tensor k, Tensor kBias, Tensor v, Tensor vBias,
+    private record Layer(String prefix, Tensor inputNorm, Tensor q, Tensor qBias, Tensor k, Tensor kBias, Tensor v, Tensor vBias,
                          Tensor o, Tensor oBias, Tensor postNorm, Tensor gate, Tensor up, Tensor down,
                          Tensor gateBias, Tensor upBias, Tensor downBias) {}
 
@@ -42,7 +43,7 @@ public final class LlamaModel implements CausalLM {
         layers = new Layer[config.numHiddenLayers()];
         for (int i = 0; i < layers.length; i++) {
             String p = "model.layers." + i + ".";
-            layers[i] = new Layer(parameters.get(p + "input_layernorm.weight"),
+            layers[i] = new Layer(p, parameters.get(p + "input_layernorm.weight"),
                     parameters.get(p + "self_attn.q_proj.weight"), parameters.get(p + "self_attn.q_proj.bias"),
                     parameters.get(p + "self_attn.k_proj.weight"), parameters.get(p + "self_attn.k_proj.bias"),
                     parameters.get(p + "self_attn.v_proj.weight"), parameters.get(p + "self_attn.v_proj.bias"),
@@ -97,6 +98,16 @@ public final class LlamaModel implements CausalLM {
 
     @Override public DType dtype() { return dtype; }
 
+    @Override public LoraAdapters lora() { return lora; }
+
+    @Override public void attachLora(LoraAdapters adapters) { lora = adapters; }
+
+    /** A projection, plus its LoRA update when an adapter is attached to that module. */
+    private Tensor project(String module, Tensor x, Tensor w, Tensor b) {
+        Tensor y = Tensors.linear(x, w, b);
+        return lora == null ? y : lora.apply(module, x, y);
+    }
+
     @Override
     public Tensor hiddenStates(Tensor inputIds, Tensor positionIds, Tensor attentionMask, KvCache cache) {
         long b = inputIds.size(0), t = inputIds.size(1);
@@ -112,9 +123,9 @@ public final class LlamaModel implements CausalLM {
             Layer l = layers[i];
             // Attention: RMSNorm, project, rotate q and k, attend over past and present, project back.
             Tensor x = Tensors.rmsNorm(h, l.inputNorm(), config.normEps());
-            Tensor q = Tensors.linear(x, l.q(), l.qBias()).view(b, t, heads, hd).transpose(1, 2);     // (B, H, T, hd)
-            Tensor k = Tensors.linear(x, l.k(), l.kBias()).view(b, t, kvHeads, hd).transpose(1, 2);   // (B, Hkv, T, hd)
-            Tensor v = Tensors.linear(x, l.v(), l.vBias()).view(b, t, kvHeads, hd).transpose(1, 2);   // (B, Hkv, T, hd)
+            Tensor q = project(l.prefix() + "self_attn.q_proj", x, l.q(), l.qBias()).view(b, t, heads, hd).transpose(1, 2);     // (B, H, T, hd)
+            Tensor k = project(l.prefix() + "self_attn.k_proj", x, l.k(), l.kBias()).view(b, t, kvHeads, hd).transpose(1, 2);   // (B, Hkv, T, hd)
+            Tensor v = project(l.prefix() + "self_attn.v_proj", x, l.v(), l.vBias()).view(b, t, kvHeads, hd).transpose(1, 2);   // (B, Hkv, T, hd)
             q = Rope.apply(q, cosSin[0], cosSin[1]);
             k = Rope.apply(k, cosSin[0], cosSin[1]);
             if (cache != null) {
@@ -125,11 +136,11 @@ public final class LlamaModel implements CausalLM {
             Tensor mask = config.slidingAt(i) ? windowMask : fullMask;
             Tensor a = Tensors.attention(q, k, v, mask, Attention.causal(mask, past), heads != kvHeads, null); // (B, H, T, hd)
             a = a.transpose(1, 2).reshape(b, t, (long) heads * hd);
-            h = h.add(Tensors.linear(a, l.o(), l.oBias()));
+            h = h.add(project(l.prefix() + "self_attn.o_proj", a, l.o(), l.oBias()));
             // MLP: RMSNorm, SwiGLU.
             x = Tensors.rmsNorm(h, l.postNorm(), config.normEps());
-            Tensor gated = torch.silu(Tensors.linear(x, l.gate(), l.gateBias())).mul(Tensors.linear(x, l.up(), l.upBias()));
-            h = h.add(Tensors.linear(gated, l.down(), l.downBias()));
+            Tensor gated = torch.silu(project(l.prefix() + "mlp.gate_proj", x, l.gate(), l.gateBias())).mul(project(l.prefix() + "mlp.up_proj", x, l.up(), l.upBias()));
+            h = h.add(project(l.prefix() + "mlp.down_proj", gated, l.down(), l.downBias()));
         }
         if (cache != null) cache.advance((int) t);
         return Tensors.rmsNorm(h, norm, config.normEps());

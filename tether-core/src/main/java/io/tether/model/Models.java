@@ -314,6 +314,11 @@ public final class Models {
         }
     }
 
+    /** The JSON mapper the model layer reads and writes configs with. */
+    public static com.fasterxml.jackson.databind.ObjectMapper jsonMapper() {
+        return ModelConfig.JSON;
+    }
+
     /** Names of the known tokenizer files (for callers that copy a model's text assets). */
     public static Set<String> tokenizerFiles() {
         return Set.copyOf(TOKENIZER_FILES);

@@ -5,7 +5,6 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 
-import org.bytedeco.pytorch.NoGradGuard;
 import org.bytedeco.pytorch.Tensor;
 
 import io.tether.engine.Tensors;
@@ -40,10 +39,7 @@ public final class KtoTraining implements TrainingMethod<KtoTraining.Example> {
         // Mismatched completions for the KL estimate: prompt i with completion i+1 (TRL shifts the batch by one).
         for (int i = 0; i < b; i++) { prompts.add(batch.get(i).prompt()); completions.add(batch.get((i + 1) % b).completion()); }
         PreferenceTraining.Scored pol = PreferenceTraining.score(model, prompts, completions);
-        Tensor refAll;
-        try (NoGradGuard g = new NoGradGuard()) {
-            refAll = PreferenceTraining.score(reference, prompts, completions).logps().detach();
-        }
+        Tensor refAll = PreferenceTraining.referenceScores(model, prompts, completions, reference, null).logps().detach();
         boolean[] labels = new boolean[b];
         for (int i = 0; i < b; i++) labels[i] = batch.get(i).desirable();
         KtoLoss.Output o = KtoLoss.compute(config, Tensors.bools(labels, b), pol.logps().narrow(0, 0, b), refAll.narrow(0, 0, b),

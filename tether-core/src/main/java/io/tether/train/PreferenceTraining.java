@@ -122,11 +122,9 @@ public final class PreferenceTraining implements TrainingMethod<PreferenceTraini
             case DPO -> {
                 Tensor rc, rr;
                 if (Double.isNaN(pairs.get(0).refChosen())) {
-                    try (NoGradGuard g = new NoGradGuard()) {
-                        Scored ref = score(s.reference(), prompts, completions, s.ldAlpha(), false);
-                        rc = ref.logps().narrow(0, 0, b).detach();
-                        rr = ref.logps().narrow(0, b, b).detach();
-                    }
+                    Scored ref = referenceScores(model, prompts, completions, s.reference(), s.ldAlpha());
+                    rc = ref.logps().narrow(0, 0, b).detach();
+                    rr = ref.logps().narrow(0, b, b).detach();
                 } else {
                     double[] c = new double[b], r = new double[b];
                     for (int i = 0; i < b; i++) { c[i] = pairs.get(i).refChosen(); r[i] = pairs.get(i).refRejected(); }
@@ -174,6 +172,22 @@ public final class PreferenceTraining implements TrainingMethod<PreferenceTraini
         m.put("lengths/chosen", stc);
         m.put("lengths/rejected", str);
         return new Output(loss.mul(Tensors.scalar((double) b)), m);
+    }
+
+    /**
+     * Reference log-probs without gradient: from the reference model, or, with LoRA and no reference model, from the
+     * policy with its adapters switched off (one model in memory).
+     */
+    static Scored referenceScores(CausalLM policy, List<long[]> prompts, List<long[]> completions, CausalLM reference, Double ldAlpha) {
+        try (NoGradGuard g = new NoGradGuard()) {
+            if (reference != null) return score(reference, prompts, completions, ldAlpha, false);
+            if (policy.lora() == null) throw new IllegalStateException("no reference: give a reference model, precomputed log-probs, or LoRA adapters");
+            try (AutoCloseable off = policy.lora().disabled()) {
+                return score(policy, prompts, completions, ldAlpha, false);
+            } catch (Exception e) {
+                throw e instanceof RuntimeException re ? re : new IllegalStateException(e);
+            }
+        }
     }
 
     /** TR-DPO (Gorbatovski et al. 2024): every τ steps the reference moves toward the policy, θ_ref ← αθ + (1−α)θ_ref. */

@@ -65,7 +65,7 @@ public final class Trainer<E> {
         this.sync = sync;
         this.listener = listener == null ? new Listener() {} : listener;
         this.tokenizerSource = tokenizerSource;
-        this.params = model.parameters();
+        this.params = model.trainableParameters();
     }
 
     /** Optimizer steps of the run: max_steps, else the epochs over this rank's share of the data. */
@@ -228,7 +228,13 @@ public final class Trainer<E> {
         Path dir = run.checkpoints().resolve("step-" + step);
         Path tmp = run.checkpoints().resolve(".step-" + step + ".tmp");
         Files.createDirectories(run.checkpoints());
-        Models.save(model, tmp, null, null, tokenizerSource, Models.DEFAULT_MAX_SHARD_BYTES);
+        if (model.lora() != null) {
+            // With LoRA the checkpoint is the adapter (PEFT layout); the frozen base is where it came from.
+            model.lora().save(tmp, tokenizerSource == null ? "" : tokenizerSource.toString());
+            writeTrainableHeads(tmp);
+        } else {
+            Models.save(model, tmp, null, null, tokenizerSource, Models.DEFAULT_MAX_SHARD_BYTES);
+        }
         optimizer.save(tmp.resolve("optimizer.safetensors"));
         new TrainerState(step, cursor.epoch, cursor.position, config.seed(), total).write(tmp);
         if (Files.exists(dir)) deleteRecursively(dir);
@@ -238,12 +244,35 @@ public final class Trainer<E> {
         return dir;
     }
 
+    /** Heads trained beside LoRA adapters (a reward model's score) travel in the checkpoint too. */
+    private void writeTrainableHeads(Path dir) {
+        Map<String, Tensor> heads = new LinkedHashMap<>();
+        for (Map.Entry<String, Tensor> e : params.entrySet()) if (!e.getKey().startsWith("base_model.model.")) heads.put(e.getKey(), e.getValue());
+        if (!heads.isEmpty()) io.tether.engine.Safetensors.write(dir.resolve("trainable_heads.safetensors"), heads, Map.of("format", "pt"));
+    }
+
     private void restoreWeights(Path checkpoint) {
+        if (model.lora() != null) {
+            restoreTensors(checkpoint.resolve("adapter_model.safetensors"));
+            if (Files.exists(checkpoint.resolve("trainable_heads.safetensors"))) restoreTensors(checkpoint.resolve("trainable_heads.safetensors"));
+            return;
+        }
         try (Models.LoadedModel saved = Models.load(checkpoint, model.dtype()); NoGradGuard g = new NoGradGuard()) {
             for (Map.Entry<String, Tensor> e : params.entrySet()) {
                 Tensor src = saved.model().parameters().get(e.getKey());
                 if (src == null) throw new IllegalArgumentException(checkpoint + ": checkpoint lacks parameter " + e.getKey());
                 e.getValue().copy_(src);
+            }
+        }
+    }
+
+    private void restoreTensors(Path file) {
+        io.tether.engine.Safetensors.Reader r = io.tether.engine.Safetensors.open(file);
+        try (io.tether.engine.StepScope scope = new io.tether.engine.StepScope(); NoGradGuard g = new NoGradGuard()) {
+            for (String name : r.entries().keySet()) {
+                Tensor target = params.get(name);
+                if (target == null) throw new IllegalArgumentException(file + ": tensor " + name + " is not trainable in this run");
+                target.copy_(r.read(name, model.dtype()));
             }
         }
     }

@@ -87,6 +87,25 @@ class PreferenceTrainingTest {
     }
 
     @Test
+    void dpoWithLoraUsesThePolicyWithoutAdaptersAsReference() throws java.io.IOException {
+        try (CausalLM policy = Models.create(CONFIG, DType.F32, 7); CausalLM base = Models.create(CONFIG, DType.F32, 7)) {
+            io.tether.model.LoraAdapters lora = io.tether.model.LoraAdapters.attach(policy,
+                    new io.tether.model.LoraAdapters.Config(8, 16, 0.0, List.of("all-linear"), false), 3);
+            float[] frozen = Tensors.toFloats(policy.parameters().get("model.layers.0.self_attn.q_proj.weight"));
+            var settings = new PreferenceTraining.Settings(PreferenceTraining.Kind.DPO, DpoLoss.Config.of(0.1, "sigmoid"), 0, 0, null, 0, 0);
+            new Trainer<>(policy, new PreferenceTraining(settings), pairs(256, 1), List.of(), config(60, 3e-3), new RunDirectory(tmp.resolve("lora")),
+                    GradientSync.SINGLE_PROCESS, null, null).train(false);
+            double acc = accuracy(policy, base, pairs(128, 2));
+            System.out.printf("DPO with LoRA (reference = adapters off): held-out accuracy %.3f%n", acc);
+            assertTrue(acc >= 0.9, "accuracy " + acc);
+            assertArrayEquals(frozen, Tensors.toFloats(policy.parameters().get("model.layers.0.self_attn.q_proj.weight")), 0f, "base weights untouched");
+            assertTrue(java.nio.file.Files.exists(tmp.resolve("lora/checkpoints/step-60/adapter_model.safetensors")), "checkpoints hold the adapter");
+            assertFalse(java.nio.file.Files.exists(tmp.resolve("lora/checkpoints/step-60/model.safetensors")));
+            assertNotNull(lora);
+        }
+    }
+
+    @Test
     void referenceFreeMethodsLearnTooAndNeedNoReference() throws java.io.IOException {
         for (PreferenceTraining.Kind kind : new PreferenceTraining.Kind[] {PreferenceTraining.Kind.SIMPO, PreferenceTraining.Kind.ORPO, PreferenceTraining.Kind.CPO}) {
             try (CausalLM policy = Models.create(CONFIG, DType.F32, 7)) {

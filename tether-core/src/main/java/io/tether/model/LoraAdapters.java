@@ -1,0 +1,204 @@
+package io.tether.model;
+
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import org.bytedeco.pytorch.NoGradGuard;
+import org.bytedeco.pytorch.Tensor;
+import org.bytedeco.pytorch.global.torch;
+
+import io.tether.engine.AtomicFiles;
+import io.tether.engine.CheckpointException;
+import io.tether.engine.Safetensors;
+import io.tether.engine.StepScope;
+import io.tether.engine.Tensors;
+import io.tether.engine.Torch;
+
+/**
+ * LoRA (Hu et al. 2021): a frozen projection W gains a trainable low-rank update, y = Wx + s·B(A x), with A [r, in]
+ * initialised like a linear layer, B [out, r] initialised to zero (so a fresh adapter changes nothing) and
+ * s = α/r (or α/√r with rsLoRA). Adapters can be switched off for a forward (the reference of DPO, KTO, PPO and
+ * GRPO is the policy without them), merged into W and unmerged, and saved in PEFT's layout so that HF PEFT loads
+ * them unchanged.
+ */
+public final class LoraAdapters implements AutoCloseable {
+    /**
+     * PEFT's LoraConfig: {@code r}, {@code lora_alpha}, {@code lora_dropout}, {@code target_modules} (module names
+     * such as q_proj, or "all-linear"), {@code use_rslora}.
+     */
+    public record Config(int r, double alpha, double dropout, List<String> targetModules, boolean useRslora) {
+        public Config {
+            if (r < 1) throw new IllegalArgumentException("key 'lora_r': must be >= 1, got " + r);
+            if (!(alpha > 0)) throw new IllegalArgumentException("key 'lora_alpha': must be > 0");
+            if (!(dropout >= 0 && dropout < 1)) throw new IllegalArgumentException("key 'lora_dropout': must be in [0, 1)");
+            if (targetModules.isEmpty()) throw new IllegalArgumentException("key 'lora_target_modules': name at least one module (or all-linear)");
+            targetModules = List.copyOf(targetModules);
+        }
+
+        public double scaling() {
+            return useRslora ? alpha / Math.sqrt(r) : alpha / r;
+        }
+    }
+
+    /** One adapted projection: A [r, in], B [out, r]. */
+    private record Adapter(Tensor a, Tensor b) {}
+
+    private final Config config;
+    private final Map<String, Adapter> adapters = new LinkedHashMap<>();
+    /** Projection weights by module path, and whether they are stored [in, out] (GPT-2's Conv1D). */
+    private final Map<String, Tensor> baseWeights = new LinkedHashMap<>();
+    private final Map<String, Boolean> transposed = new LinkedHashMap<>();
+    private boolean enabled = true;
+    private boolean merged;
+
+    private LoraAdapters(Config config) {
+        this.config = config;
+    }
+
+    /** Fresh adapters on the matching projections of {@code model} (B = 0), attached to it. */
+    public static LoraAdapters attach(CausalLM model, Config config, long seed) {
+        LoraAdapters l = new LoraAdapters(config);
+        Torch.seed(seed);
+        for (Map.Entry<String, Tensor> e : model.parameters().entrySet()) {
+            String name = e.getKey();
+            if (!name.endsWith(".weight") || e.getValue().dim() != 2) continue;
+            String module = name.substring(0, name.length() - ".weight".length());
+            if (!l.targets(module, model.config())) continue;
+            boolean conv1d = model.config().family() == ModelConfig.Family.GPT2;
+            long in = conv1d ? e.getValue().size(0) : e.getValue().size(1), out = conv1d ? e.getValue().size(1) : e.getValue().size(0);
+            // A as PEFT initialises it (kaiming-uniform with a = sqrt(5): U(-1/sqrt(in), 1/sqrt(in))), B zero.
+            Tensor a = torch.rand(new long[] {config.r(), in}, Tensors.options(model.dtype())).mul(Tensors.scalar(2.0)).sub(Tensors.scalar(1.0))
+                    .mul(Tensors.scalar(1.0 / Math.sqrt(in)));
+            Tensor b = Tensors.zeros(model.dtype(), out, config.r());
+            l.adapters.put(module, new Adapter(a, b));
+            l.baseWeights.put(module, e.getValue());
+            l.transposed.put(module, conv1d);
+        }
+        if (l.adapters.isEmpty()) throw new IllegalArgumentException("key 'lora_target_modules': " + config.targetModules() + " matches no projection of " + model.config().architecture());
+        model.attachLora(l);
+        return l;
+    }
+
+    /** PEFT's matching: a module is targeted when its last name component is listed; all-linear takes every projection but the head. */
+    private boolean targets(String module, ModelConfig c) {
+        String last = module.substring(module.lastIndexOf('.') + 1);
+        if (module.equals("lm_head") || module.endsWith("wte") || module.endsWith("wpe") || module.endsWith("embed_tokens") || last.equals("score")) return false;
+        if (config.targetModules().contains("all-linear")) return true;
+        return config.targetModules().contains(last);
+    }
+
+    public Config config() { return config; }
+
+    /** The trainable tensors under their PEFT names. */
+    public Map<String, Tensor> parameters() {
+        Map<String, Tensor> p = new LinkedHashMap<>();
+        for (Map.Entry<String, Adapter> e : adapters.entrySet()) {
+            p.put("base_model.model." + e.getKey() + ".lora_A.weight", e.getValue().a());
+            p.put("base_model.model." + e.getKey() + ".lora_B.weight", e.getValue().b());
+        }
+        return p;
+    }
+
+    /** y + s·B(A·dropout(x)) when {@code module} is adapted, enabled and not merged; y otherwise. */
+    Tensor apply(String module, Tensor x, Tensor y) {
+        if (!enabled || merged) return y;
+        Adapter ad = adapters.get(module);
+        if (ad == null) return y;
+        Tensor in = config.dropout() > 0 && ad.a().requires_grad() ? torch.dropout(x, config.dropout(), true) : x;
+        return y.add(torch.linear(torch.linear(in, ad.a()), ad.b()).mul(Tensors.scalar(config.scaling())));
+    }
+
+    /** Switches adapters off until the returned scope closes (the base model is the reference). */
+    public AutoCloseable disabled() {
+        boolean before = enabled;
+        enabled = false;
+        return () -> enabled = before;
+    }
+
+    /** W ← W + s·BA in place (transposed for Conv1D weights); forwards then skip the adapters. */
+    public void merge() {
+        if (merged) return;
+        update(1);
+        merged = true;
+    }
+
+    /** Undoes {@link #merge}. */
+    public void unmerge() {
+        if (!merged) return;
+        update(-1);
+        merged = false;
+    }
+
+    private void update(int sign) {
+        try (StepScope s = new StepScope(); NoGradGuard g = new NoGradGuard()) {
+            for (Map.Entry<String, Adapter> e : adapters.entrySet()) {
+                Tensor delta = e.getValue().b().matmul(e.getValue().a()).mul(Tensors.scalar(sign * config.scaling()));  // (out, in)
+                Tensor w = baseWeights.get(e.getKey());
+                w.add_(transposed.get(e.getKey()) ? delta.t() : delta);
+            }
+        }
+    }
+
+    /** Saves adapter_config.json and adapter_model.safetensors in PEFT's layout. */
+    public void save(Path dir, String baseModel) throws IOException {
+        Files.createDirectories(dir);
+        ObjectNode c = Models.jsonMapper().createObjectNode();
+        c.put("peft_type", "LORA");
+        c.put("task_type", "CAUSAL_LM");
+        c.put("base_model_name_or_path", baseModel);
+        c.put("r", config.r());
+        c.put("lora_alpha", config.alpha());
+        c.put("lora_dropout", config.dropout());
+        c.put("use_rslora", config.useRslora());
+        c.put("bias", "none");
+        c.put("fan_in_fan_out", transposed.values().stream().anyMatch(Boolean::booleanValue));
+        var targets = c.putArray("target_modules");
+        config.targetModules().forEach(targets::add);
+        Safetensors.write(dir.resolve("adapter_model.safetensors"), parameters(), Map.of("format", "pt"));
+        AtomicFiles.write(dir.resolve("adapter_config.json"), w -> w.write(Models.jsonMapper().writerWithDefaultPrettyPrinter().writeValueAsString(c) + "\n"));
+    }
+
+    /** Loads a PEFT adapter directory onto {@code model} (its A and B replace fresh ones); every tensor must match. */
+    public static LoraAdapters load(CausalLM model, Path dir) throws IOException {
+        Path cfgFile = dir.resolve("adapter_config.json");
+        JsonNode c;
+        try {
+            c = Models.jsonMapper().readTree(Files.readString(cfgFile));
+        } catch (java.nio.file.NoSuchFileException e) {
+            throw new CheckpointException(cfgFile, null, "file not found");
+        }
+        if (!"LORA".equals(c.path("peft_type").asText())) throw new CheckpointException(cfgFile, null, "key 'peft_type': only LORA adapters are supported");
+        List<String> targets = new ArrayList<>();
+        JsonNode t = c.get("target_modules");
+        if (t != null && t.isArray()) t.forEach(x -> targets.add(x.asText()));
+        else if (t != null && t.isTextual()) targets.add(t.asText());
+        Config config = new Config(c.path("r").asInt(8), c.path("lora_alpha").asDouble(8), c.path("lora_dropout").asDouble(0), targets, c.path("use_rslora").asBoolean(false));
+        LoraAdapters l = attach(model, config, 0);
+        Safetensors.Reader r = Safetensors.open(dir.resolve("adapter_model.safetensors"));
+        try (StepScope s = new StepScope(); NoGradGuard g = new NoGradGuard()) {
+            for (Map.Entry<String, Tensor> e : l.parameters().entrySet()) {
+                if (!r.entries().containsKey(e.getKey())) throw new CheckpointException(r.file(), e.getKey(), "missing from the adapter");
+                if (!java.util.Arrays.equals(r.entry(e.getKey()).shape(), Tensors.shape(e.getValue())))
+                    throw new CheckpointException(r.file(), e.getKey(), "shape " + java.util.Arrays.toString(r.entry(e.getKey()).shape()) + " does not fit the model");
+                e.getValue().copy_(r.read(e.getKey(), model.dtype()));
+            }
+        }
+        return l;
+    }
+
+    @Override
+    public void close() {
+        for (Adapter a : adapters.values()) {
+            a.a().close();
+            a.b().close();
+        }
+    }
+
+}
