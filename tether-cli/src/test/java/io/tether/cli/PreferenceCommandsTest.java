@@ -135,6 +135,18 @@ class PreferenceCommandsTest {
     }
 
     @Test
+    void combinedLossTypesFromTheConfig() throws IOException {
+        Path cfg = tmp.resolve("mpo.yaml");
+        Files.writeString(cfg, "loss_type: [sigmoid, bco_pair, sft]\nloss_weights: [0.8, 0.2, 1.0]\nmax_steps: 3\n");
+        String[] r = TextCliTest.run("dpo", "--config", cfg.toString(), "--model", LLAMA.toString(), "--data", pairs().toString(), "--output-dir", tmp.resolve("mpo").toString());
+        assertEquals("0", r[0], r[2]);
+        Files.writeString(cfg, "loss_type: [sigmoid, sft]\nloss_weights: [1.0]\n");
+        r = TextCliTest.run("dpo", "--config", cfg.toString(), "--model", LLAMA.toString(), "--data", pairs().toString(), "--output-dir", tmp.resolve("bad").toString());
+        assertEquals("2", r[0]);
+        assertTrue(r[2].contains("loss_weights has 1 entries for 2 loss types"), r[2]);
+    }
+
+    @Test
     void ktoWarnsAboutItsWeightRatio() throws IOException {
         Path data = tmp.resolve("kto.jsonl");
         List<String> lines = new ArrayList<>();

@@ -35,7 +35,7 @@ public final class RewardRun {
      */
     public record Config(Path model, Path data, Path evalData, double evalFraction, Path outputDir, int maxLength,
                          double centerRewardsCoefficient, String sliceField, String dtype, TrainerConfig trainer,
-                         boolean process, String stepSeparator, boolean trainOnLastStepOnly) {
+                         boolean process, String stepSeparator, boolean trainOnLastStepOnly, io.tether.model.LoraAdapters.Config lora) {
         public Config {
             if (model == null) throw new IllegalArgumentException("key 'model': missing");
             if (data == null) throw new IllegalArgumentException("key 'data': missing");
@@ -58,9 +58,10 @@ public final class RewardRun {
             String separator = c.string("step_separator", "\n");
             boolean lastOnly = c.bool("train_on_last_step_only", false);
             TrainerConfig t = c.trainerConfig();
+            io.tether.model.LoraAdapters.Config lora = io.tether.train.PeftSettings.from(c);
             c.rejectUnknownKeys();
             return c.validated(() -> new Config(model, data, evalData, evalData == null ? evalFraction : 0, out, maxLength, center, slice, dtype, t,
-                    kind.equals("process"), separator, lastOnly));
+                    kind.equals("process"), separator, lastOnly, lora));
         }
 
         Map<String, Object> resolved() {
@@ -105,6 +106,7 @@ public final class RewardRun {
             model = Models.withRewardHead(loaded.model(), c.trainer().seed());
             loaded.close();
         }
+        if (c.lora() != null) io.tether.model.LoraAdapters.attach(model, c.lora(), c.trainer().seed());
         TextAssets text = TextAssets.load(c.model()).orElse(null);
         try {
             TokenRecords.TextEncoder encoder = text == null ? null : new TokenRecords.TextEncoder(text.tokenizer(), text.template(), true);
@@ -148,7 +150,8 @@ public final class RewardRun {
             ObjectNode norm = model.config().json().putObject("tether_reward_normalization");
             norm.put("mean", mean);
             norm.put("std", std);
-            Models.save(model, run.root().resolve("model"), null, null, c.model(), Models.DEFAULT_MAX_SHARD_BYTES);
+            if (model.lora() != null) io.tether.train.PeftSettings.saveResult(model, run.root(), c.model(), null);
+            else Models.save(model, run.root().resolve("model"), null, null, c.model(), Models.DEFAULT_MAX_SHARD_BYTES);
             RewardEvaluation.Report report = eval.isEmpty() ? null : RewardEvaluation.evaluate(model, eval, c.trainer().perDeviceTrainBatchSize(), 10);
             if (report != null) io.tether.engine.AtomicFiles.write(run.root().resolve("eval.json"), w -> w.write(EvalJson.of(report)));
             return new Result(result, report, mean, std);

@@ -69,6 +69,11 @@ public final class ConfigTree {
         return n == null || n.isNull() ? null : n;
     }
 
+    /** The raw value (null when absent), marked as read: for keys that take a list or a string. */
+    public JsonNode raw(String key) {
+        return get(key);
+    }
+
     public String string(String key, String dflt) {
         JsonNode n = get(key);
         if (n == null) return dflt;

@@ -41,7 +41,7 @@ public final class PreferenceRun {
                          double evalFraction, Path outputDir, int maxLength, DpoLoss.Config dpo, double simpoGamma, double cpoAlpha,
                          double desirableWeight, double undesirableWeight, boolean syncRefModel, double refModelMixupAlpha,
                          int refModelSyncSteps, Double ldAlpha, boolean useWeighting, String ktoLossType, String dtype, TrainerConfig trainer,
-                         Map<String, Object> resolved) {
+                         io.tether.model.LoraAdapters.Config lora, Map<String, Object> resolved) {
 
         public static Config from(String method, ConfigTree c) {
             Path model = c.path("model"), ref = c.path("ref_model"), refLogprobs = c.path("ref_logprobs"), data = c.path("data"),
@@ -51,10 +51,9 @@ public final class PreferenceRun {
             int maxLength = c.integer("max_length", 1024);
             double beta = c.number("beta", method.equals("simpo") ? 2.0 : 0.1);
             List<String> types = new ArrayList<>();
-            JsonNode lt = c.tree().get("loss_type");
+            JsonNode lt = c.raw("loss_type");
             if (lt != null && lt.isArray()) lt.forEach(x -> types.add(x.asText()));
             else types.add(c.string("loss_type", method.equals("kto") ? "kto" : "sigmoid"));
-            c.string("loss_type", null);
             String ktoLossType = "kto";
             if (method.equals("kto")) {
                 ktoLossType = types.get(0);
@@ -63,12 +62,13 @@ public final class PreferenceRun {
                 types.set(0, "sigmoid");
             }
             List<Double> weights = null;
-            JsonNode lw = c.tree().get("loss_weights");
+            JsonNode lw = c.raw("loss_weights");
             if (lw != null && lw.isArray()) {
                 weights = new ArrayList<>();
                 for (JsonNode w : lw) weights.add(w.asDouble());
+            } else if (lw != null) {
+                throw new IllegalArgumentException("key 'loss_weights': expected a list of numbers, got " + lw);
             }
-            c.string("loss_weights", null);
             double smoothing = c.number("label_smoothing", 0.0);
             String fdiv = c.string("f_divergence_type", "reverse_kl");
             double falpha = c.number("f_alpha_divergence_coef", 0.5), tau = c.number("discopop_tau", 0.05);
@@ -78,12 +78,13 @@ public final class PreferenceRun {
             boolean sync = c.bool("sync_ref_model", false);
             double mixup = c.number("ref_model_mixup_alpha", 0.6);
             int syncSteps = c.integer("ref_model_sync_steps", 512);
-            Double ldAlpha = c.tree().hasNonNull("ld_alpha") ? c.number("ld_alpha", 1.0) : null;
-            c.number("ld_alpha", 1.0);
+            Double ldAlpha = c.raw("ld_alpha") != null ? c.number("ld_alpha", 1.0) : null;
             boolean useWeighting = c.bool("use_weighting", false);
             String dtype = c.string("dtype", "fp32");
             TrainerConfig t = c.trainerConfig();
+            io.tether.model.LoraAdapters.Config lora = PeftSettings.from(c);
             c.rejectUnknownKeys();
+            if (lora != null && sync) throw new IllegalArgumentException("key 'sync_ref_model': TR-DPO needs a separate reference model, and with use_peft the reference is the policy without adapters");
             if (model == null) throw new IllegalArgumentException("key 'model': missing");
             if (data == null) throw new IllegalArgumentException("key 'data': missing");
             if (out == null) throw new IllegalArgumentException("key 'output_dir': missing");
@@ -106,7 +107,7 @@ public final class PreferenceRun {
             resolved.put("learning_rate", t.learningRate());
             resolved.put("seed", t.seed());
             return new Config(method, model, ref, refLogprobs, precompute, data, evalData, evalFraction, out, maxLength, dpo, gamma, cpoAlpha,
-                    dw, uw, sync, mixup, syncSteps, ldAlpha, useWeighting, ktoLossType, dtype, t, resolved);
+                    dw, uw, sync, mixup, syncSteps, ldAlpha, useWeighting, ktoLossType, dtype, t, lora, resolved);
         }
 
         boolean referenceFree() {
@@ -121,6 +122,8 @@ public final class PreferenceRun {
         if (!resume && run.latestCheckpoint().isPresent())
             throw new IllegalArgumentException("key 'output_dir': " + c.outputDir() + " already holds checkpoints; pass --resume or choose another directory");
         Models.LoadedModel policy = Models.load(c.model(), dtype);
+        if (c.lora() != null) io.tether.model.LoraAdapters.attach(policy.model(), c.lora(), c.trainer().seed());
+        boolean adapterReference = c.lora() != null && c.refModel() == null && c.refLogprobs() == null && !c.precomputeRefLogProbs();
         TextAssets text = TextAssets.load(c.model()).orElse(null);
         CausalLM reference = null;
         try {
@@ -144,8 +147,12 @@ public final class PreferenceRun {
                     train = split.get(0);
                     eval = split.get(1);
                 }
-                reference = Models.load(refDir, dtype).model();
-                provenance.put("reference", "model " + refDir);
+                if (adapterReference) {
+                    provenance.put("reference", "the policy with its LoRA adapters disabled");
+                } else {
+                    reference = Models.load(refDir, dtype).model();
+                    provenance.put("reference", "model " + refDir);
+                }
                 run.writeProvenance(provenance);
                 // TRL's check: desirable_weight * n_desirable / (undesirable_weight * n_undesirable) should lie in [1, 4/3].
                 long nd = train.stream().filter(KtoTraining.Example::desirable).count(), nu = train.size() - nd;
@@ -187,6 +194,8 @@ public final class PreferenceRun {
                 }
                 train = withReference(train, java.util.Arrays.copyOfRange(cached, 0, train.size()));
                 eval = withReference(eval, java.util.Arrays.copyOfRange(cached, train.size(), both.size()));
+            } else if (adapterReference) {
+                source = "the policy with its LoRA adapters disabled (one model in memory)";
             } else {
                 reference = Models.load(refDir, dtype).model();
                 source = (c.refModel() != null ? "checkpoint " : "frozen copy of the initial policy ") + refDir;
@@ -218,8 +227,9 @@ public final class PreferenceRun {
         }
     }
 
-    private static Trainer.Result finish(Config c, RunDirectory run, Models.LoadedModel policy, Trainer.Result r) {
-        Models.save(policy.model(), run.root().resolve("model"), null, policy.storedDtypes(), c.model(), Models.DEFAULT_MAX_SHARD_BYTES);
+    private static Trainer.Result finish(Config c, RunDirectory run, Models.LoadedModel policy, Trainer.Result r) throws IOException {
+        if (policy.model().lora() != null) PeftSettings.saveResult(policy.model(), run.root(), c.model(), policy.storedDtypes());
+        else Models.save(policy.model(), run.root().resolve("model"), null, policy.storedDtypes(), c.model(), Models.DEFAULT_MAX_SHARD_BYTES);
         return r;
     }
 

@@ -23,7 +23,8 @@ import java.util.Map;
  *                           template marks with {@code {% generation %}} (else, as TRL, on the whole conversation)
  */
 public record SftConfig(Path model, Path modelConfig, Path tokenizer, Path data, Path evalData, double evalFraction, Path outputDir,
-                        int maxLength, boolean packing, boolean completionOnlyLoss, boolean assistantOnlyLoss, String dtype, TrainerConfig trainer) {
+                        int maxLength, boolean packing, boolean completionOnlyLoss, boolean assistantOnlyLoss, String dtype, TrainerConfig trainer,
+                        io.tether.model.LoraAdapters.Config lora) {
     public SftConfig {
         if ((model == null) == (modelConfig == null)) throw new IllegalArgumentException("key 'model': give exactly one of 'model' (an HF directory) or 'model_config' (a config.json to initialise from)");
         if (data == null) throw new IllegalArgumentException("key 'data': missing");
@@ -43,8 +44,9 @@ public record SftConfig(Path model, Path modelConfig, Path tokenizer, Path data,
         boolean assistantOnly = c.bool("assistant_only_loss", false);
         String dtype = c.string("dtype", "fp32");
         TrainerConfig trainer = c.trainerConfig();
+        io.tether.model.LoraAdapters.Config lora = PeftSettings.from(c);
         c.rejectUnknownKeys();
-        return c.validated(() -> new SftConfig(model, modelConfig, tokenizer, data, evalData, evalFraction, out, maxLength, packing, completionOnly, assistantOnly, dtype, trainer));
+        return c.validated(() -> new SftConfig(model, modelConfig, tokenizer, data, evalData, evalFraction, out, maxLength, packing, completionOnly, assistantOnly, dtype, trainer, lora));
     }
 
     /** Every setting, defaults included, as written to the run's config.yaml. */
@@ -82,6 +84,14 @@ public record SftConfig(Path model, Path modelConfig, Path tokenizer, Path data,
         m.put("save_steps", t.saveSteps());
         m.put("save_total_limit", t.saveTotalLimit());
         m.put("nan_policy", t.nanPolicy());
+        m.put("use_peft", lora != null);
+        if (lora != null) {
+            m.put("lora_r", lora.r());
+            m.put("lora_alpha", lora.alpha());
+            m.put("lora_dropout", lora.dropout());
+            m.put("lora_target_modules", lora.targetModules());
+            m.put("use_rslora", lora.useRslora());
+        }
         m.put("bf16", t.bf16());
         return m;
     }

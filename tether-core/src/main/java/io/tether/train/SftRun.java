@@ -77,11 +77,13 @@ public final class SftRun {
             provenance.put("train_rows", trainRows.size());
             provenance.put(resume ? "resumed_at" : "started_at", Instant.now().toString());
             run.writeProvenance(provenance);
+            if (c.lora() != null) io.tether.model.LoraAdapters.attach(model, c.lora(), c.trainer().seed());
             Trainer<Sft.Row> trainer = new Trainer<>(model, new Sft(), trainRows, evalRows, c.trainer(), run,
                     GradientSync.SINGLE_PROCESS, listener, textDir);
             Trainer.Result result = trainer.train(resume);
             // The finished model, loadable by tether generate / logprobs: the last checkpoint's weights.
-            Models.save(model, run.root().resolve("model"), null, loaded == null ? null : loaded.storedDtypes(), textDir, Models.DEFAULT_MAX_SHARD_BYTES);
+            if (model.lora() != null) PeftSettings.saveResult(model, run.root(), c.model() != null ? c.model() : textDir, loaded == null ? null : loaded.storedDtypes());
+            else Models.save(model, run.root().resolve("model"), null, loaded == null ? null : loaded.storedDtypes(), textDir, Models.DEFAULT_MAX_SHARD_BYTES);
             return result;
         } finally {
             model.close();
