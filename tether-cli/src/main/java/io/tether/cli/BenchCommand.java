@@ -434,12 +434,14 @@ final class BenchCommand implements Runnable {
                 ObjectNode o = JSON.createObjectNode();
                 o.put("benchmark", "dpo");
                 o.put("matmul_1024_fp32_gflops_peak", round(peak[1]));
-                for (String which : new String[] {"sft", "live", "precomputed"}) phaseInChild(which).properties().forEach(e -> o.set(e.getKey(), e.getValue()));
+                for (String which : new String[] {"sft", "live", "precomputed", "lora"}) phaseInChild(which).properties().forEach(e -> o.set(e.getKey(), e.getValue()));
                 double sft = o.get("sft_step_seconds_median").asDouble(), live = o.get("dpo_live_reference_step_seconds_median").asDouble(),
                         pre = o.get("dpo_precomputed_reference_step_seconds_median").asDouble();
                 o.put("dpo_live_over_sft_step", round3(live / sft));
                 o.put("dpo_precomputed_over_sft_step", round3(pre / sft));
                 o.put("precomputed_peak_rss_over_sft", round3(o.get("dpo_precomputed_reference_peak_rss_mb").asDouble() / o.get("sft_peak_rss_mb").asDouble()));
+                o.put("lora_peak_rss_over_full_with_reference", round3(o.get("dpo_lora_peak_rss_mb").asDouble() / o.get("dpo_live_reference_peak_rss_mb").asDouble()));
+                o.put("lora_step_over_full_with_reference", round3(o.get("dpo_lora_step_seconds_median").asDouble() / live));
                 report(bench.root.spec.commandLine().getOut(), null, o);
                 double tokensPerStep = 2.0 * batch * (promptLen + completionLen);
                 bench.root.spec.commandLine().getOut().printf("tokens_per_second=%.1f%n", tokensPerStep / (precomputeRef ? pre : live));
@@ -467,7 +469,14 @@ final class BenchCommand implements Runnable {
                             io.tether.objective.DpoLoss.Config.of(0.1, "sigmoid"), 0, 0, null, 0, 0);
                     phase(o, "dpo_precomputed_reference", config, precomputed, batch, new io.tether.train.PreferenceTraining(settings), tokensPerStep);
                 }
-                default -> throw new IllegalArgumentException("--phase must be sft, live or precomputed");
+                case "lora" -> {
+                    // One model in memory: LoRA (r 16, all-linear) on the policy, the reference is the policy with adapters off.
+                    var settings = new io.tether.train.PreferenceTraining.Settings(io.tether.train.PreferenceTraining.Kind.DPO,
+                            io.tether.objective.DpoLoss.Config.of(0.1, "sigmoid"), 0, 0, null, 0, 0);
+                    phase(o, "dpo_lora", config, pairs, batch, new io.tether.train.PreferenceTraining(settings), tokensPerStep,
+                            new io.tether.model.LoraAdapters.Config(16, 32, 0.0, List.of("all-linear"), false));
+                }
+                default -> throw new IllegalArgumentException("--phase must be sft, live, precomputed or lora");
             }
             o.remove("benchmark");
             o.remove("matmul_1024_fp32_gflops_peak");
@@ -478,8 +487,14 @@ final class BenchCommand implements Runnable {
 
         /** Median step seconds of {@code steps} optimizer steps of {@code method} (after one warm-up), with this phase's peak RSS. */
         private <E> double phase(ObjectNode o, String name, ModelConfig config, List<E> data, int perStep, io.tether.train.TrainingMethod<E> method, double tokensPerStep) throws IOException {
+            return phase(o, name, config, data, perStep, method, tokensPerStep, null);
+        }
+
+        private <E> double phase(ObjectNode o, String name, ModelConfig config, List<E> data, int perStep, io.tether.train.TrainingMethod<E> method,
+                                 double tokensPerStep, io.tether.model.LoraAdapters.Config lora) throws IOException {
             List<Double> times = new ArrayList<>();
             try (CausalLM m = Models.create(config, DType.F32, 0)) {
+                if (lora != null) io.tether.model.LoraAdapters.attach(m, lora, 0);
                 var c = new io.tether.train.TrainerConfig(steps + 1, 1, perStep, 1, 1e-5, "constant", 0, 0, 0.0, 0.9, 0.999, 1e-8, 1.0, 0, 1, 0, 0, 1, "stop", false);
                 java.nio.file.Path dir = java.nio.file.Files.createTempDirectory("tether-bench-dpo");
                 try {
