@@ -121,6 +121,13 @@ final class BenchCommand implements Runnable {
         return o;
     }
 
+    /** Peak resident memory of this process (VmHWM), MB. */
+    static double peakRssMb() throws IOException {
+        for (String line : java.nio.file.Files.readAllLines(java.nio.file.Path.of("/proc/self/status")))
+            if (line.startsWith("VmHWM:")) return Long.parseLong(line.replaceAll("[^0-9]", "")) / 1024.0;
+        return Double.NaN;
+    }
+
     static double round(double v) {
         return Math.round(v * 100) / 100.0;
     }
@@ -290,11 +297,6 @@ final class BenchCommand implements Runnable {
             return 0;
         }
 
-        private static double peakRssMb() throws IOException {
-            for (String line : java.nio.file.Files.readAllLines(java.nio.file.Path.of("/proc/self/status")))
-                if (line.startsWith("VmHWM:")) return Long.parseLong(line.replaceAll("[^0-9]", "")) / 1024.0;
-            return Double.NaN;
-        }
 
         private static void deleteTree(java.nio.file.Path p) throws IOException {
             try (var w = java.nio.file.Files.walk(p)) {
@@ -517,10 +519,5 @@ final class BenchCommand implements Runnable {
             return sec;
         }
 
-        private static double peakRssMb() throws IOException {
-            for (String line : java.nio.file.Files.readAllLines(java.nio.file.Path.of("/proc/self/status")))
-                if (line.startsWith("VmHWM:")) return Long.parseLong(line.replaceAll("[^0-9]", "")) / 1024.0;
-            return Double.NaN;
-        }
     }
 }

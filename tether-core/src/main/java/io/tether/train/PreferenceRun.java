@@ -137,8 +137,8 @@ public final class PreferenceRun {
             provenance.put("libtorch", Torch.version());
             provenance.put("seed", c.trainer().seed());
             provenance.put("data_sha256", RunDirectory.sha256(c.data()));
-            provenance.put("initial_weights", weightsHash(c.model()));
-            provenance.put("reference_weights", c.referenceFree() ? null : weightsHash(refDir));
+            provenance.put("initial_weights", RunDirectory.weightsHash(c.model()));
+            provenance.put("reference_weights", c.referenceFree() ? null : RunDirectory.weightsHash(refDir));
             Trainer.Listener diagnostics = new Diagnostics(listener, c);
             if (c.method().equals("kto")) {
                 List<KtoTraining.Example> train = unpaired(c.data(), records, c.maxLength()), eval = unpaired(c.evalData(), evalRecords, c.maxLength());
@@ -287,7 +287,7 @@ public final class PreferenceRun {
     public static ObjectNode key(Path data, Path refDir) throws IOException {
         ObjectNode k = RunDirectory.JSON.createObjectNode();
         k.put("data_sha256", RunDirectory.sha256(data));
-        k.put("model_weights", weightsHash(refDir));
+        k.put("model_weights", RunDirectory.weightsHash(refDir));
         return k;
     }
 
@@ -329,14 +329,6 @@ public final class PreferenceRun {
         return out.toArray(new double[0][]);
     }
 
-    static String weightsHash(Path dir) throws IOException {
-        List<String> parts = new ArrayList<>();
-        try (var files = Files.list(dir)) {
-            for (Path f : files.sorted().toList())
-                if (f.getFileName().toString().endsWith(".safetensors")) parts.add(f.getFileName() + ":" + RunDirectory.sha256(f));
-        }
-        return String.join(",", parts);
-    }
 
     /** Ties (identical chosen and rejected) and contradictions (the same comparison with the opposite label). */
     static String dataCounts(List<PreferenceTraining.Pair> pairs) {

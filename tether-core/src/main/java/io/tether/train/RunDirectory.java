@@ -105,6 +105,16 @@ public final class RunDirectory {
         return Integer.parseInt(m.group(1));
     }
 
+    /** The weights of a model directory, as "file:sha256" of each safetensors file, sorted. */
+    public static String weightsHash(Path dir) throws IOException {
+        List<String> parts = new ArrayList<>();
+        try (var files = Files.list(dir)) {
+            for (Path f : files.sorted().toList())
+                if (f.getFileName().toString().endsWith(".safetensors")) parts.add(f.getFileName() + ":" + sha256(f));
+        }
+        return String.join(",", parts);
+    }
+
     /** sha256 of a file's bytes, hex. */
     public static String sha256(Path file) throws IOException {
         try (InputStream in = Files.newInputStream(file)) {

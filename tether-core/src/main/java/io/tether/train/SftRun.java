@@ -37,7 +37,7 @@ public final class SftRun {
         if (c.model() != null) {
             loaded = Models.load(c.model(), dtype);
             model = loaded.model();
-            initialWeights = weightsHash(c.model());
+            initialWeights = RunDirectory.weightsHash(c.model());
         } else {
             ModelConfig config = ModelConfig.readFile(c.modelConfig());
             model = Models.create(config, dtype, c.trainer().seed());
@@ -132,14 +132,6 @@ public final class SftRun {
         return new Sft.Example(idsMask[0], idsMask[1]);
     }
 
-    private static String weightsHash(Path dir) throws IOException {
-        List<String> parts = new ArrayList<>();
-        try (var files = Files.list(dir)) {
-            for (Path f : files.sorted().toList())
-                if (f.getFileName().toString().endsWith(".safetensors")) parts.add(f.getFileName() + ":" + RunDirectory.sha256(f));
-        }
-        return String.join(",", parts);
-    }
 
     private static String versionOf(Class<?> c) {
         String v = c.getPackage().getImplementationVersion();
