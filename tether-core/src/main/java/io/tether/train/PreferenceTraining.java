@@ -190,6 +190,18 @@ public final class PreferenceTraining implements TrainingMethod<PreferenceTraini
         }
     }
 
+    /** Per-token log-probs [N, L-1] of each row's completion tokens (others masked) and the mask, with gradient. */
+    public static Tensor[] scoreTokens(CausalLM model, List<long[]> prompts, List<long[]> completions) {
+        Scored s = score(model, prompts, completions);
+        return new Tensor[] {s.tokenLogps().mul(s.mask()), s.mask()};
+    }
+
+    /** The reference's per-token log-probs laid out as {@link #scoreTokens}, without gradient. */
+    public static Tensor referenceTokenLogps(CausalLM policy, List<long[]> prompts, List<long[]> completions, CausalLM reference) {
+        Scored s = referenceScores(policy, prompts, completions, reference, null);
+        return s.tokenLogps().mul(s.mask()).detach();
+    }
+
     /** TR-DPO (Gorbatovski et al. 2024): every τ steps the reference moves toward the policy, θ_ref ← αθ + (1−α)θ_ref. */
     @Override
     public void afterStep(int step, CausalLM model) {

@@ -1,0 +1,91 @@
+package io.tether.reward;
+
+import static org.junit.jupiter.api.Assertions.*;
+
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import java.util.OptionalDouble;
+import java.util.Random;
+
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+import io.tether.engine.DType;
+import io.tether.engine.Torch;
+import io.tether.generate.Generator;
+import io.tether.generate.SamplingConfig;
+import io.tether.model.CausalLM;
+import io.tether.model.ModelConfig;
+import io.tether.model.Models;
+import io.tether.objective.Grpo;
+import io.tether.train.GradientSync;
+import io.tether.train.RunDirectory;
+import io.tether.train.Trainer;
+import io.tether.train.TrainerConfig;
+
+class GrpoTrainingTest {
+    @TempDir Path tmp;
+
+    @BeforeAll
+    static void load() {
+        Torch.init();
+    }
+
+    static List<GrpoTraining.Prompt> prompts(int n, long seed) {
+        Random r = new Random(seed);
+        List<GrpoTraining.Prompt> out = new ArrayList<>();
+        for (int i = 0; i < n; i++) out.add(new GrpoTraining.Prompt(new long[] {8 + r.nextInt(24), 8 + r.nextInt(24)}, Map.of(), null));
+        return out;
+    }
+
+    static double greedyRate(CausalLM m, List<GrpoTraining.Prompt> prompts) {
+        List<long[]> ids = new ArrayList<>();
+        for (var p : prompts) ids.add(p.ids());
+        int hits = 0;
+        for (var g : Generator.generate(m, ids, SamplingConfig.greedy(1))) hits += g.tokens()[0] == 5 ? 1 : 0;
+        return (double) hits / prompts.size();
+    }
+
+    @Test
+    void grpoLearnsAVerifiableRewardAgainstAFrozenReference() throws java.io.IOException {
+        ModelConfig config = ModelConfig.llama(32, 32, 2, 4, 2, 64, 64);
+        try (CausalLM policy = Models.create(config, DType.F32, 2); CausalLM reference = Models.create(config, DType.F32, 2)) {
+            // The verifiable reward: the answer must start with token 5.
+            RewardFunction startsWithFive = (prompt, completion, tokens, record) -> OptionalDouble.of(tokens.length > 0 && tokens[0] == 5 ? 1.0 : 0.0);
+            var settings = new GrpoTraining.Settings(new Grpo.Config(0.2, 0.28, 0.04, "dapo", "group", 2), 8,
+                    new SamplingConfig(2, 1.0, 0, 1.0, 7, List.of(), List.of(), true), startsWithFive, reference, null);
+            List<GrpoTraining.Prompt> held = prompts(64, 2);
+            double before = greedyRate(policy, held);
+            TrainerConfig c = new TrainerConfig(40, 1, 8, 1, 1e-2, "constant", 0, 0, 0.0, 0.9, 0.999, 1e-8, 1.0, 3, 10, 0, 0, 1, "stop", false);
+            new Trainer<>(policy, new GrpoTraining(settings), prompts(256, 1), List.of(), c, new RunDirectory(tmp), GradientSync.SINGLE_PROCESS, null, null).train(false);
+            double after = greedyRate(policy, held);
+            System.out.printf("GRPO: greedy answers starting with 5: %.3f -> %.3f%n", before, after);
+            assertTrue(after >= 0.8 && after > before, before + " -> " + after);
+            assertTrue(java.nio.file.Files.readString(tmp.resolve("metrics.jsonl")).contains("\"reward\""));
+        }
+    }
+
+    @Test
+    void gsm8kStyleAnswersAreVerified() {
+        RewardFunction exact = RewardFunction.exactAnswer("answer");
+        Map<String, Object> record = Map.of("answer", "Janet sells 9 eggs... #### 18");
+        assertEquals(1.0, exact.score("", "so she earns $18 a day. #### 18", new long[0], record).getAsDouble());
+        assertEquals(1.0, exact.score("", "The answer is 18.", new long[0], record).getAsDouble());
+        assertEquals(0.0, exact.score("", "#### 1,800", new long[0], record).getAsDouble());
+        assertTrue(exact.score("", "I don't know", new long[0], record).isEmpty());
+        // A real GSM8K record: its own worked answer scores 1.
+        try {
+            String line = java.nio.file.Files.readAllLines(Path.of(System.getProperty("tether.shared", "../shared")).resolve("fixtures/datasets/gsm8k/test.jsonl")).get(0);
+            Map<String, Object> gsm = new com.fasterxml.jackson.databind.ObjectMapper().readValue(line, new com.fasterxml.jackson.core.type.TypeReference<Map<String, Object>>() {});
+            assertEquals(1.0, exact.score("", gsm.get("answer").toString(), new long[0], gsm).getAsDouble());
+            assertEquals(0.0, exact.score("", "#### 123456789", new long[0], gsm).getAsDouble());
+        } catch (java.io.IOException e) {
+            fail(e);
+        }
+        RewardFunction both = RewardFunction.weightedSum(List.of(exact, RewardFunction.lengthPenalty(4, 0.1)), List.of(1.0, 1.0));
+        assertEquals(1.0 - 0.6, both.score("", "#### 18", new long[10], record).getAsDouble(), 1e-12);
+    }
+}
