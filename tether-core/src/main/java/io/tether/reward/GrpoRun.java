@@ -1,0 +1,150 @@
+package io.tether.reward;
+
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+
+import com.fasterxml.jackson.core.type.TypeReference;
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+
+import io.tether.data.DataFormatException;
+import io.tether.engine.DType;
+import io.tether.engine.Torch;
+import io.tether.generate.SamplingConfig;
+import io.tether.model.CausalLM;
+import io.tether.model.LoraAdapters;
+import io.tether.model.Models;
+import io.tether.objective.Grpo;
+import io.tether.text.TextAssets;
+import io.tether.train.ConfigTree;
+import io.tether.train.GradientSync;
+import io.tether.train.PeftSettings;
+import io.tether.train.RunDirectory;
+import io.tether.train.Trainer;
+import io.tether.train.TrainerConfig;
+
+/**
+ * {@code tether grpo}: prompts from JSONL ({@code prompt} text rendered with the chat template when it is a message
+ * list, or {@code prompt_ids}), rewards from built-in functions, TRL's GRPOConfig names.
+ */
+public final class GrpoRun {
+    private GrpoRun() {}
+
+    private static final ObjectMapper JSON = new ObjectMapper();
+
+    public record Config(Path model, Path data, Path outputDir, Grpo.Config grpo, int numGenerations, double temperature, int topK, double topP,
+                         String answerField, String formatRegex, double formatWeight, int lengthLimit, double lengthPenalty, String dtype,
+                         TrainerConfig trainer, LoraAdapters.Config lora, Map<String, Object> resolved) {
+
+        public static Config from(ConfigTree c) {
+            Path model = c.path("model"), data = c.path("data"), out = c.path("output_dir");
+            double eps = c.number("epsilon", 0.2), epsHigh = c.number("epsilon_high", eps), beta = c.number("beta", 0.0);
+            String lossType = c.string("loss_type", "dapo"), scale = c.string("scale_rewards", "group");
+            int maxCompletion = c.integer("max_completion_length", 256), g = c.integer("num_generations", 8);
+            double temperature = c.number("temperature", 1.0), topP = c.number("top_p", 1.0);
+            int topK = c.integer("top_k", 0);
+            String answer = c.string("reward_answer_field", "answer"), regex = c.string("reward_format_regex", null);
+            double formatWeight = c.number("reward_format_weight", 0.5), lengthPenalty = c.number("reward_length_penalty", 0.0);
+            int lengthLimit = c.integer("reward_length_limit", maxCompletion);
+            String dtype = c.string("dtype", "fp32");
+            TrainerConfig t = c.trainerConfig();
+            LoraAdapters.Config lora = PeftSettings.from(c);
+            c.rejectUnknownKeys();
+            if (model == null) throw new IllegalArgumentException("key 'model': missing");
+            if (data == null) throw new IllegalArgumentException("key 'data': missing");
+            if (out == null) throw new IllegalArgumentException("key 'output_dir': missing");
+            if (g < 2) throw new IllegalArgumentException("key 'num_generations': group-relative advantages need at least 2, got " + g);
+            Grpo.Config grpo = c.validated(() -> new Grpo.Config(eps, epsHigh, beta, lossType, scale, maxCompletion));
+            Map<String, Object> resolved = new LinkedHashMap<>();
+            c.tree().properties().forEach(e -> resolved.put(e.getKey(), e.getValue()));
+            resolved.put("num_generations", g);
+            resolved.put("loss_type", lossType);
+            resolved.put("beta", beta);
+            return new Config(model, data, out, grpo, g, temperature, topK, topP, answer, regex, formatWeight, lengthLimit, lengthPenalty, dtype, t, lora, resolved);
+        }
+    }
+
+    public static Trainer.Result run(Config c, boolean resume, Trainer.Listener listener) throws IOException {
+        Torch.init();
+        DType dtype = DType.parse(c.dtype());
+        RunDirectory run = new RunDirectory(c.outputDir());
+        if (!resume && run.latestCheckpoint().isPresent())
+            throw new IllegalArgumentException("key 'output_dir': " + c.outputDir() + " already holds checkpoints; pass --resume or choose another directory");
+        Models.LoadedModel policy = Models.load(c.model(), dtype);
+        if (c.lora() != null) LoraAdapters.attach(policy.model(), c.lora(), c.trainer().seed());
+        TextAssets text = TextAssets.load(c.model()).orElse(null);
+        CausalLM reference = null;
+        try {
+            List<GrpoTraining.Prompt> prompts = prompts(c.data(), text, policy.model().config().vocabSize());
+            if (c.grpo().beta() > 0 && c.lora() == null) reference = Models.load(c.model(), dtype).model();
+            List<RewardFunction> parts = new ArrayList<>(List.of(RewardFunction.exactAnswer(c.answerField())));
+            List<Double> weights = new ArrayList<>(List.of(1.0));
+            if (c.formatRegex() != null) { parts.add(RewardFunction.matches(c.formatRegex())); weights.add(c.formatWeight()); }
+            if (c.lengthPenalty() > 0) { parts.add(RewardFunction.lengthPenalty(c.lengthLimit(), c.lengthPenalty())); weights.add(1.0); }
+            List<Long> stops = policy.model().config().eosTokenIds();
+            var sampling = new SamplingConfig(c.grpo().maxCompletionLength(), c.temperature(), c.topK(), c.topP(), c.trainer().seed(), stops, List.of(), true);
+            var settings = new GrpoTraining.Settings(c.grpo(), c.numGenerations(), sampling, RewardFunction.weightedSum(parts, weights), reference,
+                    text == null ? null : ids -> text.tokenizer().decode(ids, true));
+            run.writeConfig(c.resolved());
+            Map<String, Object> provenance = new LinkedHashMap<>();
+            provenance.put("libtorch", Torch.version());
+            provenance.put("seed", c.trainer().seed());
+            provenance.put("data_sha256", RunDirectory.sha256(c.data()));
+            provenance.put("initial_weights", RunDirectory.weightsHash(c.model()));
+            provenance.put("prompts", prompts.size());
+            run.writeProvenance(provenance);
+            Trainer.Result r = new Trainer<>(policy.model(), new GrpoTraining(settings), prompts, List.of(), c.trainer(), run, GradientSync.SINGLE_PROCESS, listener, c.model()).train(resume);
+            if (policy.model().lora() != null) PeftSettings.saveResult(policy.model(), run.root(), c.model(), policy.storedDtypes());
+            else Models.save(policy.model(), run.root().resolve("model"), null, policy.storedDtypes(), c.model(), Models.DEFAULT_MAX_SHARD_BYTES);
+            return r;
+        } finally {
+            policy.close();
+            if (reference != null) reference.close();
+            if (text != null) text.close();
+        }
+    }
+
+    /** Prompts: {@code prompt_ids}, a text {@code prompt} (or GSM8K's {@code question}), or a message list rendered with the generation prompt. */
+    static List<GrpoTraining.Prompt> prompts(Path file, TextAssets text, int vocab) throws IOException {
+        List<GrpoTraining.Prompt> out = new ArrayList<>();
+        List<String> lines = Files.readAllLines(file);
+        for (int i = 0; i < lines.size(); i++) {
+            if (lines.get(i).isBlank()) continue;
+            Map<String, Object> record;
+            try {
+                record = JSON.readValue(lines.get(i), new TypeReference<Map<String, Object>>() {});
+            } catch (IOException e) {
+                throw new DataFormatException(file, i + 1, "not valid JSON");
+            }
+            JsonNode n = JSON.valueToTree(record);
+            long[] ids;
+            String promptText = null;
+            if (n.has("prompt_ids")) {
+                ids = JSON.convertValue(n.get("prompt_ids"), long[].class);
+            } else {
+                JsonNode p = n.has("prompt") ? n.get("prompt") : n.get("question");
+                if (p == null) throw new DataFormatException(file, i + 1, "expected 'prompt_ids', 'prompt' or 'question'");
+                if (text == null) throw new DataFormatException(file, i + 1, "text prompts need a tokenizer.json beside the model");
+                if (p.isArray()) {
+                    if (text.template() == null) throw new DataFormatException(file, i + 1, "message prompts need a chat template");
+                    List<Map<String, Object>> msgs = JSON.convertValue(p, new TypeReference<List<Map<String, Object>>>() {});
+                    promptText = text.template().render(msgs, true);
+                    ids = text.tokenizer().encode(promptText, false);
+                } else {
+                    promptText = p.asText();
+                    ids = text.tokenizer().encode(promptText, true);
+                }
+            }
+            if (ids.length == 0) throw new DataFormatException(file, i + 1, "the prompt is empty");
+            for (long id : ids) if (id < 0 || id >= vocab) throw new DataFormatException(file, i + 1, "token id " + id + " is outside the vocabulary [0, " + vocab + ")");
+            out.add(new GrpoTraining.Prompt(ids, record, promptText));
+        }
+        if (out.isEmpty()) throw new DataFormatException(file, 0, "no prompts");
+        return out;
+    }
+}
