@@ -2,17 +2,13 @@ package io.tether.cli;
 
 import java.io.IOException;
 import java.io.PrintWriter;
-import java.nio.file.Path;
-import java.util.ArrayList;
-import java.util.List;
 import java.util.Map;
 import java.util.concurrent.Callable;
 
 import picocli.CommandLine.Command;
-import picocli.CommandLine.Option;
+import picocli.CommandLine.Mixin;
 import picocli.CommandLine.ParentCommand;
 
-import io.tether.train.ConfigTree;
 import io.tether.train.PreferenceRun;
 import io.tether.train.Trainer;
 
@@ -22,25 +18,16 @@ final class PreferenceCommands {
 
     abstract static class Base implements Callable<Integer> {
         @ParentCommand TetherCommand root;
-        @Option(names = "--config", description = "YAML settings (TRL DPOConfig names: beta, loss_type, loss_weights, label_smoothing, ...)") Path config;
-        @Option(names = "--set", description = "key=value override (repeatable)") List<String> overrides = new ArrayList<>();
-        @Option(names = "--model", description = "the policy to start from (HF directory)") Path model;
-        @Option(names = "--data", description = "preference records (ids, or TRL text/chat formats)") Path data;
-        @Option(names = "--output-dir") Path outputDir;
-        @Option(names = "--resume", description = "continue from the newest checkpoint") boolean resume;
+        @Mixin RunOptions run;
 
         abstract String method();
 
         @Override
         public Integer call() throws IOException {
             root.initEngine();
-            List<String> all = new ArrayList<>(overrides);
-            if (model != null) all.add("model=" + model);
-            if (data != null) all.add("data=" + data);
-            if (outputDir != null) all.add("output_dir=" + outputDir);
-            PreferenceRun.Config c = PreferenceRun.Config.from(method(), ConfigTree.load(config, all));
+            PreferenceRun.Config c = PreferenceRun.Config.from(method(), run.settings());
             PrintWriter err = root.spec.commandLine().getErr();
-            Trainer.Result r = PreferenceRun.run(c, resume, new SftCommand.ProgressBar(err) {
+            Trainer.Result r = PreferenceRun.run(c, run.resume, new SftCommand.ProgressBar(err) {
                 @Override
                 public void onStep(int step, int total, Map<String, Object> m) {
                     super.onStep(step, total, m);

@@ -11,6 +11,7 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.ParentCommand;
 
@@ -24,7 +25,6 @@ import io.tether.reward.RewardRun;
 import io.tether.reward.RewardScorer;
 import io.tether.reward.RewardTraining;
 import io.tether.text.TextAssets;
-import io.tether.train.ConfigTree;
 
 @Command(name = "rm", mixinStandardHelpOptions = true, description = "Bradley-Terry reward models: train, score, evaluate.",
         subcommands = {RmCommand.Train.class, RmCommand.Score.class, RmCommand.Eval.class})
@@ -43,23 +43,14 @@ final class RmCommand implements Runnable {
                     "Starts from a causal LM (a fresh score head) or an existing reward model; saves HF *ForSequenceClassification."})
     static final class Train implements Callable<Integer> {
         @ParentCommand RmCommand rm;
-        @Option(names = "--config", description = "YAML settings") Path config;
-        @Option(names = "--set", description = "key=value override (repeatable)") List<String> overrides = new ArrayList<>();
-        @Option(names = "--model") Path model;
-        @Option(names = "--data") Path data;
-        @Option(names = "--output-dir") Path outputDir;
-        @Option(names = "--resume", description = "continue from the newest checkpoint") boolean resume;
+        @Mixin RunOptions run;
 
         @Override
         public Integer call() throws IOException {
             rm.root.initEngine();
-            List<String> all = new ArrayList<>(overrides);
-            if (model != null) all.add("model=" + model);
-            if (data != null) all.add("data=" + data);
-            if (outputDir != null) all.add("output_dir=" + outputDir);
-            RewardRun.Config c = RewardRun.Config.from(ConfigTree.load(config, all));
+            RewardRun.Config c = RewardRun.Config.from(run.settings());
             PrintWriter err = rm.root.spec.commandLine().getErr();
-            RewardRun.Result r = RewardRun.run(c, resume, new SftCommand.ProgressBar(err));
+            RewardRun.Result r = RewardRun.run(c, run.resume, new SftCommand.ProgressBar(err));
             if (c.process()) err.printf("%ndone: %d steps; held-out step accuracy %.4f; model saved to %s%n", r.training().steps(), r.rewardMean(), c.outputDir().resolve("model"));
             else err.printf("%ndone: %d steps; training rewards mean %.4f std %.4f; model saved to %s%n", r.training().steps(), r.rewardMean(), r.rewardStd(), c.outputDir().resolve("model"));
             if (r.eval() != null) rm.root.spec.commandLine().getOut().print(EvalJson.table(r.eval()));

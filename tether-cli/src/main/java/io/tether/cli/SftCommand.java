@@ -2,17 +2,13 @@ package io.tether.cli;
 
 import java.io.IOException;
 import java.io.PrintWriter;
-import java.nio.file.Path;
-import java.util.ArrayList;
-import java.util.List;
 import java.util.Map;
 import java.util.concurrent.Callable;
 
 import picocli.CommandLine.Command;
-import picocli.CommandLine.Option;
+import picocli.CommandLine.Mixin;
 import picocli.CommandLine.ParentCommand;
 
-import io.tether.train.ConfigTree;
 import io.tether.train.SftConfig;
 import io.tether.train.SftRun;
 import io.tether.train.Trainer;
@@ -24,31 +20,14 @@ import io.tether.train.Trainer;
 final class SftCommand implements Callable<Integer> {
     @ParentCommand TetherCommand root;
 
-    @Option(names = "--config", description = "YAML file of settings")
-    Path config;
-
-    @Option(names = "--set", description = "override a setting: key=value (repeatable), e.g. --set learning_rate=1e-4")
-    List<String> overrides = new ArrayList<>();
-
-    @Option(names = "--model", description = "shorthand for --set model=DIR") Path model;
-    @Option(names = "--data", description = "shorthand for --set data=FILE") Path data;
-    @Option(names = "--output-dir", description = "shorthand for --set output_dir=DIR") Path outputDir;
-    @Option(names = "--max-steps", description = "shorthand for --set max_steps=N") Integer maxSteps;
-
-    @Option(names = "--resume", description = "continue from the newest checkpoint in output_dir")
-    boolean resume;
+    @Mixin RunOptions run;
 
     @Override
     public Integer call() throws IOException {
         root.initEngine();
-        List<String> all = new ArrayList<>(overrides);
-        if (model != null) all.add("model=" + model);
-        if (data != null) all.add("data=" + data);
-        if (outputDir != null) all.add("output_dir=" + outputDir);
-        if (maxSteps != null) all.add("max_steps=" + maxSteps);
-        SftConfig c = SftConfig.from(ConfigTree.load(config, all));
+        SftConfig c = SftConfig.from(run.settings());
         PrintWriter err = root.spec.commandLine().getErr();
-        Trainer.Result r = SftRun.run(c, resume, new ProgressBar(err));
+        Trainer.Result r = SftRun.run(c, run.resume, new ProgressBar(err));
         err.printf("%ndone: %d steps, last loss %.4f%s; model saved to %s%n", r.steps(), r.lastLoss(),
                 Double.isNaN(r.evalLoss()) ? "" : String.format(", eval loss %.4f", r.evalLoss()), c.outputDir().resolve("model"));
         return 0;

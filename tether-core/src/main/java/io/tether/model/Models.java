@@ -8,7 +8,6 @@ import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
-import java.util.Set;
 import java.util.TreeMap;
 import java.util.regex.Pattern;
 
@@ -317,10 +316,5 @@ public final class Models {
     /** The JSON mapper the model layer reads and writes configs with. */
     public static com.fasterxml.jackson.databind.ObjectMapper jsonMapper() {
         return ModelConfig.JSON;
-    }
-
-    /** Names of the known tokenizer files (for callers that copy a model's text assets). */
-    public static Set<String> tokenizerFiles() {
-        return Set.copyOf(TOKENIZER_FILES);
     }
 }

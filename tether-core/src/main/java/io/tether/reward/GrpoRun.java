@@ -72,9 +72,7 @@ public final class GrpoRun {
     public static Trainer.Result run(Config c, boolean resume, Trainer.Listener listener) throws IOException {
         Torch.init();
         DType dtype = DType.parse(c.dtype());
-        RunDirectory run = new RunDirectory(c.outputDir());
-        if (!resume && run.latestCheckpoint().isPresent())
-            throw new IllegalArgumentException("key 'output_dir': " + c.outputDir() + " already holds checkpoints; pass --resume or choose another directory");
+        RunDirectory run = RunDirectory.open(c.outputDir(), resume);
         Models.LoadedModel policy = Models.load(c.model(), dtype);
         if (c.lora() != null) LoraAdapters.attach(policy.model(), c.lora(), c.trainer().seed());
         TextAssets text = TextAssets.load(c.model()).orElse(null);
@@ -91,10 +89,7 @@ public final class GrpoRun {
             var settings = new GrpoTraining.Settings(c.grpo(), c.numGenerations(), sampling, RewardFunction.weightedSum(parts, weights), reference,
                     text == null ? null : ids -> text.tokenizer().decode(ids, true));
             run.writeConfig(c.resolved());
-            Map<String, Object> provenance = new LinkedHashMap<>();
-            provenance.put("libtorch", Torch.version());
-            provenance.put("seed", c.trainer().seed());
-            provenance.put("data_sha256", RunDirectory.sha256(c.data()));
+            Map<String, Object> provenance = RunDirectory.provenance(c.trainer().seed(), c.data(), resume);
             provenance.put("initial_weights", RunDirectory.weightsHash(c.model()));
             provenance.put("prompts", prompts.size());
             run.writeProvenance(provenance);

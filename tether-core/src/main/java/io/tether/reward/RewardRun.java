@@ -95,9 +95,7 @@ public final class RewardRun {
         Torch.init();
         if (c.process()) return runProcess(c, resume, listener);
         DType dtype = DType.parse(c.dtype());
-        RunDirectory run = new RunDirectory(c.outputDir());
-        if (!resume && run.latestCheckpoint().isPresent())
-            throw new IllegalArgumentException("key 'output_dir': " + c.outputDir() + " already holds checkpoints; pass --resume or choose another directory");
+        RunDirectory run = RunDirectory.open(c.outputDir(), resume);
         Models.LoadedModel loaded = Models.load(c.model(), dtype);
         CausalLM model;
         if (loaded.model().config().isClassifier()) {
@@ -122,10 +120,7 @@ public final class RewardRun {
             }
             boolean margins = train.stream().anyMatch(p -> p.margin() != 0);
             run.writeConfig(c.resolved());
-            Map<String, Object> provenance = new LinkedHashMap<>();
-            provenance.put("libtorch", Torch.version());
-            provenance.put("seed", c.trainer().seed());
-            provenance.put("data_sha256", RunDirectory.sha256(c.data()));
+            Map<String, Object> provenance = RunDirectory.provenance(c.trainer().seed(), c.data(), resume);
             provenance.put("base_model", c.model().toString());
             provenance.put("train_pairs", train.size());
             provenance.put("eval_pairs", eval.size());
@@ -167,7 +162,7 @@ public final class RewardRun {
      */
     static Result runProcess(Config c, boolean resume, Trainer.Listener listener) throws IOException {
         DType dtype = DType.parse(c.dtype());
-        RunDirectory run = new RunDirectory(c.outputDir());
+        RunDirectory run = RunDirectory.open(c.outputDir(), resume);
         TextAssets text = TextAssets.load(c.model()).orElseThrow(() -> new IllegalArgumentException("key 'model': process reward models need a tokenizer.json in " + c.model()));
         Models.LoadedModel loaded = Models.load(c.model(), dtype);
         CausalLM model;
@@ -188,10 +183,7 @@ public final class RewardRun {
                 eval = split.get(1);
             }
             run.writeConfig(c.resolved());
-            Map<String, Object> provenance = new LinkedHashMap<>();
-            provenance.put("libtorch", Torch.version());
-            provenance.put("seed", c.trainer().seed());
-            provenance.put("data_sha256", RunDirectory.sha256(c.data()));
+            Map<String, Object> provenance = RunDirectory.provenance(c.trainer().seed(), c.data(), resume);
             provenance.put("base_model", c.model().toString());
             provenance.put("train_examples", all.size());
             provenance.put("eval_examples", eval.size());

@@ -1,6 +1,5 @@
 package io.tether.reward;
 
-import java.util.ArrayList;
 import java.util.List;
 
 import org.bytedeco.pytorch.NoGradGuard;
@@ -59,12 +58,6 @@ public final class RewardScorer {
     public static long[] lengths(List<long[]> seqs) {
         long[] out = new long[seqs.size()];
         for (int i = 0; i < out.length; i++) out[i] = seqs.get(i).length;
-        return out;
-    }
-
-    static List<long[]> concat(List<long[]> a, List<long[]> b) {
-        List<long[]> out = new ArrayList<>(a);
-        out.addAll(b);
         return out;
     }
 }

@@ -118,9 +118,7 @@ public final class PreferenceRun {
     public static Trainer.Result run(Config c, boolean resume, Trainer.Listener listener) throws IOException {
         Torch.init();
         DType dtype = DType.parse(c.dtype());
-        RunDirectory run = new RunDirectory(c.outputDir());
-        if (!resume && run.latestCheckpoint().isPresent())
-            throw new IllegalArgumentException("key 'output_dir': " + c.outputDir() + " already holds checkpoints; pass --resume or choose another directory");
+        RunDirectory run = RunDirectory.open(c.outputDir(), resume);
         Models.LoadedModel policy = Models.load(c.model(), dtype);
         if (c.lora() != null) io.tether.model.LoraAdapters.attach(policy.model(), c.lora(), c.trainer().seed());
         boolean adapterReference = c.lora() != null && c.refModel() == null && c.refLogprobs() == null && !c.precomputeRefLogProbs();
@@ -133,10 +131,7 @@ public final class PreferenceRun {
             List<TokenRecords.TokenRecord> evalRecords = c.evalData() != null ? TokenRecords.read(c.evalData(), vocab, enc) : List.of();
             run.writeConfig(c.resolved());
             Path refDir = c.refModel() != null ? c.refModel() : c.model();
-            Map<String, Object> provenance = new LinkedHashMap<>();
-            provenance.put("libtorch", Torch.version());
-            provenance.put("seed", c.trainer().seed());
-            provenance.put("data_sha256", RunDirectory.sha256(c.data()));
+            Map<String, Object> provenance = RunDirectory.provenance(c.trainer().seed(), c.data(), resume);
             provenance.put("initial_weights", RunDirectory.weightsHash(c.model()));
             provenance.put("reference_weights", c.referenceFree() ? null : RunDirectory.weightsHash(refDir));
             Trainer.Listener diagnostics = new Diagnostics(listener, c);

@@ -40,6 +40,32 @@ public final class RunDirectory {
         this.root = root;
     }
 
+    /**
+     * The run directory for a new run (refused when it already holds checkpoints, so a finished run is never
+     * overwritten by accident) or for {@code resume}.
+     */
+    public static RunDirectory open(Path root, boolean resume) throws IOException {
+        RunDirectory run = new RunDirectory(root);
+        if (!resume && run.latestCheckpoint().isPresent())
+            throw new IllegalArgumentException("key 'output_dir': " + root + " already holds checkpoints; pass --resume to continue that run or choose another directory");
+        return run;
+    }
+
+    /** What every run records first: versions, threads, seed, the data's hash and when it started or resumed. */
+    public static Map<String, Object> provenance(long seed, Path data, boolean resume) throws IOException {
+        Map<String, Object> p = new java.util.LinkedHashMap<>();
+        String v = RunDirectory.class.getPackage().getImplementationVersion();
+        p.put("tether", v == null ? "dev" : v);
+        p.put("libtorch", io.tether.engine.Torch.version());
+        p.put("java", System.getProperty("java.version"));
+        p.put("os", System.getProperty("os.name") + " " + System.getProperty("os.arch"));
+        p.put("torch_threads", io.tether.engine.Torch.threads());
+        p.put("seed", seed);
+        p.put("data_sha256", sha256(data));
+        p.put(resume ? "resumed_at" : "started_at", java.time.Instant.now().toString());
+        return p;
+    }
+
     public Path root() { return root; }
 
     public Path checkpoints() { return root.resolve("checkpoints"); }

@@ -26,13 +26,6 @@ public final class Sft implements TrainingMethod<Sft.Row> {
             if (ids.length != lossMask.length) throw new IllegalArgumentException("ids and loss mask differ in length");
             if (ids.length == 0) throw new IllegalArgumentException("empty example");
         }
-
-        /** Loss tokens that have a prediction (position 0 has none). */
-        long targets() {
-            long n = 0;
-            for (int i = 1; i < lossMask.length; i++) n += lossMask[i];
-            return n;
-        }
     }
 
     /** A training row: one example, or several packed ({@code documentStarts} gives each one's first index). */

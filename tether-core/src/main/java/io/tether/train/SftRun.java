@@ -3,10 +3,8 @@ package io.tether.train;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.time.Instant;
 import java.util.ArrayList;
 import java.util.Collections;
-import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Random;
@@ -28,9 +26,7 @@ public final class SftRun {
     public static Trainer.Result run(SftConfig c, boolean resume, Trainer.Listener listener) throws IOException {
         Torch.init();
         DType dtype = DType.parse(c.dtype());
-        RunDirectory run = new RunDirectory(c.outputDir());
-        if (!resume && run.latestCheckpoint().isPresent())
-            throw new IllegalArgumentException("key 'output_dir': " + c.outputDir() + " already holds checkpoints; pass --resume to continue that run or choose another directory");
+        RunDirectory run = RunDirectory.open(c.outputDir(), resume);
         Models.LoadedModel loaded = null;
         CausalLM model;
         String initialWeights;
@@ -62,20 +58,12 @@ public final class SftRun {
             List<Sft.Row> trainRows = c.packing() ? Sft.pack(train, c.maxLength()) : Sft.rows(train, c.maxLength());
             List<Sft.Row> evalRows = c.packing() ? Sft.pack(eval, c.maxLength()) : Sft.rows(eval, c.maxLength());
             run.writeConfig(c.resolved());
-            Map<String, Object> provenance = new LinkedHashMap<>();
-            provenance.put("tether", versionOf(SftRun.class));
-            provenance.put("libtorch", Torch.version());
-            provenance.put("java", System.getProperty("java.version"));
-            provenance.put("os", System.getProperty("os.name") + " " + System.getProperty("os.arch"));
-            provenance.put("torch_threads", Torch.threads());
-            provenance.put("seed", c.trainer().seed());
-            provenance.put("data_sha256", RunDirectory.sha256(c.data()));
+            Map<String, Object> provenance = RunDirectory.provenance(c.trainer().seed(), c.data(), resume);
             if (c.evalData() != null) provenance.put("eval_data_sha256", RunDirectory.sha256(c.evalData()));
             provenance.put("initial_weights", initialWeights);
             provenance.put("train_examples", train.size());
             provenance.put("eval_examples", eval.size());
             provenance.put("train_rows", trainRows.size());
-            provenance.put(resume ? "resumed_at" : "started_at", Instant.now().toString());
             run.writeProvenance(provenance);
             if (c.lora() != null) io.tether.model.LoraAdapters.attach(model, c.lora(), c.trainer().seed());
             Trainer<Sft.Row> trainer = new Trainer<>(model, new Sft(), trainRows, evalRows, c.trainer(), run,
@@ -133,10 +121,6 @@ public final class SftRun {
     }
 
 
-    private static String versionOf(Class<?> c) {
-        String v = c.getPackage().getImplementationVersion();
-        return v == null ? "dev" : v;
-    }
 
     /** The resolved YAML, for tests and the CLI. */
     static ObjectNode resolvedTree(SftConfig c) {
