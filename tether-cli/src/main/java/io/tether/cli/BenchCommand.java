@@ -121,13 +121,6 @@ final class BenchCommand implements Runnable {
         return o;
     }
 
-    /** Peak resident memory of this process (VmHWM), MB. */
-    static double peakRssMb() throws IOException {
-        for (String line : java.nio.file.Files.readAllLines(java.nio.file.Path.of("/proc/self/status")))
-            if (line.startsWith("VmHWM:")) return Long.parseLong(line.replaceAll("[^0-9]", "")) / 1024.0;
-        return Double.NaN;
-    }
-
     static double round(double v) {
         return Math.round(v * 100) / 100.0;
     }
@@ -290,7 +283,7 @@ final class BenchCommand implements Runnable {
                     if (!bf16) fp32TokensPerSecond = tps;
                 }
             }
-            o.put("peak_rss_mb", round(peakRssMb()));
+            o.put("peak_rss_mb", round(io.tether.engine.ProcessMemory.peakResidentMb()));
             report(bench.root.spec.commandLine().getOut(), s.out, o);
             bench.root.spec.commandLine().getOut().printf("tokens_per_second=%.1f%n", fp32TokensPerSecond);
             bench.root.spec.commandLine().getOut().flush();
@@ -515,7 +508,7 @@ final class BenchCommand implements Runnable {
             double sec = median(times);
             o.put(name + "_step_seconds_median", round3(sec));
             o.put(name + "_tokens_per_second", round(tokensPerStep / sec));
-            o.put(name + "_peak_rss_mb", round(peakRssMb()));
+            o.put(name + "_peak_rss_mb", round(io.tether.engine.ProcessMemory.peakResidentMb()));
             return sec;
         }
 

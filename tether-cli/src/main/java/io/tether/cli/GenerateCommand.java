@@ -1,14 +1,11 @@
 package io.tether.cli;
 
 import java.io.IOException;
-import java.io.Writer;
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.Callable;
 
-import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import picocli.CommandLine.ArgGroup;
@@ -16,8 +13,7 @@ import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.ParentCommand;
 
-import io.tether.data.DataFormatException;
-import io.tether.engine.AtomicFiles;
+import io.tether.data.PromptRecords;
 import io.tether.engine.DType;
 import io.tether.generate.Generator;
 import io.tether.generate.SamplingConfig;
@@ -89,9 +85,8 @@ final class GenerateCommand implements Callable<Integer> {
         if (batchSize < 1) throw new IllegalArgumentException("--batch-size must be >= 1, got " + batchSize);
         try (Models.LoadedModel m = Models.load(model, DType.parse(dtype)); TextAssets text = TextAssets.load(model).orElse(null)) {
             CausalLM lm = m.model();
-            this.text = text;
-            List<long[]> inputs = readPrompts(lm.config().vocabSize());
-            List<Long> stops = stopIds != null ? stopIds : defaultStopIds(m);
+            List<long[]> inputs = readPrompts(text, lm.config().vocabSize());
+            List<Long> stops = stopIds != null ? stopIds : m.defaultStopIds();
             List<String> stopText = stopStrings == null ? List.of() : stopStrings;
             if (!stopText.isEmpty() && text == null) throw new IllegalArgumentException("--stop needs a tokenizer.json in " + model);
             SamplingConfig config = new SamplingConfig(maxNewTokens, temperature, topK, topP, seed, stops, stopText, !noCache);
@@ -114,107 +109,33 @@ final class GenerateCommand implements Callable<Integer> {
                 }
             }
             double seconds = (System.nanoTime() - start) / 1e9;
-            if (out != null) {
-                AtomicFiles.write(out, w -> { for (String l : lines) w.write(l + "\n"); });
-            } else {
-                Writer w = root.spec.commandLine().getOut();
-                for (String l : lines) w.write(l + "\n");
-                w.flush();
-            }
+            JsonlOutput.write(root, out, lines);
             root.spec.commandLine().getErr().printf("generated %d tokens for %d prompts in %.2f s (%.1f tokens/s)%n",
                     generated, inputs.size(), seconds, generated / seconds);
         }
         return 0;
     }
 
-    private TextAssets text;
-
-    private List<long[]> readPrompts(int vocab) throws IOException {
-        List<long[]> result = new ArrayList<>();
+    private List<long[]> readPrompts(TextAssets text, int vocab) {
         if (prompts.prompt != null) {
             if (text == null) throw new IllegalArgumentException("--prompt needs a tokenizer.json in " + model + " (or pass --prompt-ids)");
             long[] ids = text.tokenizer().encode(prompts.prompt, true);
-            check(ids, vocab, "--prompt", null, 0);
-            result.add(ids);
-            return result;
+            check(ids, vocab, "--prompt");
+            return List.of(ids);
         }
         if (prompts.promptIds != null) {
-            check(prompts.promptIds, vocab, "--prompt-ids", null, 0);
-            result.add(prompts.promptIds);
-            return result;
+            check(prompts.promptIds, vocab, "--prompt-ids");
+            return List.of(prompts.promptIds);
         }
-        Path file = prompts.data;
-        if (!Files.isRegularFile(file)) throw new DataFormatException(file, 0, "file not found");
-        List<String> lines = Files.readAllLines(file);
-        for (int i = 0; i < lines.size(); i++) {
-            if (lines.get(i).isBlank()) continue;
-            JsonNode n;
-            try {
-                n = JSON.readTree(lines.get(i));
-            } catch (IOException e) {
-                throw new DataFormatException(file, i + 1, "not valid JSON");
-            }
-            if (n != null && n.isObject() && !n.has("prompt_ids") && (n.has("prompt") || n.has("messages"))) {
-                result.add(textPrompt(file, i + 1, n, vocab));
-                continue;
-            }
-            JsonNode ids = n == null ? null : n.get("prompt_ids");
-            if (ids == null || !ids.isArray()) throw new DataFormatException(file, i + 1, "missing array field 'prompt_ids' (or a text 'prompt' / chat 'messages')");
-            long[] p = new long[ids.size()];
-            for (int j = 0; j < p.length; j++) {
-                if (!ids.get(j).isIntegralNumber()) throw new DataFormatException(file, i + 1, "'prompt_ids'[" + j + "] is not an integer");
-                p[j] = ids.get(j).asLong();
-            }
-            check(p, vocab, "'prompt_ids'", file, i + 1);
-            result.add(p);
-        }
-        if (result.isEmpty()) throw new DataFormatException(file, 0, "no prompts: the file is empty");
+        List<long[]> result = new ArrayList<>();
+        for (PromptRecords.PromptRecord p : PromptRecords.read(prompts.data, text, vocab)) result.add(p.ids());
         return result;
     }
 
-    /** A text prompt, or chat messages rendered with the generation prompt (the template writes BOS itself). */
-    private long[] textPrompt(Path file, long line, JsonNode n, int vocab) {
-        if (text == null) throw new DataFormatException(file, line, "text prompts need a tokenizer.json in " + model);
-        JsonNode msgs = n.has("messages") ? n.get("messages") : n.get("prompt");
-        long[] ids;
-        if (msgs.isArray()) {
-            if (text.template() == null) throw new DataFormatException(file, line, "chat messages need a chat template, and " + model + " has none");
-            List<java.util.Map<String, Object>> messages = JSON.convertValue(msgs, new com.fasterxml.jackson.core.type.TypeReference<List<java.util.Map<String, Object>>>() {});
-            try {
-                ids = text.tokenizer().encode(text.template().render(messages, true), false);
-            } catch (io.tether.text.ChatTemplateException e) {
-                throw new DataFormatException(file, line, "chat template: " + e.getMessage());
-            }
-        } else {
-            ids = text.tokenizer().encode(msgs.asText(), true);
-        }
-        check(ids, vocab, "prompt", file, line);
-        return ids;
-    }
-
-    private static void check(long[] ids, int vocab, String field, Path file, long line) {
-        if (ids.length == 0) fail(file, line, field + " is empty: generation needs at least one prompt token");
+    private static void check(long[] ids, int vocab, String option) {
+        if (ids.length == 0) throw new IllegalArgumentException(option + " is empty: generation needs at least one prompt token");
         for (int j = 0; j < ids.length; j++)
-            if (ids[j] < 0 || ids[j] >= vocab) fail(file, line, field + "[" + j + "] = " + ids[j] + " is outside the vocabulary [0, " + vocab + ")");
-    }
-
-    private static void fail(Path file, long line, String message) {
-        if (file == null) throw new IllegalArgumentException(message);
-        throw new DataFormatException(file, line, message);
-    }
-
-    /** HF's default: generation_config.json's eos_token_id, else config.json's. */
-    private static List<Long> defaultStopIds(Models.LoadedModel m) throws IOException {
-        Path gen = m.source().resolve("generation_config.json");
-        if (Files.isRegularFile(gen)) {
-            JsonNode n = JSON.readTree(gen.toFile()).get("eos_token_id");
-            if (n != null && n.isIntegralNumber()) return List.of(n.asLong());
-            if (n != null && n.isArray()) {
-                List<Long> ids = new ArrayList<>();
-                n.forEach(e -> ids.add(e.asLong()));
-                return ids;
-            }
-        }
-        return m.model().config().eosTokenIds();
+            if (ids[j] < 0 || ids[j] >= vocab)
+                throw new IllegalArgumentException(option + "[" + j + "] = " + ids[j] + " is outside the vocabulary [0, " + vocab + ")");
     }
 }

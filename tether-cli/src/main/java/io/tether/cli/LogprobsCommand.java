@@ -1,7 +1,6 @@
 package io.tether.cli;
 
 import java.io.IOException;
-import java.io.Writer;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Comparator;
@@ -90,15 +89,11 @@ final class LogprobsCommand implements Callable<Integer> {
                 }
                 lines.add(JSON.writeValueAsString(o));
             }
+            JsonlOutput.write(root, out, lines);
             if (out != null) {
-                AtomicFiles.write(out, w -> writeLines(w, lines));
                 // The key a trainer checks before reusing these as reference log-probs: data and weights hashes.
                 var key = io.tether.train.PreferenceRun.key(data, model);
                 AtomicFiles.write(out.resolveSibling(out.getFileName() + ".meta.json"), w -> w.write(key.toString() + "\n"));
-            } else {
-                Writer w = root.spec.commandLine().getOut();
-                writeLines(w, lines);
-                w.flush();
             }
             root.spec.commandLine().getErr().printf("scored %d records (%d sequences) in %.1f s%n", records.size(), seqs.size(), (System.nanoTime() - start) / 1e9);
         }
@@ -136,13 +131,6 @@ final class LogprobsCommand implements Callable<Integer> {
         if (perToken) {
             ArrayNode a = o.putArray(prefix + "token_logprobs");
             for (double v : r.tokenLogprobs()) a.add(v);
-        }
-    }
-
-    private static void writeLines(Writer w, List<String> lines) throws IOException {
-        for (String l : lines) {
-            w.write(l);
-            w.write('\n');
         }
     }
 }

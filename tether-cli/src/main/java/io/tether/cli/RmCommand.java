@@ -116,12 +116,7 @@ final class RmCommand implements Runnable {
                     }
                     lines.add(JSON.writeValueAsString(o));
                 }
-                if (out != null) AtomicFiles.write(out, w -> { for (String l : lines) w.write(l + "\n"); });
-                else {
-                    PrintWriter w = rm.root.spec.commandLine().getOut();
-                    lines.forEach(w::println);
-                    w.flush();
-                }
+                JsonlOutput.write(rm.root, out, lines);
             }
             return 0;
         }
@@ -130,17 +125,14 @@ final class RmCommand implements Runnable {
     /** A process reward model: per-step P(good) for every stepwise record, and the weakest step's score. */
     static Integer scoreStepsImpl(RmCommand rm, Path data, Path out, Models.LoadedModel m, TextAssets text) throws IOException {
         if (text == null) throw new IllegalArgumentException("scoring steps needs a tokenizer.json beside the model");
-        List<String> lines = java.nio.file.Files.readAllLines(data);
         List<io.tether.reward.ProcessReward.Example> examples = new ArrayList<>();
-        for (int i = 0; i < lines.size(); i++) {
-            if (lines.get(i).isBlank()) continue;
-            JsonNode n = JSON.readTree(lines.get(i));
+        io.tether.data.JsonLines.forEach(data, (line, n) -> {
             if (!n.path("prompt").isTextual() || !n.path("completions").isArray())
-                throw new io.tether.data.DataFormatException(data, i + 1, "expected {\"prompt\": text, \"completions\": [steps]}");
+                throw new io.tether.data.DataFormatException(data, line, "expected {\"prompt\": text, \"completions\": [steps]}");
             List<String> steps = new ArrayList<>();
             n.get("completions").forEach(x -> steps.add(x.asText()));
             examples.add(io.tether.reward.ProcessReward.tokenize(text.tokenizer(), n.get("prompt").asText(), steps, null, "\n", false));
-        }
+        });
         List<String> outLines = new ArrayList<>();
         for (double[] scores : io.tether.reward.ProcessReward.stepScores(m.model(), examples)) {
             ObjectNode o = JSON.createObjectNode();
@@ -153,12 +145,7 @@ final class RmCommand implements Runnable {
             o.put("min_step_score", min);
             outLines.add(JSON.writeValueAsString(o));
         }
-        if (out != null) AtomicFiles.write(out, w -> { for (String l : outLines) w.write(l + "\n"); });
-        else {
-            PrintWriter w = rm.root.spec.commandLine().getOut();
-            outLines.forEach(w::println);
-            w.flush();
-        }
+        JsonlOutput.write(rm.root, out, outLines);
         return 0;
     }
 

@@ -1,22 +1,10 @@
 package io.tether.data;
 
-import java.io.BufferedReader;
-import java.io.IOException;
-import java.io.InputStream;
-import java.io.InputStreamReader;
-import java.nio.charset.CodingErrorAction;
-import java.nio.charset.MalformedInputException;
-import java.nio.charset.StandardCharsets;
-import java.nio.file.Files;
-import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
-import java.util.zip.GZIPInputStream;
 
-import com.fasterxml.jackson.core.JsonProcessingException;
 import com.fasterxml.jackson.databind.JsonNode;
-import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 
 import io.tether.text.ChatTemplate;
@@ -31,8 +19,6 @@ import io.tether.text.Tokenizer;
  */
 public final class TokenRecords {
     private TokenRecords() {}
-
-    private static final ObjectMapper JSON = new ObjectMapper();
 
     /**
      * One input line. {@code completion} is set for plain records; {@code chosen}/{@code rejected} for pairs.
@@ -51,66 +37,12 @@ public final class TokenRecords {
 
     public static List<TokenRecord> read(Path file, int vocabSize, TextEncoder encoder) {
         List<TokenRecord> out = new ArrayList<>();
-        try (BufferedReader r = open(file)) {
-            String text;
-            long line = 0;
-            while ((text = r.readLine()) != null) {
-                line++;
-                if (text.isBlank()) continue;
-                out.add(parse(file, line, text, vocabSize, encoder));
-            }
-        } catch (MalformedInputException e) {
-            throw new DataFormatException(file, lineOf(file, e), "invalid UTF-8 (" + e.getMessage() + ")");
-        } catch (NoSuchFileException e) {
-            throw new DataFormatException(file, 0, "file not found");
-        } catch (IOException e) {
-            throw new DataFormatException(file, 0, "cannot read: " + e.getMessage());
-        }
+        JsonLines.forEach(file, (line, o) -> out.add(parse(file, line, o, vocabSize, encoder)));
         if (out.isEmpty()) throw new DataFormatException(file, 0, "no records: the file is empty");
         return out;
     }
 
-    private static BufferedReader open(Path file) throws IOException {
-        InputStream in = Files.newInputStream(file);
-        if (file.getFileName().toString().endsWith(".gz")) in = new GZIPInputStream(in);
-        // Strict decoding: a malformed byte is an error that names its line, never a silent U+FFFD.
-        return new BufferedReader(new InputStreamReader(in, StandardCharsets.UTF_8.newDecoder()
-                .onMalformedInput(CodingErrorAction.REPORT).onUnmappableCharacter(CodingErrorAction.REPORT)));
-    }
-
-    /** The 1-based line holding the first malformed byte (found by a second, byte-level pass). */
-    private static long lineOf(Path file, MalformedInputException e) {
-        try (InputStream in = file.getFileName().toString().endsWith(".gz") ? new GZIPInputStream(Files.newInputStream(file)) : Files.newInputStream(file)) {
-            byte[] all = in.readAllBytes();
-            var decoder = StandardCharsets.UTF_8.newDecoder().onMalformedInput(CodingErrorAction.REPORT);
-            long line = 1;
-            int start = 0;
-            for (int i = 0; i <= all.length; i++) {
-                if (i == all.length || all[i] == '\n') {
-                    try {
-                        decoder.decode(java.nio.ByteBuffer.wrap(all, start, i - start));
-                    } catch (java.nio.charset.CharacterCodingException bad) {
-                        return line;
-                    }
-                    line++;
-                    start = i + 1;
-                }
-            }
-        } catch (IOException ignored) {
-            // fall through: the line is unknown
-        }
-        return 0;
-    }
-
-    private static TokenRecord parse(Path file, long line, String text, int vocab, TextEncoder encoder) {
-        JsonNode node;
-        try {
-            node = JSON.readTree(text);
-        } catch (JsonProcessingException e) {
-            throw new DataFormatException(file, line, "not valid JSON: " + e.getOriginalMessage());
-        }
-        if (node == null || !node.isObject()) throw new DataFormatException(file, line, "expected a JSON object");
-        ObjectNode o = (ObjectNode) node;
+    private static TokenRecord parse(Path file, long line, ObjectNode o, int vocab, TextEncoder encoder) {
         if (!o.has("prompt_ids")) {
             boolean textual = o.has("prompt") || o.has("messages") || o.has("chosen") || o.has("text");
             if (textual && encoder != null) return TextRecords.parse(file, line, o, encoder, vocab);
@@ -130,7 +62,7 @@ public final class TokenRecords {
         throw new DataFormatException(file, line, "expected 'completion_ids', or 'chosen_ids' and 'rejected_ids'");
     }
 
-    private static long[] ids(Path file, long line, ObjectNode o, String field, int vocab) {
+    static long[] ids(Path file, long line, ObjectNode o, String field, int vocab) {
         JsonNode n = o.get(field);
         if (n == null || !n.isArray()) throw new DataFormatException(file, line, "'" + field + "' must be an array of token ids");
         long[] ids = new long[n.size()];

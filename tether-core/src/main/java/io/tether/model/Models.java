@@ -86,6 +86,26 @@ public final class Models {
     /** A model plus where it came from: its directory and each weight's stored dtype (for an exact re-save). */
     public record LoadedModel(CausalLM model, Path source, Map<String, DType> storedDtypes) implements AutoCloseable {
         @Override public void close() { model.close(); }
+
+        /** The ids generation ends at unless told otherwise, as HF decides: generation_config.json's eos_token_id, else config.json's. */
+        public List<Long> defaultStopIds() {
+            Path file = source.resolve("generation_config.json");
+            if (!Files.isRegularFile(file)) return model.config().eosTokenIds();
+            JsonNode eos;
+            try {
+                JsonNode root = ModelConfig.JSON.readTree(Files.readString(file));
+                eos = root == null ? null : root.get("eos_token_id");
+            } catch (IOException e) {
+                throw new CheckpointException(file, null, "not valid JSON: " + e.getMessage(), e);
+            }
+            if (eos != null && eos.isIntegralNumber()) return List.of(eos.asLong());
+            if (eos != null && eos.isArray()) {
+                List<Long> ids = new ArrayList<>();
+                eos.forEach(e -> ids.add(e.asLong()));
+                return ids;
+            }
+            return model.config().eosTokenIds();
+        }
     }
 
     /**

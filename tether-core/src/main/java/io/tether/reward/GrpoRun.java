@@ -1,7 +1,6 @@
 package io.tether.reward;
 
 import java.io.IOException;
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
@@ -9,10 +8,9 @@ import java.util.List;
 import java.util.Map;
 
 import com.fasterxml.jackson.core.type.TypeReference;
-import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 
-import io.tether.data.DataFormatException;
+import io.tether.data.PromptRecords;
 import io.tether.engine.DType;
 import io.tether.engine.Torch;
 import io.tether.generate.SamplingConfig;
@@ -84,7 +82,7 @@ public final class GrpoRun {
             List<Double> weights = new ArrayList<>(List.of(1.0));
             if (c.formatRegex() != null) { parts.add(RewardFunction.matches(c.formatRegex())); weights.add(c.formatWeight()); }
             if (c.lengthPenalty() > 0) { parts.add(RewardFunction.lengthPenalty(c.lengthLimit(), c.lengthPenalty())); weights.add(1.0); }
-            List<Long> stops = policy.model().config().eosTokenIds();
+            List<Long> stops = policy.defaultStopIds();
             var sampling = new SamplingConfig(c.grpo().maxCompletionLength(), c.temperature(), c.topK(), c.topP(), c.trainer().seed(), stops, List.of(), true);
             var settings = new GrpoTraining.Settings(c.grpo(), c.numGenerations(), sampling, RewardFunction.weightedSum(parts, weights), reference,
                     text == null ? null : ids -> text.tokenizer().decode(ids, true));
@@ -104,42 +102,11 @@ public final class GrpoRun {
         }
     }
 
-    /** Prompts: {@code prompt_ids}, a text {@code prompt} (or GSM8K's {@code question}), or a message list rendered with the generation prompt. */
-    static List<GrpoTraining.Prompt> prompts(Path file, TextAssets text, int vocab) throws IOException {
+    /** Prompts as {@link PromptRecords} reads them; each keeps its whole record for the reward functions (e.g. 'answer'). */
+    static List<GrpoTraining.Prompt> prompts(Path file, TextAssets text, int vocab) {
         List<GrpoTraining.Prompt> out = new ArrayList<>();
-        List<String> lines = Files.readAllLines(file);
-        for (int i = 0; i < lines.size(); i++) {
-            if (lines.get(i).isBlank()) continue;
-            Map<String, Object> record;
-            try {
-                record = JSON.readValue(lines.get(i), new TypeReference<Map<String, Object>>() {});
-            } catch (IOException e) {
-                throw new DataFormatException(file, i + 1, "not valid JSON");
-            }
-            JsonNode n = JSON.valueToTree(record);
-            long[] ids;
-            String promptText = null;
-            if (n.has("prompt_ids")) {
-                ids = JSON.convertValue(n.get("prompt_ids"), long[].class);
-            } else {
-                JsonNode p = n.has("prompt") ? n.get("prompt") : n.get("question");
-                if (p == null) throw new DataFormatException(file, i + 1, "expected 'prompt_ids', 'prompt' or 'question'");
-                if (text == null) throw new DataFormatException(file, i + 1, "text prompts need a tokenizer.json beside the model");
-                if (p.isArray()) {
-                    if (text.template() == null) throw new DataFormatException(file, i + 1, "message prompts need a chat template");
-                    List<Map<String, Object>> msgs = JSON.convertValue(p, new TypeReference<List<Map<String, Object>>>() {});
-                    promptText = text.template().render(msgs, true);
-                    ids = text.tokenizer().encode(promptText, false);
-                } else {
-                    promptText = p.asText();
-                    ids = text.tokenizer().encode(promptText, true);
-                }
-            }
-            if (ids.length == 0) throw new DataFormatException(file, i + 1, "the prompt is empty");
-            for (long id : ids) if (id < 0 || id >= vocab) throw new DataFormatException(file, i + 1, "token id " + id + " is outside the vocabulary [0, " + vocab + ")");
-            out.add(new GrpoTraining.Prompt(ids, record, promptText));
-        }
-        if (out.isEmpty()) throw new DataFormatException(file, 0, "no prompts");
+        for (PromptRecords.PromptRecord p : PromptRecords.read(file, text, vocab))
+            out.add(new GrpoTraining.Prompt(p.ids(), JSON.convertValue(p.source(), new TypeReference<Map<String, Object>>() {}), p.text()));
         return out;
     }
 }

@@ -41,11 +41,6 @@ public final class GrpoTraining implements TrainingMethod<GrpoTraining.Prompt> {
     }
 
     @Override
-    public long units(List<Prompt> prompts) {
-        return prompts.size();
-    }
-
-    @Override
     public Output forward(CausalLM model, List<Prompt> prompts) {
         int g = s.numGenerations();
         List<long[]> repeated = new ArrayList<>();

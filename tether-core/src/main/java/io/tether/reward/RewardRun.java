@@ -12,6 +12,7 @@ import java.util.Random;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 
 import io.tether.data.DataFormatException;
+import io.tether.data.JsonLines;
 import io.tether.data.TokenRecords;
 import io.tether.engine.DType;
 import io.tether.engine.Torch;
@@ -211,30 +212,21 @@ public final class RewardRun {
     }
 
     /** Stepwise records, tokenized as TRL's PRMTrainer does; errors name file and line. */
-    static List<ProcessReward.Example> stepwise(Path file, TextAssets text, Config c) throws IOException {
+    static List<ProcessReward.Example> stepwise(Path file, TextAssets text, Config c) {
         List<ProcessReward.Example> out = new ArrayList<>();
-        List<String> lines = java.nio.file.Files.readAllLines(file);
-        com.fasterxml.jackson.databind.ObjectMapper json = new com.fasterxml.jackson.databind.ObjectMapper();
-        for (int i = 0; i < lines.size(); i++) {
-            if (lines.get(i).isBlank()) continue;
-            com.fasterxml.jackson.databind.JsonNode n;
-            try {
-                n = json.readTree(lines.get(i));
-            } catch (IOException e) {
-                throw new DataFormatException(file, i + 1, "not valid JSON");
-            }
+        JsonLines.forEach(file, (line, n) -> {
             if (!n.path("prompt").isTextual() || !n.path("completions").isArray() || !n.path("labels").isArray())
-                throw new DataFormatException(file, i + 1, "expected {\"prompt\": text, \"completions\": [steps], \"labels\": [true/false per step]}");
+                throw new DataFormatException(file, line, "expected {\"prompt\": text, \"completions\": [steps], \"labels\": [true/false per step]}");
             List<String> steps = new ArrayList<>();
             n.get("completions").forEach(x -> steps.add(x.asText()));
             List<Boolean> labels = new ArrayList<>();
             n.get("labels").forEach(x -> labels.add(x.asBoolean()));
             if (steps.size() != labels.size() || steps.isEmpty())
-                throw new DataFormatException(file, i + 1, steps.size() + " steps but " + labels.size() + " labels");
+                throw new DataFormatException(file, line, steps.size() + " steps but " + labels.size() + " labels");
             ProcessReward.Example e = ProcessReward.tokenize(text.tokenizer(), n.get("prompt").asText(), steps, labels, c.stepSeparator(), c.trainOnLastStepOnly());
-            if (e.ids().length > c.maxLength()) throw new DataFormatException(file, i + 1, e.ids().length + " tokens exceed max_length " + c.maxLength());
+            if (e.ids().length > c.maxLength()) throw new DataFormatException(file, line, e.ids().length + " tokens exceed max_length " + c.maxLength());
             out.add(e);
-        }
+        });
         if (out.isEmpty()) throw new DataFormatException(file, 0, "no records");
         return out;
     }

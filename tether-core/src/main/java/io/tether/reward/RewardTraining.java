@@ -31,11 +31,6 @@ public final class RewardTraining implements TrainingMethod<RewardTraining.Pair>
     }
 
     @Override
-    public long units(List<Pair> pairs) {
-        return pairs.size();
-    }
-
-    @Override
     public Output forward(CausalLM model, List<Pair> pairs) {
         int b = pairs.size();
         List<long[]> rows = new ArrayList<>(2 * b);

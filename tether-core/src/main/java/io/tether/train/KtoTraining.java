@@ -27,11 +27,6 @@ public final class KtoTraining implements TrainingMethod<KtoTraining.Example> {
     }
 
     @Override
-    public long units(List<Example> examples) {
-        return examples.size();
-    }
-
-    @Override
     public Output forward(CausalLM model, List<Example> batch) {
         int b = batch.size();
         List<long[]> prompts = new ArrayList<>(), completions = new ArrayList<>();

@@ -12,6 +12,7 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 
 import io.tether.data.DataFormatException;
+import io.tether.data.JsonLines;
 import io.tether.data.TokenRecords;
 import io.tether.engine.AtomicFiles;
 import io.tether.engine.DType;
@@ -201,7 +202,7 @@ public final class PreferenceRun {
                 diagnostics.onNotice("held-out evaluation is skipped: ref_logprobs covers the training data only (use precompute_ref_log_probs to cover both)");
                 eval = List.of();
             }
-            if (diagnostics instanceof Diagnostics d) d.trackSampledLength(policy.model(), run, eval, policy.model().config().eosTokenIds());
+            if (diagnostics instanceof Diagnostics d) d.trackSampledLength(policy.model(), run, eval, policy.defaultStopIds());
             if (c.method().equals("dpo") && c.dpo().lossType().equals(List.of("sigmoid")) && !resume)
                 diagnostics.onNotice("a loss near ln 2 ≈ 0.693 is expected at the start: the policy begins as the reference, so every pair's margin is 0");
             PreferenceTraining.Kind kind = switch (c.method()) {
@@ -311,19 +312,15 @@ public final class PreferenceRun {
         return readValues(file, n);
     }
 
-    private static double[][] readValues(Path file, int n) throws IOException {
-        List<String> lines = Files.readAllLines(file);
+    private static double[][] readValues(Path file, int n) {
         List<double[]> out = new ArrayList<>();
-        for (int i = 0; i < lines.size(); i++) {
-            if (lines.get(i).isBlank()) continue;
-            JsonNode v = RunDirectory.JSON.readTree(lines.get(i));
-            if (!v.has("chosen_logprob") || !v.has("rejected_logprob")) throw new DataFormatException(file, i + 1, "expected chosen_logprob and rejected_logprob");
+        JsonLines.forEach(file, (line, v) -> {
+            if (!v.has("chosen_logprob") || !v.has("rejected_logprob")) throw new DataFormatException(file, line, "expected chosen_logprob and rejected_logprob");
             out.add(new double[] {v.get("chosen_logprob").asDouble(), v.get("rejected_logprob").asDouble()});
-        }
+        });
         if (out.size() != n) throw new DataFormatException(file, 0, "has " + out.size() + " lines for " + n + " pairs");
         return out.toArray(new double[0][]);
     }
-
 
     /** Ties (identical chosen and rejected) and contradictions (the same comparison with the opposite label). */
     static String dataCounts(List<PreferenceTraining.Pair> pairs) {

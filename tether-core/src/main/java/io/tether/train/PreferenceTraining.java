@@ -48,11 +48,6 @@ public final class PreferenceTraining implements TrainingMethod<PreferenceTraini
         this.s = settings;
     }
 
-    @Override
-    public long units(List<Pair> pairs) {
-        return pairs.size();
-    }
-
     /** Completion log-prob sums, completion token counts and mean completion logits of rows [B] (prompt + completion). */
     record Scored(Tensor logps, Tensor tokens, Tensor meanLogits, Tensor tokenLogps, Tensor mask, Tensor wpoWeights) {}
 

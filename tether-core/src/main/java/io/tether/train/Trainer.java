@@ -1,7 +1,6 @@
 package io.tether.train;
 
 import java.io.IOException;
-import java.io.UncheckedIOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -16,6 +15,7 @@ import org.bytedeco.pytorch.Tensor;
 
 import io.tether.engine.AtomicFiles;
 import io.tether.engine.Autocast;
+import io.tether.engine.ProcessMemory;
 import io.tether.engine.StepScope;
 import io.tether.model.CausalLM;
 import io.tether.model.Models;
@@ -164,7 +164,7 @@ public final class Trainer<E> {
                     double seconds = (System.nanoTime() - intervalStart) / 1e9;
                     Map<String, Object> m = orderedMap("step", step, "epoch", cursor.epochProgress(), "loss", intervalLoss / intervalSteps,
                             "lr", lr, "grad_norm", gradNorm, "units_per_second", intervalUnits / seconds,
-                            "step_seconds", stepSeconds, "rss_mb", rssMb());
+                            "step_seconds", stepSeconds, "rss_mb", ProcessMemory.residentMb());
                     for (Map.Entry<String, Double> e : metricSums.entrySet()) m.put(e.getKey(), e.getValue() / units);
                     run.appendMetrics(m);
                     listener.onStep(step, total, m);
@@ -331,15 +331,5 @@ public final class Trainer<E> {
         Map<String, Object> m = new LinkedHashMap<>();
         for (int i = 0; i < kv.length; i += 2) m.put((String) kv[i], kv[i + 1]);
         return m;
-    }
-
-    static double rssMb() {
-        try {
-            for (String line : Files.readAllLines(Path.of("/proc/self/status")))
-                if (line.startsWith("VmRSS:")) return Long.parseLong(line.replaceAll("[^0-9]", "")) / 1024.0;
-        } catch (IOException | UncheckedIOException e) {
-            return Double.NaN;
-        }
-        return Double.NaN;
     }
 }

@@ -17,8 +17,10 @@ import io.tether.model.CausalLM;
  * @param <E> one example
  */
 public interface TrainingMethod<E> {
-    /** Units the examples contribute to the loss normaliser (e.g. completion tokens). */
-    long units(List<E> examples);
+    /** Units the examples contribute to the loss normaliser: one per example unless the method counts finer (SFT: tokens). */
+    default long units(List<E> examples) {
+        return examples.size();
+    }
 
     /** The summed, differentiable loss over the examples' units, and summed metrics (divided by units when logged). */
     Output forward(CausalLM model, List<E> examples);
