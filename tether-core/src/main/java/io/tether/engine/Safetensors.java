@@ -11,6 +11,7 @@ import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.Collections;
 import java.util.Comparator;
 import java.util.LinkedHashMap;
@@ -24,6 +25,7 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import org.bytedeco.javacpp.BytePointer;
 import org.bytedeco.javacpp.Pointer;
+import org.bytedeco.pytorch.NoGradGuard;
 import org.bytedeco.pytorch.Tensor;
 
 /**
@@ -113,6 +115,21 @@ public final class Safetensors {
             Tensor converted = t.to(dtype.scalarType);
             t.close();
             return converted;
+        }
+
+        /**
+         * Copies a stored tensor into {@code target}, converted to the target's dtype, after checking that the shapes
+         * agree: {@code copy_} alone would broadcast a wrongly shaped tensor into the target without a word.
+         */
+        public void readInto(String name, Tensor target) {
+            long[] stored = entry(name).shape(), wanted = Tensors.shape(target);
+            if (!Arrays.equals(stored, wanted))
+                throw new CheckpointException(file, name, "shape " + Arrays.toString(stored) + " does not fit the target " + Arrays.toString(wanted));
+            try (NoGradGuard g = new NoGradGuard()) {
+                Tensor t = read(name, Tensors.dtype(target));
+                target.copy_(t);
+                t.close();
+            }
         }
     }
 

@@ -182,13 +182,9 @@ public final class LoraAdapters implements AutoCloseable {
         Config config = new Config(c.path("r").asInt(8), c.path("lora_alpha").asDouble(8), c.path("lora_dropout").asDouble(0), targets, c.path("use_rslora").asBoolean(false));
         LoraAdapters l = attach(model, config, 0);
         Safetensors.Reader r = Safetensors.open(dir.resolve("adapter_model.safetensors"));
-        try (StepScope s = new StepScope(); NoGradGuard g = new NoGradGuard()) {
-            for (Map.Entry<String, Tensor> e : l.parameters().entrySet()) {
-                if (!r.entries().containsKey(e.getKey())) throw new CheckpointException(r.file(), e.getKey(), "missing from the adapter");
-                if (!java.util.Arrays.equals(r.entry(e.getKey()).shape(), Tensors.shape(e.getValue())))
-                    throw new CheckpointException(r.file(), e.getKey(), "shape " + java.util.Arrays.toString(r.entry(e.getKey()).shape()) + " does not fit the model");
-                e.getValue().copy_(r.read(e.getKey(), model.dtype()));
-            }
+        for (Map.Entry<String, Tensor> e : l.parameters().entrySet()) {
+            if (!r.entries().containsKey(e.getKey())) throw new CheckpointException(r.file(), e.getKey(), "missing from the adapter");
+            r.readInto(e.getKey(), e.getValue());
         }
         return l;
     }

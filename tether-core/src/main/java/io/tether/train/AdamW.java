@@ -145,12 +145,7 @@ public final class AdamW implements AutoCloseable {
                     missing.add(kind + n);
                     continue;
                 }
-                Tensor target = (kind.equals("exp_avg.") ? expAvg : expAvgSq).get(n);
-                if (!java.util.Arrays.equals(r.entry(kind + n).shape(), Tensors.shape(target)))
-                    throw new CheckpointException(file, kind + n, "shape does not match the parameter");
-                try (StepScope scope = new StepScope()) {
-                    target.copy_(r.read(kind + n, Tensors.dtype(target)));
-                }
+                r.readInto(kind + n, (kind.equals("exp_avg.") ? expAvg : expAvgSq).get(n));
             }
         }
         if (!missing.isEmpty()) throw new CheckpointException(file, missing.get(0), "optimizer state missing (" + missing.size() + " tensors)");

@@ -16,7 +16,9 @@ import org.bytedeco.pytorch.Tensor;
 import io.tether.engine.AtomicFiles;
 import io.tether.engine.Autocast;
 import io.tether.engine.ProcessMemory;
+import io.tether.engine.Safetensors;
 import io.tether.engine.StepScope;
+import io.tether.engine.Tensors;
 import io.tether.model.CausalLM;
 import io.tether.model.Models;
 
@@ -116,7 +118,7 @@ public final class Trainer<E> {
                 for (List<E> mb : micro) units += method.units(mb);
                 if (units == 0) throw new IllegalStateException("step " + (step + 1) + ": the batch has no loss units (e.g. every completion truncated away)");
                 double stepLoss = 0;
-                String nonFinite = null;
+                boolean lossNonFinite = false;
                 Map<String, Double> metricSums = new LinkedHashMap<>();
                 for (List<E> mb : micro) {
                     try (StepScope scope = new StepScope()) {
@@ -124,10 +126,10 @@ public final class Trainer<E> {
                         try (Autocast region = Autocast.bf16(bf16)) {
                             out = method.forward(model, mb);
                         }
-                        Tensor loss = out.lossSum().div(io.tether.engine.Tensors.scalar((double) units));
+                        Tensor loss = out.lossSum().div(Tensors.scalar((double) units));
                         double value = loss.item_double();
                         if (!Double.isFinite(value)) {
-                            nonFinite = "loss";
+                            lossNonFinite = true;
                             break;
                         }
                         loss.backward();
@@ -137,16 +139,17 @@ public final class Trainer<E> {
                 }
                 double gradNorm = Double.NaN;
                 String badTensor = null;
-                if (nonFinite == null) {
+                if (!lossNonFinite) {
                     sync.allReduceMean(grads());
                     gradNorm = GradientClipping.clip(params.values(), config.maxGradNorm());
                     if (!Double.isFinite(gradNorm)) badTensor = firstNonFiniteGradient();
                 }
-                if (nonFinite != null || badTensor != null) {
+                if (lossNonFinite || badTensor != null) {
                     optimizer.zeroGrad();
                     if (config.nanPolicy().equals("stop")) throw new NonFiniteException(step + 1, badTensor, lastCheckpoint);
-                    listener.onSkippedBatch(step + 1, nonFinite != null ? "non-finite loss" : "non-finite gradient in " + badTensor);
-                    run.appendMetrics(orderedMap("step", step + 1, "skipped", nonFinite != null ? "non-finite loss" : "non-finite gradient in " + badTensor));
+                    String reason = lossNonFinite ? "non-finite loss" : "non-finite gradient in " + badTensor;
+                    listener.onSkippedBatch(step + 1, reason);
+                    run.appendMetrics(orderedMap("step", step + 1, "skipped", reason));
                     step++;
                     continue;
                 }
@@ -248,7 +251,7 @@ public final class Trainer<E> {
     private void writeTrainableHeads(Path dir) {
         Map<String, Tensor> heads = new LinkedHashMap<>();
         for (Map.Entry<String, Tensor> e : params.entrySet()) if (!e.getKey().startsWith("base_model.model.")) heads.put(e.getKey(), e.getValue());
-        if (!heads.isEmpty()) io.tether.engine.Safetensors.write(dir.resolve("trainable_heads.safetensors"), heads, Map.of("format", "pt"));
+        if (!heads.isEmpty()) Safetensors.write(dir.resolve("trainable_heads.safetensors"), heads, Map.of("format", "pt"));
     }
 
     private void restoreWeights(Path checkpoint) {
@@ -267,13 +270,11 @@ public final class Trainer<E> {
     }
 
     private void restoreTensors(Path file) {
-        io.tether.engine.Safetensors.Reader r = io.tether.engine.Safetensors.open(file);
-        try (io.tether.engine.StepScope scope = new io.tether.engine.StepScope(); NoGradGuard g = new NoGradGuard()) {
-            for (String name : r.entries().keySet()) {
-                Tensor target = params.get(name);
-                if (target == null) throw new IllegalArgumentException(file + ": tensor " + name + " is not trainable in this run");
-                target.copy_(r.read(name, model.dtype()));
-            }
+        Safetensors.Reader r = Safetensors.open(file);
+        for (String name : r.entries().keySet()) {
+            Tensor target = params.get(name);
+            if (target == null) throw new IllegalArgumentException(file + ": tensor " + name + " is not trainable in this run");
+            r.readInto(name, target);
         }
     }
 

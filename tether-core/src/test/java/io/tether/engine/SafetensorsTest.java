@@ -580,4 +580,22 @@ class SafetensorsTest {
             assertEquals(List.of("model.safetensors", "sub"), s.map(p -> p.getFileName().toString()).sorted().toList());
         }
     }
+
+    @Test
+    void readIntoConvertsToTheTargetDtypeAndRefusesAShapeThatWouldBroadcast() {
+        Path file = tmp.resolve("row.safetensors");
+        Safetensors.write(file, Map.of("row", Tensors.floats(new float[] {1.5f, -2f, 3f}, 1, 3)), Map.of("format", "pt"));
+        Safetensors.Reader r = Safetensors.open(file);
+
+        Tensor same = Tensors.zeros(DType.F64, 1, 3);
+        r.readInto("row", same);
+        assertEquals(-2.0, same.select(1, 1).item_double());
+        assertEquals(DType.F64, Tensors.dtype(same));
+
+        // copy_ would broadcast the (1, 3) row into every row of a (2, 3) target; readInto must refuse instead.
+        Tensor wider = Tensors.zeros(DType.F32, 2, 3);
+        CheckpointException e = assertThrows(CheckpointException.class, () -> r.readInto("row", wider));
+        assertTrue(e.getMessage().contains("row") && e.getMessage().contains("[1, 3]") && e.getMessage().contains("[2, 3]"), e.getMessage());
+        assertEquals(0.0, wider.abs().sum().item_double());
+    }
 }
