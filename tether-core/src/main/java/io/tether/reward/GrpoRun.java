@@ -87,7 +87,7 @@ public final class GrpoRun {
             var settings = new GrpoTraining.Settings(c.grpo(), c.numGenerations(), sampling, RewardFunction.weightedSum(parts, weights), reference,
                     text == null ? null : ids -> text.tokenizer().decode(ids, true));
             run.writeConfig(c.resolved());
-            Map<String, Object> provenance = RunDirectory.provenance(c.trainer().seed(), c.data(), resume);
+            Map<String, Object> provenance = RunDirectory.provenance(c.trainer().seed(), c.data(), null, resume);
             provenance.put("initial_weights", RunDirectory.weightsHash(c.model()));
             provenance.put("prompts", prompts.size());
             run.writeProvenance(provenance);

@@ -20,6 +20,7 @@ import io.tether.model.CausalLM;
 import io.tether.model.Models;
 import io.tether.text.TextAssets;
 import io.tether.train.ConfigTree;
+import io.tether.train.DataSplit;
 import io.tether.train.GradientSync;
 import io.tether.train.RunDirectory;
 import io.tether.train.Trainer;
@@ -110,18 +111,13 @@ public final class RewardRun {
         try {
             TokenRecords.TextEncoder encoder = text == null ? null : new TokenRecords.TextEncoder(text.tokenizer(), text.template(), true);
             int vocab = model.config().vocabSize();
-            List<RewardTraining.Pair> train = pairs(c.data(), TokenRecords.read(c.data(), vocab, encoder), c);
-            List<RewardTraining.Pair> eval;
-            if (c.evalData() != null) {
-                eval = pairs(c.evalData(), TokenRecords.read(c.evalData(), vocab, encoder), c);
-            } else {
-                List<List<RewardTraining.Pair>> split = io.tether.train.DataSplit.of(train, c.evalFraction(), c.trainer().seed());
-                train = split.get(0);
-                eval = split.get(1);
-            }
+            List<List<RewardTraining.Pair>> split = DataSplit.trainAndHeldOut(pairs(c.data(), TokenRecords.read(c.data(), vocab, encoder), c),
+                    c.evalData() == null ? null : pairs(c.evalData(), TokenRecords.read(c.evalData(), vocab, encoder), c),
+                    c.evalFraction(), c.trainer().seed());
+            List<RewardTraining.Pair> train = split.get(0), eval = split.get(1);
             boolean margins = train.stream().anyMatch(p -> p.margin() != 0);
             run.writeConfig(c.resolved());
-            Map<String, Object> provenance = RunDirectory.provenance(c.trainer().seed(), c.data(), resume);
+            Map<String, Object> provenance = RunDirectory.provenance(c.trainer().seed(), c.data(), c.evalData(), resume);
             provenance.put("base_model", c.model().toString());
             provenance.put("train_pairs", train.size());
             provenance.put("eval_pairs", eval.size());
@@ -174,17 +170,11 @@ public final class RewardRun {
             loaded.close();
         }
         try {
-            List<ProcessReward.Example> all = stepwise(c.data(), text, c);
-            List<ProcessReward.Example> eval;
-            if (c.evalData() != null) {
-                eval = stepwise(c.evalData(), text, c);
-            } else {
-                List<List<ProcessReward.Example>> split = io.tether.train.DataSplit.of(all, c.evalFraction(), c.trainer().seed());
-                all = split.get(0);
-                eval = split.get(1);
-            }
+            List<List<ProcessReward.Example>> split = DataSplit.trainAndHeldOut(stepwise(c.data(), text, c),
+                    c.evalData() == null ? null : stepwise(c.evalData(), text, c), c.evalFraction(), c.trainer().seed());
+            List<ProcessReward.Example> all = split.get(0), eval = split.get(1);
             run.writeConfig(c.resolved());
-            Map<String, Object> provenance = RunDirectory.provenance(c.trainer().seed(), c.data(), resume);
+            Map<String, Object> provenance = RunDirectory.provenance(c.trainer().seed(), c.data(), c.evalData(), resume);
             provenance.put("base_model", c.model().toString());
             provenance.put("train_examples", all.size());
             provenance.put("eval_examples", eval.size());

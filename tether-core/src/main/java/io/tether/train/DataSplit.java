@@ -11,6 +11,14 @@ import java.util.Set;
 public final class DataSplit {
     private DataSplit() {}
 
+    /**
+     * [train, held-out] as every trainer takes them: the eval_data file's examples when there is one
+     * ({@code fromFile} non-null), else {@code fraction} of {@code train} held out with the seed.
+     */
+    public static <T> List<List<T>> trainAndHeldOut(List<T> train, List<T> fromFile, double fraction, long seed) {
+        return fromFile != null ? List.of(train, fromFile) : of(train, fraction, seed);
+    }
+
     /** [train, held-out]; {@code fraction} 0 holds out nothing. */
     public static <T> List<List<T>> of(List<T> all, double fraction, long seed) {
         if (fraction == 0) return List.of(all, List.of());

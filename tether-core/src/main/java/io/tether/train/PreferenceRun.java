@@ -129,20 +129,21 @@ public final class PreferenceRun {
             TokenRecords.TextEncoder enc = text == null ? null : new TokenRecords.TextEncoder(text.tokenizer(), text.template(), true);
             int vocab = policy.model().config().vocabSize();
             List<TokenRecords.TokenRecord> records = TokenRecords.read(c.data(), vocab, enc);
-            List<TokenRecords.TokenRecord> evalRecords = c.evalData() != null ? TokenRecords.read(c.evalData(), vocab, enc) : List.of();
+            List<TokenRecords.TokenRecord> evalRecords = c.evalData() != null ? TokenRecords.read(c.evalData(), vocab, enc) : null;
             run.writeConfig(c.resolved());
             Path refDir = c.refModel() != null ? c.refModel() : c.model();
-            Map<String, Object> provenance = RunDirectory.provenance(c.trainer().seed(), c.data(), resume);
-            provenance.put("initial_weights", RunDirectory.weightsHash(c.model()));
-            provenance.put("reference_weights", c.referenceFree() ? null : RunDirectory.weightsHash(refDir));
+            Map<String, Object> provenance = RunDirectory.provenance(c.trainer().seed(), c.data(), c.evalData(), resume);
+            // Each hash once: checkpoints can be many gigabytes, and the reference is usually the initial policy itself.
+            String initialWeights = RunDirectory.weightsHash(c.model());
+            String referenceWeights = c.referenceFree() ? null : refDir.equals(c.model()) ? initialWeights : RunDirectory.weightsHash(refDir);
+            provenance.put("initial_weights", initialWeights);
+            provenance.put("reference_weights", referenceWeights);
+            ObjectNode refKey = key((String) provenance.get("data_sha256"), referenceWeights);
             Trainer.Listener diagnostics = new Diagnostics(listener, c);
             if (c.method().equals("kto")) {
-                List<KtoTraining.Example> train = unpaired(c.data(), records, c.maxLength()), eval = unpaired(c.evalData(), evalRecords, c.maxLength());
-                if (c.evalData() == null && c.evalFraction() > 0) {
-                    List<List<KtoTraining.Example>> split = DataSplit.of(train, c.evalFraction(), c.trainer().seed());
-                    train = split.get(0);
-                    eval = split.get(1);
-                }
+                List<List<KtoTraining.Example>> split = DataSplit.trainAndHeldOut(unpaired(c.data(), records, c.maxLength()),
+                        evalRecords == null ? null : unpaired(c.evalData(), evalRecords, c.maxLength()), c.evalFraction(), c.trainer().seed());
+                List<KtoTraining.Example> train = split.get(0), eval = split.get(1);
                 if (adapterReference) {
                     provenance.put("reference", "the policy with its LoRA adapters disabled");
                 } else {
@@ -159,31 +160,28 @@ public final class PreferenceRun {
                 var method = new KtoTraining(new KtoLoss.Config(c.dpo().beta(), c.desirableWeight(), c.undesirableWeight(), c.ktoLossType()), reference);
                 return finish(c, run, policy, new Trainer<>(policy.model(), method, train, eval, c.trainer(), run, GradientSync.SINGLE_PROCESS, diagnostics, c.model()).train(resume));
             }
-            List<PreferenceTraining.Pair> train = pairs(c.data(), records, c.maxLength()), eval = pairs(c.evalData(), evalRecords, c.maxLength());
-            if (c.evalData() == null && c.evalFraction() > 0) {
-                List<List<PreferenceTraining.Pair>> split = DataSplit.of(train, c.evalFraction(), c.trainer().seed());
-                train = split.get(0);
-                eval = split.get(1);
-            }
+            List<List<PreferenceTraining.Pair>> split = DataSplit.trainAndHeldOut(pairs(c.data(), records, c.maxLength()),
+                    evalRecords == null ? null : pairs(c.evalData(), evalRecords, c.maxLength()), c.evalFraction(), c.trainer().seed());
+            List<PreferenceTraining.Pair> train = split.get(0), eval = split.get(1);
             warnLengthBias(train, diagnostics);
             if (diagnostics instanceof Diagnostics d) d.dataCounts(dataCounts(train));
             String source;
             if (c.referenceFree()) {
                 source = "none (reference-free)";
             } else if (c.refLogprobs() != null) {
-                train = withReference(train, readRefLogprobs(c.refLogprobs(), c.data(), refDir, train.size()));
+                train = withReference(train, readRefLogprobs(c.refLogprobs(), refKey, c.data(), refDir, train.size()));
                 source = "precomputed file " + c.refLogprobs();
             } else if (c.precomputeRefLogProbs()) {
                 // One pass over train and held-out pairs, cached under the hashes of the data and the reference.
                 List<PreferenceTraining.Pair> both = new ArrayList<>(train);
                 both.addAll(eval);
                 Path cache = c.outputDir().resolve("ref_logprobs.jsonl");
-                double[][] cached = Files.exists(cache) ? tryCache(cache, c.data(), refDir, both.size()) : null;
+                double[][] cached = Files.exists(cache) ? tryCache(cache, refKey, both.size()) : null;
                 if (cached == null) {
                     try (Models.LoadedModel ref = Models.load(refDir, dtype)) {
                         cached = precompute(ref.model(), both, c.trainer().perDeviceTrainBatchSize());
                     }
-                    writeCache(cache, cached, c.data(), refDir);
+                    writeCache(cache, cached, refKey);
                     source = "precomputed in this run from " + refDir;
                 } else {
                     source = "cached " + cache + " (reference not loaded)";
@@ -281,32 +279,35 @@ public final class PreferenceRun {
 
     /** The key of a reference log-prob file: the data's and the reference weights' hashes. */
     public static ObjectNode key(Path data, Path refDir) throws IOException {
+        return key(RunDirectory.sha256(data), RunDirectory.weightsHash(refDir));
+    }
+
+    private static ObjectNode key(String dataSha256, String referenceWeights) {
         ObjectNode k = RunDirectory.JSON.createObjectNode();
-        k.put("data_sha256", RunDirectory.sha256(data));
-        k.put("model_weights", RunDirectory.weightsHash(refDir));
+        k.put("data_sha256", dataSha256);
+        k.put("model_weights", referenceWeights);
         return k;
     }
 
-    static void writeCache(Path cache, double[][] values, Path data, Path refDir) throws IOException {
-        ObjectNode k = key(data, refDir);
-        AtomicFiles.write(cache.resolveSibling(cache.getFileName() + ".meta.json"), w -> w.write(k.toString() + "\n"));
+    static void writeCache(Path cache, double[][] values, ObjectNode key) throws IOException {
+        AtomicFiles.write(cache.resolveSibling(cache.getFileName() + ".meta.json"), w -> w.write(key.toString() + "\n"));
         AtomicFiles.write(cache, w -> {
             for (double[] v : values) w.write("{\"chosen_logprob\": " + v[0] + ", \"rejected_logprob\": " + v[1] + "}\n");
         });
     }
 
     /** The cache's values when its key matches the data and reference; null (recompute) otherwise. */
-    static double[][] tryCache(Path cache, Path data, Path refDir, int n) throws IOException {
+    static double[][] tryCache(Path cache, ObjectNode key, int n) throws IOException {
         Path meta = cache.resolveSibling(cache.getFileName() + ".meta.json");
-        if (!Files.exists(meta) || !RunDirectory.JSON.readTree(meta.toFile()).equals(key(data, refDir))) return null;
+        if (!Files.exists(meta) || !RunDirectory.JSON.readTree(meta.toFile()).equals(key)) return null;
         return readValues(cache, n);
     }
 
     /** A {@code tether logprobs} output for this data and reference; a mismatch names what differs. */
-    static double[][] readRefLogprobs(Path file, Path data, Path refDir, int n) throws IOException {
+    static double[][] readRefLogprobs(Path file, ObjectNode k, Path data, Path refDir, int n) throws IOException {
         Path meta = file.resolveSibling(file.getFileName() + ".meta.json");
         if (!Files.exists(meta)) throw new DataFormatException(file, 0, "no " + meta.getFileName() + " beside it: write it with `tether logprobs --out`, which records the data and model hashes");
-        JsonNode m = RunDirectory.JSON.readTree(meta.toFile()), k = key(data, refDir);
+        JsonNode m = RunDirectory.JSON.readTree(meta.toFile());
         if (!m.path("data_sha256").equals(k.get("data_sha256"))) throw new DataFormatException(file, 0, "was computed for other data (data_sha256 differs from " + data + ")");
         if (!m.path("model_weights").equals(k.get("model_weights"))) throw new DataFormatException(file, 0, "was computed with other reference weights than " + refDir);
         return readValues(file, n);

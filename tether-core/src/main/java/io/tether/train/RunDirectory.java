@@ -51,8 +51,8 @@ public final class RunDirectory {
         return run;
     }
 
-    /** What every run records first: versions, threads, seed, the data's hash and when it started or resumed. */
-    public static Map<String, Object> provenance(long seed, Path data, boolean resume) throws IOException {
+    /** What every run records first: versions, threads, seed, the data's (and eval data's) hash and when it started or resumed. */
+    public static Map<String, Object> provenance(long seed, Path data, Path evalData, boolean resume) throws IOException {
         Map<String, Object> p = new java.util.LinkedHashMap<>();
         String v = RunDirectory.class.getPackage().getImplementationVersion();
         p.put("tether", v == null ? "dev" : v);
@@ -62,6 +62,7 @@ public final class RunDirectory {
         p.put("torch_threads", io.tether.engine.Torch.threads());
         p.put("seed", seed);
         p.put("data_sha256", sha256(data));
+        if (evalData != null) p.put("eval_data_sha256", sha256(evalData));
         p.put(resume ? "resumed_at" : "started_at", java.time.Instant.now().toString());
         return p;
     }

@@ -46,20 +46,14 @@ public final class SftRun {
             int vocab = model.config().vocabSize();
             // TRL appends EOS to text completions so the model learns to stop.
             TokenRecords.TextEncoder encoder = text == null ? null : new TokenRecords.TextEncoder(text.tokenizer(), text.template(), true);
-            List<Sft.Example> train = examples(c.data(), TokenRecords.read(c.data(), vocab, encoder), c, text);
-            List<Sft.Example> eval;
-            if (c.evalData() != null) {
-                eval = examples(c.evalData(), TokenRecords.read(c.evalData(), vocab, encoder), c, text);
-            } else {
-                List<List<Sft.Example>> split = DataSplit.of(train, c.evalFraction(), c.trainer().seed());
-                train = split.get(0);
-                eval = split.get(1);
-            }
+            List<List<Sft.Example>> split = DataSplit.trainAndHeldOut(examples(c.data(), TokenRecords.read(c.data(), vocab, encoder), c, text),
+                    c.evalData() == null ? null : examples(c.evalData(), TokenRecords.read(c.evalData(), vocab, encoder), c, text),
+                    c.evalFraction(), c.trainer().seed());
+            List<Sft.Example> train = split.get(0), eval = split.get(1);
             List<Sft.Row> trainRows = c.packing() ? Sft.pack(train, c.maxLength()) : Sft.rows(train, c.maxLength());
             List<Sft.Row> evalRows = c.packing() ? Sft.pack(eval, c.maxLength()) : Sft.rows(eval, c.maxLength());
             run.writeConfig(c.resolved());
-            Map<String, Object> provenance = RunDirectory.provenance(c.trainer().seed(), c.data(), resume);
-            if (c.evalData() != null) provenance.put("eval_data_sha256", RunDirectory.sha256(c.evalData()));
+            Map<String, Object> provenance = RunDirectory.provenance(c.trainer().seed(), c.data(), c.evalData(), resume);
             provenance.put("initial_weights", initialWeights);
             provenance.put("train_examples", train.size());
             provenance.put("eval_examples", eval.size());
