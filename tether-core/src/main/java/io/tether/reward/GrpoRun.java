@@ -3,7 +3,6 @@ package io.tether.reward;
 import java.io.IOException;
 import java.nio.file.Path;
 import java.util.ArrayList;
-import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 
@@ -58,12 +57,7 @@ public final class GrpoRun {
             if (out == null) throw new IllegalArgumentException("key 'output_dir': missing");
             if (g < 2) throw new IllegalArgumentException("key 'num_generations': group-relative advantages need at least 2, got " + g);
             Grpo.Config grpo = c.validated(() -> new Grpo.Config(eps, epsHigh, beta, lossType, scale, maxCompletion));
-            Map<String, Object> resolved = new LinkedHashMap<>();
-            c.tree().properties().forEach(e -> resolved.put(e.getKey(), e.getValue()));
-            resolved.put("num_generations", g);
-            resolved.put("loss_type", lossType);
-            resolved.put("beta", beta);
-            return new Config(model, data, out, grpo, g, temperature, topK, topP, answer, regex, formatWeight, lengthLimit, lengthPenalty, dtype, t, lora, resolved);
+            return new Config(model, data, out, grpo, g, temperature, topK, topP, answer, regex, formatWeight, lengthLimit, lengthPenalty, dtype, t, lora, c.resolved());
         }
     }
 

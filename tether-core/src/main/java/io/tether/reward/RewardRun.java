@@ -4,7 +4,6 @@ import java.io.IOException;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Collections;
-import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Random;
@@ -37,7 +36,8 @@ public final class RewardRun {
      */
     public record Config(Path model, Path data, Path evalData, double evalFraction, Path outputDir, int maxLength,
                          double centerRewardsCoefficient, String sliceField, String dtype, TrainerConfig trainer,
-                         boolean process, String stepSeparator, boolean trainOnLastStepOnly, io.tether.model.LoraAdapters.Config lora) {
+                         boolean process, String stepSeparator, boolean trainOnLastStepOnly, io.tether.model.LoraAdapters.Config lora,
+                         Map<String, Object> resolved) {
         public Config {
             if (model == null) throw new IllegalArgumentException("key 'model': missing");
             if (data == null) throw new IllegalArgumentException("key 'data': missing");
@@ -62,31 +62,10 @@ public final class RewardRun {
             TrainerConfig t = c.trainerConfig();
             io.tether.model.LoraAdapters.Config lora = io.tether.train.PeftSettings.from(c);
             c.rejectUnknownKeys();
+            Map<String, Object> resolved = c.resolved();
+            if (evalData != null) resolved.put("eval_fraction", 0.0);   // eval_data replaces the default split
             return c.validated(() -> new Config(model, data, evalData, evalData == null ? evalFraction : 0, out, maxLength, center, slice, dtype, t,
-                    kind.equals("process"), separator, lastOnly, lora));
-        }
-
-        Map<String, Object> resolved() {
-            Map<String, Object> m = new LinkedHashMap<>();
-            m.put("model", model.toString());
-            m.put("data", data.toString());
-            m.put("eval_data", evalData == null ? null : evalData.toString());
-            m.put("eval_fraction", evalFraction);
-            m.put("output_dir", outputDir.toString());
-            m.put("max_length", maxLength);
-            m.put("center_rewards_coefficient", centerRewardsCoefficient);
-            m.put("slice_field", sliceField);
-            m.put("dtype", dtype);
-            m.put("learning_rate", trainer.learningRate());
-            m.put("max_steps", trainer.maxSteps());
-            m.put("num_train_epochs", trainer.numTrainEpochs());
-            m.put("per_device_train_batch_size", trainer.perDeviceTrainBatchSize());
-            m.put("gradient_accumulation_steps", trainer.gradientAccumulationSteps());
-            m.put("seed", trainer.seed());
-            m.put("kind", process ? "process" : "bradley_terry");
-            m.put("step_separator", stepSeparator);
-            m.put("train_on_last_step_only", trainOnLastStepOnly);
-            return m;
+                    kind.equals("process"), separator, lastOnly, lora, resolved));
         }
     }
 

@@ -6,8 +6,10 @@ import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Iterator;
+import java.util.LinkedHashMap;
 import java.util.LinkedHashSet;
 import java.util.List;
+import java.util.Map;
 import java.util.Set;
 
 import com.fasterxml.jackson.databind.JsonNode;
@@ -22,6 +24,7 @@ public final class ConfigTree {
     private final ObjectNode tree;
     private final String source;
     private final Set<String> read = new LinkedHashSet<>();
+    private final Map<String, Object> used = new LinkedHashMap<>();   // every key read, with the value in force (defaults included)
 
     private ConfigTree(ObjectNode tree, String source) {
         this.tree = tree;
@@ -69,16 +72,21 @@ public final class ConfigTree {
         return n == null || n.isNull() ? null : n;
     }
 
+    private <T> T use(String key, T value) {
+        used.put(key, value);
+        return value;
+    }
+
     /** The raw value (null when absent), marked as read: for keys that take a list or a string. */
     public JsonNode raw(String key) {
-        return get(key);
+        return use(key, get(key));
     }
 
     public String string(String key, String dflt) {
         JsonNode n = get(key);
-        if (n == null) return dflt;
+        if (n == null) return use(key, dflt);
         if (!n.isValueNode() || n.isBoolean()) throw error(key, "expected a string, got " + n);
-        return n.asText();
+        return use(key, n.asText());
     }
 
     public Path path(String key) {
@@ -88,30 +96,38 @@ public final class ConfigTree {
 
     public int integer(String key, int dflt) {
         JsonNode n = get(key);
-        if (n == null) return dflt;
+        if (n == null) return use(key, dflt);
         if (!n.isIntegralNumber() || !n.canConvertToInt()) throw error(key, "expected an integer, got " + n);
-        return n.asInt();
+        return use(key, n.asInt());
     }
 
     public long longValue(String key, long dflt) {
         JsonNode n = get(key);
-        if (n == null) return dflt;
+        if (n == null) return use(key, dflt);
         if (!n.isIntegralNumber() || !n.canConvertToLong()) throw error(key, "expected an integer, got " + n);
-        return n.asLong();
+        return use(key, n.asLong());
     }
 
     public double number(String key, double dflt) {
         JsonNode n = get(key);
-        if (n == null) return dflt;
+        if (n == null) return use(key, dflt);
         if (!n.isNumber()) throw error(key, "expected a number, got " + n);
-        return n.asDouble();
+        return use(key, n.asDouble());
     }
 
     public boolean bool(String key, boolean dflt) {
         JsonNode n = get(key);
-        if (n == null) return dflt;
+        if (n == null) return use(key, dflt);
         if (!n.isBoolean()) throw error(key, "expected true or false, got " + n);
-        return n.asBoolean();
+        return use(key, n.asBoolean());
+    }
+
+    /**
+     * The resolved config for a run's config.yaml: every key a reader asked for, in the order asked, with the value
+     * in force, defaults included. A key read twice (a list, else a string) keeps its last reading.
+     */
+    public Map<String, Object> resolved() {
+        return new LinkedHashMap<>(used);
     }
 
     /** Wraps a record's own validation (which names the key) with the config's source. */
@@ -180,6 +196,4 @@ public final class ConfigTree {
                 clip, seed, logging, evalSteps, save, limit, nan, bf16));
     }
 
-    /** The merged tree (file plus overrides), for the run's resolved config.yaml. */
-    public ObjectNode tree() { return tree; }
 }

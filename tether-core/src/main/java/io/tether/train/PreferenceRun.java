@@ -102,11 +102,7 @@ public final class PreferenceRun {
             DpoLoss.Config dpo = c.validated(() -> new DpoLoss.Config(beta, types, w, smoothing, fdiv, falpha, tau, sem));
             Map<String, Object> resolved = new LinkedHashMap<>();
             resolved.put("method", method);
-            c.tree().properties().forEach(e -> resolved.put(e.getKey(), e.getValue()));
-            resolved.put("beta", beta);
-            resolved.put("loss_type", types);
-            resolved.put("learning_rate", t.learningRate());
-            resolved.put("seed", t.seed());
+            resolved.putAll(c.resolved());
             return new Config(method, model, ref, refLogprobs, precompute, data, evalData, evalFraction, out, maxLength, dpo, gamma, cpoAlpha,
                     dw, uw, sync, mixup, syncSteps, ldAlpha, useWeighting, ktoLossType, dtype, t, lora, resolved);
         }

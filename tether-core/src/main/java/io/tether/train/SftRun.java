@@ -9,7 +9,6 @@ import java.util.List;
 import java.util.Map;
 import java.util.Random;
 
-import com.fasterxml.jackson.databind.node.ObjectNode;
 
 import io.tether.data.TokenRecords;
 import io.tether.engine.DType;
@@ -112,12 +111,5 @@ public final class SftRun {
             throw new io.tether.data.DataFormatException(file, r.line(), "assistant_only_loss: the chat template has no {% generation %} blocks to mark assistant tokens");
         if (!assistantOnly) java.util.Arrays.fill(idsMask[1], 1);
         return new Sft.Example(idsMask[0], idsMask[1]);
-    }
-
-
-
-    /** The resolved YAML, for tests and the CLI. */
-    static ObjectNode resolvedTree(SftConfig c) {
-        return RunDirectory.YAML.valueToTree(c.resolved());
     }
 }
