@@ -51,6 +51,13 @@ class RmCommandTest {
         var scored = new ObjectMapper().readTree(sc[1].lines().findFirst().orElseThrow());
         assertEquals(2, scored.get("step_scores").size());
         assertTrue(scored.get("step_scores").get(0).asDouble() > scored.get("step_scores").get(1).asDouble(), sc[1]);
+        // With use_peft the process reward model trains adapters plus its head, and saves both forms.
+        Path lora = tmp.resolve("prm-lora");
+        String[] l = TextCliTest.run("rm", "train", "--model", base.toString(), "--data", data.toString(), "--output-dir", lora.toString(),
+                "--set", "kind=process", "--set", "max_steps=5", "--set", "use_peft=true");
+        assertEquals("0", l[0], l[2]);
+        assertTrue(Files.exists(lora.resolve("adapter/adapter_model.safetensors")), "the adapter in PEFT layout");
+        assertEquals("LlamaForTokenClassification", new ObjectMapper().readTree(lora.resolve("model/config.json").toFile()).get("architectures").get(0).asText());
         Files.writeString(data, "{\"prompt\": \"Q:\", \"completions\": [\"1+1=2\"], \"labels\": [true, false]}\n");
         String[] bad = TextCliTest.run("rm", "train", "--model", base.toString(), "--data", data.toString(), "--output-dir", tmp.resolve("x").toString(), "--set", "kind=process");
         assertEquals("2", bad[0]);

@@ -86,8 +86,7 @@ public final class GrpoRun {
             provenance.put("prompts", prompts.size());
             run.writeProvenance(provenance);
             Trainer.Result r = new Trainer<>(policy.model(), new GrpoTraining(settings), prompts, List.of(), c.trainer(), run, GradientSync.SINGLE_PROCESS, listener, c.model()).train(resume);
-            if (policy.model().lora() != null) PeftSettings.saveResult(policy.model(), run.root(), c.model(), policy.storedDtypes());
-            else Models.save(policy.model(), run.root().resolve("model"), null, policy.storedDtypes(), c.model(), Models.DEFAULT_MAX_SHARD_BYTES);
+            PeftSettings.saveResult(policy.model(), run.root(), c.model(), c.model(), policy.storedDtypes());
             return r;
         } finally {
             policy.close();

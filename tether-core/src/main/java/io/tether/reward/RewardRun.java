@@ -21,6 +21,7 @@ import io.tether.text.TextAssets;
 import io.tether.train.ConfigTree;
 import io.tether.train.DataSplit;
 import io.tether.train.GradientSync;
+import io.tether.train.PeftSettings;
 import io.tether.train.RunDirectory;
 import io.tether.train.Trainer;
 import io.tether.train.TrainerConfig;
@@ -121,8 +122,7 @@ public final class RewardRun {
             ObjectNode norm = model.config().json().putObject("tether_reward_normalization");
             norm.put("mean", mean);
             norm.put("std", std);
-            if (model.lora() != null) io.tether.train.PeftSettings.saveResult(model, run.root(), c.model(), null);
-            else Models.save(model, run.root().resolve("model"), null, null, c.model(), Models.DEFAULT_MAX_SHARD_BYTES);
+            PeftSettings.saveResult(model, run.root(), c.model(), c.model(), null);
             RewardEvaluation.Report report = eval.isEmpty() ? null : RewardEvaluation.evaluate(model, eval, c.trainer().perDeviceTrainBatchSize(), 10);
             if (report != null) io.tether.engine.AtomicFiles.write(run.root().resolve("eval.json"), w -> w.write(EvalJson.of(report)));
             return new Result(result, report, mean, std);
@@ -148,6 +148,7 @@ public final class RewardRun {
             model = Models.withProcessRewardHead(loaded.model(), c.trainer().seed());
             loaded.close();
         }
+        if (c.lora() != null) io.tether.model.LoraAdapters.attach(model, c.lora(), c.trainer().seed());
         try {
             List<List<ProcessReward.Example>> split = DataSplit.trainAndHeldOut(stepwise(c.data(), text, c),
                     c.evalData() == null ? null : stepwise(c.evalData(), text, c), c.evalFraction(), c.trainer().seed());
@@ -159,7 +160,7 @@ public final class RewardRun {
             provenance.put("eval_examples", eval.size());
             run.writeProvenance(provenance);
             Trainer.Result result = new Trainer<>(model, new ProcessReward(), all, eval, c.trainer(), run, GradientSync.SINGLE_PROCESS, listener, c.model()).train(resume);
-            Models.save(model, run.root().resolve("model"), null, null, c.model(), Models.DEFAULT_MAX_SHARD_BYTES);
+            PeftSettings.saveResult(model, run.root(), c.model(), c.model(), null);
             double accuracy = Double.NaN;
             if (!eval.isEmpty()) {
                 double correct = 0, total = 0;

@@ -33,14 +33,21 @@ public final class PeftSettings {
     }
 
     /**
-     * Saves a LoRA run's results: the adapter in PEFT layout under {@code adapter/}, and the merged model under
-     * {@code model/} so that generate and logprobs load it directly.
+     * Saves a finished run's model under {@code model/} (HF layout, the tokenizer copied from {@code tokenizerSource}),
+     * so that generate, logprobs and rm score load it directly. With LoRA, {@code model/} holds the merged weights
+     * and the adapter goes, in PEFT layout naming {@code baseModel}, under {@code adapter/}.
      */
-    public static void saveResult(CausalLM model, Path runRoot, Path baseModel, java.util.Map<String, io.tether.engine.DType> storedDtypes) throws java.io.IOException {
+    public static void saveResult(CausalLM model, Path runRoot, Path baseModel, Path tokenizerSource,
+                                  java.util.Map<String, io.tether.engine.DType> storedDtypes) throws java.io.IOException {
+        Path out = runRoot.resolve("model");
+        if (model.lora() == null) {
+            Models.save(model, out, null, storedDtypes, tokenizerSource, Models.DEFAULT_MAX_SHARD_BYTES);
+            return;
+        }
         model.lora().save(runRoot.resolve("adapter"), baseModel == null ? "" : baseModel.toString());
         model.lora().merge();
         try {
-            Models.save(model, runRoot.resolve("model"), null, storedDtypes, baseModel, Models.DEFAULT_MAX_SHARD_BYTES);
+            Models.save(model, out, null, storedDtypes, tokenizerSource, Models.DEFAULT_MAX_SHARD_BYTES);
         } finally {
             model.lora().unmerge();
         }

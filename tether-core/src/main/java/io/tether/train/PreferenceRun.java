@@ -218,8 +218,7 @@ public final class PreferenceRun {
     }
 
     private static Trainer.Result finish(Config c, RunDirectory run, Models.LoadedModel policy, Trainer.Result r) throws IOException {
-        if (policy.model().lora() != null) PeftSettings.saveResult(policy.model(), run.root(), c.model(), policy.storedDtypes());
-        else Models.save(policy.model(), run.root().resolve("model"), null, policy.storedDtypes(), c.model(), Models.DEFAULT_MAX_SHARD_BYTES);
+        PeftSettings.saveResult(policy.model(), run.root(), c.model(), c.model(), policy.storedDtypes());
         return r;
     }
 

@@ -63,8 +63,7 @@ public final class SftRun {
                     GradientSync.SINGLE_PROCESS, listener, textDir);
             Trainer.Result result = trainer.train(resume);
             // The finished model, loadable by tether generate / logprobs: the last checkpoint's weights.
-            if (model.lora() != null) PeftSettings.saveResult(model, run.root(), c.model() != null ? c.model() : textDir, loaded == null ? null : loaded.storedDtypes());
-            else Models.save(model, run.root().resolve("model"), null, loaded == null ? null : loaded.storedDtypes(), textDir, Models.DEFAULT_MAX_SHARD_BYTES);
+            PeftSettings.saveResult(model, run.root(), c.model(), textDir, loaded == null ? null : loaded.storedDtypes());
             return result;
         } finally {
             model.close();
