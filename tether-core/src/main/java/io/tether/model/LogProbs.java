@@ -42,12 +42,23 @@ public final class LogProbs {
 
     /** log p(token[t] | tokens[<t]) for t = 1..L-1: shape [B, L-1]. */
     public static Tensor tokenLogprobs(CausalLM model, Tensor inputIds) {
+        return tokenLogprobs(predictionLogits(model, inputIds, null, null), inputIds);
+    }
+
+    /**
+     * The logits that predict tokens 1..L-1, [B, L-1, V], in the weights' dtype: under bf16 autocast the head's
+     * output is bf16, too coarse for a log-softmax. Position ids and mask as {@link CausalLM#forward} takes them.
+     */
+    public static Tensor predictionLogits(CausalLM model, Tensor inputIds, Tensor positionIds, Tensor attentionMask) {
         long l = inputIds.size(1);
-        // In the weights' dtype: under bf16 autocast the head's output is bf16, too coarse for log-softmax.
-        Tensor logits = model.forward(inputIds).narrow(1, 0, l - 1).to(model.dtype().scalarType); // (B, L-1, V) predictions of tokens 1..L-1
-        Tensor targets = inputIds.narrow(1, 1, l - 1).unsqueeze(-1);           // (B, L-1, 1)
-        Tensor picked = torch.gather(logits, -1, targets).squeeze(-1);        // (B, L-1)
-        return picked.sub(torch.logsumexp(logits, new long[] {-1}, false));
+        return model.forward(inputIds, positionIds, attentionMask, null).narrow(1, 0, l - 1).to(model.dtype().scalarType);
+    }
+
+    /** log p(token[t] | tokens[<t]) for t = 1..L-1, [B, L-1], from {@link #predictionLogits}. */
+    public static Tensor tokenLogprobs(Tensor predictionLogits, Tensor inputIds) {
+        Tensor targets = inputIds.narrow(1, 1, inputIds.size(1) - 1).unsqueeze(-1);        // (B, L-1, 1)
+        Tensor picked = torch.gather(predictionLogits, -1, targets).squeeze(-1);            // (B, L-1)
+        return picked.sub(torch.logsumexp(predictionLogits, new long[] {-1}, false));
     }
 
     /** Scores sequences in batches of {@code batchSize}, without gradients, each batch in its own scope. */

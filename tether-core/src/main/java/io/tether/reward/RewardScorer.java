@@ -9,6 +9,7 @@ import org.bytedeco.pytorch.global.torch;
 import io.tether.engine.StepScope;
 import io.tether.engine.Tensors;
 import io.tether.model.CausalLM;
+import io.tether.text.Padding;
 
 /**
  * Scalar rewards from a sequence-classification model (HF's *ForSequenceClassification, num_labels 1): the score
@@ -48,11 +49,8 @@ public final class RewardScorer {
 
     /** Right-padded [B, T] ids (padding id 0: never seen by real tokens under causal attention). */
     public static Tensor padded(List<long[]> seqs) {
-        int len = 0;
-        for (long[] s : seqs) len = Math.max(len, s.length);
-        long[] ids = new long[seqs.size() * len];
-        for (int i = 0; i < seqs.size(); i++) System.arraycopy(seqs.get(i), 0, ids, i * len, seqs.get(i).length);
-        return Tensors.longs(ids, seqs.size(), len);
+        Padding.Batch p = Padding.pad(seqs, 0, Padding.Side.RIGHT, 0, false);
+        return Tensors.longs(p.ids(), seqs.size(), p.length());
     }
 
     public static long[] lengths(List<long[]> seqs) {

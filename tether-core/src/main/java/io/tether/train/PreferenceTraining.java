@@ -7,11 +7,11 @@ import java.util.Map;
 
 import org.bytedeco.pytorch.NoGradGuard;
 import org.bytedeco.pytorch.Tensor;
-import org.bytedeco.pytorch.global.torch;
 
 import io.tether.engine.StepScope;
 import io.tether.engine.Tensors;
 import io.tether.model.CausalLM;
+import io.tether.model.LogProbs;
 import io.tether.objective.DpoLoss;
 import io.tether.objective.PairwiseLosses;
 
@@ -83,9 +83,8 @@ public final class PreferenceTraining implements TrainingMethod<PreferenceTraini
             }
         }
         Tensor input = Tensors.longs(ids, b, len);
-        Tensor logits = model.forward(input).narrow(1, 0, len - 1).to(model.dtype().scalarType);       // (B, L-1, V)
-        Tensor targets = input.narrow(1, 1, len - 1).unsqueeze(-1);
-        Tensor tokenLogps = torch.gather(logits, -1, targets).squeeze(-1).sub(torch.logsumexp(logits, new long[] {-1}, false));
+        Tensor logits = LogProbs.predictionLogits(model, input, null, null);                           // (B, L-1, V)
+        Tensor tokenLogps = LogProbs.tokenLogprobs(logits, input);
         Tensor m = Tensors.longs(mask, b, len - 1).to(model.dtype().scalarType);
         Tensor w = weights == null ? m : Tensors.doubles(weights, b, len - 1).to(model.dtype().scalarType);
         Tensor sums = tokenLogps.mul(w).sum(new long[] {1}, false, new org.bytedeco.pytorch.ScalarTypeOptional());

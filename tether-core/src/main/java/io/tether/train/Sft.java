@@ -10,6 +10,7 @@ import org.bytedeco.pytorch.global.torch;
 import io.tether.engine.DType;
 import io.tether.engine.Tensors;
 import io.tether.model.CausalLM;
+import io.tether.model.LogProbs;
 
 /**
  * Supervised fine-tuning: the loss is the negative log-likelihood of the tokens marked in each example's loss mask
@@ -129,10 +130,7 @@ public final class Sft implements TrainingMethod<Sft.Row> {
             mask = same.logical_and(causal).unsqueeze(1);                                     // (B, 1, T, T)
             positionIds = Tensors.longs(positions, b, len);
         }
-        // Logits in the weights' dtype: under bf16 autocast the head's output is bf16, too coarse for log-softmax.
-        Tensor logits = model.forward(input, positionIds, mask, null).narrow(1, 0, len - 1).to(model.dtype().scalarType); // (B, L-1, V)
-        Tensor targets = input.narrow(1, 1, len - 1).unsqueeze(-1);
-        Tensor tokenLogprobs = torch.gather(logits, -1, targets).squeeze(-1).sub(torch.logsumexp(logits, new long[] {-1}, false));
+        Tensor tokenLogprobs = LogProbs.tokenLogprobs(LogProbs.predictionLogits(model, input, positionIds, mask), input);   // (B, L-1)
         Tensor weights = Tensors.longs(targetMask, b, len - 1).to(model.dtype().scalarType);
         Tensor nll = tokenLogprobs.mul(weights).sum().neg();
         return new Output(nll, Map.of());
