@@ -23,8 +23,8 @@ final class GrpoCommand implements Callable<Integer> {
         root.initEngine();
         GrpoRun.Config c = GrpoRun.Config.from(run.settings());
         PrintWriter err = root.spec.commandLine().getErr();
-        Trainer.Result r = GrpoRun.run(c, run.resume, new SftCommand.ProgressBar(err));
-        err.printf("%ndone: %d steps, last loss %.4f; model saved to %s%n", r.steps(), r.lastLoss(), c.outputDir().resolve("model"));
+        Trainer.Result r = GrpoRun.run(c, run.resume, new ProgressBar(err));
+        ProgressBar.done(err, r, c.outputDir());
         return 0;
     }
 }

@@ -27,7 +27,7 @@ final class PreferenceCommands {
             root.initEngine();
             PreferenceRun.Config c = PreferenceRun.Config.from(method(), run.settings());
             PrintWriter err = root.spec.commandLine().getErr();
-            Trainer.Result r = PreferenceRun.run(c, run.resume, new SftCommand.ProgressBar(err) {
+            Trainer.Result r = PreferenceRun.run(c, run.resume, new ProgressBar(err) {
                 @Override
                 public void onStep(int step, int total, Map<String, Object> m) {
                     super.onStep(step, total, m);
@@ -35,7 +35,7 @@ final class PreferenceCommands {
                         err.printf("%n  rewards/accuracies %.3f  rewards/margins %.3f", (Double) m.get("rewards/accuracies"), (Double) m.get("rewards/margins"));
                 }
             });
-            err.printf("%ndone: %d steps, last loss %.4f; model saved to %s%n", r.steps(), r.lastLoss(), c.outputDir().resolve("model"));
+            ProgressBar.done(err, r, c.outputDir());
             return 0;
         }
     }

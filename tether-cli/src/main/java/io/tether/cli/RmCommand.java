@@ -50,7 +50,7 @@ final class RmCommand implements Runnable {
             rm.root.initEngine();
             RewardRun.Config c = RewardRun.Config.from(run.settings());
             PrintWriter err = rm.root.spec.commandLine().getErr();
-            RewardRun.Result r = RewardRun.run(c, run.resume, new SftCommand.ProgressBar(err));
+            RewardRun.Result r = RewardRun.run(c, run.resume, new ProgressBar(err));
             if (c.process()) err.printf("%ndone: %d steps; held-out step accuracy %.4f; model saved to %s%n", r.training().steps(), r.rewardMean(), c.outputDir().resolve("model"));
             else err.printf("%ndone: %d steps; training rewards mean %.4f std %.4f; model saved to %s%n", r.training().steps(), r.rewardMean(), r.rewardStd(), c.outputDir().resolve("model"));
             if (r.eval() != null) rm.root.spec.commandLine().getOut().print(EvalJson.table(r.eval()));
@@ -63,12 +63,6 @@ final class RmCommand implements Runnable {
     static List<TokenRecords.TokenRecord> records(Path model, Path data, int vocab, TextAssets text) {
         TokenRecords.TextEncoder enc = text == null ? null : new TokenRecords.TextEncoder(text.tokenizer(), text.template(), true);
         return TokenRecords.read(data, vocab, enc);
-    }
-
-    static long[] join(long[] a, long[] b) {
-        long[] all = java.util.Arrays.copyOf(a, a.length + b.length);
-        System.arraycopy(b, 0, all, a.length, b.length);
-        return all;
     }
 
     @Command(name = "score", mixinStandardHelpOptions = true, description = "Reward of every record: chosen_reward/rejected_reward for pairs, reward otherwise.")
@@ -92,10 +86,10 @@ final class RmCommand implements Runnable {
                 List<long[]> seqs = new ArrayList<>();
                 for (TokenRecords.TokenRecord r : records) {
                     if (r.isPreference()) {
-                        seqs.add(join(r.prompt(), r.chosen()));
-                        seqs.add(join(r.prompt(), r.rejected()));
+                        seqs.add(r.withPrompt(r.chosen()));
+                        seqs.add(r.withPrompt(r.rejected()));
                     } else {
-                        seqs.add(join(r.prompt(), r.completion()));
+                        seqs.add(r.withPrompt(r.completion()));
                     }
                 }
                 double[] scores = RewardScorer.score(m.model(), seqs, batchSize);
@@ -167,7 +161,7 @@ final class RmCommand implements Runnable {
                 for (TokenRecords.TokenRecord r : records(model, data, m.model().config().vocabSize(), text)) {
                     if (!r.isPreference()) throw new io.tether.data.DataFormatException(data, r.line(), "evaluation needs preference records (chosen and rejected)");
                     String slice = r.source().has(sliceField) ? r.source().get(sliceField).asText() : null;
-                    pairs.add(new RewardTraining.Pair(join(r.prompt(), r.chosen()), join(r.prompt(), r.rejected()), r.source().path("margin").asDouble(0), slice));
+                    pairs.add(new RewardTraining.Pair(r.withPrompt(r.chosen()), r.withPrompt(r.rejected()), r.source().path("margin").asDouble(0), slice));
                 }
                 RewardEvaluation.Report report = RewardEvaluation.evaluate(m.model(), pairs, batchSize, 10);
                 if (out != null) AtomicFiles.write(out, w -> w.write(EvalJson.of(report)));

@@ -26,6 +26,13 @@ public final class TokenRecords {
      */
     public record TokenRecord(long line, ObjectNode source, long[] prompt, long[] completion, long[] chosen, long[] rejected, String mismatch) {
         public boolean isPreference() { return chosen != null; }
+
+        /** The prompt followed by {@code part} (chosen, rejected or completion): the whole sequence a reward model scores. */
+        public long[] withPrompt(long[] part) {
+            long[] all = java.util.Arrays.copyOf(prompt, prompt.length + part.length);
+            System.arraycopy(part, 0, all, prompt.length, part.length);
+            return all;
+        }
     }
 
     /** How text and chats become tokens: the tokenizer, the chat template (for message lists) and EOS policy. */

@@ -36,6 +36,10 @@ public record SamplingConfig(int maxNewTokens, double temperature, int topK, dou
         return new SamplingConfig(maxNewTokens, temperature, topK, topP, seed, stopTokenIds, stopStrings, useCache);
     }
 
+    public SamplingConfig withSeed(long seed) {
+        return new SamplingConfig(maxNewTokens, temperature, topK, topP, seed, stopTokenIds, stopStrings, useCache);
+    }
+
     public SamplingConfig withStopTokens(List<Long> ids) {
         return new SamplingConfig(maxNewTokens, temperature, topK, topP, seed, ids, stopStrings, useCache);
     }

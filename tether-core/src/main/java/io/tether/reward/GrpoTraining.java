@@ -46,8 +46,7 @@ public final class GrpoTraining implements TrainingMethod<GrpoTraining.Prompt> {
         List<long[]> repeated = new ArrayList<>();
         for (Prompt p : prompts) for (int k = 0; k < g; k++) repeated.add(p.ids());
         // A fresh seed per draw keeps runs reproducible from the config's seed while every step samples anew.
-        SamplingConfig sampling = new SamplingConfig(s.sampling().maxNewTokens(), s.sampling().temperature(), s.sampling().topK(),
-                s.sampling().topP(), s.sampling().seed() + 1_000_003L * draws++, s.sampling().stopTokenIds(), s.sampling().stopStrings(), true);
+        SamplingConfig sampling = s.sampling().withSeed(s.sampling().seed() + 1_000_003L * draws++);
         List<Generator.Generation> gens;
         try (NoGradGuard ng = new NoGradGuard()) {
             gens = Generator.generate(model, repeated, sampling, s.decoder());

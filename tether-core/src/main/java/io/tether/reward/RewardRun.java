@@ -208,15 +208,13 @@ public final class RewardRun {
             if (!r.isPreference()) throw new DataFormatException(file, r.line(), "reward modelling needs preference records (chosen and rejected)");
             double margin = r.source().path("margin").asDouble(0);
             String slice = r.source().has(c.sliceField()) ? r.source().get(c.sliceField()).asText() : null;
-            out.add(new RewardTraining.Pair(join(r.prompt(), r.chosen(), c.maxLength()), join(r.prompt(), r.rejected(), c.maxLength()), margin, slice));
+            out.add(new RewardTraining.Pair(keepStart(r.withPrompt(r.chosen()), c.maxLength()), keepStart(r.withPrompt(r.rejected()), c.maxLength()), margin, slice));
         }
         return out;
     }
 
-    static long[] join(long[] a, long[] b, int max) {
-        long[] all = new long[Math.min(max, a.length + b.length)];
-        for (int i = 0; i < all.length; i++) all[i] = i < a.length ? a[i] : b[i - a.length];
-        return all;
+    /** TRL's truncation_mode keep_start: the first {@code maxLength} tokens. */
+    private static long[] keepStart(long[] ids, int maxLength) {
+        return ids.length <= maxLength ? ids : java.util.Arrays.copyOf(ids, maxLength);
     }
-
 }
