@@ -5,11 +5,17 @@ import java.io.Writer;
 import java.nio.file.Path;
 import java.util.List;
 
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+
+import io.tether.data.TokenRecords;
 import io.tether.engine.AtomicFiles;
 
 /** Where a command's JSONL results go: {@code --out} (a temporary name, then renamed: never half-written) or stdout. */
 final class JsonlOutput {
     private JsonlOutput() {}
+
+    private static final ObjectMapper JSON = new ObjectMapper();
 
     static void write(TetherCommand root, Path out, List<String> lines) throws IOException {
         if (out != null) {
@@ -19,6 +25,13 @@ final class JsonlOutput {
             writeLines(w, lines);
             w.flush();
         }
+    }
+
+    /** A result line that starts with its record's {@code id} and {@code prompt_id}, when it has them, so results join back to inputs. */
+    static ObjectNode lineFor(TokenRecords.TokenRecord r) {
+        ObjectNode o = JSON.createObjectNode();
+        for (String id : new String[] {"id", "prompt_id"}) if (r.source().has(id)) o.set(id, r.source().get(id));
+        return o;
     }
 
     private static void writeLines(Writer w, List<String> lines) throws IOException {

@@ -79,8 +79,7 @@ final class LogprobsCommand implements Callable<Integer> {
             List<String> lines = new ArrayList<>(records.size());
             int k = 0;
             for (TokenRecords.TokenRecord r : records) {
-                ObjectNode o = JSON.createObjectNode();
-                for (String id : new String[] {"id", "prompt_id"}) if (r.source().has(id)) o.set(id, r.source().get(id));
+                ObjectNode o = JsonlOutput.lineFor(r);
                 if (r.isPreference()) {
                     put(o, "chosen_", results.get(k++));
                     put(o, "rejected_", results.get(k++));

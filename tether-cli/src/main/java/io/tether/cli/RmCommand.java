@@ -60,7 +60,7 @@ final class RmCommand implements Runnable {
     }
 
     /** Records as pairs (chosen/rejected) or single sequences (prompt + completion). */
-    static List<TokenRecords.TokenRecord> records(Path model, Path data, int vocab, TextAssets text) {
+    static List<TokenRecords.TokenRecord> records(Path data, int vocab, TextAssets text) {
         TokenRecords.TextEncoder enc = text == null ? null : new TokenRecords.TextEncoder(text.tokenizer(), text.template(), true);
         return TokenRecords.read(data, vocab, enc);
     }
@@ -73,16 +73,12 @@ final class RmCommand implements Runnable {
         @Option(names = "--out", description = "output JSONL (default: stdout)") Path out;
         @Option(names = "--batch-size", defaultValue = "8") int batchSize;
 
-        private Integer scoreSteps(Models.LoadedModel m, TextAssets text) throws IOException {
-            return scoreStepsImpl(rm, data, out, m, text);
-        }
-
         @Override
         public Integer call() throws IOException {
             rm.root.initEngine();
             try (Models.LoadedModel m = Models.load(model, DType.F32); TextAssets text = TextAssets.load(model).orElse(null)) {
-                if (m.model().config().isTokenClassifier()) return scoreSteps(m, text);
-                List<TokenRecords.TokenRecord> records = records(model, data, m.model().config().vocabSize(), text);
+                if (m.model().config().isTokenClassifier()) return scoreSteps(rm, data, out, m, text);
+                List<TokenRecords.TokenRecord> records = records(data, m.model().config().vocabSize(), text);
                 List<long[]> seqs = new ArrayList<>();
                 for (TokenRecords.TokenRecord r : records) {
                     if (r.isPreference()) {
@@ -97,8 +93,7 @@ final class RmCommand implements Runnable {
                 List<String> lines = new ArrayList<>();
                 int k = 0;
                 for (TokenRecords.TokenRecord r : records) {
-                    ObjectNode o = JSON.createObjectNode();
-                    for (String id : new String[] {"id", "prompt_id"}) if (r.source().has(id)) o.set(id, r.source().get(id));
+                    ObjectNode o = JsonlOutput.lineFor(r);
                     if (r.isPreference()) {
                         double c = scores[k++], rej = scores[k++];
                         o.put("chosen_reward", c).put("rejected_reward", rej).put("p_chosen", 1 / (1 + Math.exp(-(c - rej))));
@@ -117,7 +112,7 @@ final class RmCommand implements Runnable {
     }
 
     /** A process reward model: per-step P(good) for every stepwise record, and the weakest step's score. */
-    static Integer scoreStepsImpl(RmCommand rm, Path data, Path out, Models.LoadedModel m, TextAssets text) throws IOException {
+    static Integer scoreSteps(RmCommand rm, Path data, Path out, Models.LoadedModel m, TextAssets text) throws IOException {
         if (text == null) throw new IllegalArgumentException("scoring steps needs a tokenizer.json beside the model");
         List<io.tether.reward.ProcessReward.Example> examples = new ArrayList<>();
         io.tether.data.JsonLines.forEach(data, (line, n) -> {
@@ -158,7 +153,7 @@ final class RmCommand implements Runnable {
             rm.root.initEngine();
             try (Models.LoadedModel m = Models.load(model, DType.F32); TextAssets text = TextAssets.load(model).orElse(null)) {
                 List<RewardTraining.Pair> pairs = new ArrayList<>();
-                for (TokenRecords.TokenRecord r : records(model, data, m.model().config().vocabSize(), text)) {
+                for (TokenRecords.TokenRecord r : records(data, m.model().config().vocabSize(), text)) {
                     if (!r.isPreference()) throw new io.tether.data.DataFormatException(data, r.line(), "evaluation needs preference records (chosen and rejected)");
                     String slice = r.source().has(sliceField) ? r.source().get(sliceField).asText() : null;
                     pairs.add(new RewardTraining.Pair(r.withPrompt(r.chosen()), r.withPrompt(r.rejected()), r.source().path("margin").asDouble(0), slice));
