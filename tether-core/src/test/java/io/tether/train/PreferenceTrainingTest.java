@@ -101,7 +101,7 @@ class PreferenceTrainingTest {
             assertArrayEquals(frozen, Tensors.toFloats(policy.parameters().get("model.layers.0.self_attn.q_proj.weight")), 0f, "base weights untouched");
             assertTrue(java.nio.file.Files.exists(tmp.resolve("lora/checkpoints/step-60/adapter_model.safetensors")), "checkpoints hold the adapter");
             assertFalse(java.nio.file.Files.exists(tmp.resolve("lora/checkpoints/step-60/model.safetensors")));
-            assertNotNull(lora);
+            assertSame(lora, policy.lora(), "the adapters stay attached to the policy");
         }
     }
 
