@@ -55,6 +55,19 @@ public final class KvCache implements AutoCloseable {
         length = n;
     }
 
+    /**
+     * Fills this cache from {@code source}: row r gets source row {@code sourceRows[r]}'s cached tokens (a shared
+     * prompt copied to each sample of its group), and the cached length becomes the source's.
+     */
+    public void copyRowsFrom(KvCache source, Tensor sourceRows) {
+        if (source.length > capacity) throw new IllegalStateException("KV cache of capacity " + capacity + " cannot take " + source.length + " cached tokens");
+        for (int l = 0; l < keys.length; l++) {
+            keys[l].narrow(2, 0, source.length).copy_(source.keys[l].narrow(2, 0, source.length).index_select(0, sourceRows));
+            values[l].narrow(2, 0, source.length).copy_(source.values[l].narrow(2, 0, source.length).index_select(0, sourceRows));
+        }
+        length = source.length;
+    }
+
     @Override
     public void close() {
         for (Tensor t : keys) t.close();

@@ -19,34 +19,66 @@ public final class Grpo {
      * @param lossType       {@code loss_type}: grpo (per-sequence token mean, then mean), bnpo (token sum over all
      *                       tokens), dr_grpo (sum / (sequences x max_completion_length)), dapo (as bnpo on one process)
      * @param scaleRewards   {@code scale_rewards}: group (divide by the group's std), batch (by the batch's), none
+     * @param sequenceLevel  {@code importance_sampling_level: sequence} (GSPO, Zheng et al. 2025): one ratio per
+     *                       completion, exp of the mean token log-ratio, instead of one per token
      */
-    public record Config(double epsilon, double epsilonHigh, double beta, String lossType, String scaleRewards, int maxCompletionLength) {
+    public record Config(double epsilon, double epsilonHigh, double beta, String lossType, String scaleRewards, int maxCompletionLength,
+                         boolean sequenceLevel) {
         public Config {
             if (!java.util.List.of("grpo", "bnpo", "dr_grpo", "dapo").contains(lossType))
                 throw new IllegalArgumentException("loss_type '" + lossType + "' is not supported (grpo, bnpo, dr_grpo, dapo)");
             if (!java.util.List.of("group", "batch", "none").contains(scaleRewards))
                 throw new IllegalArgumentException("scale_rewards '" + scaleRewards + "' is not supported (group, batch, none)");
         }
+
+        public Config(double epsilon, double epsilonHigh, double beta, String lossType, String scaleRewards, int maxCompletionLength) {
+            this(epsilon, epsilonHigh, beta, lossType, scaleRewards, maxCompletionLength, false);
+        }
     }
 
     /**
-     * Advantages [B] of rewards [B] laid out as consecutive groups of {@code groupSize}: r − mean(group), divided by
-     * (std + 1e-4) with the unbiased std of the group (or batch) unless scaling is none.
+     * Advantages of rewards laid out as consecutive groups of {@code groupSize}: r − mean(group), divided by
+     * (std + 1e-4) with the unbiased std of the group (or of the batch) unless scaling is none. NaN marks an
+     * unscorable completion: it is left out of its group's mean and std and gets advantage 0.
      */
-    public static Tensor advantages(Tensor rewards, int groupSize, String scaleRewards) {
-        long n = rewards.size(0);
+    public static double[] advantages(double[] rewards, int groupSize, String scaleRewards) {
+        int n = rewards.length;
         if (n % groupSize != 0) throw new IllegalArgumentException(n + " rewards do not form groups of " + groupSize);
-        Tensor grouped = rewards.view(n / groupSize, groupSize);
-        Tensor mean = grouped.mean(new long[] {1}, true, new org.bytedeco.pytorch.ScalarTypeOptional());
-        Tensor centred = grouped.sub(mean).view(n);
-        return switch (scaleRewards) {
-            case "none" -> centred;
-            case "group" -> {
-                Tensor std = torch.std(grouped, new long[] {1}, true, true);
-                yield centred.div(plus(std.expand(n / groupSize, groupSize).reshape(n), 1e-4));
-            }
-            default -> centred.div(plus(torch.std(rewards, new long[] {0}, true, false), 1e-4));
-        };
+        double[] out = new double[n];
+        double batchStd = std(rewards, 0, n);
+        for (int start = 0; start < n; start += groupSize) {
+            double mean = mean(rewards, start, start + groupSize);
+            double scale = switch (scaleRewards) {
+                case "none" -> 1;
+                case "group" -> std(rewards, start, start + groupSize) + 1e-4;
+                default -> batchStd + 1e-4;
+            };
+            for (int i = start; i < start + groupSize; i++) out[i] = Double.isNaN(rewards[i]) || Double.isNaN(mean) ? 0 : (rewards[i] - mean) / scale;
+        }
+        return out;
+    }
+
+    /** Groups whose scorable rewards all tie (std 0): they carry no signal and contribute no gradient. */
+    public static int zeroStdGroups(double[] rewards, int groupSize) {
+        int count = 0;
+        for (int start = 0; start < rewards.length; start += groupSize) if (!(std(rewards, start, start + groupSize) > 0)) count++;
+        return count;
+    }
+
+    /** Mean of the non-NaN values in [from, to); NaN when there are none. */
+    static double mean(double[] v, int from, int to) {
+        double sum = 0;
+        int k = 0;
+        for (int i = from; i < to; i++) if (!Double.isNaN(v[i])) { sum += v[i]; k++; }
+        return k == 0 ? Double.NaN : sum / k;
+    }
+
+    /** Unbiased (n − 1) std of the non-NaN values in [from, to); 0 for fewer than two. */
+    static double std(double[] v, int from, int to) {
+        double m = mean(v, from, to), ss = 0;
+        int k = 0;
+        for (int i = from; i < to; i++) if (!Double.isNaN(v[i])) { ss += (v[i] - m) * (v[i] - m); k++; }
+        return k < 2 ? 0 : Math.sqrt(ss / (k - 1));
     }
 
     /** k3 (Schulman's unbiased, always ≥ 0) estimate of KL(π || π_ref) per token: e^{ref−logp} − (ref − logp) − 1. */
@@ -60,7 +92,13 @@ public final class Grpo {
      * and a completion mask [B, T].
      */
     public static Tensor loss(Config c, Tensor logps, Tensor oldLogps, Tensor refLogps, Tensor advantages, Tensor mask) {
-        Tensor ratio = logps.sub(oldLogps).exp();
+        Tensor logRatio = logps.sub(oldLogps);
+        if (c.sequenceLevel()) {
+            Tensor perSequence = logRatio.mul(mask).sum(new long[] {1}, true, new org.bytedeco.pytorch.ScalarTypeOptional())
+                    .div(mask.sum(new long[] {1}, true, new org.bytedeco.pytorch.ScalarTypeOptional()).clamp_min(Tensors.scalar(1.0)));
+            logRatio = perSequence.expand_as(logps);
+        }
+        Tensor ratio = logRatio.exp();
         Tensor a = advantages.unsqueeze(1);
         Tensor clipped = ratio.clamp(new org.bytedeco.pytorch.ScalarOptional(Tensors.scalar(1 - c.epsilon())),
                 new org.bytedeco.pytorch.ScalarOptional(Tensors.scalar(1 + c.epsilonHigh())));

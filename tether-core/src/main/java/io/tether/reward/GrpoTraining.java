@@ -4,34 +4,49 @@ import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
-import java.util.OptionalDouble;
 import java.util.function.Function;
 
-import org.bytedeco.pytorch.NoGradGuard;
 import org.bytedeco.pytorch.Tensor;
 
 import io.tether.engine.Tensors;
-import io.tether.generate.Generator;
 import io.tether.generate.SamplingConfig;
 import io.tether.model.CausalLM;
 import io.tether.objective.Grpo;
+import io.tether.objective.Rloo;
 import io.tether.train.TrainingMethod;
 
 /**
- * GRPO as a method of the one loop: each step samples {@code numGenerations} completions per prompt from the current
- * policy, scores them with a reward function, standardises rewards within each prompt's group, and takes the
- * clipped policy-gradient step of {@link Grpo}. With one policy update per generation (TRL's num_iterations = 1)
- * the sampling log-probs equal the current ones, detached.
+ * The critic-free group methods as methods of the one loop. {@link #prepare} samples {@code numGenerations}
+ * completions of each prompt from the current policy (prompt prefilled once per group), scores them, and works out
+ * each completion's advantage: GRPO standardises rewards within the prompt's group; RLOO charges the sequence KL in
+ * the reward and subtracts the mean of the other completions. The steps then take clipped policy-gradient updates,
+ * {@code num_iterations} times over each rollout with importance ratios against the sampling-time log-probs.
  */
-public final class GrpoTraining implements TrainingMethod<GrpoTraining.Prompt> {
-    public record Prompt(long[] ids, Map<String, Object> record, String text) {}
+public final class GrpoTraining implements TrainingMethod<OnlinePrompt> {
+    public enum Estimator { GRPO, RLOO }
 
     /**
-     * @param reference frozen reference for the KL term (null: the policy without LoRA adapters, or no KL when beta 0)
-     * @param decoder   completion ids to text for the reward function (null: token-level rewards only)
+     * @param reference  frozen reference for the KL term (null: the policy without LoRA adapters, or no KL when beta 0)
+     * @param decoder    completion ids to text for the reward functions and stop strings (null: token-level rewards)
+     * @param numIterations  TRL's {@code num_iterations}: passes over each rollout
+     * @param maskTruncated  {@code mask_truncated_completions}: completions that hit the budget train no tokens
+     * @param whitenAdvantages RLOO's {@code normalize_advantages} (REINFORCE++-style batch whitening)
      */
-    public record Settings(Grpo.Config grpo, int numGenerations, SamplingConfig sampling, RewardFunction reward,
-                           CausalLM reference, Function<long[], String> decoder) {}
+    public record Settings(Estimator estimator, Grpo.Config grpo, int numGenerations, SamplingConfig sampling, Rollouts.Scorer scorer,
+                           Rollouts.Shaping shaping, CausalLM reference, Function<long[], String> decoder, int numIterations,
+                           boolean maskTruncated, boolean whitenAdvantages) {
+        public Settings {
+            if (numGenerations < 2) throw new IllegalArgumentException("key 'num_generations': group baselines need at least 2, got " + numGenerations);
+            if (numIterations < 1) throw new IllegalArgumentException("key 'num_iterations': must be >= 1, got " + numIterations);
+        }
+
+        /** GRPO with one pass per rollout, no shaping. */
+        public static Settings grpo(Grpo.Config grpo, int numGenerations, SamplingConfig sampling, RewardFunction reward, CausalLM reference,
+                                    Function<long[], String> decoder) {
+            return new Settings(Estimator.GRPO, grpo, numGenerations, sampling, Rollouts.of(reward, decoder), Rollouts.Shaping.NONE, reference, decoder,
+                    1, false, false);
+        }
+    }
 
     private final Settings s;
     private long draws;
@@ -41,48 +56,114 @@ public final class GrpoTraining implements TrainingMethod<GrpoTraining.Prompt> {
     }
 
     @Override
-    public Output forward(CausalLM model, List<Prompt> prompts) {
-        int g = s.numGenerations();
-        List<long[]> repeated = new ArrayList<>();
-        for (Prompt p : prompts) for (int k = 0; k < g; k++) repeated.add(p.ids());
-        // A fresh seed per draw keeps runs reproducible from the config's seed while every step samples anew.
+    public Reuse reuse() {
+        return new Reuse(s.numIterations(), 1);
+    }
+
+    /** Sampling temperature (1 for greedy), which the training log-probs must use too. */
+    private double temperature() {
+        return s.sampling().greedy() ? 1 : s.sampling().temperature();
+    }
+
+    private boolean needsReference() {
+        return s.grpo().beta() > 0;
+    }
+
+    @Override
+    public List<OnlinePrompt> prepare(CausalLM model, List<OnlinePrompt> drawn) {
+        // A fresh seed per draw keeps runs reproducible from the config's seed while every rollout samples anew.
         SamplingConfig sampling = s.sampling().withSeed(s.sampling().seed() + 1_000_003L * draws++);
-        List<Generator.Generation> gens;
-        try (NoGradGuard ng = new NoGradGuard()) {
-            gens = Generator.generate(model, repeated, sampling, s.decoder());
+        List<OnlinePrompt> prompts = Rollouts.sampleAndScore(model, drawn, s.numGenerations(), sampling, s.decoder(), s.scorer(), s.shaping());
+        Rollouts.Layout l = Rollouts.layout(prompts);
+        // With one pass per rollout the ratio is 1 and the current log-probs, detached, serve as the old ones (TRL).
+        double[][] old = s.numIterations() > 1 ? l.perRow(Rollouts.completionLogps(model, l, temperature())) : null;
+        double[][] ref = needsReference() ? Rollouts.referenceLogps(model, s.reference(), l, temperature()) : null;
+        List<Experience> all = new ArrayList<>();
+        for (OnlinePrompt p : prompts) all.addAll(p.experiences());
+        double[] rewards = new double[all.size()];
+        for (int i = 0; i < rewards.length; i++) {
+            Experience e = all.get(i);
+            if (old != null) e.oldLogps = old[i];
+            if (ref != null) e.refLogps = ref[i];
+            rewards[i] = e.score;
         }
-        int n = repeated.size();
-        double[] rewards = new double[n];
-        int unscorable = 0;
-        double length = 0;
-        List<long[]> completions = new ArrayList<>();
+        double[] adv;
+        if (s.estimator() == Estimator.RLOO) {
+            double[] oldSums = new double[rewards.length], refSums = new double[rewards.length];
+            for (int i = 0; i < rewards.length; i++) {
+                oldSums[i] = Experience.sum(all.get(i).samplingLogps);
+                refSums[i] = ref == null ? oldSums[i] : Experience.sum(ref[i]);
+            }
+            adv = Rloo.advantages(Rloo.klPenalised(rewards, oldSums, refSums, s.grpo().beta()), s.numGenerations(), s.whitenAdvantages());
+        } else {
+            adv = Grpo.advantages(rewards, s.numGenerations(), s.grpo().scaleRewards());
+        }
+        for (int i = 0; i < adv.length; i++) all.get(i).advantage = adv[i];
+        return prompts;
+    }
+
+    @Override
+    public Output forward(CausalLM model, List<OnlinePrompt> prompts) {
+        Rollouts.Layout l = Rollouts.layout(prompts);
+        List<Experience> rows = new ArrayList<>();
+        for (OnlinePrompt p : prompts) rows.addAll(p.experiences());
+        int n = rows.size();
+        double[][] oldRows = new double[n][], refRows = new double[n][], maskRows = new double[n][];
+        double[] adv = new double[n], rewards = new double[n];
+        double length = 0, unscorable = 0, truncated = 0, kl = 0;
         for (int i = 0; i < n; i++) {
-            long[] tokens = gens.get(i).tokens();
-            completions.add(tokens);
-            length += tokens.length;
-            Prompt p = prompts.get(i / g);
-            OptionalDouble r = s.reward().score(p.text() == null ? "" : p.text(), s.decoder() == null ? "" : s.decoder().apply(tokens), tokens, p.record());
-            if (r.isEmpty()) unscorable++;
-            rewards[i] = r.orElse(0.0);
+            Experience e = rows.get(i);
+            oldRows[i] = e.oldLogps;
+            refRows[i] = e.refLogps;
+            maskRows[i] = new double[e.tokens.length];
+            java.util.Arrays.fill(maskRows[i], s.maskTruncated() && e.truncated ? 0 : 1);
+            adv[i] = e.advantage;
+            rewards[i] = e.score;
+            length += e.tokens.length;
+            unscorable += Double.isNaN(e.score) ? 1 : 0;
+            truncated += e.truncated ? 1 : 0;
+            if (e.refLogps != null) kl += Experience.sum(e.samplingLogps) - Experience.sum(e.refLogps);
         }
-        Tensor rewardTensor = Tensors.doubles(rewards, n).to(model.dtype().scalarType);
-        Tensor advantages = Grpo.advantages(rewardTensor, g, s.grpo().scaleRewards());
-        var scored = io.tether.train.PreferenceTraining.scoreTokens(model, repeated, completions);
-        Tensor logps = scored[0], mask = scored[1];
-        Tensor ref = logps.detach();
-        if (s.grpo().beta() > 0) ref = io.tether.train.PreferenceTraining.referenceTokenLogps(model, repeated, completions, s.reference());
-        Tensor loss = Grpo.loss(s.grpo(), logps, logps.detach(), ref, advantages, mask);
-        double mean = 0;
-        for (double r : rewards) mean += r;
-        mean /= n;
-        double var = 0;
-        for (double r : rewards) var += (r - mean) * (r - mean);
-        int b = prompts.size();
+        var dt = model.dtype();
+        Tensor logps = Rollouts.completionLogps(model, l, temperature());
+        Tensor old = rows.get(0).oldLogps == null ? logps.detach() : l.tensor(oldRows, dt), mask = l.tensor(maskRows, dt);
+        Tensor advantages = Tensors.doubles(adv, n).to(dt.scalarType);
+        Tensor loss;
+        if (s.estimator() == Estimator.RLOO) {
+            Tensor sums = logps.mul(mask).sum(new long[] {1}, false, new org.bytedeco.pytorch.ScalarTypeOptional());
+            Tensor oldSums = old.mul(mask).sum(new long[] {1}, false, new org.bytedeco.pytorch.ScalarTypeOptional());
+            loss = Rloo.loss(sums, oldSums, advantages, s.grpo().epsilon(), s.grpo().epsilonHigh());
+        } else {
+            loss = Grpo.loss(s.grpo(), logps, old, needsReference() ? l.tensor(refRows, dt) : logps.detach(), advantages, mask);
+        }
+        int b = prompts.size(), g = s.numGenerations();
+        // Metrics are sums over this micro-batch's prompts; the loop divides by prompts (its units).
+        double perPrompt = (double) b / n;
         Map<String, Double> m = new LinkedHashMap<>();
-        m.put("reward", mean * b);
-        m.put("reward_std", Math.sqrt(var / n) * b);
-        m.put("completions/mean_length", length / n * b);
-        m.put("completions/unscorable", (double) unscorable / n * b);
+        double scoredSum = 0, scored = 0;
+        for (double r : rewards) if (!Double.isNaN(r)) { scoredSum += r; scored++; }
+        m.put("reward", scored == 0 ? 0 : scoredSum / scored * b);
+        m.put("reward_std", stdOfGroups(rewards, g) * b);
+        m.put("frac_reward_zero_std", (double) Grpo.zeroStdGroups(rewards, g));
+        m.put("completions/mean_length", length * perPrompt);
+        m.put("completions/clipped_ratio", truncated * perPrompt);
+        m.put("completions/unscorable", unscorable * perPrompt);
+        if (needsReference()) m.put("kl", kl * perPrompt);
         return new Output(loss.mul(Tensors.scalar((double) b)), m);
+    }
+
+    /** Mean over groups of the within-group std of the scorable rewards. */
+    private static double stdOfGroups(double[] rewards, int g) {
+        double sum = 0;
+        for (int start = 0; start < rewards.length; start += g) {
+            double mean = 0, ss = 0;
+            int k = 0;
+            for (int i = start; i < start + g; i++) if (!Double.isNaN(rewards[i])) { mean += rewards[i]; k++; }
+            if (k == 0) continue;
+            mean /= k;
+            for (int i = start; i < start + g; i++) if (!Double.isNaN(rewards[i])) ss += (rewards[i] - mean) * (rewards[i] - mean);
+            sum += Math.sqrt(ss / k);
+        }
+        return sum / (rewards.length / g);
     }
 }

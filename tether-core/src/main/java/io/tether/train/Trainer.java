@@ -53,7 +53,11 @@ public final class Trainer<E> {
     private final GradientSync sync;
     private final Listener listener;
     private final Path tokenizerSource;
+    private final Map<String, Tensor> modelParams;
+    private final Map<String, Tensor> extraParams;
     private final Map<String, Tensor> params;
+    /** Time spent in {@link TrainingMethod#prepare} (online methods: generation and scoring) since the last log line. */
+    private double prepareSeconds;
 
     public Trainer(CausalLM model, TrainingMethod<E> method, List<E> train, List<E> eval, TrainerConfig config,
                    RunDirectory run, GradientSync sync, Listener listener, Path tokenizerSource) {
@@ -67,14 +71,23 @@ public final class Trainer<E> {
         this.sync = sync;
         this.listener = listener == null ? new Listener() {} : listener;
         this.tokenizerSource = tokenizerSource;
-        this.params = model.trainableParameters();
+        this.modelParams = model.trainableParameters();
+        this.extraParams = method.extraParameters();
+        Map<String, Tensor> all = new LinkedHashMap<>(modelParams);
+        for (Map.Entry<String, Tensor> e : extraParams.entrySet())
+            if (all.put(e.getKey(), e.getValue()) != null) throw new IllegalArgumentException("extra parameter " + e.getKey() + " clashes with a model parameter");
+        this.params = all;
     }
 
-    /** Optimizer steps of the run: max_steps, else the epochs over this rank's share of the data. */
+    /**
+     * Optimizer steps of the run: max_steps, else the epochs over this rank's share of the data (a method that
+     * reuses each drawn batch takes its epochs x mini-batches steps per batch).
+     */
     public int totalSteps() {
         if (config.maxSteps() > 0) return config.maxSteps();
-        long perStep = (long) config.perDeviceTrainBatchSize() * config.gradientAccumulationSteps() * sync.worldSize();
-        return (int) Math.max(1, Math.ceil(config.numTrainEpochs() * Math.ceil((double) train.size() / perStep)));
+        TrainingMethod.Reuse reuse = method.reuse();
+        long perBatch = (long) config.perDeviceTrainBatchSize() * config.gradientAccumulationSteps() * reuse.miniBatches() * sync.worldSize();
+        return (int) Math.max(1, Math.ceil(config.numTrainEpochs() * Math.ceil((double) train.size() / perBatch)) * reuse.stepsPerBatch());
     }
 
     /** The outcome: steps taken, the last logged training loss and the last eval loss (NaN if none). */
@@ -85,6 +98,7 @@ public final class Trainer<E> {
         int warmup = config.warmupSteps() > 0 ? config.warmupSteps() : (int) Math.ceil(config.warmupRatio() * total);
         LrSchedule schedule = new LrSchedule(LrSchedule.Kind.parse(config.lrSchedulerType()), config.learningRate(), warmup, total);
         model.setTrainable(true);
+        for (Tensor p : extraParams.values()) p.requires_grad_(true);
         boolean bf16 = config.bf16() && Autocast.bf16Pays();
         if (config.bf16() && !bf16) listener.onNotice("bf16 requested, but bf16 matmuls are not faster than fp32 on this CPU: training in fp32");
         Cursor cursor = new Cursor(0, 0);
@@ -110,10 +124,11 @@ public final class Trainer<E> {
             int intervalSteps = 0;
             long intervalUnits = 0;
             long intervalStart = System.nanoTime();
+            java.util.ArrayDeque<List<List<E>>> planned = new java.util.ArrayDeque<>();
             while (step < total) {
                 long t0 = System.nanoTime();
-                List<List<E>> micro = new ArrayList<>();
-                for (int i = 0; i < config.gradientAccumulationSteps(); i++) micro.add(cursor.next(config.perDeviceTrainBatchSize()));
+                if (planned.isEmpty()) planned.addAll(drawAndPrepare(cursor, step));
+                List<List<E>> micro = planned.poll();
                 long units = 0;
                 for (List<E> mb : micro) units += method.units(mb);
                 if (units == 0) throw new IllegalStateException("step " + (step + 1) + ": the batch has no loss units (e.g. every completion truncated away)");
@@ -168,6 +183,12 @@ public final class Trainer<E> {
                     Map<String, Object> m = orderedMap("step", step, "epoch", cursor.epochProgress(), "loss", intervalLoss / intervalSteps,
                             "lr", lr, "grad_norm", gradNorm, "units_per_second", intervalUnits / seconds,
                             "step_seconds", stepSeconds, "rss_mb", ProcessMemory.residentMb());
+                    if (prepareSeconds > 0) {
+                        // The share of wall time an online method spends generating rather than training.
+                        m.put("rollout_seconds", prepareSeconds);
+                        m.put("rollout_share", prepareSeconds / seconds);
+                        prepareSeconds = 0;
+                    }
                     for (Map.Entry<String, Double> e : metricSums.entrySet()) m.put(e.getKey(), e.getValue() / units);
                     run.appendMetrics(m);
                     listener.onStep(step, total, m);
@@ -190,6 +211,51 @@ public final class Trainer<E> {
             }
             return new Result(step, lastLoss, evalLoss, lastCheckpoint);
         }
+    }
+
+    /**
+     * Draws the next batch (gradient_accumulation_steps x mini-batches micro-batches), lets the method prepare it
+     * (online methods generate and score here) and plans the optimizer steps over it: one step over the batch as
+     * drawn, or, for a method that reuses it, its epochs over a fresh shuffle each, cut into mini-batches. A run
+     * resumed between those steps continues with the next batch.
+     */
+    private List<List<List<E>>> drawAndPrepare(Cursor cursor, int step) {
+        TrainingMethod.Reuse reuse = method.reuse();
+        int perDevice = config.perDeviceTrainBatchSize();
+        List<E> drawn = new ArrayList<>();
+        List<Integer> sizes = new ArrayList<>();
+        for (int i = 0; i < config.gradientAccumulationSteps() * reuse.miniBatches(); i++) {
+            List<E> mb = cursor.next(perDevice);
+            drawn.addAll(mb);
+            sizes.add(mb.size());
+        }
+        List<E> prepared;
+        long t0 = System.nanoTime();
+        try (StepScope scope = new StepScope(); NoGradGuard g = new NoGradGuard()) {
+            prepared = method.prepare(model, drawn);
+        }
+        if (prepared != drawn) prepareSeconds += (System.nanoTime() - t0) / 1e9;
+        List<List<List<E>>> steps = new ArrayList<>();
+        if (reuse.equals(TrainingMethod.Reuse.ONCE) && prepared.size() == drawn.size()) {
+            List<List<E>> micro = new ArrayList<>();
+            int at = 0;
+            for (int n : sizes) { micro.add(prepared.subList(at, at + n)); at += n; }
+            steps.add(micro);
+            return steps;
+        }
+        Random shuffle = new Random(config.seed() * 1_000_003L + 7919L * step);
+        for (int e = 0; e < reuse.epochs(); e++) {
+            List<E> order = new ArrayList<>(prepared);
+            if (reuse.epochs() > 1 || reuse.miniBatches() > 1) Collections.shuffle(order, shuffle);
+            for (int m = 0; m < reuse.miniBatches(); m++) {
+                List<E> mini = order.subList(m * order.size() / reuse.miniBatches(), (m + 1) * order.size() / reuse.miniBatches());
+                List<List<E>> micro = new ArrayList<>();
+                for (int i = 0; i < mini.size(); i += perDevice) micro.add(mini.subList(i, Math.min(mini.size(), i + perDevice)));
+                if (micro.isEmpty()) micro.add(List.of());
+                steps.add(micro);
+            }
+        }
+        return steps;
     }
 
     /** Mean loss per unit over the held-out examples, without gradients. */
@@ -238,6 +304,7 @@ public final class Trainer<E> {
         } else {
             Models.save(model, tmp, null, null, tokenizerSource, Models.DEFAULT_MAX_SHARD_BYTES);
         }
+        if (!extraParams.isEmpty()) Safetensors.write(tmp.resolve("extra_parameters.safetensors"), extraParams, Map.of("format", "pt"));
         optimizer.save(tmp.resolve("optimizer.safetensors"));
         new TrainerState(step, cursor.epoch, cursor.position, config.seed(), total).write(tmp);
         if (Files.exists(dir)) deleteRecursively(dir);
@@ -250,18 +317,19 @@ public final class Trainer<E> {
     /** Heads trained beside LoRA adapters (a reward model's score) travel in the checkpoint too. */
     private void writeTrainableHeads(Path dir) {
         Map<String, Tensor> heads = new LinkedHashMap<>();
-        for (Map.Entry<String, Tensor> e : params.entrySet()) if (!e.getKey().startsWith("base_model.model.")) heads.put(e.getKey(), e.getValue());
+        for (Map.Entry<String, Tensor> e : modelParams.entrySet()) if (!e.getKey().startsWith("base_model.model.")) heads.put(e.getKey(), e.getValue());
         if (!heads.isEmpty()) Safetensors.write(dir.resolve("trainable_heads.safetensors"), heads, Map.of("format", "pt"));
     }
 
     private void restoreWeights(Path checkpoint) {
+        if (!extraParams.isEmpty()) restoreTensors(checkpoint.resolve("extra_parameters.safetensors"));
         if (model.lora() != null) {
             restoreTensors(checkpoint.resolve("adapter_model.safetensors"));
             if (Files.exists(checkpoint.resolve("trainable_heads.safetensors"))) restoreTensors(checkpoint.resolve("trainable_heads.safetensors"));
             return;
         }
         try (Models.LoadedModel saved = Models.load(checkpoint, model.dtype()); NoGradGuard g = new NoGradGuard()) {
-            for (Map.Entry<String, Tensor> e : params.entrySet()) {
+            for (Map.Entry<String, Tensor> e : modelParams.entrySet()) {
                 Tensor src = saved.model().parameters().get(e.getKey());
                 if (src == null) throw new IllegalArgumentException(checkpoint + ": checkpoint lacks parameter " + e.getKey());
                 e.getValue().copy_(src);

@@ -28,6 +28,38 @@ public interface TrainingMethod<E> {
     /** Called after each optimizer step (e.g. TR-DPO's reference sync); nothing by default. */
     default void afterStep(int step, CausalLM model) {}
 
+    /**
+     * How often one drawn batch is trained on. Offline methods: once, in one optimizer step. PPO: {@code epochs}
+     * ({@code num_ppo_epochs}) passes over the rollout, each split into {@code miniBatches} optimizer steps; GRPO's
+     * {@code num_iterations} is epochs with one mini-batch.
+     */
+    default Reuse reuse() { return Reuse.ONCE; }
+
+    /**
+     * Online methods generate here: called once per drawn batch, without gradients, before the steps that train on
+     * it; returns the examples those steps see (the prompts with their rollouts attached). What it returns must
+     * hold no native tensors: each step runs in its own scope.
+     */
+    default List<E> prepare(CausalLM model, List<E> drawn) { return drawn; }
+
+    /**
+     * Parameters the loop trains beside the model's own (PPO's separate critic), under names unique to them; they
+     * are clipped, updated and checkpointed with the model's.
+     */
+    default Map<String, Tensor> extraParameters() { return Map.of(); }
+
+    /** Passes over a drawn batch and optimizer steps per pass. */
+    record Reuse(int epochs, int miniBatches) {
+        public static final Reuse ONCE = new Reuse(1, 1);
+
+        public Reuse {
+            if (epochs < 1) throw new IllegalArgumentException("epochs over a rollout must be >= 1, got " + epochs);
+            if (miniBatches < 1) throw new IllegalArgumentException("mini-batches per rollout must be >= 1, got " + miniBatches);
+        }
+
+        public int stepsPerBatch() { return epochs * miniBatches; }
+    }
+
     /** Loss sum and metric sums of one micro-batch. */
     record Output(Tensor lossSum, Map<String, Double> metricSums) {}
 }

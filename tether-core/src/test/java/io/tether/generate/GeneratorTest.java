@@ -44,6 +44,48 @@ class GeneratorTest {
     }
 
     @Test
+    void sharedPrefixGroupsSampleWhatRepeatedPromptsSample() {
+        for (ModelConfig config : TinyConfigs.all()) {
+            // fp64 so that prefilling 3 rows instead of 12 cannot move a sampled token by rounding.
+            try (CausalLM model = Models.create(config, DType.F64, 24)) {
+                int g = 4;
+                List<long[]> repeated = new java.util.ArrayList<>();
+                for (long[] p : PROMPTS) for (int k = 0; k < g; k++) repeated.add(p);
+                SamplingConfig sampling = new SamplingConfig(10, 1.0, 0, 1.0, 5, List.of(), List.of(), true);
+                List<Generator.Generation> shared = Generator.generate(model, PROMPTS, g, sampling, null);
+                List<Generator.Generation> separate = Generator.generate(model, repeated, sampling);
+                assertEquals(repeated.size(), shared.size());
+                boolean groupsVary = false;
+                for (int i = 0; i < repeated.size(); i++) {
+                    assertArrayEquals(separate.get(i).tokens(), shared.get(i).tokens(), config.architecture() + " row " + i);
+                    assertArrayEquals(separate.get(i).logprobs(), shared.get(i).logprobs(), 1e-9);
+                    groupsVary |= i % g > 0 && !java.util.Arrays.equals(shared.get(i).tokens(), shared.get(i - 1).tokens());
+                }
+                assertTrue(groupsVary, "samples of one prompt should differ at temperature 1");
+            }
+        }
+    }
+
+    @Test
+    void samplingLogprobsAreTheTemperatureScaledLogSoftmaxOfTheFullForward() {
+        try (CausalLM model = Models.create(TinyConfigs.llama(), DType.F64, 25)) {
+            double temperature = 0.7;
+            SamplingConfig sampling = new SamplingConfig(6, temperature, 0, 1.0, 3, List.of(), List.of(), true);
+            Generator.Generation gen = Generator.generate(model, List.of(PROMPTS.get(0)), sampling).get(0);
+            long[] prompt = PROMPTS.get(0);
+            long[] all = java.util.Arrays.copyOf(prompt, prompt.length + gen.tokens().length);
+            System.arraycopy(gen.tokens(), 0, all, prompt.length, gen.tokens().length);
+            try (var scope = new io.tether.engine.StepScope(); var ng = new org.bytedeco.pytorch.NoGradGuard()) {
+                var logits = io.tether.model.LogProbs.predictionLogits(model, io.tether.engine.Tensors.longs(all, 1, all.length), null, null)
+                        .div(io.tether.engine.Tensors.scalar(temperature));
+                double[] lp = io.tether.engine.Tensors.toDoubles(io.tether.model.LogProbs.tokenLogprobs(logits, io.tether.engine.Tensors.longs(all, 1, all.length)));
+                for (int j = 0; j < gen.tokens().length; j++) assertEquals(lp[prompt.length - 1 + j], gen.logprobs()[j], 1e-9, "token " + j);
+            }
+            assertFalse(gen.truncated() && gen.finishReason() != Generator.FinishReason.LENGTH);
+        }
+    }
+
+    @Test
     void samplingIsReproducibleFromTheSeed() {
         try (CausalLM model = Models.create(TinyConfigs.llama(), DType.F32, 23)) {
             SamplingConfig a = new SamplingConfig(16, 1.3, 0, 1.0, 99, List.of(), List.of(), true);

@@ -34,14 +34,14 @@ class GrpoTrainingTest {
         Torch.init();
     }
 
-    static List<GrpoTraining.Prompt> prompts(int n, long seed) {
+    static List<OnlinePrompt> prompts(int n, long seed) {
         Random r = new Random(seed);
-        List<GrpoTraining.Prompt> out = new ArrayList<>();
-        for (int i = 0; i < n; i++) out.add(new GrpoTraining.Prompt(new long[] {8 + r.nextInt(24), 8 + r.nextInt(24)}, Map.of(), null));
+        List<OnlinePrompt> out = new ArrayList<>();
+        for (int i = 0; i < n; i++) out.add(new OnlinePrompt(new long[] {8 + r.nextInt(24), 8 + r.nextInt(24)}, Map.of(), null));
         return out;
     }
 
-    static double greedyRate(CausalLM m, List<GrpoTraining.Prompt> prompts) {
+    static double greedyRate(CausalLM m, List<OnlinePrompt> prompts) {
         List<long[]> ids = new ArrayList<>();
         for (var p : prompts) ids.add(p.ids());
         int hits = 0;
@@ -55,9 +55,9 @@ class GrpoTrainingTest {
         try (CausalLM policy = Models.create(config, DType.F32, 2); CausalLM reference = Models.create(config, DType.F32, 2)) {
             // The verifiable reward: the answer must start with token 5.
             RewardFunction startsWithFive = (prompt, completion, tokens, record) -> OptionalDouble.of(tokens.length > 0 && tokens[0] == 5 ? 1.0 : 0.0);
-            var settings = new GrpoTraining.Settings(new Grpo.Config(0.2, 0.28, 0.04, "dapo", "group", 2), 8,
+            var settings = GrpoTraining.Settings.grpo(new Grpo.Config(0.2, 0.28, 0.04, "dapo", "group", 2), 8,
                     new SamplingConfig(2, 1.0, 0, 1.0, 7, List.of(), List.of(), true), startsWithFive, reference, null);
-            List<GrpoTraining.Prompt> held = prompts(64, 2);
+            List<OnlinePrompt> held = prompts(64, 2);
             double before = greedyRate(policy, held);
             TrainerConfig c = new TrainerConfig(40, 1, 8, 1, 1e-2, "constant", 0, 0, 0.0, 0.9, 0.999, 1e-8, 1.0, 3, 10, 0, 0, 1, "stop", false);
             new Trainer<>(policy, new GrpoTraining(settings), prompts(256, 1), List.of(), c, new RunDirectory(tmp), GradientSync.SINGLE_PROCESS, null, null).train(false);
@@ -66,6 +66,39 @@ class GrpoTrainingTest {
             assertTrue(after >= 0.8 && after > before, before + " -> " + after);
             assertTrue(java.nio.file.Files.readString(tmp.resolve("metrics.jsonl")).contains("\"reward\""));
         }
+    }
+
+    @Test
+    void rlooLearnsTheSameRewardWithALeaveOneOutBaselineAndTwoPassesPerRollout() throws java.io.IOException {
+        ModelConfig config = ModelConfig.llama(32, 32, 2, 4, 2, 64, 64);
+        try (CausalLM policy = Models.create(config, DType.F32, 2); CausalLM reference = Models.create(config, DType.F32, 2)) {
+            RewardFunction startsWithFive = (prompt, completion, tokens, record) -> OptionalDouble.of(tokens.length > 0 && tokens[0] == 5 ? 1.0 : 0.0);
+            var grpo = new Grpo.Config(0.2, 0.2, 0.05, "grpo", "none", 2, true);
+            var settings = new GrpoTraining.Settings(GrpoTraining.Estimator.RLOO, grpo, 4, new SamplingConfig(2, 1.0, 0, 1.0, 7, List.of(), List.of(), true),
+                    Rollouts.of(startsWithFive, null), Rollouts.Shaping.NONE, reference, null, 2, false, false);
+            List<OnlinePrompt> held = prompts(64, 2);
+            double before = greedyRate(policy, held);
+            TrainerConfig c = new TrainerConfig(40, 1, 8, 1, 1e-2, "constant", 0, 0, 0.0, 0.9, 0.999, 1e-8, 1.0, 3, 10, 0, 0, 1, "stop", false);
+            var trainer = new Trainer<>(policy, new GrpoTraining(settings), prompts(256, 1), List.of(), c, new RunDirectory(tmp), GradientSync.SINGLE_PROCESS, null, null);
+            trainer.train(false);
+            double after = greedyRate(policy, held);
+            System.out.printf("RLOO: greedy answers starting with 5: %.3f -> %.3f%n", before, after);
+            assertTrue(after >= 0.8 && after > before, before + " -> " + after);
+            String metrics = java.nio.file.Files.readString(tmp.resolve("metrics.jsonl"));
+            assertTrue(metrics.contains("\"kl\"") && metrics.contains("\"rollout_share\""), metrics.lines().findFirst().orElse(""));
+        }
+    }
+
+    @Test
+    void unscorableCompletionsAreNoOnesBaselineAndTiedGroupsAreCounted() {
+        double nan = Double.NaN;
+        // Group 1: (1, NaN, 0) -> the NaN is left out of mean and std; group 2 ties.
+        double[] a = Grpo.advantages(new double[] {1, nan, 0, 2, 2, 2}, 3, "none");
+        assertArrayEquals(new double[] {0.5, 0, -0.5, 0, 0, 0}, a, 1e-12);
+        assertEquals(1, Grpo.zeroStdGroups(new double[] {1, nan, 0, 2, 2, 2}, 3));
+        double[] loo = io.tether.objective.Rloo.advantages(new double[] {1, nan, 0, 3}, 4, false);
+        // Scorable: 1, 0, 3. A_i = r_i - mean(others): 1 - 1.5, 0 - 2, 3 - 0.5.
+        assertArrayEquals(new double[] {-0.5, 0, -2, 2.5}, loo, 1e-12);
     }
 
     @Test

@@ -1,0 +1,59 @@
+package io.tether.cli;
+
+import java.io.IOException;
+import java.io.PrintWriter;
+import java.util.concurrent.Callable;
+
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
+import picocli.CommandLine.ParentCommand;
+
+import io.tether.reward.GrpoRun;
+import io.tether.reward.GrpoTraining;
+import io.tether.train.Trainer;
+
+/** The online RL commands: each samples from the current policy, scores, and updates (TRL config names). */
+final class OnlineCommands {
+    private OnlineCommands() {}
+
+    abstract static class Base implements Callable<Integer> {
+        @ParentCommand TetherCommand root;
+        @Mixin RunOptions run;
+
+        abstract java.nio.file.Path train(io.tether.train.ConfigTree settings, Trainer.Listener listener, Trainer.Result[] result) throws IOException;
+
+        @Override
+        public Integer call() throws IOException {
+            root.initEngine();
+            PrintWriter err = root.spec.commandLine().getErr();
+            Trainer.Result[] r = new Trainer.Result[1];
+            java.nio.file.Path out = train(run.settings(), new ProgressBar(err), r);
+            ProgressBar.done(err, r[0], out);
+            return 0;
+        }
+    }
+
+    @Command(name = "grpo", mixinStandardHelpOptions = true,
+            description = {"GRPO: G samples per prompt, group-standardised rewards, clipped updates (TRL GRPOConfig names).",
+                    "Rewards: exact answer against a record field (GSM8K's '#### n'), format regex, length penalty, and/or 'reward_model'."})
+    static final class Grpo extends Base {
+        @Override
+        java.nio.file.Path train(io.tether.train.ConfigTree settings, Trainer.Listener listener, Trainer.Result[] result) throws IOException {
+            GrpoRun.Config c = GrpoRun.Config.from(settings, GrpoTraining.Estimator.GRPO);
+            result[0] = GrpoRun.run(c, run.resume, listener);
+            return c.outputDir();
+        }
+    }
+
+    @Command(name = "rloo", mixinStandardHelpOptions = true,
+            description = {"RLOO: leave-one-out baselines, sequence KL charged in the reward, sequence-level clipped ratios (TRL RLOOConfig names).",
+                    "normalize_advantages=true whitens advantages over the batch (REINFORCE++ style). Rewards as for grpo."})
+    static final class Rloo extends Base {
+        @Override
+        java.nio.file.Path train(io.tether.train.ConfigTree settings, Trainer.Listener listener, Trainer.Result[] result) throws IOException {
+            GrpoRun.Config c = GrpoRun.Config.from(settings, GrpoTraining.Estimator.RLOO);
+            result[0] = GrpoRun.run(c, run.resume, listener);
+            return c.outputDir();
+        }
+    }
+}

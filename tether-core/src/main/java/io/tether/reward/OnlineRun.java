@@ -1,0 +1,182 @@
+package io.tether.reward;
+
+import java.io.IOException;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+
+import com.fasterxml.jackson.core.type.TypeReference;
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+
+import io.tether.data.PromptRecords;
+import io.tether.engine.DType;
+import io.tether.engine.Torch;
+import io.tether.generate.SamplingConfig;
+import io.tether.model.CausalLM;
+import io.tether.model.LoraAdapters;
+import io.tether.model.Models;
+import io.tether.text.TextAssets;
+import io.tether.train.ConfigTree;
+import io.tether.train.PeftSettings;
+import io.tether.train.RunDirectory;
+import io.tether.train.TrainerConfig;
+
+/**
+ * What the online commands (grpo, rloo, ppo, online-dpo) share: prompts, sampling knobs, reward sources (built-in
+ * functions and/or a reward model, weighted), reward shaping, and a session that loads the policy, its tokenizer
+ * and the reward model, and records the run's config and provenance.
+ */
+final class OnlineRun {
+    private OnlineRun() {}
+
+    private static final ObjectMapper JSON = new ObjectMapper();
+
+    /** Per-method defaults of the shared keys (TRL's differ: GRPO samples at 1.0, PPO at 0.7, online DPO at 0.9). */
+    record Defaults(double temperature, int maxCompletionLength, String answerField) {}
+
+    /**
+     * @param answerField   record field with the verifiable answer (exact-answer reward), null for none
+     * @param rewardModel   a sequence-classification checkpoint scoring prompt + completion, null for none
+     */
+    record Common(Path model, Path data, Path outputDir, int maxCompletionLength, double temperature, int topK, double topP,
+                  String answerField, String formatRegex, double formatWeight, int lengthLimit, double lengthPenalty,
+                  Path rewardModel, double rewardModelWeight, Rollouts.Shaping shaping, String dtype, TrainerConfig trainer,
+                  LoraAdapters.Config lora) {
+
+        static Common read(ConfigTree c, Defaults d) {
+            Path model = c.path("model"), data = c.path("data"), out = c.path("output_dir");
+            int maxCompletion = c.integer("max_completion_length", d.maxCompletionLength());
+            double temperature = c.number("temperature", d.temperature()), topP = c.number("top_p", 1.0);
+            int topK = c.integer("top_k", 0);
+            String answer = c.string("reward_answer_field", d.answerField()), regex = c.string("reward_format_regex", null);
+            double formatWeight = c.number("reward_format_weight", 0.5), lengthPenalty = c.number("reward_length_penalty", 0.0);
+            int lengthLimit = c.integer("reward_length_limit", maxCompletion);
+            Path rm = c.path("reward_model");
+            double rmWeight = c.number("reward_model_weight", 1.0);
+            double eosPenalty = c.number("missing_eos_penalty", 0.0);
+            double[] clip = clipRange(c.raw("reward_clip_range"));
+            String dtype = c.string("dtype", "fp32");
+            TrainerConfig t = c.trainerConfig();
+            LoraAdapters.Config lora = PeftSettings.from(c);
+            if (model == null) throw new IllegalArgumentException("key 'model': missing");
+            if (data == null) throw new IllegalArgumentException("key 'data': missing");
+            if (out == null) throw new IllegalArgumentException("key 'output_dir': missing");
+            if (answer == null && rm == null && regex == null)
+                throw new IllegalArgumentException("no reward source: set 'reward_model', 'reward_answer_field' or 'reward_format_regex'");
+            Rollouts.Shaping shaping = c.validated(() -> new Rollouts.Shaping(eosPenalty, clip[0], clip[1]));
+            c.validated(() -> new SamplingConfig(maxCompletion, temperature, topK, topP, 0, List.of(), List.of(), true));
+            return new Common(model, data, out, maxCompletion, temperature, topK, topP, answer, regex, formatWeight, lengthLimit, lengthPenalty,
+                    rm, rmWeight, shaping, dtype, t, lora);
+        }
+
+        private static double[] clipRange(JsonNode n) {
+            if (n == null || n.isNull()) return new double[] {Double.NEGATIVE_INFINITY, Double.POSITIVE_INFINITY};
+            if (!n.isArray() || n.size() != 2 || !n.get(0).isNumber() || !n.get(1).isNumber())
+                throw new IllegalArgumentException("key 'reward_clip_range': expected [low, high], got " + n);
+            return new double[] {n.get(0).asDouble(), n.get(1).asDouble()};
+        }
+    }
+
+    /** The loaded pieces of a run; closes them all. */
+    static final class Session implements AutoCloseable {
+        final Common common;
+        final RunDirectory run;
+        final Models.LoadedModel policy;
+        final TextAssets text;
+        final CausalLM rewardModel;
+        final List<OnlinePrompt> prompts;
+        private final List<AutoCloseable> owned = new ArrayList<>();
+
+        Session(Common c, boolean resume) throws IOException {
+            Torch.init();
+            this.common = c;
+            this.run = RunDirectory.open(c.outputDir(), resume);
+            this.policy = Models.load(c.model(), dtype());
+            owned.add(policy);
+            try {
+                if (c.lora() != null) LoraAdapters.attach(policy.model(), c.lora(), c.trainer().seed());
+                this.text = TextAssets.load(c.model()).orElse(null);
+                if (text != null) owned.add(text);
+                this.rewardModel = c.rewardModel() == null ? null : Models.load(c.rewardModel(), dtype()).model();
+                if (rewardModel != null) owned.add(rewardModel);
+                this.prompts = prompts(c.data(), text, policy.model().config().vocabSize());
+            } catch (RuntimeException e) {
+                close();
+                throw e;
+            }
+        }
+
+        DType dtype() {
+            return DType.parse(common.dtype());
+        }
+
+        /** A second copy of the policy's starting weights (frozen reference or critic initialisation). */
+        CausalLM loadCopy(Path dir) {
+            CausalLM m = Models.load(dir, dtype()).model();
+            owned.add(m);
+            return m;
+        }
+
+        void own(AutoCloseable c) {
+            owned.add(c);
+        }
+
+        java.util.function.Function<long[], String> decoder() {
+            return text == null ? null : ids -> text.tokenizer().decode(ids, true);
+        }
+
+        SamplingConfig sampling() {
+            return new SamplingConfig(common.maxCompletionLength(), common.temperature(), common.topK(), common.topP(), common.trainer().seed(),
+                    policy.defaultStopIds(), List.of(), true);
+        }
+
+        /** The weighted reward sources the config names. */
+        Rollouts.Scorer scorer() {
+            List<RewardFunction> fns = new ArrayList<>();
+            List<Double> fnWeights = new ArrayList<>();
+            if (common.answerField() != null) { fns.add(RewardFunction.exactAnswer(common.answerField())); fnWeights.add(1.0); }
+            if (common.formatRegex() != null) { fns.add(RewardFunction.matches(common.formatRegex())); fnWeights.add(common.formatWeight()); }
+            if (common.lengthPenalty() > 0) { fns.add(RewardFunction.lengthPenalty(common.lengthLimit(), common.lengthPenalty())); fnWeights.add(1.0); }
+            List<Rollouts.Scorer> parts = new ArrayList<>();
+            List<Double> weights = new ArrayList<>();
+            if (!fns.isEmpty()) { parts.add(Rollouts.of(RewardFunction.weightedSum(fns, fnWeights), decoder())); weights.add(1.0); }
+            if (rewardModel != null) { parts.add(Rollouts.rewardModel(rewardModel, 16)); weights.add(common.rewardModelWeight()); }
+            return Rollouts.weightedSum(parts, weights);
+        }
+
+        void writeRecords(Map<String, Object> resolved, boolean resume) throws IOException {
+            run.writeConfig(resolved);
+            Map<String, Object> provenance = RunDirectory.provenance(common.trainer().seed(), common.data(), null, resume);
+            provenance.put("initial_weights", RunDirectory.weightsHash(common.model()));
+            if (common.rewardModel() != null) provenance.put("reward_model_weights", RunDirectory.weightsHash(common.rewardModel()));
+            provenance.put("prompts", prompts.size());
+            run.writeProvenance(provenance);
+        }
+
+        void saveResult() throws IOException {
+            PeftSettings.saveResult(policy.model(), run.root(), common.model(), common.model(), policy.storedDtypes());
+        }
+
+        @Override
+        public void close() {
+            for (int i = owned.size() - 1; i >= 0; i--) {
+                try {
+                    owned.get(i).close();
+                } catch (Exception e) {
+                    throw e instanceof RuntimeException re ? re : new IllegalStateException(e);
+                }
+            }
+            owned.clear();
+        }
+    }
+
+    /** Prompts as {@link PromptRecords} reads them; each keeps its whole record for the reward functions (e.g. 'answer'). */
+    static List<OnlinePrompt> prompts(Path file, TextAssets text, int vocab) {
+        List<OnlinePrompt> out = new ArrayList<>();
+        for (PromptRecords.PromptRecord p : PromptRecords.read(file, text, vocab))
+            out.add(new OnlinePrompt(p.ids(), JSON.convertValue(p.source(), new TypeReference<Map<String, Object>>() {}), p.text()));
+        return out;
+    }
+}
