@@ -1,0 +1,21 @@
+package io.tether.data;
+
+import java.nio.file.Path;
+
+/** One record of preference data, whatever file format it came from; {@link PreferenceReader} produces them. */
+public sealed interface PreferenceRecord permits PreferencePair, UnpairedFeedback, PromptOnly, RatedCompletions {
+    /** Where a record came from: the file and its 1-based line (for JSON arrays, the line the element starts on). */
+    record Origin(Path file, long line) {
+        @Override
+        public String toString() {
+            return file + ":" + line;
+        }
+    }
+
+    /** The source's prompt id, or null; {@link PromptKeys} derives one from the prompt text when it is absent. */
+    String promptId();
+
+    Turns prompt();
+
+    Origin origin();
+}
