@@ -24,7 +24,7 @@ public final class Binarize {
         }
     }
 
-    /** The pair, or null when every completion has the best score. The random draw depends on the seed and the record's line, not on order. */
+    /** The pair, or null when every completion has the best score. The random draw depends on the seed and the record's position in its file. */
     public static PreferencePair pair(RatedCompletions rc, Strategy strategy, long seed) {
         List<RatedCompletions.Rated> cs = rc.completions();
         if (cs.size() < 2) return null;
@@ -38,7 +38,7 @@ public final class Binarize {
             other = lower.get(0);
             for (var c : lower) if (c.score() < other.score()) other = c;
         } else {
-            other = lower.get(new Random(PromptKeys.combine(seed, rc.origin().line())).nextInt(lower.size()));
+            other = lower.get(new Random(PromptKeys.combine(seed, rc.origin().index())).nextInt(lower.size()));
         }
         return new PreferencePair(rc.promptId(), rc.prompt(), best.completion(), other.completion(), PreferencePair.Label.CHOSEN,
                 best.score() - other.score(), best.score(), other.score(), List.of(), null, best.generator(), other.generator(), rc.source(), rc.origin());

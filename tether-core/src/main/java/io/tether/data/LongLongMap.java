@@ -23,7 +23,10 @@ final class LongLongMap {
         }
     }
 
-    /** Stores {@code v} unless {@code k} is present; returns the value now stored under {@code k}. */
+    /** Returned by {@link #putIfAbsent} when the key was new. */
+    static final long ADDED = Long.MIN_VALUE;
+
+    /** Stores {@code v} unless {@code k} is present; returns the value already stored, or {@link #ADDED}. */
     long putIfAbsent(long k, long v) {
         k = key(k);
         if (size * 2 >= keys.length) grow();
@@ -34,7 +37,7 @@ final class LongLongMap {
                 keys[i] = k;
                 values[i] = v;
                 size++;
-                return v;
+                return ADDED;
             }
         }
     }

@@ -5,7 +5,7 @@ import com.fasterxml.jackson.databind.node.ObjectNode;
 
 /**
  * Records as TRL-style JSON lines that keep their provenance: {@code prompt_id}, {@code source_file},
- * {@code source_line}, and scores, generators, source, votes and agreement when the record has them.
+ * {@code source_line}, {@code source_record} (position in the file), and scores, generators, source, votes and agreement when the record has them.
  */
 public final class PreferenceExport {
     private PreferenceExport() {}
@@ -51,6 +51,7 @@ public final class PreferenceExport {
         if (source != null) o.put("source", source);
         o.put("source_file", at.file().toString());
         o.put("source_line", at.line());
+        o.put("source_record", at.index());
         return o;
     }
 }

@@ -124,10 +124,11 @@ public final class PreferenceReader {
     public static long read(Path file, Format format, Problems problems, Sink sink) {
         Format f = format != null ? format : detect(file);
         long[] count = {0};
+        long[] index = {0};
         RawRecords.forEach(file, problems, (line, o) -> {
             PreferenceRecord r;
             try {
-                r = parse(f, o, new Origin(file, line));
+                r = parse(f, o, new Origin(file, line, ++index[0]));
             } catch (BadRecord bad) {
                 problems.error(file, line, 0, bad.code, bad.getMessage());
                 return;

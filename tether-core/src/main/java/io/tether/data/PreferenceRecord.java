@@ -4,8 +4,11 @@ import java.nio.file.Path;
 
 /** One record of preference data, whatever file format it came from; {@link PreferenceReader} produces them. */
 public sealed interface PreferenceRecord permits PreferencePair, UnpairedFeedback, PromptOnly, RatedCompletions {
-    /** Where a record came from: the file and its 1-based line (for JSON arrays, the line the element starts on). */
-    record Origin(Path file, long line) {
+    /**
+     * Where a record came from: the file, its 1-based line (for JSON arrays, the line the element starts on) and its
+     * 1-based position among the file's records ({@code index}; it tells apart the elements of a one-line JSON array).
+     */
+    record Origin(Path file, long line, long index) {
         @Override
         public String toString() {
             return file + ":" + line;

@@ -75,7 +75,7 @@ public final class PreferenceValidator {
     private void duplicates(PreferenceRecord.Origin at, long prompt, long a, long b, long nPrompt, long nA, long nB, String what) {
         long exactKey = PromptKeys.combine(prompt, Math.min(a, b) ^ PromptKeys.mix(Math.max(a, b)));
         long first = exact.putIfAbsent(exactKey, at.line() << 1 | (a < b ? 0 : 1));
-        if (first >>> 1 != at.line()) {
+        if (first != LongLongMap.ADDED) {
             boolean sameWay = (first & 1) == (a < b ? 0 : 1);
             if (sameWay) problems.warning(at.file(), at.line(), "exact-duplicate", "the same " + what + " as line " + (first >>> 1));
             else problems.error(at.file(), at.line(), 0, "contradictory-duplicate", "the same " + what + " as line " + (first >>> 1) + " with the opposite preference");
@@ -83,7 +83,7 @@ public final class PreferenceValidator {
         }
         long nearKey = PromptKeys.combine(nPrompt, Math.min(nA, nB) ^ PromptKeys.mix(Math.max(nA, nB)));
         long firstNear = near.putIfAbsent(nearKey, at.line() << 1 | (nA < nB ? 0 : 1));
-        if (firstNear >>> 1 != at.line()) {
+        if (firstNear != LongLongMap.ADDED) {
             boolean sameWay = (firstNear & 1) == (nA < nB ? 0 : 1);
             problems.warning(at.file(), at.line(), "near-duplicate", "the same " + what + " as line " + (firstNear >>> 1) + " up to case, spacing and punctuation"
                     + (sameWay ? "" : ", with the opposite preference"));
@@ -98,7 +98,7 @@ public final class PreferenceValidator {
         long prompt = PromptKeys.exact(u.prompt()), completion = PromptKeys.exact(u.completion());
         long key = PromptKeys.combine(prompt, completion);
         long first = exact.putIfAbsent(key, at.line() << 1 | (u.desirable() ? 1 : 0));
-        if (first >>> 1 != at.line()) {
+        if (first != LongLongMap.ADDED) {
             if ((first & 1) == (u.desirable() ? 1 : 0)) problems.warning(at.file(), at.line(), "exact-duplicate", "the same prompt and completion as line " + (first >>> 1));
             else problems.error(at.file(), at.line(), 0, "contradictory-duplicate", "the same prompt and completion as line " + (first >>> 1) + " with the opposite label");
         }

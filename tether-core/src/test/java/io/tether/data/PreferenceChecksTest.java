@@ -59,6 +59,12 @@ class PreferenceChecksTest {
         assertEquals(List.of("2 exact-duplicate", "3 near-duplicate", "4 contradictory-duplicate", "5 identical-completions", "6 empty-text"), found);
         assertEquals(3, p.errors());
         assertEquals(2, p.warnings());
+        // A one-line JSON array: every element starts on line 1, and the duplicate is still found; its position tells them apart.
+        Path array = write("array.json", List.of("[" + pair("Q", "a", "b") + ", " + pair("Q", "a", "b") + "]"));
+        assertEquals(List.of("1 exact-duplicate"), validate(array, null, null, 0).details().stream().map(x -> x.line() + " " + x.code()).toList());
+        List<PreferencePair> elements = new ArrayList<>();
+        PreferenceReader.read(array, null, Problems.failFast(), (r, raw) -> elements.add((PreferencePair) r));
+        assertEquals(2, PreferenceExport.pair(elements.get(1)).get("source_record").asLong());
     }
 
     @Test
