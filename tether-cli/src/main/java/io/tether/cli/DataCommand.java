@@ -49,7 +49,7 @@ final class DataCommand implements Runnable {
     static final class Input {
         @Parameters(index = "0", paramLabel = "FILE", description = "JSONL or JSON array, optionally .gz") Path file;
         @Option(names = "--format", description = "override detection: ${COMPLETION-CANDIDATES}", completionCandidates = FormatNames.class) String format;
-        @Option(names = "--adjudication", description = "JSONL of {prompt_id or line, label: chosen|rejected|tie|drop} applied to the records") Path adjudication;
+        @Option(names = "--adjudication", description = "JSONL of {prompt_id, line or record, label: chosen|rejected|tie|drop} applied to the records") Path adjudication;
 
         PreferenceReader.Format format() {
             return format == null ? null : PreferenceReader.Format.parse(format);
@@ -73,6 +73,21 @@ final class DataCommand implements Runnable {
         @Override
         public java.util.Iterator<String> iterator() {
             return java.util.Arrays.stream(PreferenceReader.Format.values()).map(f -> f.cliName).iterator();
+        }
+    }
+
+    /** For commands that use the records: stop at the first unreadable one, or with --skip-invalid count and skip them. */
+    static final class Skipping {
+        @Option(names = "--skip-invalid", description = "skip records that cannot be read (they are counted on stderr) instead of stopping") boolean skipInvalid;
+
+        Problems problems() {
+            return skipInvalid ? new Problems(Long.MAX_VALUE) : Problems.failFast();
+        }
+
+        void report(PrintWriter err, Problems problems) {
+            if (problems.errors() == 0) return;
+            err.println("skipped " + problems.errors() + " unreadable records " + problems.counts() + "; first: " + problems.details().get(0));
+            err.flush();
         }
     }
 
@@ -125,6 +140,7 @@ final class DataCommand implements Runnable {
                 for (Problems.Problem p : problems.details()) {
                     ObjectNode e = list.addObject().put("file", p.file().toString()).put("line", p.line());
                     if (p.column() > 0) e.put("column", p.column());
+                    if (p.record() > 0) e.put("record", p.record());
                     e.put("code", p.code()).put("severity", p.severity().name().toLowerCase(java.util.Locale.ROOT)).put("message", p.message());
                 }
                 AtomicFiles.write(report, w -> w.write(JSON.writerWithDefaultPrettyPrinter().writeValueAsString(o) + "\n"));
@@ -141,22 +157,25 @@ final class DataCommand implements Runnable {
         @picocli.CommandLine.Mixin Input in;
         @Option(names = "--tokenizer", description = "count lengths in tokens of this tokenizer (default: characters)") Path tokenizer;
         @Option(names = "--out", description = "also write the report as JSON") Path outFile;
+        @picocli.CommandLine.Mixin Skipping skipping;
 
         @Override
         public Integer call() throws IOException {
             List<String> warnings = new ArrayList<>();
             ObjectNode report;
+            Problems problems = skipping.problems();
             try (TextAssets text = tokenizer(tokenizer)) {
                 PreferenceStats stats = new PreferenceStats(text == null ? null : text.tokenizer());
-                Problems problems = Problems.failFast();
                 in.read(problems, stats::accept);
                 report = stats.report(warnings);
             }
+            report.put("skipped_unreadable", problems.errors());
             report.putArray("warnings").addAll(warnings.stream().map(w -> JSON.getNodeFactory().textNode(w)).toList());
             String json = JSON.writerWithDefaultPrettyPrinter().writeValueAsString(report) + "\n";
             PrintWriter out = data.root.spec.commandLine().getOut(), err = data.root.spec.commandLine().getErr();
             out.print(json);
             out.flush();
+            skipping.report(err, problems);
             for (String w : warnings) err.println("warning: " + w);
             err.flush();
             if (outFile != null) AtomicFiles.write(outFile, w -> w.write(json));
@@ -175,11 +194,15 @@ final class DataCommand implements Runnable {
         @Option(names = "--eval-fraction", required = true, description = "share of prompt groups for eval, in (0, 1)") double evalFraction;
         @Option(names = "--seed", defaultValue = "0") long seed;
         @Option(names = "--stratify", description = "'source': take the eval fraction within each source") String stratify;
+        @picocli.CommandLine.Mixin Skipping skipping;
 
         @Override
         public Integer call() throws IOException {
             if (stratify != null && !stratify.equals("source")) throw new IllegalArgumentException("--stratify takes 'source', got '" + stratify + "'");
-            PreferenceSplit.Result r = PreferenceSplit.split(file, format == null ? null : PreferenceReader.Format.parse(format), outDir, evalFraction, seed, stratify != null);
+            Problems problems = skipping.problems();
+            PreferenceSplit.Result r = PreferenceSplit.split(file, format == null ? null : PreferenceReader.Format.parse(format), outDir, evalFraction, seed,
+                    stratify != null, problems);
+            skipping.report(data.root.spec.commandLine().getErr(), problems);
             PrintWriter out = data.root.spec.commandLine().getOut();
             out.printf("train: %d records in %d prompt groups -> %s%n", r.trainRecords(), r.trainGroups(), outDir.resolve("train.jsonl"));
             out.printf("eval:  %d records in %d prompt groups -> %s%n", r.evalRecords(), r.evalGroups(), outDir.resolve("eval.jsonl"));
@@ -222,13 +245,15 @@ final class DataCommand implements Runnable {
         @Option(names = "--out", required = true) Path outFile;
         @Option(names = "--binarize", defaultValue = "best-worst", description = "best-worst or best-random (default: ${DEFAULT-VALUE})") String binarize;
         @Option(names = "--seed", defaultValue = "0", description = "for best-random") long seed;
+        @picocli.CommandLine.Mixin Skipping skipping;
 
         @Override
         public Integer call() throws IOException {
             if (!to.equals("trl") && !to.equals("kto")) throw new IllegalArgumentException("--to takes trl or kto, got '" + to + "'");
             Binarize.Strategy strategy = Binarize.Strategy.parse(binarize);
             long[] n = new long[4];   // written, skipped ties/unresolved, rated prompts tied, prompts without completions
-            AtomicFiles.write(outFile, w -> in.read(Problems.failFast(), r -> {
+            Problems problems = skipping.problems();
+            AtomicFiles.write(outFile, w -> in.read(problems, r -> {
                 if (r instanceof RatedCompletions rc) {
                     PreferencePair p = Binarize.pair(rc, strategy, seed);
                     if (p == null) n[2]++;
@@ -243,6 +268,7 @@ final class DataCommand implements Runnable {
                 }
             }));
             PrintWriter err = data.root.spec.commandLine().getErr();
+            skipping.report(err, problems);
             err.printf("wrote %d records to %s; skipped %d tie/unresolved pairs, %d rated prompts whose scores all tie, %d prompts without completions%n",
                     n[0], outFile, n[1], n[2], n[3]);
             err.flush();

@@ -126,11 +126,12 @@ public final class PreferenceReader {
         long[] count = {0};
         long[] index = {0};
         RawRecords.forEach(file, problems, (line, o) -> {
+            Origin at = new Origin(file, line, ++index[0]);
             PreferenceRecord r;
             try {
-                r = parse(f, o, new Origin(file, line, ++index[0]));
+                r = parse(f, o, at);
             } catch (BadRecord bad) {
-                problems.error(file, line, 0, bad.code, bad.getMessage());
+                problems.error(at, bad.code, bad.getMessage());
                 return;
             }
             count[0]++;

@@ -22,14 +22,19 @@ public final class PreferenceSplit {
 
     public record Result(long trainRecords, long evalRecords, long trainGroups, long evalGroups, Map<String, long[]> groupsByStratum) {}
 
-    public static Result split(Path file, PreferenceReader.Format format, Path outDir, double evalFraction, long seed, boolean stratifyBySource) throws IOException {
+    /**
+     * {@code problems} receives the unreadable records (they are in neither output); {@link Problems#failFast()} makes
+     * the first one end the split before anything is written.
+     */
+    public static Result split(Path file, PreferenceReader.Format format, Path outDir, double evalFraction, long seed, boolean stratifyBySource,
+            Problems problems) throws IOException {
         if (!(evalFraction > 0 && evalFraction < 1)) throw new IllegalArgumentException("--eval-fraction must be in (0, 1), got " + evalFraction);
         PreferenceReader.Format f = format != null ? format : PreferenceReader.detect(file);
         // Pass 1: every group's stratum (the stratum of its first record, so a group is never split between strata).
         LongLongMap groupStratum = new LongLongMap();
         Map<String, Integer> strata = new HashMap<>();
         List<String> strataNames = new ArrayList<>();
-        PreferenceReader.read(file, f, Problems.failFast(), (r, raw) -> {
+        PreferenceReader.read(file, f, problems, (r, raw) -> {
             String s = stratifyBySource ? String.valueOf(source(r)) : "all";
             int id = strata.computeIfAbsent(s, k -> {
                 strataNames.add(k);
@@ -64,7 +69,8 @@ public final class PreferenceSplit {
         // Pass 2: copy each record to its group's side.
         long[] written = new long[2];
         AtomicFiles.write(outDir.resolve("train.jsonl"), train -> AtomicFiles.write(outDir.resolve("eval.jsonl"), eval -> {
-            PreferenceReader.read(file, f, Problems.failFast(), (r, raw) -> {
+            // The second pass meets the same unreadable records; the first already reported them.
+            PreferenceReader.read(file, f, new Problems(Long.MAX_VALUE), (r, raw) -> {
                 boolean toEval = inEval.get(PromptKeys.group(r), 0) == 1;
                 write(toEval ? eval : train, raw.toString());
                 written[toEval ? 1 : 0]++;

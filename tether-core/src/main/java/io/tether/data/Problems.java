@@ -17,11 +17,14 @@ public final class Problems {
 
     public enum Severity { ERROR, WARNING }
 
-    /** One finding. {@code line} and {@code column} are 1-based, 0 when not applicable or unknown. */
-    public record Problem(Path file, long line, long column, String code, Severity severity, String message) {
+    /**
+     * One finding. {@code line} and {@code column} are 1-based, 0 when not applicable or unknown; {@code record} is the
+     * record's 1-based position in the file (0 when unknown), which tells apart the elements of a one-line JSON array.
+     */
+    public record Problem(Path file, long line, long column, long record, String code, Severity severity, String message) {
         @Override
         public String toString() {
-            String where = file + (line > 0 ? ":" + line : "") + (line > 0 && column > 0 ? ":" + column : "");
+            String where = file + (line > 0 ? ":" + line : "") + (line > 0 && column > 0 ? ":" + column : "") + (record > 0 ? " (record " + record + ")" : "");
             return where + ": " + severity.name().toLowerCase(java.util.Locale.ROOT) + " [" + code + "] " + message;
         }
     }
@@ -51,13 +54,27 @@ public final class Problems {
     }
 
     public void error(Path file, long line, long column, String code, String message) {
-        if (maxErrors == 0) throw new DataFormatException(file, line, column, message + " [" + code + "]");
-        add(new Problem(file, line, column, code, Severity.ERROR, message));
+        error(file, line, column, 0, code, message);
+    }
+
+    public void error(PreferenceRecord.Origin at, String code, String message) {
+        error(at.file(), at.line(), 0, at.index(), code, message);
+    }
+
+    private void error(Path file, long line, long column, long record, String code, String message) {
+        if (maxErrors == 0) throw new DataFormatException(file, line, column, message + " [" + code + "]" + (record > 0 ? " (record " + record + ")" : ""));
+        add(new Problem(file, line, column, record, code, Severity.ERROR, message));
         if (++errors > maxErrors) throw new TooManyErrors(maxErrors);
     }
 
-    public void warning(Path file, long line, String code, String message) {
-        add(new Problem(file, line, 0, code, Severity.WARNING, message));
+    public void warning(PreferenceRecord.Origin at, String code, String message) {
+        add(new Problem(at.file(), at.line(), 0, at.index(), code, Severity.WARNING, message));
+        warnings++;
+    }
+
+    /** A problem of the whole file rather than of one record. */
+    public void warning(Path file, String code, String message) {
+        add(new Problem(file, 0, 0, 0, code, Severity.WARNING, message));
         warnings++;
     }
 

@@ -95,18 +95,18 @@ class PreferenceChecksTest {
             lines.add(o.toString());
         }
         Path f = write("many.jsonl", lines);
-        PreferenceSplit.Result r = PreferenceSplit.split(f, null, tmp.resolve("a"), 0.2, 7, false);
+        PreferenceSplit.Result r = PreferenceSplit.split(f, null, tmp.resolve("a"), 0.2, 7, false, Problems.failFast());
         assertEquals(200, r.trainRecords() + r.evalRecords());
         assertEquals(10, r.evalGroups(), "20% of 50 prompts");
         assertEquals(40, r.evalRecords(), "each prompt has 4 records");
         Set<String> train = prompts(tmp.resolve("a/train.jsonl")), eval = prompts(tmp.resolve("a/eval.jsonl"));
         assertTrue(train.stream().noneMatch(eval::contains), "no prompt on both sides");
-        PreferenceSplit.split(f, null, tmp.resolve("b"), 0.2, 7, false);
+        PreferenceSplit.split(f, null, tmp.resolve("b"), 0.2, 7, false, Problems.failFast());
         assertEquals(Files.readString(tmp.resolve("a/eval.jsonl")), Files.readString(tmp.resolve("b/eval.jsonl")), "same seed, same split");
-        PreferenceSplit.split(f, null, tmp.resolve("c"), 0.2, 8, false);
+        PreferenceSplit.split(f, null, tmp.resolve("c"), 0.2, 8, false, Problems.failFast());
         assertNotEquals(Files.readString(tmp.resolve("a/eval.jsonl")), Files.readString(tmp.resolve("c/eval.jsonl")));
         // Prompt i%50 has sources of parity i%2 = (i%50)%2, so each prompt lives in one stratum: 25 web and 25 books prompts, 5 of each in eval.
-        PreferenceSplit.Result s = PreferenceSplit.split(f, null, tmp.resolve("d"), 0.2, 7, true);
+        PreferenceSplit.Result s = PreferenceSplit.split(f, null, tmp.resolve("d"), 0.2, 7, true, Problems.failFast());
         assertArrayEquals(new long[] {20, 5}, s.groupsByStratum().get("web"));
         assertArrayEquals(new long[] {20, 5}, s.groupsByStratum().get("books"));
         Leakage.Result none = Leakage.check(tmp.resolve("a/train.jsonl"), tmp.resolve("a/eval.jsonl"), 5);
