@@ -96,7 +96,8 @@ public final class PreferenceValidator {
     }
 
     private static String where(long position) {
-        return "line " + (position >>> 32) + " (record " + ((position & 0xFFFFFFFFL) >>> 1) + ")";
+        long line = position >>> 32, record = (position & 0xFFFFFFFFL) >>> 1;
+        return "line " + line + (record != line ? " (record " + record + ")" : "");
     }
 
     private void unpaired(UnpairedFeedback u) {

@@ -19,12 +19,13 @@ public final class Problems {
 
     /**
      * One finding. {@code line} and {@code column} are 1-based, 0 when not applicable or unknown; {@code record} is the
-     * record's 1-based position in the file (0 when unknown), which tells apart the elements of a one-line JSON array.
+     * record's 1-based position in the file (0 when unknown), which tells apart the elements of a one-line JSON array;
+     * it is printed only where it differs from the line.
      */
     public record Problem(Path file, long line, long column, long record, String code, Severity severity, String message) {
         @Override
         public String toString() {
-            String where = file + (line > 0 ? ":" + line : "") + (line > 0 && column > 0 ? ":" + column : "") + (record > 0 ? " (record " + record + ")" : "");
+            String where = file + (line > 0 ? ":" + line : "") + (line > 0 && column > 0 ? ":" + column : "") + (record > 0 && record != line ? " (record " + record + ")" : "");
             return where + ": " + severity.name().toLowerCase(java.util.Locale.ROOT) + " [" + code + "] " + message;
         }
     }
@@ -62,7 +63,7 @@ public final class Problems {
     }
 
     private void error(Path file, long line, long column, long record, String code, String message) {
-        if (maxErrors == 0) throw new DataFormatException(file, line, column, message + " [" + code + "]" + (record > 0 ? " (record " + record + ")" : ""));
+        if (maxErrors == 0) throw new DataFormatException(file, line, column, message + " [" + code + "]" + (record > 0 && record != line ? " (record " + record + ")" : ""));
         add(new Problem(file, line, column, record, code, Severity.ERROR, message));
         if (++errors > maxErrors) throw new TooManyErrors(maxErrors);
     }
