@@ -120,4 +120,32 @@ class DataCommandTest {
         assertEquals(2000, b.get("pairs").asLong());
         assertTrue(b.get("pairs_per_second").asDouble() > 0 && b.get("peak_heap_mib").asDouble() > 0, r[1]);
     }
+
+    @Test
+    void statsReportAgreementAndAnAdjudicationFileSettlesUnresolvedPairs() throws IOException {
+        Path f = tmp.resolve("votes.jsonl");
+        List<String> lines = new java.util.ArrayList<>();
+        for (int i = 0; i < 4; i++) {
+            String second = i == 0 ? "rejected" : "chosen";   // the annotators split on pair p0 only
+            lines.add("{\"prompt_id\": \"p" + i + "\", \"prompt\": \"Q" + i + "\", \"chosen\": \"A" + i + "\", \"rejected\": \"B" + i + "\", \"votes\": ["
+                    + "{\"annotator\": \"ann1\", \"label\": \"chosen\"}, {\"annotator\": \"ann2\", \"label\": \"" + second + "\"}]}");
+        }
+        Files.write(f, lines);
+        String[] r = run("data", "stats", f.toString());
+        assertEquals("0", r[0], r[2]);
+        JsonNode s = JSON.readTree(r[1]);
+        assertEquals(3, s.get("labels").get("chosen").asLong());
+        assertEquals(1, s.get("labels").get("unresolved").asLong());
+        assertEquals(0.25, s.get("agreement").get("disagreement_rate").get("ann1").asDouble(), 1e-12);
+        assertEquals("1", run("data", "validate", f.toString(), "--strict")[0], "an unresolved pair fails --strict");
+        Path decisions = tmp.resolve("adjudication.jsonl");
+        Files.writeString(decisions, "{\"prompt_id\": \"p0\", \"label\": \"chosen\"}\n");
+        r = run("data", "validate", f.toString(), "--strict", "--adjudication", decisions.toString());
+        assertEquals("0", r[0], r[1]);
+        Path out = tmp.resolve("settled.jsonl");
+        r = run("data", "convert", f.toString(), "--to", "trl", "--out", out.toString());
+        assertTrue(r[2].contains("wrote 3 records") && r[2].contains("skipped 1 tie/unresolved pairs"), r[2]);
+        r = run("data", "convert", f.toString(), "--to", "trl", "--out", out.toString(), "--adjudication", decisions.toString());
+        assertTrue(r[2].contains("wrote 4 records"), r[2]);
+    }
 }

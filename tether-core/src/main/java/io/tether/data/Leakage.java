@@ -6,7 +6,8 @@ import java.nio.file.Path;
 
 /**
  * Prompts of one file that also occur in another (eval prompts seen in training): exactly, or after normalizing case,
- * spacing and punctuation. The first file's prompts are held as 64-bit keys, so a million prompts take about 32 MiB.
+ * spacing and punctuation. The first file's prompts are held as 64-bit keys in two tables (exact and normalized), so a million prompts
+ * take about 64 MiB.
  */
 public final class Leakage {
     private Leakage() {}

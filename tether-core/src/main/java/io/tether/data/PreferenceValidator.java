@@ -10,10 +10,10 @@ import io.tether.text.ChatTemplateException;
 import io.tether.text.Tokenizer;
 
 /**
- * Checks records one at a time, in bounded memory (16 bytes per distinct pair for the duplicate checks): empty text,
- * identical completions, ties and unresolved votes, exact, near and contradictory duplicates, and, with a tokenizer,
- * the token budget and whether the prompt's tokens are a prefix of prompt+completion's (if not, the completion's
- * log-probs are taken over the wrong tokens).
+ * Checks records one at a time: empty text, identical completions, ties and unresolved votes, exact, near and
+ * contradictory duplicates, and, with a tokenizer, the token budget and whether the prompt's tokens are a prefix of
+ * prompt+completion's (if not, the completion's log-probs are taken over the wrong tokens). Memory grows only with the
+ * distinct pairs: two open-addressing tables of 16-byte slots, about 64 bytes a pair (64 MiB for a million).
  */
 public final class PreferenceValidator {
     private final Problems problems;
