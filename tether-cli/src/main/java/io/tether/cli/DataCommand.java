@@ -55,17 +55,17 @@ final class DataCommand implements Runnable {
             return format == null ? null : PreferenceReader.Format.parse(format);
         }
 
-        /** Reads the file through the adjudication (if any) into {@code sink}. */
-        long read(Problems problems, java.util.function.Consumer<PreferenceRecord> sink) {
+        /** Reads the file through the adjudication (if any, saying on {@code err} how many records it decided) into {@code sink}. */
+        void read(Problems problems, PrintWriter err, java.util.function.Consumer<PreferenceRecord> sink) {
             Adjudication a = adjudication == null ? null : Adjudication.load(adjudication);
-            long[] n = {0};
             PreferenceReader.read(file, format(), problems, (r, raw) -> {
                 PreferenceRecord decided = a == null ? r : a.apply(r);
-                if (decided == null) return;
-                n[0]++;
-                sink.accept(decided);
+                if (decided != null) sink.accept(decided);
             });
-            return n[0];
+            if (a != null) {
+                err.printf("adjudication %s decided %d records (%d dropped)%n", adjudication, a.applied(), a.dropped());
+                err.flush();
+            }
         }
     }
 
@@ -119,7 +119,7 @@ final class DataCommand implements Runnable {
             try (TextAssets text = tokenizer(tokenizer)) {
                 PreferenceValidator v = new PreferenceValidator(problems, text == null ? null : text.tokenizer(), text == null ? null : text.template(), maxLength);
                 try {
-                    in.read(problems, v::accept);
+                    in.read(problems, data.root.spec.commandLine().getErr(), v::accept);
                 } catch (Problems.TooManyErrors e) {
                     stopped = true;
                 }
@@ -166,7 +166,7 @@ final class DataCommand implements Runnable {
             Problems problems = skipping.problems();
             try (TextAssets text = tokenizer(tokenizer)) {
                 PreferenceStats stats = new PreferenceStats(text == null ? null : text.tokenizer());
-                in.read(problems, stats::accept);
+                in.read(problems, data.root.spec.commandLine().getErr(), stats::accept);
                 report = stats.report(warnings);
             }
             report.put("skipped_unreadable", problems.errors());
@@ -253,7 +253,7 @@ final class DataCommand implements Runnable {
             Binarize.Strategy strategy = Binarize.Strategy.parse(binarize);
             long[] n = new long[4];   // written, skipped ties/unresolved, rated prompts tied, prompts without completions
             Problems problems = skipping.problems();
-            AtomicFiles.write(outFile, w -> in.read(problems, r -> {
+            AtomicFiles.write(outFile, w -> in.read(problems, data.root.spec.commandLine().getErr(), r -> {
                 if (r instanceof RatedCompletions rc) {
                     PreferencePair p = Binarize.pair(rc, strategy, seed);
                     if (p == null) n[2]++;

@@ -142,6 +142,7 @@ class DataCommandTest {
         Files.writeString(decisions, "{\"prompt_id\": \"p0\", \"label\": \"chosen\"}\n");
         r = run("data", "validate", f.toString(), "--strict", "--adjudication", decisions.toString());
         assertEquals("0", r[0], r[1]);
+        assertTrue(r[2].contains("decided 1 records (0 dropped)"), r[2]);
         Path out = tmp.resolve("settled.jsonl");
         r = run("data", "convert", f.toString(), "--to", "trl", "--out", out.toString());
         assertTrue(r[2].contains("wrote 3 records") && r[2].contains("skipped 1 tie/unresolved pairs"), r[2]);

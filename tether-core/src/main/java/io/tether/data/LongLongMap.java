@@ -42,10 +42,6 @@ final class LongLongMap {
         }
     }
 
-    int size() {
-        return size;
-    }
-
     private void grow() {
         long[] oldKeys = keys, oldValues = values;
         keys = new long[oldKeys.length * 2];

@@ -45,11 +45,6 @@ public record PreferencePair(String promptId, Turns prompt, Turns chosen, Turns 
         votes = List.copyOf(votes);
     }
 
-    /** A settled pair with nothing but text and where it came from. */
-    public static PreferencePair of(String promptId, Turns prompt, Turns chosen, Turns rejected, String source, Origin origin) {
-        return new PreferencePair(promptId, prompt, chosen, rejected, Label.CHOSEN, null, null, null, List.of(), null, null, null, source, origin);
-    }
-
     public PreferencePair withLabel(Label newLabel) {
         return new PreferencePair(promptId, prompt, chosen, rejected, newLabel, margin, chosenScore, rejectedScore, votes, agreement,
                 chosenGenerator, rejectedGenerator, source, origin);
