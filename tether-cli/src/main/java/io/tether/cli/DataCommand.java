@@ -97,9 +97,9 @@ final class DataCommand implements Runnable {
     }
 
     @Command(name = "validate", mixinStandardHelpOptions = true,
-            description = {"Check every record: fields, labels, empty or identical completions, ties, unresolved votes, duplicates,",
-                    "and with --tokenizer the token budget and prompt-prefix consistency. Problems print as FILE:LINE[:COL]: severity [code] message.",
-                    "Exit 1 on any error (any problem with --strict)."})
+            description = {"Check every record; each problem prints as FILE:LINE[:COL]: severity [code] message.",
+                    "Checks fields, labels, empty or identical completions, ties, unresolved votes, exact/near/contradictory duplicates,",
+                    "and with --tokenizer the token budget and prompt-prefix consistency. Exit 1 on any error (on any problem with --strict)."})
     static final class Validate implements Callable<Integer> {
         @ParentCommand DataCommand data;
         @picocli.CommandLine.Mixin Input in;
@@ -150,8 +150,9 @@ final class DataCommand implements Runnable {
     }
 
     @Command(name = "stats", mixinStandardHelpOptions = true,
-            description = {"Counts by kind, label, source, generator and annotator; chosen/rejected lengths and length bias;",
-                    "desirable:undesirable balance for KTO; annotator agreement. JSON on stdout, warnings on stderr."})
+            description = {"Describe the data: JSON on stdout, plain warnings on stderr.",
+                    "Counts by kind, label, source, generator and annotator; chosen/rejected lengths and length bias;",
+                    "desirable:undesirable balance for KTO; annotator agreement (Cohen's kappa, Krippendorff's alpha)."})
     static final class Stats implements Callable<Integer> {
         @ParentCommand DataCommand data;
         @picocli.CommandLine.Mixin Input in;
@@ -234,7 +235,8 @@ final class DataCommand implements Runnable {
     }
 
     @Command(name = "convert", mixinStandardHelpOptions = true,
-            description = {"--to trl: TRL-style JSONL with provenance (prompt_id, source_file, source_line, scores, votes);",
+            description = {"Convert to TRL-style pairs (--to trl) or KTO rows (--to kto).",
+                    "--to trl: TRL-style JSONL with provenance (prompt_id, source_file, source_line, source_record, scores, votes);",
                     "rated completions are paired up (--binarize), unpaired rows stay unpaired.",
                     "--to kto: pairs unpaired into desirable (chosen) and undesirable (rejected) rows.",
                     "Ties and unresolved pairs are skipped and counted, never guessed."})
