@@ -49,6 +49,7 @@ class DataCommandTest {
         assertEquals("1", r[0]);
         assertTrue(r[1].contains(f + ":1: error [identical-completions]"), r[1]);
         assertTrue(r[1].contains(f + ":2:16: error [malformed-json]"), r[1]);
+        assertTrue(r[1].contains(f + ":3:28: error [wrong-type] 'chosen' must be text"), "the column of the offending value: " + r[1]);
         assertTrue(r[1].contains("stopped after 2 errors"), r[1]);
         assertFalse(r[1].contains(f + ":4:"), "reading stopped at the third error");
     }

@@ -70,10 +70,17 @@ public final class PreferenceReader {
     static final class BadRecord extends RuntimeException {
         private static final long serialVersionUID = 1L;
         final String code;
+        /** The top-level field at fault (its value's column is reported), or null. */
+        final String field;
 
         BadRecord(String code, String message) {
+            this(code, null, message);
+        }
+
+        BadRecord(String code, String field, String message) {
             super(message, null, false, false);
             this.code = code;
+            this.field = field;
         }
     }
 
@@ -81,7 +88,7 @@ public final class PreferenceReader {
     public static Format detect(Path file) {
         ObjectNode[] first = new ObjectNode[1];
         try {
-            RawRecords.forEach(file, new Problems(Long.MAX_VALUE), (line, o) -> {
+            RawRecords.forEach(file, new Problems(Long.MAX_VALUE), (line, column, text, o) -> {
                 first[0] = o;
                 throw new FoundFirst();
             });
@@ -125,19 +132,38 @@ public final class PreferenceReader {
         Format f = format != null ? format : detect(file);
         long[] count = {0};
         long[] index = {0};
-        RawRecords.forEach(file, problems, (line, o) -> {
+        RawRecords.forEach(file, problems, (line, column, text, o) -> {
             Origin at = new Origin(file, line, ++index[0]);
             PreferenceRecord r;
             try {
                 r = parse(f, o, at);
             } catch (BadRecord bad) {
-                problems.error(at, bad.code, bad.getMessage());
+                long col = bad.field != null && text != null ? columnOf(text, bad.field) : 0;
+                problems.error(at, col > 0 ? col : column, bad.code, bad.getMessage());
                 return;
             }
             count[0]++;
             sink.accept(r, o);
         });
         return count[0];
+    }
+
+    /** The 1-based column where top-level {@code field}'s value starts in a JSONL line, or 0. */
+    static long columnOf(String text, String field) {
+        try (var p = RawRecords.JSON.getFactory().createParser(text)) {
+            int depth = 0;
+            for (var t = p.nextToken(); t != null; t = p.nextToken()) {
+                if (t.isStructStart()) depth++;
+                else if (t.isStructEnd()) depth--;
+                else if (depth == 1 && t == com.fasterxml.jackson.core.JsonToken.FIELD_NAME && p.currentName().equals(field)) {
+                    p.nextToken();
+                    return p.currentTokenLocation().getColumnNr();
+                }
+            }
+        } catch (java.io.IOException e) {
+            return 0;   // the line parsed once already; a second failure only loses the column
+        }
+        return 0;
     }
 
     static PreferenceRecord parse(Format f, ObjectNode o, Origin at) {
@@ -160,7 +186,7 @@ public final class PreferenceReader {
         require(o, "rejected");
         if (o.has("prompt")) return pair(o, at, promptId(o, "id"), turns(o, "prompt"), turns(o, "chosen"), turns(o, "rejected"));
         Turns chosen = turns(o, "chosen"), rejected = turns(o, "rejected");
-        if (chosen.isChat() != rejected.isChat()) throw new BadRecord("wrong-type", "'chosen' and 'rejected' must both be text or both be messages");
+        if (chosen.isChat() != rejected.isChat()) throw new BadRecord("wrong-type", "chosen", "\'chosen\' and 'rejected' must both be text or both be messages");
         Turns[] split = chosen.isChat() ? splitMessages(chosen.messages(), rejected.messages()) : splitText(chosen.text(), rejected.text());
         return pair(o, at, promptId(o, "id"), split[0], split[1], split[2]);
     }
@@ -179,12 +205,12 @@ public final class PreferenceReader {
                 string(o, "chosen_model", "chosen_generator"), string(o, "rejected_model", "rejected_generator"), string(o, "source"), at);
         JsonNode label = o.get("label");
         if (label != null && !label.isNull()) {
-            if (!label.isTextual()) throw new BadRecord("bad-label", "'label' must be \"chosen\", \"rejected\" or \"tie\", found " + label);
+            if (!label.isTextual()) throw new BadRecord("bad-label", "label", "\'label\' must be \"chosen\", \"rejected\" or \"tie\", found " + label);
             switch (label.asText().toLowerCase(Locale.ROOT)) {
                 case "chosen" -> { }
                 case "rejected" -> p = p.swapped();
                 case "tie" -> p = p.withLabel(Label.TIE);
-                default -> throw new BadRecord("bad-label", "'label' must be \"chosen\", \"rejected\" or \"tie\", found \"" + label.asText() + "\"");
+                default -> throw new BadRecord("bad-label", "label", "\'label\' must be \"chosen\", \"rejected\" or \"tie\", found \"" + label.asText() + "\"");
             }
             return withAgreement(p, label.asText().equalsIgnoreCase("tie") ? Verdict.TIE : Verdict.CHOSEN);
         }
@@ -219,17 +245,17 @@ public final class PreferenceReader {
         List<Vote> out = new ArrayList<>();
         JsonNode votes = o.has("votes") ? o.get("votes") : o.get("annotations");
         if (votes != null) {
-            if (!votes.isArray()) throw new BadRecord("wrong-type", "'votes' must be a list of {annotator, label}");
+            if (!votes.isArray()) throw new BadRecord("wrong-type", "votes", "\'votes\' must be a list of {annotator, label}");
             for (JsonNode v : votes) {
                 String who = v.path("annotator").asText(null);
                 JsonNode label = v.get("label");
                 if (who == null || label == null || !label.isTextual())
-                    throw new BadRecord("wrong-type", "each vote needs a text 'annotator' and a 'label' (chosen, rejected or tie), found " + v);
+                    throw new BadRecord("wrong-type", "votes", "each vote needs a text 'annotator' and a 'label' (chosen, rejected or tie), found " + v);
                 out.add(new Vote(who, switch (label.asText().toLowerCase(Locale.ROOT)) {
                     case "chosen" -> Verdict.CHOSEN;
                     case "rejected" -> Verdict.REJECTED;
                     case "tie" -> Verdict.TIE;
-                    default -> throw new BadRecord("bad-label", "vote label must be chosen, rejected or tie, found \"" + label.asText() + "\"");
+                    default -> throw new BadRecord("bad-label", "votes", "vote label must be chosen, rejected or tie, found \"" + label.asText() + "\"");
                 }));
             }
         } else if (o.path("annotator").isTextual()) {
@@ -247,7 +273,7 @@ public final class PreferenceReader {
         List<Turns.Message> chosen = transcript(text(o, "chosen"), "chosen"), rejected = transcript(text(o, "rejected"), "rejected");
         List<Turns.Message> prompt = chosen.subList(0, chosen.size() - 1);
         if (!prompt.equals(rejected.subList(0, rejected.size() - 1)))
-            throw new BadRecord("prompt-mismatch", "'chosen' and 'rejected' differ before their last Assistant turn, so they do not share one prompt");
+            throw new BadRecord("prompt-mismatch", "chosen", "\'chosen\' and 'rejected' differ before their last Assistant turn, so they do not share one prompt");
         return pair(o, at, promptId(o, "id"), Turns.messages(prompt), Turns.messages(List.of(last(chosen))), Turns.messages(List.of(last(rejected))));
     }
 
@@ -259,13 +285,13 @@ public final class PreferenceReader {
         int start = 0;
         while (m.find()) {
             if (role != null) out.add(new Turns.Message(role, strip(text.substring(start, m.start()))));
-            else if (!text.substring(0, m.start()).isBlank()) throw new BadRecord("wrong-type", "'" + field + "' has text before its first Human/Assistant turn");
+            else if (!text.substring(0, m.start()).isBlank()) throw new BadRecord("wrong-type", field, "\'" + field + "\' has text before its first Human/Assistant turn");
             role = m.group(1).equals("Human") ? "user" : "assistant";
             start = m.end();
         }
-        if (role == null) throw new BadRecord("wrong-type", "'" + field + "' is not a \\n\\nHuman:/\\n\\nAssistant: transcript");
+        if (role == null) throw new BadRecord("wrong-type", field, "\'" + field + "\' is not a \\n\\nHuman:/\\n\\nAssistant: transcript");
         out.add(new Turns.Message(role, strip(text.substring(start))));
-        if (!role.equals("assistant")) throw new BadRecord("wrong-type", "'" + field + "' does not end with an Assistant turn");
+        if (!role.equals("assistant")) throw new BadRecord("wrong-type", field, "\'" + field + "\' does not end with an Assistant turn");
         return out;
     }
 
@@ -293,9 +319,9 @@ public final class PreferenceReader {
         List<Turns.Message> out = new ArrayList<>();
         for (JsonNode m : n.isArray() ? n : List.of(n)) {
             if (!m.path("from").isTextual() || !m.path("value").isTextual())
-                throw new BadRecord("wrong-type", "'" + field + "' messages must be {\"from\": text, \"value\": text}, found " + abbreviate(m));
+                throw new BadRecord("wrong-type", field, "\'" + field + "\' messages must be {\"from\": text, \"value\": text}, found " + abbreviate(m));
             String role = SHAREGPT_ROLES.get(m.get("from").asText());
-            if (role == null) throw new BadRecord("wrong-type", "'" + field + "': unknown ShareGPT role '" + m.get("from").asText() + "'");
+            if (role == null) throw new BadRecord("wrong-type", field, "\'" + field + "\': unknown ShareGPT role '" + m.get("from").asText() + "'");
             out.add(new Turns.Message(role, m.get("value").asText()));
         }
         return out;
@@ -327,11 +353,11 @@ public final class PreferenceReader {
     private static UnpairedFeedback kto(ObjectNode o, Origin at) {
         JsonNode label = o.get("label");
         if (label == null) throw new BadRecord("missing-field", "missing field 'label'");
-        if (!label.isBoolean()) throw new BadRecord("bad-label", "'label' must be true (desirable) or false (undesirable), found " + label);
+        if (!label.isBoolean()) throw new BadRecord("bad-label", "label", "\'label\' must be true (desirable) or false (undesirable), found " + label);
         Turns prompt, completion;
         if (o.has("messages")) {
             List<Turns.Message> ms = messages(o.get("messages"), "messages");
-            if (ms.size() < 2) throw new BadRecord("missing-field", "'messages' needs a prompt and a completion (at least two messages)");
+            if (ms.size() < 2) throw new BadRecord("missing-field", "messages", "\'messages\' needs a prompt and a completion (at least two messages)");
             prompt = Turns.messages(ms.subList(0, ms.size() - 1));
             completion = Turns.messages(ms.subList(ms.size() - 1, ms.size()));
         } else {
@@ -344,13 +370,13 @@ public final class PreferenceReader {
     private static RatedCompletions rated(ObjectNode o, Origin at) {
         Turns prompt = o.has("prompt") ? turns(o, "prompt") : Turns.text(text(o, "instruction"));
         JsonNode cs = o.get("completions");
-        if (cs == null || !cs.isArray()) throw new BadRecord("wrong-type", "'completions' must be a list of {response, score}");
+        if (cs == null || !cs.isArray()) throw new BadRecord("wrong-type", "completions", "\'completions\' must be a list of {response, score}");
         List<RatedCompletions.Rated> out = new ArrayList<>();
         for (JsonNode c : cs) {
-            if (!(c instanceof ObjectNode co)) throw new BadRecord("wrong-type", "each completion must be an object, found " + abbreviate(c));
+            if (!(c instanceof ObjectNode co)) throw new BadRecord("wrong-type", "completions", "each completion must be an object, found " + abbreviate(c));
             Turns response = co.has("response") ? turns(co, "response") : co.has("completion") ? turns(co, "completion") : Turns.text(text(co, "text"));
             Double score = number(co, "score", "overall_score", "rating");
-            if (score == null) throw new BadRecord("missing-field", "a completion has no numeric 'score' (or 'overall_score', 'rating')");
+            if (score == null) throw new BadRecord("missing-field", "completions", "a completion has no numeric 'score' (or 'overall_score', 'rating')");
             out.add(new RatedCompletions.Rated(response, score, string(co, "model", "generator")));
         }
         return new RatedCompletions(promptId(o, "id"), prompt, out, string(o, "source"), at);
@@ -375,7 +401,7 @@ public final class PreferenceReader {
     static String text(ObjectNode o, String field) {
         require(o, field);
         JsonNode n = o.get(field);
-        if (!n.isTextual()) throw new BadRecord("wrong-type", "'" + field + "' must be text, found " + n.getNodeType().name().toLowerCase(Locale.ROOT));
+        if (!n.isTextual()) throw new BadRecord("wrong-type", field, "\'" + field + "\' must be text, found " + n.getNodeType().name().toLowerCase(Locale.ROOT));
         return n.asText();
     }
 
@@ -385,17 +411,17 @@ public final class PreferenceReader {
         JsonNode n = o.get(field);
         if (n.isTextual()) return Turns.text(n.asText());
         if (n.isArray()) return Turns.messages(messages(n, field));
-        throw new BadRecord("wrong-type", "'" + field + "' must be text or a list of {role, content} messages, found " + n.getNodeType().name().toLowerCase(Locale.ROOT));
+        throw new BadRecord("wrong-type", field, "\'" + field + "\' must be text or a list of {role, content} messages, found " + n.getNodeType().name().toLowerCase(Locale.ROOT));
     }
 
     /** {role, content} messages; content is text or typed parts [{type: "text", text|value}] (joined). */
     static List<Turns.Message> messages(JsonNode n, String field) {
-        if (n == null || !n.isArray()) throw new BadRecord("wrong-type", "'" + field + "' must be a list of {role, content} messages");
+        if (n == null || !n.isArray()) throw new BadRecord("wrong-type", field, "\'" + field + "\' must be a list of {role, content} messages");
         List<Turns.Message> out = new ArrayList<>(n.size());
         for (JsonNode m : n) {
             JsonNode role = m.get("role"), content = m.get("content");
             if (role == null || !role.isTextual() || content == null)
-                throw new BadRecord("wrong-type", "'" + field + "' messages must be {\"role\": text, \"content\": ...}, found " + abbreviate(m));
+                throw new BadRecord("wrong-type", field, "\'" + field + "\' messages must be {\"role\": text, \"content\": ...}, found " + abbreviate(m));
             out.add(new Turns.Message(role.asText(), content(content, field)));
         }
         return out;
@@ -408,14 +434,14 @@ public final class PreferenceReader {
             for (Iterator<JsonNode> it = content.elements(); it.hasNext(); ) {
                 JsonNode part = it.next();
                 if (!part.path("type").asText("text").equals("text"))
-                    throw new BadRecord("wrong-type", "'" + field + "': only text content parts are supported, found type '" + part.path("type").asText() + "'");
+                    throw new BadRecord("wrong-type", field, "\'" + field + "\': only text content parts are supported, found type '" + part.path("type").asText() + "'");
                 JsonNode t = part.has("text") ? part.get("text") : part.get("value");
-                if (t == null || !t.isTextual()) throw new BadRecord("wrong-type", "'" + field + "': a text part needs 'text' (or 'value'), found " + abbreviate(part));
+                if (t == null || !t.isTextual()) throw new BadRecord("wrong-type", field, "\'" + field + "\': a text part needs 'text' (or 'value'), found " + abbreviate(part));
                 b.append(t.asText());
             }
             return b.toString();
         }
-        throw new BadRecord("wrong-type", "'" + field + "' message content must be text or a list of parts, found " + content.getNodeType().name().toLowerCase(Locale.ROOT));
+        throw new BadRecord("wrong-type", field, "\'" + field + "\' message content must be text or a list of parts, found " + content.getNodeType().name().toLowerCase(Locale.ROOT));
     }
 
     private static String promptId(ObjectNode o, String alternative) {
@@ -432,7 +458,7 @@ public final class PreferenceReader {
         for (String f : fields) {
             JsonNode n = o.get(f);
             if (n == null || n.isNull()) continue;
-            if (!n.isNumber()) throw new BadRecord("wrong-type", "'" + f + "' must be a number, found " + abbreviate(n));
+            if (!n.isNumber()) throw new BadRecord("wrong-type", f, "\'" + f + "\' must be a number, found " + abbreviate(n));
             return n.asDouble();
         }
         return null;

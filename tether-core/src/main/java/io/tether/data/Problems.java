@@ -62,6 +62,11 @@ public final class Problems {
         error(at.file(), at.line(), 0, at.index(), code, message);
     }
 
+    /** An error in a record at a known column (where the offending field's value starts). */
+    public void error(PreferenceRecord.Origin at, long column, String code, String message) {
+        error(at.file(), at.line(), column, at.index(), code, message);
+    }
+
     private void error(Path file, long line, long column, long record, String code, String message) {
         if (maxErrors == 0) throw new DataFormatException(file, line, column, message + " [" + code + "]" + (record > 0 && record != line ? " (record " + record + ")" : ""));
         add(new Problem(file, line, column, record, code, Severity.ERROR, message));

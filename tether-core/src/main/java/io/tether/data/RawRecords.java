@@ -32,10 +32,13 @@ final class RawRecords {
 
     static final ObjectMapper JSON = new ObjectMapper();
 
-    /** Receives each object with its 1-based line (for arrays, the line the element starts on). */
+    /**
+     * Receives each object with its 1-based line and column (for arrays, where the element starts) and, for JSONL, the
+     * line's text (null for array elements), from which a field's column can be found.
+     */
     @FunctionalInterface
     interface Handler {
-        void accept(long line, ObjectNode record);
+        void accept(long line, long column, String text, ObjectNode record);
     }
 
     static InputStream open(Path file) throws IOException {
@@ -131,7 +134,7 @@ final class RawRecords {
                     problems.error(file, line, 1, "wrong-type", "expected a JSON object, found " + node.getNodeType().name().toLowerCase(java.util.Locale.ROOT));
                     continue;
                 }
-                handler.accept(line, (ObjectNode) node);
+                handler.accept(line, 1, text, (ObjectNode) node);
             }
         } catch (java.nio.charset.CharacterCodingException e) {
             throw new DataFormatException(file, 0, "invalid UTF-8: " + e.getMessage());
@@ -165,7 +168,7 @@ final class RawRecords {
                     problems.error(file, line, column, "wrong-type", "expected a JSON object as array element, found " + node.getNodeType().name().toLowerCase(java.util.Locale.ROOT));
                     continue;
                 }
-                handler.accept(line, o);
+                handler.accept(line, column, null, o);
             }
         }
     }

@@ -124,7 +124,7 @@ class PreferenceDataTest {
         Problems problems = new Problems(10);
         assertEquals(2, read(f, Format.TRL, problems).size(), "the two good lines are still read");
         List<String> found = problems.details().stream().map(p -> p.line() + ":" + p.column() + " " + p.code()).toList();
-        assertEquals(List.of("2:31 malformed-json", "3:16 bad-encoding", "4:1 wrong-type", "5:0 wrong-type"), found);
+        assertEquals(List.of("2:31 malformed-json", "3:16 bad-encoding", "4:1 wrong-type", "5:12 wrong-type"), found);
         assertTrue(problems.details().get(0).toString().startsWith(f + ":2:31: error [malformed-json] not valid JSON"), problems.details().get(0).toString());
         assertThrows(Problems.TooManyErrors.class, () -> read(f, Format.TRL, new Problems(2)));
         DataFormatException first = assertThrows(DataFormatException.class, () -> readAll(f));
