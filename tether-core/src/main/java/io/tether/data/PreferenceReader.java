@@ -88,7 +88,7 @@ public final class PreferenceReader {
     public static Format detect(Path file) {
         ObjectNode[] first = new ObjectNode[1];
         try {
-            RawRecords.forEach(file, new Problems(Long.MAX_VALUE), (line, column, text, o) -> {
+            RawRecords.forEach(file, new Problems(Long.MAX_VALUE), (line, column, index, text, o) -> {
                 first[0] = o;
                 throw new FoundFirst();
             });
@@ -131,9 +131,8 @@ public final class PreferenceReader {
     public static long read(Path file, Format format, Problems problems, Sink sink) {
         Format f = format != null ? format : detect(file);
         long[] count = {0};
-        long[] index = {0};
-        RawRecords.forEach(file, problems, (line, column, text, o) -> {
-            Origin at = new Origin(file, line, ++index[0]);
+        RawRecords.forEach(file, problems, (line, column, index, text, o) -> {
+            Origin at = new Origin(file, line, index);
             PreferenceRecord r;
             try {
                 r = parse(f, o, at);

@@ -6,7 +6,8 @@ import java.nio.file.Path;
 public sealed interface PreferenceRecord permits PreferencePair, UnpairedFeedback, PromptOnly, RatedCompletions {
     /**
      * Where a record came from: the file, its 1-based line (for JSON arrays, the line the element starts on) and its
-     * 1-based position among the file's records ({@code index}; it tells apart the elements of a one-line JSON array).
+     * 1-based position among the file's records ({@code index}: every non-blank line or array element counts, so in
+     * JSONL it is the line unless blank lines intervene; it tells apart the elements of a one-line JSON array).
      */
     record Origin(Path file, long line, long index) {
         @Override

@@ -33,12 +33,13 @@ final class RawRecords {
     static final ObjectMapper JSON = new ObjectMapper();
 
     /**
-     * Receives each object with its 1-based line and column (for arrays, where the element starts) and, for JSONL, the
-     * line's text (null for array elements), from which a field's column can be found.
+     * Receives each object with its 1-based line and column (for arrays, where the element starts), its 1-based
+     * position in the file (every non-blank line or array element counts, readable or not) and, for JSONL, the line's
+     * text (null for array elements), from which a field's column can be found.
      */
     @FunctionalInterface
     interface Handler {
-        void accept(long line, long column, String text, ObjectNode record);
+        void accept(long line, long column, long index, String text, ObjectNode record);
     }
 
     static InputStream open(Path file) throws IOException {
@@ -81,7 +82,7 @@ final class RawRecords {
             byte[] chunk = new byte[1 << 16];
             int pos = 0, end = 0;
             CharBuffer chars = CharBuffer.allocate(1 << 12);
-            long line = 0;
+            long line = 0, index = 0;
             boolean eof = false;
             while (!eof) {
                 // One line into buf: scan the chunk for '\n', refilling it as needed (no per-byte stream calls).
@@ -115,6 +116,7 @@ final class RawRecords {
                 ByteBuffer bytes = ByteBuffer.wrap(buf, start, n - start);
                 CoderResult r = utf8.decode(bytes, chars, true);
                 if (r.isError()) {
+                    index++;
                     problems.error(file, line, bytes.position() + 1, "bad-encoding", "invalid UTF-8 byte 0x"
                             + Integer.toHexString(buf[bytes.position()] & 0xFF) + " (column counts bytes)");
                     continue;
@@ -122,6 +124,7 @@ final class RawRecords {
                 chars.flip();
                 String text = chars.toString();
                 if (text.isBlank()) continue;
+                index++;
                 JsonNode node;
                 try {
                     node = JSON.readTree(text);
@@ -134,7 +137,7 @@ final class RawRecords {
                     problems.error(file, line, 1, "wrong-type", "expected a JSON object, found " + node.getNodeType().name().toLowerCase(java.util.Locale.ROOT));
                     continue;
                 }
-                handler.accept(line, 1, text, (ObjectNode) node);
+                handler.accept(line, 1, index, text, (ObjectNode) node);
             }
         } catch (java.nio.charset.CharacterCodingException e) {
             throw new DataFormatException(file, 0, "invalid UTF-8: " + e.getMessage());
@@ -145,6 +148,7 @@ final class RawRecords {
     private static void forEachElement(Path file, Problems problems, Handler handler) throws IOException {
         try (InputStream in = open(file); JsonParser p = JSON.getFactory().createParser(in)) {
             p.nextToken();   // '['
+            long index = 0;
             while (true) {
                 JsonToken t;
                 try {
@@ -155,6 +159,7 @@ final class RawRecords {
                     return;
                 }
                 if (t == null || t == JsonToken.END_ARRAY) return;
+                index++;
                 long line = p.currentTokenLocation().getLineNr();
                 long column = p.currentTokenLocation().getColumnNr();
                 JsonNode node;
@@ -168,7 +173,7 @@ final class RawRecords {
                     problems.error(file, line, column, "wrong-type", "expected a JSON object as array element, found " + node.getNodeType().name().toLowerCase(java.util.Locale.ROOT));
                     continue;
                 }
-                handler.accept(line, column, null, o);
+                handler.accept(line, column, index, null, o);
             }
         }
     }
