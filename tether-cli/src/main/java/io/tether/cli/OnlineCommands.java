@@ -56,4 +56,17 @@ final class OnlineCommands {
             return c.outputDir();
         }
     }
+
+    @Command(name = "ppo", mixinStandardHelpOptions = true,
+            description = {"PPO-RLHF: policy, frozen reference, reward model and/or functions, and a critic; per-token KL penalty, GAE,",
+                    "clipped policy and value losses, num_ppo_epochs x num_mini_batches updates per rollout (TRL PPOConfig names).",
+                    "kl_target turns on the adaptive KL controller."})
+    static final class Ppo extends Base {
+        @Override
+        java.nio.file.Path train(io.tether.train.ConfigTree settings, Trainer.Listener listener, Trainer.Result[] result) throws IOException {
+            io.tether.reward.PpoRun.Config c = io.tether.reward.PpoRun.Config.from(settings);
+            result[0] = io.tether.reward.PpoRun.run(c, run.resume, listener);
+            return c.outputDir();
+        }
+    }
 }

@@ -1,0 +1,251 @@
+package io.tether.reward;
+
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.function.Function;
+
+import org.bytedeco.pytorch.NoGradGuard;
+import org.bytedeco.pytorch.Tensor;
+import org.bytedeco.pytorch.global.torch;
+
+import io.tether.engine.Tensors;
+import io.tether.generate.SamplingConfig;
+import io.tether.model.CausalLM;
+import io.tether.model.LogProbs;
+import io.tether.objective.Ppo;
+import io.tether.train.TrainingMethod;
+
+/**
+ * PPO-RLHF (Ouyang et al. 2022) with its four roles, as TRL's PPOTrainer runs it. {@link #prepare}: the policy samples
+ * one completion per prompt; the reward model (or functions) scores it; the frozen reference and the critic give
+ * per-token log-probs and values; each token is charged −kl_coef·KL and the last one paid the score; GAE turns
+ * those into advantages (whitened over the batch) and returns. The steps then take {@code num_ppo_epochs} passes of
+ * {@code num_mini_batches} clipped updates of policy and critic together: loss = pg + vf_coef · vf.
+ */
+public final class PpoTraining implements TrainingMethod<OnlinePrompt> {
+    /**
+     * @param klEstimator   k1 (TRL's default), k2 or k3 per-token estimate of KL(π‖π_ref)
+     * @param klTarget      adaptive KL controller's target (Ziegler et al. 2019); NaN keeps kl_coef fixed
+     * @param klHorizon     the controller's horizon in samples
+     */
+    public record Config(double klCoef, String klEstimator, double klTarget, double klHorizon, double gamma, double lam, double cliprange,
+                         double cliprangeValue, double vfCoef, int numPpoEpochs, int numMiniBatches, boolean whitenRewards) {
+        public Config {
+            if (!List.of("k1", "k2", "k3").contains(klEstimator)) throw new IllegalArgumentException("key 'kl_estimator': k1, k2 or k3, got '" + klEstimator + "'");
+            if (klCoef < 0) throw new IllegalArgumentException("key 'kl_coef': must be >= 0, got " + klCoef);
+            if (!Double.isNaN(klTarget) && !(klTarget > 0)) throw new IllegalArgumentException("key 'kl_target': must be > 0, got " + klTarget);
+            if (!(klHorizon > 0)) throw new IllegalArgumentException("key 'kl_horizon': must be > 0, got " + klHorizon);
+            if (!(gamma >= 0 && gamma <= 1) || !(lam >= 0 && lam <= 1)) throw new IllegalArgumentException("keys 'gamma' and 'lam' must be in [0, 1]");
+            if (!(cliprange > 0) || !(cliprangeValue > 0)) throw new IllegalArgumentException("keys 'cliprange' and 'cliprange_value' must be > 0");
+            if (vfCoef < 0) throw new IllegalArgumentException("key 'vf_coef': must be >= 0, got " + vfCoef);
+        }
+
+        /** TRL PPOConfig defaults. */
+        public static Config defaults() {
+            return new Config(0.05, "k1", Double.NaN, 10000, 1.0, 0.95, 0.2, 0.2, 0.1, 4, 1, false);
+        }
+    }
+
+    /**
+     * The critic: a separate value model (a one-output sequence-classification model, e.g. initialised from the reward
+     * model as TRL does), or, when {@code valueModel} is null, a linear value head [1, hidden] on the policy's own
+     * final hidden states (one backbone forward gives both).
+     */
+    public record Settings(Config ppo, SamplingConfig sampling, Rollouts.Scorer scorer, Rollouts.Shaping shaping, CausalLM reference,
+                           CausalLM valueModel, Function<long[], String> decoder) {}
+
+    private final Settings s;
+    private final Tensor valueHead;
+    private double klCoef;
+    private long draws;
+    private Map<String, Double> rolloutMetrics = Map.of();
+
+    public PpoTraining(Settings settings, CausalLM policy, long seed) {
+        this.s = settings;
+        this.klCoef = settings.ppo().klCoef();
+        if (settings.valueModel() == null) {
+            io.tether.engine.Torch.seed(seed);
+            long hidden = policy.config().hiddenSize();
+            // As a fresh classification head: N(0, initializer_range).
+            valueHead = torch.randn(new long[] {1, hidden}, Tensors.options(policy.dtype())).mul(Tensors.scalar(policy.config().initializerRange()));
+        } else {
+            valueHead = null;
+        }
+    }
+
+    /** The current KL coefficient (moves when the adaptive controller is on). */
+    public double klCoef() {
+        return klCoef;
+    }
+
+    @Override
+    public Reuse reuse() {
+        return new Reuse(s.ppo().numPpoEpochs(), s.ppo().numMiniBatches());
+    }
+
+    @Override
+    public Map<String, Tensor> extraParameters() {
+        if (valueHead != null) return Map.of("value_head.weight", valueHead);
+        Map<String, Tensor> out = new LinkedHashMap<>();
+        s.valueModel().trainableParameters().forEach((k, v) -> out.put("value_model." + k, v));
+        return out;
+    }
+
+    /** The loss is a token mean over the mini-batch, as TRL's masked_mean: one unit per completion token. */
+    @Override
+    public long units(List<OnlinePrompt> prompts) {
+        long n = 0;
+        for (OnlinePrompt p : prompts) for (Experience e : p.experiences()) n += e.tokens.length;
+        return n;
+    }
+
+    private double temperature() {
+        return s.sampling().greedy() ? 1 : s.sampling().temperature();
+    }
+
+    /** Per-token log-probs and values [N, T] of the rows: one policy forward, plus the critic's unless it is a head. */
+    private Tensor[] logpsAndValues(CausalLM model, Rollouts.Layout l) {
+        if (valueHead == null) return new Tensor[] {Rollouts.completionLogps(model, l, temperature()), Rollouts.completionValues(s.valueModel(), l)};
+        Tensor hidden = model.hiddenStates(l.ids(), null, null, null);                               // (N, L, H)
+        long len = l.ids().size(1);
+        Tensor logits = model.logits(hidden).narrow(1, 0, len - 1).to(model.dtype().scalarType);
+        Tensor logps = Rollouts.gatherLogps(logits, l, temperature()).mul(l.mask(model.dtype()));
+        Tensor v = torch.matmul(hidden.narrow(1, 0, len - 1), valueHead.t()).squeeze(-1);       // (N, L-1)
+        return new Tensor[] {logps, torch.gather(v, 1, l.index()).mul(l.mask(model.dtype()))};
+    }
+
+    @Override
+    public List<OnlinePrompt> prepare(CausalLM model, List<OnlinePrompt> drawn) {
+        SamplingConfig sampling = s.sampling().withSeed(s.sampling().seed() + 1_000_003L * draws++);
+        List<OnlinePrompt> prompts = Rollouts.sampleAndScore(model, drawn, 1, sampling, s.decoder(), s.scorer(), s.shaping());
+        Rollouts.Layout l = Rollouts.layout(prompts);
+        double[][] old, values;
+        try (NoGradGuard g = new NoGradGuard()) {
+            Tensor[] lv = logpsAndValues(model, l);
+            old = l.perRow(lv[0]);
+            values = l.perRow(lv[1]);
+        }
+        double[][] ref = Rollouts.referenceLogps(model, s.reference(), l, temperature());
+        int n = l.rows();
+        double[][] kl = new double[n][], rewards = new double[n][];
+        double klSum = 0, nonScore = 0, scores = 0, unscorable = 0, eos = 0, entropy = 0;
+        List<Experience> rows = new ArrayList<>(n);
+        for (OnlinePrompt p : prompts) rows.addAll(p.experiences());
+        for (int i = 0; i < n; i++) {
+            Experience e = rows.get(i);
+            e.oldLogps = old[i];
+            e.refLogps = ref[i];
+            e.values = values[i];
+            kl[i] = new double[old[i].length];
+            for (int t = 0; t < kl[i].length; t++) kl[i][t] = klEstimate(old[i][t], ref[i][t]);
+            double score = Double.isNaN(e.score) ? 0 : e.score;
+            unscorable += Double.isNaN(e.score) ? 1 : 0;
+            rewards[i] = Ppo.tokenRewards(kl[i], klCoef, score);
+            double seqKl = Experience.sum(kl[i]);
+            klSum += seqKl;
+            nonScore += -klCoef * seqKl;
+            scores += score;
+            eos += e.truncated ? 0 : 1;
+            entropy -= Experience.sum(e.samplingLogps);
+        }
+        if (s.ppo().whitenRewards()) whiten(rewards, false);
+        double[][] adv = new double[n][];
+        for (int i = 0; i < n; i++) {
+            double[][] ar = Ppo.gae(rewards[i], values[i], s.ppo().gamma(), s.ppo().lam());
+            adv[i] = ar[0];
+            rows.get(i).returns = ar[1];
+        }
+        whiten(adv, true);
+        for (int i = 0; i < n; i++) rows.get(i).tokenAdvantages = adv[i];
+        Map<String, Double> m = new LinkedHashMap<>();
+        m.put("objective/kl", klSum / n);
+        m.put("objective/entropy", entropy / n);
+        m.put("objective/non_score_reward", nonScore / n);
+        m.put("objective/rlhf_reward", (scores + nonScore) / n);
+        m.put("objective/scores", scores / n);
+        m.put("objective/kl_coef", klCoef);
+        m.put("val/num_eos_tokens", eos);
+        m.put("completions/unscorable", unscorable / n);
+        rolloutMetrics = m;
+        // The adaptive controller moves the coefficient for the next rollout from this one's KL.
+        if (!Double.isNaN(s.ppo().klTarget())) klCoef = Ppo.adaptiveKl(klCoef, klSum / n, s.ppo().klTarget(), s.ppo().klHorizon(), n);
+        return prompts;
+    }
+
+    private double klEstimate(double logp, double ref) {
+        double u = logp - ref;
+        return switch (s.ppo().klEstimator()) {
+            case "k1" -> u;
+            case "k2" -> 0.5 * u * u;
+            default -> Math.exp(-u) - 1 + u;
+        };
+    }
+
+    /**
+     * Whitening over every token of the batch with the Bessel-corrected variance: (x − mean)/sqrt(var + 1e-8), the
+     * mean restored or not (TRL restores it for nothing but whitens advantages with shift, rewards without).
+     */
+    static void whiten(double[][] rows, boolean shiftMean) {
+        double sum = 0, ss = 0;
+        long k = 0;
+        for (double[] r : rows) for (double v : r) { sum += v; k++; }
+        if (k < 2) return;
+        double mean = sum / k;
+        for (double[] r : rows) for (double v : r) ss += (v - mean) * (v - mean);
+        double scale = 1 / Math.sqrt(ss / (k - 1) + 1e-8);
+        for (double[] r : rows)
+            for (int t = 0; t < r.length; t++) r[t] = shiftMean ? (r[t] - mean) * scale : (r[t] - mean) * scale + mean;
+    }
+
+    @Override
+    public Output forward(CausalLM model, List<OnlinePrompt> prompts) {
+        Rollouts.Layout l = Rollouts.layout(prompts);
+        List<Experience> rows = new ArrayList<>();
+        for (OnlinePrompt p : prompts) rows.addAll(p.experiences());
+        int n = rows.size();
+        double[][] old = new double[n][], adv = new double[n][], ret = new double[n][], val = new double[n][];
+        for (int i = 0; i < n; i++) {
+            Experience e = rows.get(i);
+            old[i] = e.oldLogps; adv[i] = e.tokenAdvantages; ret[i] = e.returns; val[i] = e.values;
+        }
+        var dt = model.dtype();
+        Tensor mask = l.mask(dt);
+        Tensor[] lv = logpsAndValues(model, l);
+        Tensor logps = lv[0], values = lv[1];
+        Tensor oldT = l.tensor(old, dt), advT = l.tensor(adv, dt), retT = l.tensor(ret, dt), valT = l.tensor(val, dt);
+        Tensor pg = Ppo.policyLoss(logps, oldT, advT, s.ppo().cliprange()).mul(mask).sum();
+        Tensor vf = Ppo.valueLoss(values, valT, retT, s.ppo().cliprangeValue()).mul(mask).sum();
+        Tensor loss = pg.add(vf.mul(Tensors.scalar(s.ppo().vfCoef())));
+        double tokens = units(prompts);
+        Map<String, Double> m = new LinkedHashMap<>();
+        try (NoGradGuard g = new NoGradGuard()) {
+            Tensor diff = logps.sub(oldT);
+            Tensor ratio = diff.exp();
+            m.put("policy/approxkl_avg", diff.mul(diff).mul(mask).sum().item_double() * 0.5);
+            Tensor unclipped = advT.mul(ratio).neg();
+            Tensor clipped = advT.mul(ratio.clamp(new org.bytedeco.pytorch.ScalarOptional(Tensors.scalar(1 - s.ppo().cliprange())),
+                    new org.bytedeco.pytorch.ScalarOptional(Tensors.scalar(1 + s.ppo().cliprange())))).neg();
+            m.put("policy/clipfrac_avg", clipped.gt(unclipped).to(dt.scalarType).mul(mask).sum().item_double());
+            m.put("loss/policy_avg", pg.item_double());
+            m.put("loss/value_avg", vf.item_double());
+            Tensor vClipped = valT.add(values.sub(valT).clamp(new org.bytedeco.pytorch.ScalarOptional(Tensors.scalar(-s.ppo().cliprangeValue())),
+                    new org.bytedeco.pytorch.ScalarOptional(Tensors.scalar(s.ppo().cliprangeValue()))));
+            m.put("val/clipfrac_avg", vClipped.sub(retT).square().gt(values.sub(retT).square()).to(dt.scalarType).mul(mask).sum().item_double());
+            m.put("val/ratio", ratio.mul(mask).sum().item_double());
+            m.put("policy/entropy_avg", tokenEntropy(model, l).mul(mask).sum().item_double());
+        }
+        // Rollout-level figures, logged with every step that trains on the rollout.
+        for (Map.Entry<String, Double> e : rolloutMetrics.entrySet()) m.put(e.getKey(), e.getValue() * tokens);
+        return new Output(loss, m);
+    }
+
+    /** Entropy of the policy's next-token distribution (at the sampling temperature) at each completion position. */
+    private Tensor tokenEntropy(CausalLM model, Rollouts.Layout l) {
+        Tensor logits = LogProbs.predictionLogits(model, l.ids(), null, null).div(Tensors.scalar(temperature()));
+        Tensor logp = torch.log_softmax(logits, -1);
+        Tensor h = logp.exp().mul(logp).sum(new long[] {-1}, false, new org.bytedeco.pytorch.ScalarTypeOptional()).neg();   // (N, L-1)
+        return torch.gather(h, 1, l.index());
+    }
+}

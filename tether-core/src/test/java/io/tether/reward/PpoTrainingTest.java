@@ -1,0 +1,128 @@
+package io.tether.reward;
+
+import static org.junit.jupiter.api.Assertions.*;
+
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import java.util.Random;
+
+import org.bytedeco.pytorch.NoGradGuard;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+import io.tether.engine.DType;
+import io.tether.engine.StepScope;
+import io.tether.engine.Torch;
+import io.tether.generate.Generator;
+import io.tether.generate.SamplingConfig;
+import io.tether.model.CausalLM;
+import io.tether.model.ModelConfig;
+import io.tether.model.Models;
+import io.tether.train.GradientSync;
+import io.tether.train.RunDirectory;
+import io.tether.train.Trainer;
+import io.tether.train.TrainerConfig;
+
+/** PPO against a trained reward model: the score rises, the KL stays in budget, and a larger kl_coef gives a smaller KL. */
+class PpoTrainingTest {
+    @TempDir Path tmp;
+    static final ModelConfig TINY = ModelConfig.llama(32, 32, 2, 4, 2, 64, 64);
+    static final SamplingConfig SAMPLING = new SamplingConfig(6, 1.0, 0, 1.0, 11, List.of(), List.of(), true);
+    static CausalLM rewardModel;
+
+    @BeforeAll
+    static void trainRewardModel() throws IOException {
+        Torch.init();
+        // The reward model of RewardModelTest: prefers sequences that contain token 7.
+        try (CausalLM lm = Models.create(TINY, DType.F32, 1)) {
+            rewardModel = Models.withRewardHead(lm, 1);
+        }
+        TrainerConfig c = new TrainerConfig(120, 1, 16, 1, 3e-3, "cosine", 10, 0, 0.0, 0.9, 0.999, 1e-8, 1.0, 3, 20, 0, 0, 1, "stop", false);
+        Path dir = Files.createTempDirectory("tether-ppo-rm");
+        new Trainer<>(rewardModel, new RewardTraining(0.0, false), RewardModelTest.rulePairs(256, 1), List.of(), c, new RunDirectory(dir),
+                GradientSync.SINGLE_PROCESS, null, null).train(false);
+        rewardModel.setTrainable(false);
+    }
+
+    static List<OnlinePrompt> prompts(int n, long seed) {
+        Random r = new Random(seed);
+        List<OnlinePrompt> out = new ArrayList<>();
+        for (int i = 0; i < n; i++) out.add(new OnlinePrompt(new long[] {8 + r.nextInt(24), 8 + r.nextInt(24)}, Map.of(), null));
+        return out;
+    }
+
+    /** Mean reward-model score and mean sequence KL (k1, Σ_t logπ − logπ_ref) of the policy's samples on held-out prompts. */
+    static double[] scoreAndKl(CausalLM policy, CausalLM reference, List<OnlinePrompt> held) {
+        try (StepScope s = new StepScope(); NoGradGuard g = new NoGradGuard()) {
+            List<OnlinePrompt> rolled = Rollouts.sampleAndScore(policy, held, 4, SAMPLING.withSeed(99), null, Rollouts.rewardModel(rewardModel, 64), Rollouts.Shaping.NONE);
+            Rollouts.Layout l = Rollouts.layout(rolled);
+            double[][] pol = l.perRow(Rollouts.completionLogps(policy, l, 1.0)), ref = l.perRow(Rollouts.completionLogps(reference, l, 1.0));
+            double score = 0, kl = 0;
+            int i = 0;
+            for (OnlinePrompt p : rolled)
+                for (Experience e : p.experiences()) {
+                    score += e.score;
+                    kl += Experience.sum(pol[i]) - Experience.sum(ref[i]);
+                    i++;
+                }
+            return new double[] {score / i, kl / i};
+        }
+    }
+
+    /** Trains a fresh policy with PPO at {@code klCoef}; returns {score before, score after, KL after}. */
+    double[] train(double klCoef, boolean valueHead, String name) throws IOException {
+        try (CausalLM policy = Models.create(TINY, DType.F32, 2); CausalLM reference = Models.create(TINY, DType.F32, 2);
+             CausalLM critic = valueHead ? null : Models.load(saveRewardModel(), DType.F32).model()) {
+            List<OnlinePrompt> held = prompts(32, 2);
+            double before = scoreAndKl(policy, reference, held)[0];
+            var ppo = new PpoTraining.Config(klCoef, "k1", Double.NaN, 10000, 1.0, 0.95, 0.2, 0.2, 0.1, 4, 2, false);
+            var settings = new PpoTraining.Settings(ppo, SAMPLING, Rollouts.rewardModel(rewardModel, 64), Rollouts.Shaping.NONE, reference, critic, null);
+            TrainerConfig c = new TrainerConfig(48, 1, 8, 1, 3e-3, "constant", 0, 0, 0.0, 0.9, 0.999, 1e-8, 1.0, 3, 8, 0, 0, 1, "stop", false);
+            new Trainer<>(policy, new PpoTraining(settings, policy, 5), prompts(256, 1), List.of(), c, new RunDirectory(tmp.resolve(name)),
+                    GradientSync.SINGLE_PROCESS, null, null).train(false);
+            double[] after = scoreAndKl(policy, reference, held);
+            System.out.printf("PPO %s kl_coef=%.2f: reward-model score %.3f -> %.3f, KL to reference %.3f%n", name, klCoef, before, after[0], after[1]);
+            return new double[] {before, after[0], after[1]};
+        }
+    }
+
+    Path saveRewardModel() {
+        Path dir = tmp.resolve("rm");
+        if (!Files.exists(dir)) Models.save(rewardModel, dir, null, null, null, Models.DEFAULT_MAX_SHARD_BYTES);
+        return dir;
+    }
+
+    @Test
+    void ppoRaisesTheScoreWithinTheKlBudgetAndALargerCoefficientDriftsLess() throws IOException {
+        double[] weak = train(0.02, false, "weak");
+        double[] strong = train(1.0, false, "strong");
+        assertTrue(weak[1] > weak[0] + 1.0, "the reward-model score should rise clearly: " + weak[0] + " -> " + weak[1]);
+        assertTrue(weak[2] < 10, "KL to the reference within a budget of 10 nats: " + weak[2]);
+        assertTrue(strong[2] < weak[2], "kl_coef 1.0 should drift less than 0.02: KL " + strong[2] + " vs " + weak[2]);
+        String metrics = Files.readString(tmp.resolve("weak/metrics.jsonl"));
+        for (String key : List.of("objective/kl", "objective/scores", "objective/rlhf_reward", "objective/non_score_reward", "policy/approxkl_avg",
+                "policy/clipfrac_avg", "loss/policy_avg", "loss/value_avg", "val/clipfrac_avg", "policy/entropy_avg", "rollout_share"))
+            assertTrue(metrics.contains("\"" + key + "\""), key + " missing from " + metrics.lines().findFirst().orElse(""));
+    }
+
+    @Test
+    void aValueHeadOnThePolicyBackboneAlsoLearns() throws IOException {
+        double[] r = train(0.02, true, "head");
+        assertTrue(r[1] > r[0] + 1.0, r[0] + " -> " + r[1]);
+    }
+
+    @Test
+    void whiteningCentresAndScales() {
+        double[][] rows = {{1, 2, 3}, {4, 5}};
+        PpoTraining.whiten(rows, true);
+        double sum = 0, ss = 0;
+        for (double[] r : rows) for (double v : r) { sum += v; ss += v * v; }
+        assertEquals(0, sum, 1e-9);
+        assertEquals(4, ss, 1e-6, "unit Bessel-corrected variance over 5 tokens: sum of squares n - 1");
+    }
+}
