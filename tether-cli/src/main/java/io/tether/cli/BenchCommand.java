@@ -37,7 +37,7 @@ import io.tether.model.Models;
  * shared and only a same-run peak makes a fraction meaningful.
  */
 @Command(name = "bench", mixinStandardHelpOptions = true, description = "Measure throughput on the shared bench shape.",
-        subcommands = {BenchCommand.Forward.class, BenchCommand.Train.class, BenchCommand.Generate.class, BenchCommand.SftBench.class, BenchCommand.Tokenize.class, BenchCommand.DpoBench.class, BenchCommand.DataBench.class})
+        subcommands = {BenchCommand.Forward.class, BenchCommand.Train.class, BenchCommand.Generate.class, BenchCommand.SftBench.class, BenchCommand.Tokenize.class, BenchCommand.DpoBench.class, BenchCommand.DataBench.class, BenchCommand.RolloutBench.class})
 final class BenchCommand implements Runnable {
     @ParentCommand TetherCommand root;
 
@@ -586,6 +586,93 @@ final class BenchCommand implements Runnable {
             StringBuilder b = new StringBuilder();
             for (int i = 0; i < n; i++) b.append(i > 0 ? " " : "").append(words[r.nextInt(words.length)]);
             return b.append('.').toString();
+        }
+    }
+
+    @Command(name = "rollout", mixinStandardHelpOptions = true,
+            description = {"Group sampling tokens/s (G samples of each prompt, temperature 1) with the prompt prefilled once per group and",
+                    "shared, against every row prefilling its own copy; then a few GRPO steps on the same shape and the share of",
+                    "their time spent generating. Prompts: --batch (default 1 here: G=8 rows)."})
+    static final class RolloutBench implements Callable<Integer> {
+        @ParentCommand BenchCommand bench;
+        @Mixin Shape s;
+
+        @Option(names = "--group", defaultValue = "8") int group;
+        @Option(names = "--prompt-len", defaultValue = "64") int promptLen;
+        @Option(names = "--new-tokens", defaultValue = "128") int newTokens;
+        @Option(names = "--prompts", defaultValue = "1", description = "distinct prompts per rollout (default: ${DEFAULT-VALUE})") int prompts;
+        @Option(names = "--grpo-steps", defaultValue = "3", description = "GRPO steps timed for the generation share (0: skip)") int grpoSteps;
+
+        @Override
+        public Integer call() throws IOException {
+            bench.root.initEngine();
+            double[] peak = matmulPeak();
+            try (CausalLM m = Models.create(s.config(Math.max(2048, promptLen + newTokens)), DType.F32, 0)) {
+                List<long[]> unique = new ArrayList<>(), repeated = new ArrayList<>();
+                for (int i = 0; i < prompts; i++) {
+                    long[] p = s.randomIds(100 + i, 1, promptLen);
+                    unique.add(p);
+                    for (int k = 0; k < group; k++) repeated.add(p);
+                }
+                // No stop tokens, so every row produces newTokens and both ways do the same decode work.
+                SamplingConfig sampling = new SamplingConfig(newTokens, 1.0, 0, 1.0, 7, List.of(), List.of(), true);
+                Generator.generate(m, unique, group, sampling.withSeed(1), null);   // warm-up
+                List<Double> shared = new ArrayList<>(), separate = new ArrayList<>();
+                for (int r = 0; r < s.runs; r++) {
+                    long t0 = System.nanoTime();
+                    Generator.generate(m, unique, group, sampling, null);
+                    shared.add((System.nanoTime() - t0) / 1e9);
+                    t0 = System.nanoTime();
+                    Generator.generate(m, repeated, sampling);
+                    separate.add((System.nanoTime() - t0) / 1e9);
+                }
+                double tokens = (double) repeated.size() * newTokens;
+                ObjectNode o = header("rollout", s, peak);
+                o.put("prompts", prompts);
+                o.put("group", group);
+                o.put("prompt_len", promptLen);
+                o.put("new_tokens", newTokens);
+                o.put("shared_prefix_seconds_median", round3(median(shared)));
+                o.put("shared_prefix_tokens_per_second", round(tokens / median(shared)));
+                o.put("separate_prefill_seconds_median", round3(median(separate)));
+                o.put("separate_prefill_tokens_per_second", round(tokens / median(separate)));
+                o.put("prefix_sharing_speedup", round(median(separate) / median(shared)));
+                if (grpoSteps > 0) o.put("grpo_generation_share", round3(grpoGenerationShare(m, unique, sampling)));
+                report(bench.root.spec.commandLine().getOut(), s.out, o);
+            }
+            return 0;
+        }
+
+        /** Runs GRPO steps (reward: the share of even tokens) and returns the share of their wall time spent in rollouts. */
+        private double grpoGenerationShare(CausalLM m, List<long[]> unique, SamplingConfig sampling) throws IOException {
+            List<io.tether.reward.OnlinePrompt> ps = new ArrayList<>();
+            for (long[] p : unique) ps.add(new io.tether.reward.OnlinePrompt(p, java.util.Map.of(), null));
+            io.tether.reward.RewardFunction evenTokens = (prompt, completion, tokens, record) -> {
+                double even = 0;
+                for (long t : tokens) even += t % 2 == 0 ? 1 : 0;
+                return java.util.OptionalDouble.of(even / Math.max(1, tokens.length));
+            };
+            var settings = io.tether.reward.GrpoTraining.Settings.grpo(new io.tether.objective.Grpo.Config(0.2, 0.28, 0.0, "dapo", "group", newTokens), group,
+                    sampling, evenTokens, null, null);
+            var config = new io.tether.train.TrainerConfig(grpoSteps, 1, unique.size(), 1, 1e-5, "constant", 0, 0, 0.0, 0.9, 0.999, 1e-8, 1.0, 0, 1, 0, 0, 1, "stop", false);
+            Path dir = java.nio.file.Files.createTempDirectory("tether-bench-rollout");
+            try {
+                new io.tether.train.Trainer<>(m, new io.tether.reward.GrpoTraining(settings), ps, List.of(), config, new io.tether.train.RunDirectory(dir),
+                        io.tether.train.GradientSync.SINGLE_PROCESS, null, null).train(false);
+                double rollout = 0, total = 0;
+                for (String line : java.nio.file.Files.readAllLines(dir.resolve("metrics.jsonl"))) {
+                    var n = JSON.readTree(line);
+                    if (n.has("rollout_seconds")) {
+                        rollout += n.get("rollout_seconds").asDouble();
+                        total += n.get("rollout_seconds").asDouble() / n.get("rollout_share").asDouble();
+                    }
+                }
+                return rollout / total;
+            } finally {
+                try (var w = java.nio.file.Files.walk(dir)) {
+                    for (Path p : w.sorted(java.util.Comparator.reverseOrder()).toList()) java.nio.file.Files.deleteIfExists(p);
+                }
+            }
         }
     }
 }
