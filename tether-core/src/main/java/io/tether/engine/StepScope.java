@@ -22,6 +22,26 @@ public final class StepScope implements AutoCloseable {
         return p;
     }
 
+    /**
+     * Runs {@code block} in a scope of its own and hands its result to the enclosing scope (or to the caller when
+     * there is none). Every other tensor the block made is released when it ends, as eager PyTorch frees a
+     * temporary when its last reference goes; autograd still holds what backward needs. Without this a step scope
+     * keeps every intermediate of a forward alive until the step ends: the DPO bench shape peaked at 3.7 GB instead
+     * of the activations autograd actually saves.
+     */
+    public static <T extends Pointer> T scoped(java.util.function.Supplier<T> block) {
+        T out;
+        try (StepScope inner = new StepScope()) {
+            out = keep(block.get());
+        }
+        PointerScope outer = PointerScope.getInnerScope();
+        if (outer != null) {
+            outer.attach(out);
+            out.releaseReference();
+        }
+        return out;
+    }
+
     @Override
     public void close() {
         scope.close();

@@ -8,6 +8,7 @@ import org.bytedeco.pytorch.Tensor;
 import org.bytedeco.pytorch.global.torch;
 
 import io.tether.engine.DType;
+import io.tether.engine.StepScope;
 import io.tether.engine.Tensors;
 
 /**
@@ -110,31 +111,40 @@ public final class Gpt2Model implements CausalLM {
         if (maxPos >= config.maxPositionEmbeddings())
             throw new IllegalArgumentException("position " + maxPos + " exceeds n_positions " + config.maxPositionEmbeddings());
         Tensor mask = Attention.mask(b, t, past, attentionMask, 0);
-        int heads = config.numAttentionHeads(), hd = config.headDim();
-        long hidden = config.hiddenSize();
 
         Tensor h = torch.embedding(wte, inputIds).add(torch.embedding(wpe, positionIds));   // (B, T, hidden)
         for (int i = 0; i < blocks.length; i++) {
-            Block l = blocks[i];
-            Tensor x = Tensors.layerNorm(h, l.ln1Weight(), l.ln1Bias(), config.normEps());
-            Tensor qkv = project(l.prefix() + "attn.c_attn", x, l.attnWeight(), l.attnBias());                      // (B, T, 3*hidden)
-            Tensor q = qkv.narrow(2, 0, hidden).view(b, t, heads, hd).transpose(1, 2);           // (B, H, T, hd)
-            Tensor k = qkv.narrow(2, hidden, hidden).view(b, t, heads, hd).transpose(1, 2);
-            Tensor v = qkv.narrow(2, 2 * hidden, hidden).view(b, t, heads, hd).transpose(1, 2);
-            if (cache != null) {
-                Tensor[] kv = cache.append(i, k, v);
-                k = kv[0];
-                v = kv[1];
-            }
-            Tensor a = Tensors.attention(q, k, v, mask, Attention.causal(mask, past), false, attentionScale(i));
-            a = a.transpose(1, 2).reshape(b, t, hidden);
-            h = h.add(project(l.prefix() + "attn.c_proj", a, l.attnProjWeight(), l.attnProjBias()));
-            x = Tensors.layerNorm(h, l.ln2Weight(), l.ln2Bias(), config.normEps());
-            Tensor m = activation(project(l.prefix() + "mlp.c_fc", x, l.fcWeight(), l.fcBias()));
-            h = h.add(project(l.prefix() + "mlp.c_proj", m, l.projWeight(), l.projBias()));
+            int layer = i;
+            Tensor in = h;
+            // Each block in its own scope: its temporaries die with it, autograd keeps what backward needs.
+            h = StepScope.scoped(() -> block(layer, in, mask, cache, b, t, past));
         }
         if (cache != null) cache.advance((int) t);
         return Tensors.layerNorm(h, lnFWeight, lnFBias, config.normEps());
+    }
+
+    /** Block {@code i}: attention then MLP, each with a pre-norm and a residual. */
+    private Tensor block(int i, Tensor h, Tensor mask, KvCache cache, long b, long t, int past) {
+        int heads = config.numAttentionHeads(), hd = config.headDim();
+        long hidden = config.hiddenSize();
+        Block l = blocks[i];
+        Tensor x = Tensors.layerNorm(h, l.ln1Weight(), l.ln1Bias(), config.normEps());
+        Tensor qkv = project(l.prefix() + "attn.c_attn", x, l.attnWeight(), l.attnBias());                      // (B, T, 3*hidden)
+        Tensor q = qkv.narrow(2, 0, hidden).view(b, t, heads, hd).transpose(1, 2);           // (B, H, T, hd)
+        Tensor k = qkv.narrow(2, hidden, hidden).view(b, t, heads, hd).transpose(1, 2);
+        Tensor v = qkv.narrow(2, 2 * hidden, hidden).view(b, t, heads, hd).transpose(1, 2);
+        if (cache != null) {
+            Tensor[] kv = cache.append(i, k, v);
+            k = kv[0];
+            v = kv[1];
+        }
+        Tensor a = Tensors.attention(q, k, v, mask, Attention.causal(mask, past), false, attentionScale(i));
+        a = a.transpose(1, 2).reshape(b, t, hidden);
+        h = h.add(project(l.prefix() + "attn.c_proj", a, l.attnProjWeight(), l.attnProjBias()));
+        x = Tensors.layerNorm(h, l.ln2Weight(), l.ln2Bias(), config.normEps());
+        Tensor m = activation(project(l.prefix() + "mlp.c_fc", x, l.fcWeight(), l.fcBias()));
+        h = h.add(project(l.prefix() + "mlp.c_proj", m, l.projWeight(), l.projBias()));
+        return h;
     }
 
     /** HF's GPT2Attention: 1/sqrt(head_dim) if scale_attn_weights, divided by (layer+1) if scale_attn_by_inverse_layer_idx. */

@@ -8,6 +8,7 @@ import org.bytedeco.pytorch.Tensor;
 import org.bytedeco.pytorch.global.torch;
 
 import io.tether.engine.DType;
+import io.tether.engine.StepScope;
 import io.tether.engine.Tensors;
 
 /**
@@ -116,34 +117,43 @@ public final class LlamaModel implements CausalLM {
         Tensor[] cosSin = rope.at(positionIds);                      // 2 x (B, 1, T, headDim)
         Tensor fullMask = Attention.mask(b, t, past, attentionMask, 0);
         Tensor windowMask = config.slidingWindow() > 0 ? Attention.mask(b, t, past, attentionMask, config.slidingWindow()) : null;
-        int heads = config.numAttentionHeads(), kvHeads = config.numKeyValueHeads(), hd = config.headDim();
 
         Tensor h = torch.embedding(embedTokens, inputIds);            // (B, T, hidden)
         for (int i = 0; i < layers.length; i++) {
-            Layer l = layers[i];
-            // Attention: RMSNorm, project, rotate q and k, attend over past and present, project back.
-            Tensor x = Tensors.rmsNorm(h, l.inputNorm(), config.normEps());
-            Tensor q = project(l.prefix() + "self_attn.q_proj", x, l.q(), l.qBias()).view(b, t, heads, hd).transpose(1, 2);     // (B, H, T, hd)
-            Tensor k = project(l.prefix() + "self_attn.k_proj", x, l.k(), l.kBias()).view(b, t, kvHeads, hd).transpose(1, 2);   // (B, Hkv, T, hd)
-            Tensor v = project(l.prefix() + "self_attn.v_proj", x, l.v(), l.vBias()).view(b, t, kvHeads, hd).transpose(1, 2);   // (B, Hkv, T, hd)
-            q = Rope.apply(q, cosSin[0], cosSin[1]);
-            k = Rope.apply(k, cosSin[0], cosSin[1]);
-            if (cache != null) {
-                Tensor[] kv = cache.append(i, k, v);                                                   // (B, Hkv, past+T, hd)
-                k = kv[0];
-                v = kv[1];
-            }
-            Tensor mask = config.slidingAt(i) ? windowMask : fullMask;
-            Tensor a = Tensors.attention(q, k, v, mask, Attention.causal(mask, past), heads != kvHeads, null); // (B, H, T, hd)
-            a = a.transpose(1, 2).reshape(b, t, (long) heads * hd);
-            h = h.add(project(l.prefix() + "self_attn.o_proj", a, l.o(), l.oBias()));
-            // MLP: RMSNorm, SwiGLU.
-            x = Tensors.rmsNorm(h, l.postNorm(), config.normEps());
-            Tensor gated = torch.silu(project(l.prefix() + "mlp.gate_proj", x, l.gate(), l.gateBias())).mul(project(l.prefix() + "mlp.up_proj", x, l.up(), l.upBias()));
-            h = h.add(project(l.prefix() + "mlp.down_proj", gated, l.down(), l.downBias()));
+            int layer = i;
+            Tensor in = h;
+            // Each block in its own scope: its temporaries die with it, autograd keeps what backward needs.
+            h = StepScope.scoped(() -> block(layer, in, cosSin, fullMask, windowMask, cache, b, t, past));
         }
         if (cache != null) cache.advance((int) t);
         return Tensors.rmsNorm(h, norm, config.normEps());
+    }
+
+    /** Decoder block {@code i}: attention then MLP, each with a pre-norm and a residual. */
+    private Tensor block(int i, Tensor h, Tensor[] cosSin, Tensor fullMask, Tensor windowMask, KvCache cache, long b, long t, int past) {
+        int heads = config.numAttentionHeads(), kvHeads = config.numKeyValueHeads(), hd = config.headDim();
+        Layer l = layers[i];
+        // Attention: RMSNorm, project, rotate q and k, attend over past and present, project back.
+        Tensor x = Tensors.rmsNorm(h, l.inputNorm(), config.normEps());
+        Tensor q = project(l.prefix() + "self_attn.q_proj", x, l.q(), l.qBias()).view(b, t, heads, hd).transpose(1, 2);     // (B, H, T, hd)
+        Tensor k = project(l.prefix() + "self_attn.k_proj", x, l.k(), l.kBias()).view(b, t, kvHeads, hd).transpose(1, 2);   // (B, Hkv, T, hd)
+        Tensor v = project(l.prefix() + "self_attn.v_proj", x, l.v(), l.vBias()).view(b, t, kvHeads, hd).transpose(1, 2);   // (B, Hkv, T, hd)
+        q = Rope.apply(q, cosSin[0], cosSin[1]);
+        k = Rope.apply(k, cosSin[0], cosSin[1]);
+        if (cache != null) {
+            Tensor[] kv = cache.append(i, k, v);                                                   // (B, Hkv, past+T, hd)
+            k = kv[0];
+            v = kv[1];
+        }
+        Tensor mask = config.slidingAt(i) ? windowMask : fullMask;
+        Tensor a = Tensors.attention(q, k, v, mask, Attention.causal(mask, past), heads != kvHeads, null); // (B, H, T, hd)
+        a = a.transpose(1, 2).reshape(b, t, (long) heads * hd);
+        h = h.add(project(l.prefix() + "self_attn.o_proj", a, l.o(), l.oBias()));
+        // MLP: RMSNorm, SwiGLU.
+        x = Tensors.rmsNorm(h, l.postNorm(), config.normEps());
+        Tensor gated = torch.silu(project(l.prefix() + "mlp.gate_proj", x, l.gate(), l.gateBias())).mul(project(l.prefix() + "mlp.up_proj", x, l.up(), l.upBias()));
+        h = h.add(project(l.prefix() + "mlp.down_proj", gated, l.down(), l.downBias()));
+        return h;
     }
 
     /** LM logits, or for a sequence classifier the score head's outputs at every position. */
