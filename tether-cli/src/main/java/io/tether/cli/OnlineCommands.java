@@ -10,6 +10,7 @@ import picocli.CommandLine.ParentCommand;
 
 import io.tether.reward.GrpoRun;
 import io.tether.reward.GrpoTraining;
+import io.tether.reward.OnlineDpoRun;
 import io.tether.train.Trainer;
 
 /** The online RL commands: each samples from the current policy, scores, and updates (TRL config names). */
@@ -53,6 +54,18 @@ final class OnlineCommands {
         java.nio.file.Path train(io.tether.train.ConfigTree settings, Trainer.Listener listener, Trainer.Result[] result) throws IOException {
             GrpoRun.Config c = GrpoRun.Config.from(settings, GrpoTraining.Estimator.RLOO);
             result[0] = GrpoRun.run(c, run.resume, listener);
+            return c.outputDir();
+        }
+    }
+
+    @Command(name = "online-dpo", mixinStandardHelpOptions = true,
+            description = {"Online DPO: two samples per prompt from the current policy, the higher-scored one chosen, DPO loss (sigmoid or ipo)",
+                    "against a frozen or adapters-off reference (TRL OnlineDPOConfig names). num_rounds > 1: iterative DPO. Rewards as for grpo."})
+    static final class OnlineDpo extends Base {
+        @Override
+        java.nio.file.Path train(io.tether.train.ConfigTree settings, Trainer.Listener listener, Trainer.Result[] result) throws IOException {
+            OnlineDpoRun.Config c = OnlineDpoRun.Config.from(settings);
+            result[0] = OnlineDpoRun.run(c, run.resume, listener);
             return c.outputDir();
         }
     }
