@@ -39,6 +39,13 @@ class OnlineDpoCommandTest {
                 "--set", "loss_type=hinge", "--set", "reward_format_regex=####");
         assertEquals("2", bad[0]);
         assertTrue(bad[2].contains("key 'loss_type'"), bad[2]);
+        // LoRA: the reference is the policy with its adapters off; ipo loss.
+        Path loraOut = tmp.resolve("odpo-lora");
+        String[] ok = TextCliTest.run("online-dpo", "--model", TextCliTest.GPT2.toString(), "--data", data.toString(), "--output-dir", loraOut.toString(),
+                "--set", "use_peft=true", "--set", "max_steps=1", "--set", "max_completion_length=4", "--set", "per_device_train_batch_size=4",
+                "--set", "loss_type=ipo", "--set", "reward_format_regex=th");
+        assertEquals("0", ok[0], ok[2]);
+        assertTrue(Files.readString(loraOut.resolve("metrics.jsonl")).contains("\"objective/kl\""));
         String[] lora = TextCliTest.run("online-dpo", "--model", TextCliTest.GPT2.toString(), "--data", data.toString(), "--output-dir", tmp.resolve("y").toString(),
                 "--set", "use_peft=true", "--set", "num_rounds=2", "--set", "reward_format_regex=####");
         assertEquals("2", lora[0]);

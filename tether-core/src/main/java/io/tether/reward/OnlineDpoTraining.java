@@ -27,7 +27,7 @@ import io.tether.train.TrainingMethod;
  * <p>A pair whose scores tie exactly, or with an unscorable completion, carries no preference: it adds nothing to the
  * loss (it still counts as a unit, so the step's loss is Σ over preference pairs / prompts) and is counted in
  * {@code pairs/ties}. "Iterative DPO": with {@code numRounds} > 1 the reference is reset to the current policy at the
- * start of every round (round length ⌈total steps / rounds⌉).
+ * start of every round (round length total steps / rounds).
  */
 public final class OnlineDpoTraining implements TrainingMethod<OnlinePrompt> {
     /**
@@ -56,28 +56,36 @@ public final class OnlineDpoTraining implements TrainingMethod<OnlinePrompt> {
 
     private final Settings s;
     private long draws;
-    private int roundSteps;
+    /** Steps after which a new round starts (the reference becomes the policy); empty for a single round. */
+    private java.util.Set<Integer> roundStarts = java.util.Set.of();
+    private boolean planned;
 
     public OnlineDpoTraining(Settings settings) {
         this.s = settings;
     }
 
-    /** Fixes the round length from the run's optimizer steps; needed (and checked) only when num_rounds > 1. */
+    /**
+     * Splits the run's optimizer steps into {@code num_rounds} rounds of total / rounds steps (lengths differing by at
+     * most one: round k ends after step ⌊k·total/rounds⌋); needed (and checked) only when num_rounds > 1.
+     */
     public OnlineDpoTraining rounds(int totalSteps) {
         if (s.numRounds() > totalSteps)
             throw new IllegalArgumentException("key 'num_rounds': " + s.numRounds() + " rounds need at least as many steps, the run has " + totalSteps);
-        roundSteps = s.numRounds() > 1 ? (totalSteps + s.numRounds() - 1) / s.numRounds() : 0;
+        java.util.Set<Integer> starts = new java.util.TreeSet<>();
+        for (int k = 1; k < s.numRounds(); k++) starts.add((int) ((long) k * totalSteps / s.numRounds()));
+        roundStarts = java.util.Collections.unmodifiableSet(starts);
+        planned = true;
         return this;
     }
 
-    /** Steps per round (0: a single round, the reference never moves). */
-    public int roundSteps() {
-        return roundSteps;
+    /** The steps after which the reference is reset to the policy. */
+    public java.util.Set<Integer> roundStarts() {
+        return roundStarts;
     }
 
     @Override
     public List<OnlinePrompt> prepare(CausalLM model, List<OnlinePrompt> drawn) {
-        if (s.numRounds() > 1 && roundSteps == 0) throw new IllegalStateException("num_rounds > 1: call rounds(totalSteps) before training");
+        if (s.numRounds() > 1 && !planned) throw new IllegalStateException("num_rounds > 1: call rounds(totalSteps) before training");
         SamplingConfig sampling = s.sampling().withSeed(s.sampling().seed() + 1_000_003L * draws++);
         List<OnlinePrompt> prompts = orient(Rollouts.sampleAndScore(model, drawn, 2, sampling, s.decoder(), s.scorer(), s.shaping()));
         Rollouts.Layout l = Rollouts.layout(prompts);
@@ -187,7 +195,7 @@ public final class OnlineDpoTraining implements TrainingMethod<OnlinePrompt> {
     /** Iterative DPO: at the end of each round but the last, the reference becomes a copy of the policy. */
     @Override
     public void afterStep(int step, CausalLM model) {
-        if (roundSteps <= 0 || step % roundSteps != 0 || step >= (long) roundSteps * s.numRounds()) return;
+        if (!roundStarts.contains(step)) return;
         try (StepScope scope = new StepScope(); NoGradGuard g = new NoGradGuard()) {
             for (Map.Entry<String, Tensor> e : s.reference().parameters().entrySet()) e.getValue().copy_(model.parameters().get(e.getKey()).detach());
         }

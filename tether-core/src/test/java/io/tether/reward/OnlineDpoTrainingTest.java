@@ -179,15 +179,41 @@ class OnlineDpoTrainingTest {
             var settings = new OnlineDpoTraining.Settings(OnlineDpoTraining.Settings.loss(0.1, "sigmoid"), sampling(3, 1), Rollouts.of(FIVES, null),
                     Rollouts.Shaping.NONE, reference, null, 3);
             OnlineDpoTraining m = new OnlineDpoTraining(settings).rounds(10);
-            assertEquals(4, m.roundSteps());
+            assertEquals(java.util.Set.of(3, 6), m.roundStarts(), "10 steps in 3 rounds: 3, 3 and 4 steps");
+            assertEquals(java.util.Set.of(1, 2, 3, 4, 5), new OnlineDpoTraining(new OnlineDpoTraining.Settings(settings.dpo(), settings.sampling(),
+                    settings.scorer(), settings.shaping(), reference, null, 6)).rounds(6).roundStarts());
+            assertThrows(IllegalArgumentException.class, () -> new OnlineDpoTraining(settings).rounds(2), "3 rounds in 2 steps");
             long[] p = {9, 12}, c = {5, 6};
             double before = seqLogp(reference, p, c);
-            m.afterStep(3, policy);
+            m.afterStep(2, policy);
             assertEquals(before, seqLogp(reference, p, c), 0.0, "mid-round: the reference stays");
-            m.afterStep(4, policy);
+            m.afterStep(3, policy);
             assertEquals(seqLogp(policy, p, c), seqLogp(reference, p, c), 1e-6, "round 2 starts from the policy");
             assertThrows(IllegalArgumentException.class, () -> new OnlineDpoTraining.Settings(OnlineDpoTraining.Settings.loss(0.1, "sigmoid"),
                     sampling(3, 1), Rollouts.of(FIVES, null), Rollouts.Shaping.NONE, null, null, 2), "LoRA (no reference model) cannot reset rounds");
+        }
+    }
+
+    @Test
+    void inTheLoopTheKlToTheReferenceRestartsAtZeroEachRound() throws java.io.IOException {
+        try (CausalLM policy = Models.create(CONFIG, DType.F32, 2); CausalLM reference = Models.create(CONFIG, DType.F32, 2)) {
+            var settings = new OnlineDpoTraining.Settings(OnlineDpoTraining.Settings.loss(0.1, "sigmoid"), sampling(4, 7), Rollouts.of(FIVES, null),
+                    Rollouts.Shaping.NONE, reference, null, 2);
+            TrainerConfig c = new TrainerConfig(10, 1, 16, 1, 1e-2, "constant", 0, 0, 0.0, 0.9, 0.999, 1e-8, 1.0, 3, 1, 0, 0, 1, "stop", false);
+            var method = new OnlineDpoTraining(settings);
+            var trainer = new Trainer<>(policy, method, GrpoTrainingTest.prompts(256, 1), List.of(), c, new RunDirectory(tmp), GradientSync.SINGLE_PROCESS, null, null);
+            method.rounds(trainer.totalSteps());
+            trainer.train(false);
+            double[] kl = new double[11];
+            var json = new com.fasterxml.jackson.databind.ObjectMapper();
+            for (String line : Files.readAllLines(tmp.resolve("metrics.jsonl"))) {
+                var n = json.readTree(line);
+                if (n.has("objective/kl")) kl[n.get("step").asInt()] = n.get("objective/kl").asDouble();
+            }
+            System.out.printf("Online DPO, 2 rounds of 5 steps: objective/kl by step %s%n", java.util.Arrays.toString(java.util.Arrays.copyOfRange(kl, 1, 11)));
+            assertEquals(0, kl[1], 1e-4, "step 1: the reference is the starting policy");
+            assertTrue(Math.abs(kl[5]) > 1e-2, "round 1 moved away from its reference: " + kl[5]);
+            assertEquals(0, kl[6], 1e-4, "step 6 starts round 2 with the reference reset to the policy");
             assertThrows(IllegalArgumentException.class, () -> new OnlineDpoTraining.Settings(OnlineDpoTraining.Settings.loss(0.1, "hinge"),
                     sampling(3, 1), Rollouts.of(FIVES, null), Rollouts.Shaping.NONE, reference, null, 1));
         }
