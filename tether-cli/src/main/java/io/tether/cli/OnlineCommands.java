@@ -10,6 +10,8 @@ import picocli.CommandLine.ParentCommand;
 
 import io.tether.reward.GrpoRun;
 import io.tether.reward.GrpoTraining;
+import io.tether.reward.OnlineDpoRun;
+import io.tether.reward.PpoRun;
 import io.tether.train.Trainer;
 
 /** The online RL commands: each samples from the current policy, scores, and updates (TRL config names). */
@@ -64,8 +66,20 @@ final class OnlineCommands {
     static final class Ppo extends Base {
         @Override
         java.nio.file.Path train(io.tether.train.ConfigTree settings, Trainer.Listener listener, Trainer.Result[] result) throws IOException {
-            io.tether.reward.PpoRun.Config c = io.tether.reward.PpoRun.Config.from(settings);
-            result[0] = io.tether.reward.PpoRun.run(c, run.resume, listener);
+            PpoRun.Config c = PpoRun.Config.from(settings);
+            result[0] = PpoRun.run(c, run.resume, listener);
+            return c.outputDir();
+        }
+    }
+
+    @Command(name = "online-dpo", mixinStandardHelpOptions = true,
+            description = {"Online DPO: two samples per prompt from the current policy, the higher-scored one chosen, DPO loss (sigmoid or ipo)",
+                    "against a frozen or adapters-off reference (TRL OnlineDPOConfig names). num_rounds > 1: iterative DPO. Rewards as for grpo."})
+    static final class OnlineDpo extends Base {
+        @Override
+        java.nio.file.Path train(io.tether.train.ConfigTree settings, Trainer.Listener listener, Trainer.Result[] result) throws IOException {
+            OnlineDpoRun.Config c = OnlineDpoRun.Config.from(settings);
+            result[0] = OnlineDpoRun.run(c, run.resume, listener);
             return c.outputDir();
         }
     }

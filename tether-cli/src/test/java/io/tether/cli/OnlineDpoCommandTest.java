@@ -1,0 +1,54 @@
+package io.tether.cli;
+
+import static org.junit.jupiter.api.Assertions.*;
+
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.List;
+
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/** `tether online-dpo` end to end on real GSM8K prompts with the GPT-2 fixture and its tokenizer. */
+class OnlineDpoCommandTest {
+    @TempDir Path tmp;
+    static final Path FIXTURES = TextCliTest.FIXTURES;
+
+    @Test
+    void runsOnGsm8kWithARewardFunction() throws IOException {
+        List<String> lines = Files.readAllLines(FIXTURES.resolve("datasets/gsm8k/test.jsonl")).subList(0, 4);
+        Path data = tmp.resolve("gsm8k.jsonl");
+        Files.write(data, lines);
+        Path out = tmp.resolve("odpo");
+        String[] r = TextCliTest.run("online-dpo", "--model", TextCliTest.GPT2.toString(), "--data", data.toString(), "--output-dir", out.toString(),
+                "--set", "max_steps=2", "--set", "max_new_tokens=6", "--set", "per_device_train_batch_size=2", "--set", "num_rounds=2",
+                "--set", "logging_steps=1", "--set", "reward_format_regex=th", "--set", "reward_format_weight=1.0", "--set", "missing_eos_penalty=0.5");
+        assertEquals("0", r[0], r[2]);
+        String metrics = Files.readString(out.resolve("metrics.jsonl"));
+        assertEquals(2, metrics.lines().filter(l -> l.contains("\"loss\"")).count(), metrics);
+        for (String key : List.of("objective/kl", "objective/scores", "rewards/chosen", "val/contain_eos_token", "pairs/ties", "beta"))
+            assertTrue(metrics.contains("\"" + key + "\""), key + ": " + metrics);
+        String config = Files.readString(out.resolve("config.yaml"));
+        assertTrue(config.contains("beta: 0.1") && config.contains("loss_type: \"sigmoid\"") || config.contains("loss_type: sigmoid"), config);
+        assertTrue(config.contains("temperature: 0.9") && config.contains("num_rounds: 2"), config);
+        assertTrue(Files.exists(out.resolve("provenance.json")));
+        assertTrue(Files.exists(out.resolve("model/model.safetensors")));
+
+        String[] bad = TextCliTest.run("online-dpo", "--model", TextCliTest.GPT2.toString(), "--data", data.toString(), "--output-dir", tmp.resolve("x").toString(),
+                "--set", "loss_type=hinge", "--set", "reward_format_regex=####");
+        assertEquals("2", bad[0]);
+        assertTrue(bad[2].contains("key 'loss_type'"), bad[2]);
+        // LoRA: the reference is the policy with its adapters off; ipo loss.
+        Path loraOut = tmp.resolve("odpo-lora");
+        String[] ok = TextCliTest.run("online-dpo", "--model", TextCliTest.GPT2.toString(), "--data", data.toString(), "--output-dir", loraOut.toString(),
+                "--set", "use_peft=true", "--set", "max_steps=1", "--set", "max_completion_length=4", "--set", "per_device_train_batch_size=4",
+                "--set", "loss_type=ipo", "--set", "reward_format_regex=th");
+        assertEquals("0", ok[0], ok[2]);
+        assertTrue(Files.readString(loraOut.resolve("metrics.jsonl")).contains("\"objective/kl\""));
+        String[] lora = TextCliTest.run("online-dpo", "--model", TextCliTest.GPT2.toString(), "--data", data.toString(), "--output-dir", tmp.resolve("y").toString(),
+                "--set", "use_peft=true", "--set", "num_rounds=2", "--set", "reward_format_regex=####");
+        assertEquals("2", lora[0]);
+        assertTrue(lora[2].contains("key 'num_rounds'"), lora[2]);
+    }
+}

@@ -1,0 +1,203 @@
+package io.tether.reward;
+
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.function.Function;
+
+import org.bytedeco.pytorch.NoGradGuard;
+import org.bytedeco.pytorch.ScalarTypeOptional;
+import org.bytedeco.pytorch.Tensor;
+
+import io.tether.engine.StepScope;
+import io.tether.engine.Tensors;
+import io.tether.generate.SamplingConfig;
+import io.tether.model.CausalLM;
+import io.tether.objective.DpoLoss;
+import io.tether.train.TrainingMethod;
+
+/**
+ * Online DPO (Guo et al. 2024; TRL's {@code OnlineDPOTrainer}) as a method of the one loop. {@link #prepare} samples
+ * two completions of every prompt from the current policy, scores both (reward functions and/or a reward model, less
+ * {@code missing_eos_penalty} for a completion without EOS), orders each pair chosen-first by score and computes the
+ * reference's log-probs; the step then takes the DPO loss ({@code sigmoid} or {@code ipo}, {@link DpoLoss}) on the
+ * pairs, with sequence log-prob sums under the policy's own distribution (temperature 1, as TRL).
+ *
+ * <p>A pair whose scores tie exactly, or with an unscorable completion, carries no preference: it adds nothing to the
+ * loss (it still counts as a unit, so the step's loss is Σ over preference pairs / prompts) and is counted in
+ * {@code pairs/ties}. "Iterative DPO": with {@code numRounds} > 1 the reference is reset to the current policy at the
+ * start of every round (round length total steps / rounds).
+ */
+public final class OnlineDpoTraining implements TrainingMethod<OnlinePrompt> {
+    /**
+     * @param dpo        beta and the loss type (sigmoid, or ipo without length normalisation)
+     * @param reference  frozen reference (null: the policy with its LoRA adapters disabled)
+     * @param decoder    completion ids to text for the reward functions and stop strings (null: token-level rewards)
+     * @param numRounds  iterative rounds; the reference becomes the policy at the start of each (needs a reference model)
+     */
+    public record Settings(DpoLoss.Config dpo, SamplingConfig sampling, Rollouts.Scorer scorer, Rollouts.Shaping shaping, CausalLM reference,
+                           Function<long[], String> decoder, int numRounds) {
+        public Settings {
+            if (dpo.lossType().size() != 1 || !List.of("sigmoid", "ipo").contains(dpo.lossType().get(0)))
+                throw new IllegalArgumentException("key 'loss_type': online DPO supports 'sigmoid' or 'ipo', got " + dpo.lossType());
+            if (numRounds < 1) throw new IllegalArgumentException("key 'num_rounds': must be >= 1, got " + numRounds);
+            if (numRounds > 1 && reference == null)
+                throw new IllegalArgumentException("key 'num_rounds': iterative rounds reset the reference to the policy, but with LoRA the reference is "
+                        + "the policy without adapters (no merge); use num_rounds 1 or train without use_peft");
+        }
+
+        /** The DPO loss settings of online DPO: sigmoid as TRL, ipo as (Δ − 1/(2β))² without length normalisation. */
+        public static DpoLoss.Config loss(double beta, String lossType) {
+            return new DpoLoss.Config(beta, List.of(lossType), null, 0.0, "reverse_kl", 0.5, 0.05,
+                    lossType.equals("ipo") ? DpoLoss.Semantics.OPENRLHF : DpoLoss.Semantics.TRL);
+        }
+    }
+
+    private final Settings s;
+    private long draws;
+    /** Steps after which a new round starts (the reference becomes the policy); empty for a single round. */
+    private java.util.Set<Integer> roundStarts = java.util.Set.of();
+    private boolean planned;
+
+    public OnlineDpoTraining(Settings settings) {
+        this.s = settings;
+    }
+
+    /**
+     * Splits the run's optimizer steps into {@code num_rounds} rounds of total / rounds steps (lengths differing by at
+     * most one: round k ends after step ⌊k·total/rounds⌋); needed (and checked) only when num_rounds > 1.
+     */
+    public OnlineDpoTraining rounds(int totalSteps) {
+        if (s.numRounds() > totalSteps)
+            throw new IllegalArgumentException("key 'num_rounds': " + s.numRounds() + " rounds need at least as many steps, the run has " + totalSteps);
+        java.util.Set<Integer> starts = new java.util.TreeSet<>();
+        for (int k = 1; k < s.numRounds(); k++) starts.add((int) ((long) k * totalSteps / s.numRounds()));
+        roundStarts = java.util.Collections.unmodifiableSet(starts);
+        planned = true;
+        return this;
+    }
+
+    /** The steps after which the reference is reset to the policy. */
+    public java.util.Set<Integer> roundStarts() {
+        return roundStarts;
+    }
+
+    @Override
+    public List<OnlinePrompt> prepare(CausalLM model, List<OnlinePrompt> drawn) {
+        if (s.numRounds() > 1 && !planned) throw new IllegalStateException("num_rounds > 1: call rounds(totalSteps) before training");
+        SamplingConfig sampling = s.sampling().withSeed(s.sampling().seed() + 1_000_003L * draws++);
+        List<OnlinePrompt> prompts = orient(Rollouts.sampleAndScore(model, drawn, 2, sampling, s.decoder(), s.scorer(), s.shaping()));
+        Rollouts.Layout l = Rollouts.layout(prompts);
+        double[][] ref = Rollouts.referenceLogps(model, s.reference(), l, 1.0);
+        int i = 0;
+        for (OnlinePrompt p : prompts) for (Experience e : p.experiences()) e.refLogps = ref[i++];
+        return prompts;
+    }
+
+    /** Each prompt's pair ordered chosen-first: the second completion goes first only when it scores strictly higher. */
+    static List<OnlinePrompt> orient(List<OnlinePrompt> prompts) {
+        List<OnlinePrompt> out = new ArrayList<>(prompts.size());
+        for (OnlinePrompt p : prompts) {
+            List<Experience> e = p.experiences();
+            if (e.size() != 2) throw new IllegalArgumentException("online DPO needs 2 completions per prompt, got " + e.size());
+            out.add(e.get(1).score > e.get(0).score ? p.withExperiences(List.of(e.get(1), e.get(0))) : p);
+        }
+        return out;
+    }
+
+    /** A pair carries a preference when both completions are scorable and their scores differ. */
+    static boolean preferred(OnlinePrompt p) {
+        double a = p.experiences().get(0).score, b = p.experiences().get(1).score;
+        return !Double.isNaN(a) && !Double.isNaN(b) && a != b;
+    }
+
+    @Override
+    public Output forward(CausalLM model, List<OnlinePrompt> prompts) {
+        int b = prompts.size();
+        Rollouts.Layout l = Rollouts.layout(prompts);
+        Tensor logps = Rollouts.completionLogps(model, l, 1.0);                                   // (2B, T), rows chosen, rejected, ...
+        Tensor sums = logps.sum(new long[] {1}, false, new ScalarTypeOptional());                 // (2B)
+        double[] seq = Tensors.toDoubles(sums.detach().to(io.tether.engine.DType.F64.scalarType).contiguous());
+        List<Integer> used = new ArrayList<>();
+        for (int i = 0; i < b; i++) if (preferred(prompts.get(i))) used.add(i);
+        int k = used.size();
+        Map<String, Double> m = new LinkedHashMap<>();
+        double beta = s.dpo().beta();
+        // Sample-level statistics over both completions of every prompt (TRL's objective/* and val/*).
+        double kl = 0, scoreSum = 0, rlhf = 0, eos = 0, margin = 0;
+        int scored = 0, scoredPairs = 0;
+        for (int i = 0; i < b; i++) {
+            List<Experience> e = prompts.get(i).experiences();
+            for (int j = 0; j < 2; j++) {
+                Experience x = e.get(j);
+                double sampleKl = seq[2 * i + j] - Experience.sum(x.refLogps);
+                kl += sampleKl;
+                eos += x.truncated ? 0 : 1;
+                if (!Double.isNaN(x.score)) { scoreSum += x.score; rlhf += x.score - beta * sampleKl; scored++; }
+            }
+            if (!Double.isNaN(e.get(0).score) && !Double.isNaN(e.get(1).score)) { margin += e.get(0).score - e.get(1).score; scoredPairs++; }
+        }
+        // Sums over this micro-batch's prompts; the loop divides by prompts (its units).
+        m.put("objective/kl", kl / 2);
+        m.put("objective/non_score_reward", -beta * kl / 2);
+        if (scored > 0) {
+            m.put("objective/rlhf_reward", rlhf / scored * b);
+            m.put("objective/scores", scoreSum / scored * b);
+        }
+        if (scoredPairs > 0) m.put("objective/scores_margin", margin / scoredPairs * b);
+        m.put("val/contain_eos_token", eos / 2);
+        m.put("pairs/ties", (double) (b - k));
+        m.put("beta", beta * b);
+        Tensor loss;
+        if (k == 0) {
+            loss = sums.sum().mul(Tensors.scalar(0.0));   // no preference: a zero loss that still backpropagates
+        } else {
+            long[] ci = new long[k], ri = new long[k];
+            double[] refC = new double[k], refR = new double[k], nC = new double[k], nR = new double[k];
+            for (int q = 0; q < k; q++) {
+                int i = used.get(q);
+                List<Experience> e = prompts.get(i).experiences();
+                ci[q] = 2L * i;
+                ri[q] = 2L * i + 1;
+                refC[q] = Experience.sum(e.get(0).refLogps);
+                refR[q] = Experience.sum(e.get(1).refLogps);
+                nC[q] = Math.max(1, e.get(0).tokens.length);
+                nR[q] = Math.max(1, e.get(1).tokens.length);
+            }
+            var st = model.dtype().scalarType;
+            Tensor pc = sums.index_select(0, Tensors.longs(ci, k)), pr = sums.index_select(0, Tensors.longs(ri, k));
+            DpoLoss.Output out = DpoLoss.compute(s.dpo(), new DpoLoss.Inputs(pc, pr, Tensors.doubles(refC, k).to(st), Tensors.doubles(refR, k).to(st),
+                    Tensors.doubles(nC, k).to(st), Tensors.doubles(nR, k).to(st), null, null));
+            loss = out.perPair().sum();
+            double[] rc = Tensors.toDoubles(out.chosenRewards().to(io.tether.engine.DType.F64.scalarType).contiguous());
+            double[] rr = Tensors.toDoubles(out.rejectedRewards().to(io.tether.engine.DType.F64.scalarType).contiguous());
+            double sc = 0, sr = 0, acc = 0, lc = 0, lr = 0;
+            for (int q = 0; q < k; q++) {
+                sc += rc[q];
+                sr += rr[q];
+                acc += rc[q] > rr[q] ? 1 : 0;
+                lc += seq[(int) ci[q]];
+                lr += seq[(int) ri[q]];
+            }
+            // Pair statistics are means over the preference pairs, weighted by the micro-batch's prompts.
+            double w = (double) b / k;
+            m.put("rewards/chosen", sc * w);
+            m.put("rewards/rejected", sr * w);
+            m.put("rewards/margins", (sc - sr) * w);
+            m.put("rewards/accuracies", acc * w);
+            m.put("logps/chosen", lc * w);
+            m.put("logps/rejected", lr * w);
+        }
+        return new Output(loss, m);
+    }
+
+    /** Iterative DPO: at the end of each round but the last, the reference becomes a copy of the policy. */
+    @Override
+    public void afterStep(int step, CausalLM model) {
+        if (!roundStarts.contains(step)) return;
+        try (StepScope scope = new StepScope(); NoGradGuard g = new NoGradGuard()) {
+            for (Map.Entry<String, Tensor> e : s.reference().parameters().entrySet()) e.getValue().copy_(model.parameters().get(e.getKey()).detach());
+        }
+    }
+}
