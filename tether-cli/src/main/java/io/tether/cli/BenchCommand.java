@@ -381,6 +381,8 @@ final class BenchCommand implements Runnable {
         @Option(names = "--steps", defaultValue = "4", description = "timed steps per phase after one warm-up") int steps;
         @Option(names = "--precompute-ref", description = "report the precomputed-reference figure on the last line") boolean precomputeRef;
         @Option(names = "--phase", hidden = true, description = "run one phase (sft, live, precomputed) in this process") String phase;
+        @Option(names = "--gradient-checkpointing", description = "every phase recomputes block activations in backward instead of keeping them")
+        boolean gradientCheckpointing;
 
         /**
          * Each phase runs in its own JVM so that its peak RSS is its own: within one process the allocator keeps
@@ -393,6 +395,7 @@ final class BenchCommand implements Runnable {
                     "--d", Integer.toString(hidden), "--layers", Integer.toString(layers), "--heads", Integer.toString(heads), "--kv-heads", Integer.toString(kvHeads),
                     "--ffn", Integer.toString(ffn), "--vocab", Integer.toString(vocab), "--batch", Integer.toString(batch), "--prompt-len", Integer.toString(promptLen),
                     "--completion-len", Integer.toString(completionLen), "--steps", Integer.toString(steps)));
+            if (gradientCheckpointing) cmd.add("--gradient-checkpointing");
             Process p = new ProcessBuilder(cmd).redirectError(ProcessBuilder.Redirect.INHERIT).start();
             String out = new String(p.getInputStream().readAllBytes(), java.nio.charset.StandardCharsets.UTF_8);
             try {
@@ -428,6 +431,7 @@ final class BenchCommand implements Runnable {
             if (phase == null) {
                 ObjectNode o = JSON.createObjectNode();
                 o.put("benchmark", "dpo");
+                o.put("gradient_checkpointing", gradientCheckpointing);
                 o.put("matmul_1024_fp32_gflops_peak", round(peak[1]));
                 for (String which : new String[] {"sft", "live", "precomputed", "lora"}) phaseInChild(which).properties().forEach(e -> o.set(e.getKey(), e.getValue()));
                 double sft = o.get("sft_step_seconds_median").asDouble(), live = o.get("dpo_live_reference_step_seconds_median").asDouble(),
@@ -490,7 +494,8 @@ final class BenchCommand implements Runnable {
             List<Double> times = new ArrayList<>();
             try (CausalLM m = Models.create(config, DType.F32, 0)) {
                 if (lora != null) io.tether.model.LoraAdapters.attach(m, lora, 0);
-                var c = new io.tether.train.TrainerConfig(steps + 1, 1, perStep, 1, 1e-5, "constant", 0, 0, 0.0, 0.9, 0.999, 1e-8, 1.0, 0, 1, 0, 0, 1, "stop", false);
+                var c = new io.tether.train.TrainerConfig(steps + 1, 1, perStep, 1, 1e-5, "constant", 0, 0, 0.0, 0.9, 0.999, 1e-8, 1.0, 0, 1, 0, 0, 1, "stop", false)
+                        .withGradientCheckpointing(gradientCheckpointing);
                 java.nio.file.Path dir = java.nio.file.Files.createTempDirectory("tether-bench-dpo");
                 try {
                     new io.tether.train.Trainer<>(m, method, data, List.of(), c, new io.tether.train.RunDirectory(dir), io.tether.train.GradientSync.SINGLE_PROCESS,

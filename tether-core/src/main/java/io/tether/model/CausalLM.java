@@ -44,6 +44,17 @@ public interface CausalLM extends AutoCloseable {
         return new KvCache(c.numHiddenLayers(), batch, c.numKeyValueHeads(), c.headDim(), capacity, dtype());
     }
 
+    /**
+     * Activation checkpointing (HF's {@code gradient_checkpointing}): forwards with gradients keep only each block's
+     * input, and {@link #backwardCheckpoints} recomputes the blocks during the backward pass.
+     */
+    default void setGradientCheckpointing(boolean on) {
+        if (on) throw new UnsupportedOperationException(config().architecture() + " has no gradient checkpointing");
+    }
+
+    /** Completes the backward pass through checkpointed blocks; call after {@code loss.backward()}. */
+    default void backwardCheckpoints() {}
+
     /** The LoRA adapters attached to this model, or null. */
     default LoraAdapters lora() { return null; }
 

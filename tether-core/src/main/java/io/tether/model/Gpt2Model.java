@@ -96,6 +96,12 @@ public final class Gpt2Model implements CausalLM {
 
     @Override public void attachLora(LoraAdapters adapters) { lora = adapters; }
 
+    private final GradientCheckpoints checkpoints = new GradientCheckpoints();
+
+    @Override public void setGradientCheckpointing(boolean on) { checkpoints.setEnabled(on); }
+
+    @Override public void backwardCheckpoints() { checkpoints.backward(); }
+
     /** A Conv1D projection (weight stored [in, out]), plus its LoRA update when one is attached. */
     private Tensor project(String module, Tensor x, Tensor w, Tensor b) {
         Tensor y = Tensors.linear(x, w.t(), b);
@@ -113,12 +119,9 @@ public final class Gpt2Model implements CausalLM {
         Tensor mask = Attention.mask(b, t, past, attentionMask, 0);
 
         Tensor h = torch.embedding(wte, inputIds).add(torch.embedding(wpe, positionIds));   // (B, T, hidden)
-        for (int i = 0; i < blocks.length; i++) {
-            int layer = i;
-            Tensor in = h;
-            // Each block in its own scope: its temporaries die with it, autograd keeps what backward needs.
-            h = StepScope.scoped(() -> block(layer, in, mask, cache, b, t, past));
-        }
+        // Each block in its own scope (its temporaries die with it), or checkpointed when that is on.
+        h = cache == null ? checkpoints.run(h, blocks.length, (i, x) -> block(i, x, mask, null, b, t, past))
+                : GradientCheckpoints.eachInItsScope(h, blocks.length, (i, x) -> block(i, x, mask, cache, b, t, past));
         if (cache != null) cache.advance((int) t);
         return Tensors.layerNorm(h, lnFWeight, lnFBias, config.normEps());
     }

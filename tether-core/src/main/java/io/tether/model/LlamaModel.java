@@ -103,6 +103,12 @@ public final class LlamaModel implements CausalLM {
 
     @Override public void attachLora(LoraAdapters adapters) { lora = adapters; }
 
+    private final GradientCheckpoints checkpoints = new GradientCheckpoints();
+
+    @Override public void setGradientCheckpointing(boolean on) { checkpoints.setEnabled(on); }
+
+    @Override public void backwardCheckpoints() { checkpoints.backward(); }
+
     /** A projection, plus its LoRA update when an adapter is attached to that module. */
     private Tensor project(String module, Tensor x, Tensor w, Tensor b) {
         Tensor y = Tensors.linear(x, w, b);
@@ -119,12 +125,9 @@ public final class LlamaModel implements CausalLM {
         Tensor windowMask = config.slidingWindow() > 0 ? Attention.mask(b, t, past, attentionMask, config.slidingWindow()) : null;
 
         Tensor h = torch.embedding(embedTokens, inputIds);            // (B, T, hidden)
-        for (int i = 0; i < layers.length; i++) {
-            int layer = i;
-            Tensor in = h;
-            // Each block in its own scope: its temporaries die with it, autograd keeps what backward needs.
-            h = StepScope.scoped(() -> block(layer, in, cosSin, fullMask, windowMask, cache, b, t, past));
-        }
+        // Each block in its own scope (its temporaries die with it), or checkpointed when that is on.
+        h = cache == null ? checkpoints.run(h, layers.length, (i, x) -> block(i, x, cosSin, fullMask, windowMask, null, b, t, past))
+                : GradientCheckpoints.eachInItsScope(h, layers.length, (i, x) -> block(i, x, cosSin, fullMask, windowMask, cache, b, t, past));
         if (cache != null) cache.advance((int) t);
         return Tensors.rmsNorm(h, norm, config.normEps());
     }

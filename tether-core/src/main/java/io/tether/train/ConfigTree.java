@@ -191,9 +191,9 @@ public final class ConfigTree {
         int logging = integer("logging_steps", d.loggingSteps()), evalSteps = integer("eval_steps", d.evalSteps());
         int save = integer("save_steps", d.saveSteps()), limit = integer("save_total_limit", d.saveTotalLimit());
         String nan = string("nan_policy", d.nanPolicy());
-        boolean bf16 = bool("bf16", d.bf16());
+        boolean bf16 = bool("bf16", d.bf16()), checkpointing = bool("gradient_checkpointing", d.gradientCheckpointing());
         return validated(() -> new TrainerConfig(maxSteps, epochs, batch, accumulation, lr, scheduler, warmup, warmupRatio, wd, b1, b2, eps,
-                clip, seed, logging, evalSteps, save, limit, nan, bf16));
+                clip, seed, logging, evalSteps, save, limit, nan, bf16, checkpointing));
     }
 
 }

@@ -98,6 +98,7 @@ public final class Trainer<E> {
         int warmup = config.warmupSteps() > 0 ? config.warmupSteps() : (int) Math.ceil(config.warmupRatio() * total);
         LrSchedule schedule = new LrSchedule(LrSchedule.Kind.parse(config.lrSchedulerType()), config.learningRate(), warmup, total);
         model.setTrainable(true);
+        model.setGradientCheckpointing(config.gradientCheckpointing());
         for (Tensor p : extraParams.values()) p.requires_grad_(true);
         boolean bf16 = config.bf16() && Autocast.bf16Pays();
         if (config.bf16() && !bf16) listener.onNotice("bf16 requested, but bf16 matmuls are not faster than fp32 on this CPU: training in fp32");
@@ -144,10 +145,12 @@ public final class Trainer<E> {
                         Tensor loss = out.lossSum().div(Tensors.scalar((double) units));
                         double value = loss.item_double();
                         if (!Double.isFinite(value)) {
+                            model.backwardCheckpoints();   // no gradient reached them: this only drops the saved inputs
                             lossNonFinite = true;
                             break;
                         }
                         loss.backward();
+                        model.backwardCheckpoints();
                         stepLoss += value;
                         out.metricSums().forEach((k, v) -> metricSums.merge(k, v, Double::sum));
                     }

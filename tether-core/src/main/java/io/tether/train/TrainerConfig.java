@@ -19,12 +19,13 @@ package io.tether.train;
  * @param nanPolicy                 what a non-finite loss or gradient does: "stop" (report and fail) or "skip"
  * @param bf16                      {@code bf16}: bf16 autocast over fp32 master weights, where the CPU's bf16 matmuls
  *                                  are faster (measured at start; otherwise the run stays in fp32 and says so)
+ * @param gradientCheckpointing     {@code gradient_checkpointing}: keep one block's activations, recompute in backward
  */
 public record TrainerConfig(int maxSteps, double numTrainEpochs, int perDeviceTrainBatchSize, int gradientAccumulationSteps,
                             double learningRate, String lrSchedulerType, int warmupSteps, double warmupRatio,
                             double weightDecay, double adamBeta1, double adamBeta2, double adamEpsilon, double maxGradNorm,
                             long seed, int loggingSteps, int evalSteps, int saveSteps, int saveTotalLimit, String nanPolicy,
-                            boolean bf16) {
+                            boolean bf16, boolean gradientCheckpointing) {
     public TrainerConfig {
         require(maxSteps >= 0, "max_steps", "must be >= 0, got " + maxSteps);
         require(maxSteps > 0 || numTrainEpochs > 0, "num_train_epochs", "must be > 0 when max_steps is 0");
@@ -41,6 +42,19 @@ public record TrainerConfig(int maxSteps, double numTrainEpochs, int perDeviceTr
         require(saveTotalLimit >= 1, "save_total_limit", "must be >= 1");
         require(nanPolicy.equals("stop") || nanPolicy.equals("skip"), "nan_policy", "must be 'stop' or 'skip', got '" + nanPolicy + "'");
         new AdamW.Config(learningRate, adamBeta1, adamBeta2, adamEpsilon, weightDecay);
+    }
+
+    public TrainerConfig(int maxSteps, double numTrainEpochs, int perDeviceTrainBatchSize, int gradientAccumulationSteps,
+                         double learningRate, String lrSchedulerType, int warmupSteps, double warmupRatio,
+                         double weightDecay, double adamBeta1, double adamBeta2, double adamEpsilon, double maxGradNorm,
+                         long seed, int loggingSteps, int evalSteps, int saveSteps, int saveTotalLimit, String nanPolicy, boolean bf16) {
+        this(maxSteps, numTrainEpochs, perDeviceTrainBatchSize, gradientAccumulationSteps, learningRate, lrSchedulerType, warmupSteps, warmupRatio,
+                weightDecay, adamBeta1, adamBeta2, adamEpsilon, maxGradNorm, seed, loggingSteps, evalSteps, saveSteps, saveTotalLimit, nanPolicy, bf16, false);
+    }
+
+    public TrainerConfig withGradientCheckpointing(boolean on) {
+        return new TrainerConfig(maxSteps, numTrainEpochs, perDeviceTrainBatchSize, gradientAccumulationSteps, learningRate, lrSchedulerType, warmupSteps,
+                warmupRatio, weightDecay, adamBeta1, adamBeta2, adamEpsilon, maxGradNorm, seed, loggingSteps, evalSteps, saveSteps, saveTotalLimit, nanPolicy, bf16, on);
     }
 
     /** TRL SFTConfig / HF TrainingArguments defaults. */
