@@ -115,6 +115,20 @@ class TrainerTest {
     }
 
     @Test
+    void gradientCheckpointingTrainsTheSameWeights() throws IOException {
+        double[][] finals = new double[2][];
+        for (int k = 0; k < 2; k++) {
+            try (CausalLM model = Models.create(TINY, DType.F64, 4)) {
+                new Trainer<>(model, new Sft(), Sft.rows(SftRunProbe.examples(8, 2), 16), List.<Sft.Row>of(),
+                        SftRunProbe.config(3, 2, 2, 1e-2, "stop").withGradientCheckpointing(k == 1), new RunDirectory(tmp.resolve("gc" + k)),
+                        GradientSync.SINGLE_PROCESS, null, null).train(false);
+                finals[k] = Tensors.toDoubles(model.parameters().get("model.layers.0.self_attn.q_proj.weight"));
+            }
+        }
+        assertArrayEquals(finals[0], finals[1], 1e-10);
+    }
+
+    @Test
     void nonFiniteLossStopsWithAReportOrIsSkipped() throws IOException {
         try (CausalLM model = Models.create(TINY, DType.F32, 5)) {
             List<Sft.Row> rows = Sft.rows(SftRunProbe.examples(8, 3), 16);
