@@ -30,7 +30,8 @@ class OnlineCommandsTest {
         Path out = tmp.resolve("rloo");
         String[] r = TextCliTest.run("rloo", "--model", TextCliTest.GPT2.toString(), "--data", gsm8k(4).toString(), "--output-dir", out.toString(),
                 "--set", "max_steps=2", "--set", "num_generations=3", "--set", "max_completion_length=5", "--set", "per_device_train_batch_size=2",
-                "--set", "use_peft=true", "--set", "lora_r=4", "--set", "lora_target_modules=[c_attn]", "--set", "reward_format_regex=\\d", "--set", "missing_eos_penalty=0.5");
+                "--set", "use_peft=true", "--set", "lora_r=4", "--set", "lora_target_modules=[c_attn]", "--set", "reward_format_regex=\\d", "--set", "missing_eos_penalty=0.5",
+                "--set", "stop_strings=[\"\\n\"]", "--set", "normalize_rewards=true", "--set", "num_iterations=2");
         assertEquals("0", r[0], r[2]);
         String metrics = Files.readString(out.resolve("metrics.jsonl"));
         assertTrue(metrics.contains("\"kl\"") && metrics.contains("\"frac_reward_zero_std\"") && metrics.contains("\"completions/clipped_ratio\""), metrics);
@@ -48,12 +49,14 @@ class OnlineCommandsTest {
         Path out = tmp.resolve("ppo");
         String[] r = TextCliTest.run("ppo", "--model", TextCliTest.GPT2.toString(), "--data", gsm8k(4).toString(), "--output-dir", out.toString(),
                 "--set", "reward_model=" + rm, "--set", "max_steps=4", "--set", "num_ppo_epochs=2", "--set", "num_mini_batches=2",
-                "--set", "per_device_train_batch_size=1", "--set", "max_completion_length=5", "--set", "kl_target=0.5", "--set", "kl_estimator=k3", "--set", "logging_steps=1");
+                "--set", "per_device_train_batch_size=1", "--set", "max_completion_length=5", "--set", "kl_target=0.5", "--set", "kl_estimator=k3", "--set", "logging_steps=1",
+                "--set", "use_peft=true", "--set", "lora_r=4", "--set", "gradient_checkpointing=true");
         assertEquals("0", r[0], r[2]);
         List<String> lines = Files.readAllLines(out.resolve("metrics.jsonl"));
         assertTrue(lines.size() >= 4, lines.toString());
         assertTrue(lines.get(0).contains("\"objective/kl_coef\"") && lines.get(0).contains("\"val/clipfrac_avg\""), lines.get(0));
-        assertTrue(Files.exists(out.resolve("model/model.safetensors")) && Files.exists(out.resolve("value_model/model.safetensors")), listing(out));
+        assertTrue(Files.exists(out.resolve("model/model.safetensors")) && Files.exists(out.resolve("value_model/model.safetensors"))
+                && Files.exists(out.resolve("adapter/adapter_model.safetensors")), listing(out));
         String[] bad = TextCliTest.run("ppo", "--model", TextCliTest.GPT2.toString(), "--data", gsm8k(2).toString(), "--output-dir", tmp.resolve("x").toString(),
                 "--set", "reward_model=" + rm, "--set", "kl_estimator=k4");
         assertEquals("2", bad[0]);

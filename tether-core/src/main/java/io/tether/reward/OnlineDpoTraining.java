@@ -35,9 +35,16 @@ public final class OnlineDpoTraining implements TrainingMethod<OnlinePrompt> {
      * @param reference  frozen reference (null: the policy with its LoRA adapters disabled)
      * @param decoder    completion ids to text for the reward functions and stop strings (null: token-level rewards)
      * @param numRounds  iterative rounds; the reference becomes the policy at the start of each (needs a reference model)
+     * @param judge      labels each pair instead of the scores (null: the higher score wins); its verdict becomes the
+     *                   pair's scores, 1 for the winner and 0 for the loser (a tie: both 0, no preference)
      */
     public record Settings(DpoLoss.Config dpo, SamplingConfig sampling, Rollouts.Scorer scorer, Rollouts.Shaping shaping, CausalLM reference,
-                           Function<long[], String> decoder, int numRounds) {
+                           Function<long[], String> decoder, int numRounds, PairwiseJudge judge) {
+        public Settings(DpoLoss.Config dpo, SamplingConfig sampling, Rollouts.Scorer scorer, Rollouts.Shaping shaping, CausalLM reference,
+                        Function<long[], String> decoder, int numRounds) {
+            this(dpo, sampling, scorer, shaping, reference, decoder, numRounds, null);
+        }
+
         public Settings {
             if (dpo.lossType().size() != 1 || !List.of("sigmoid", "ipo").contains(dpo.lossType().get(0)))
                 throw new IllegalArgumentException("key 'loss_type': online DPO supports 'sigmoid' or 'ipo', got " + dpo.lossType());
@@ -87,12 +94,25 @@ public final class OnlineDpoTraining implements TrainingMethod<OnlinePrompt> {
     public List<OnlinePrompt> prepare(CausalLM model, List<OnlinePrompt> drawn) {
         if (s.numRounds() > 1 && !planned) throw new IllegalStateException("num_rounds > 1: call rounds(totalSteps) before training");
         SamplingConfig sampling = s.sampling().withSeed(s.sampling().seed() + 1_000_003L * draws++);
-        List<OnlinePrompt> prompts = orient(Rollouts.sampleAndScore(model, drawn, 2, sampling, s.decoder(), s.scorer(), s.shaping()));
+        List<OnlinePrompt> sampled = Rollouts.sampleAndScore(model, drawn, 2, sampling, s.decoder(), s.scorer(), s.shaping());
+        if (s.judge() != null) judge(sampled, s.judge(), s.decoder());
+        List<OnlinePrompt> prompts = orient(sampled);
         Rollouts.Layout l = Rollouts.layout(prompts);
         double[][] ref = Rollouts.referenceLogps(model, s.reference(), l, 1.0);
         int i = 0;
         for (OnlinePrompt p : prompts) for (Experience e : p.experiences()) e.refLogps = ref[i++];
         return prompts;
+    }
+
+    /** Replaces each pair's scores by the judge's verdict: 1 for the winner, 0 for the loser, 0 and 0 for a tie. */
+    static void judge(List<OnlinePrompt> prompts, PairwiseJudge judge, Function<long[], String> decoder) {
+        for (OnlinePrompt p : prompts) {
+            Experience a = p.experiences().get(0), b = p.experiences().get(1);
+            PairwiseJudge.Verdict v = judge.judge(p, a.tokens, decoder == null ? "" : decoder.apply(a.tokens), b.tokens,
+                    decoder == null ? "" : decoder.apply(b.tokens));
+            a.score = v == PairwiseJudge.Verdict.FIRST ? 1 : 0;
+            b.score = v == PairwiseJudge.Verdict.SECOND ? 1 : 0;
+        }
     }
 
     /** Each prompt's pair ordered chosen-first: the second completion goes first only when it scores strictly higher. */

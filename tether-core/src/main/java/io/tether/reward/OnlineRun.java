@@ -42,7 +42,7 @@ final class OnlineRun {
      */
     record Common(Path model, Path data, Path outputDir, int maxCompletionLength, double temperature, int topK, double topP,
                   String answerField, String formatRegex, double formatWeight, int lengthLimit, double lengthPenalty,
-                  Path rewardModel, double rewardModelWeight, Rollouts.Shaping shaping, String dtype, TrainerConfig trainer,
+                  Path rewardModel, double rewardModelWeight, Rollouts.Shaping shaping, List<String> stopStrings, String dtype, TrainerConfig trainer,
                   LoraAdapters.Config lora) {
 
         static Common read(ConfigTree c, Defaults d) {
@@ -57,6 +57,8 @@ final class OnlineRun {
             double rmWeight = c.number("reward_model_weight", 1.0);
             double eosPenalty = c.number("missing_eos_penalty", 0.0);
             double[] clip = clipRange(c.raw("reward_clip_range"));
+            boolean normalize = c.bool("normalize_rewards", false);
+            List<String> stops = strings(c.raw("stop_strings"), "stop_strings");
             String dtype = c.string("dtype", "fp32");
             TrainerConfig t = c.trainerConfig();
             LoraAdapters.Config lora = PeftSettings.from(c);
@@ -65,10 +67,22 @@ final class OnlineRun {
             if (out == null) throw new IllegalArgumentException("key 'output_dir': missing");
             if (answer == null && rm == null && regex == null)
                 throw new IllegalArgumentException("no reward source: set 'reward_model', 'reward_answer_field' or 'reward_format_regex'");
-            Rollouts.Shaping shaping = c.validated(() -> new Rollouts.Shaping(eosPenalty, clip[0], clip[1]));
-            c.validated(() -> new SamplingConfig(maxCompletion, temperature, topK, topP, 0, List.of(), List.of(), true));
+            Rollouts.Shaping shaping = c.validated(() -> new Rollouts.Shaping(eosPenalty, clip[0], clip[1], normalize));
+            c.validated(() -> new SamplingConfig(maxCompletion, temperature, topK, topP, 0, List.of(), stops, true));
             return new Common(model, data, out, maxCompletion, temperature, topK, topP, answer, regex, formatWeight, lengthLimit, lengthPenalty,
-                    rm, rmWeight, shaping, dtype, t, lora);
+                    rm, rmWeight, shaping, stops, dtype, t, lora);
+        }
+
+        private static List<String> strings(JsonNode n, String key) {
+            if (n == null || n.isNull()) return List.of();
+            if (n.isTextual()) return List.of(n.asText());
+            if (!n.isArray()) throw new IllegalArgumentException("key '" + key + "': expected a string or a list of strings, got " + n);
+            List<String> out = new ArrayList<>();
+            for (JsonNode x : n) {
+                if (!x.isTextual()) throw new IllegalArgumentException("key '" + key + "': expected strings, got " + x);
+                out.add(x.asText());
+            }
+            return out;
         }
 
         private static double[] clipRange(JsonNode n) {
@@ -128,8 +142,10 @@ final class OnlineRun {
         }
 
         SamplingConfig sampling() {
+            if (!common.stopStrings().isEmpty() && text == null)
+                throw new IllegalArgumentException("key 'stop_strings': " + common.model() + " has no tokenizer to decode completions with");
             return new SamplingConfig(common.maxCompletionLength(), common.temperature(), common.topK(), common.topP(), common.trainer().seed(),
-                    policy.defaultStopIds(), List.of(), true);
+                    policy.defaultStopIds(), common.stopStrings(), true);
         }
 
         /** The weighted reward sources the config names. */

@@ -73,10 +73,16 @@ public final class Rollouts {
 
     /**
      * Reward shaping after scoring: {@code missing_eos_penalty} is subtracted from a completion that hit the budget
-     * without a stop token (TRL), and scores are clipped to [clipLow, clipHigh] (OpenRLHF's reward clip range).
+     * without a stop token (TRL), scores are clipped to [clipLow, clipHigh] (OpenRLHF's reward clip range), and with
+     * {@code normalize} standardised over the rollout's scorable completions, (s − mean)/(std + 1e-8), so that a
+     * reward model's scale does not set the step size.
      */
-    public record Shaping(double missingEosPenalty, double clipLow, double clipHigh) {
-        public static final Shaping NONE = new Shaping(0, Double.NEGATIVE_INFINITY, Double.POSITIVE_INFINITY);
+    public record Shaping(double missingEosPenalty, double clipLow, double clipHigh, boolean normalize) {
+        public static final Shaping NONE = new Shaping(0, Double.NEGATIVE_INFINITY, Double.POSITIVE_INFINITY, false);
+
+        public Shaping(double missingEosPenalty, double clipLow, double clipHigh) {
+            this(missingEosPenalty, clipLow, clipHigh, false);
+        }
 
         public Shaping {
             if (missingEosPenalty < 0) throw new IllegalArgumentException("key 'missing_eos_penalty': must be >= 0, got " + missingEosPenalty);
@@ -120,7 +126,19 @@ public final class Rollouts {
             }
             out.add(prompts.get(p).withExperiences(group));
         }
+        if (shaping.normalize()) normalize(out);
         return out;
+    }
+
+    private static void normalize(List<OnlinePrompt> prompts) {
+        double sum = 0, ss = 0;
+        int k = 0;
+        for (OnlinePrompt p : prompts) for (Experience e : p.experiences()) if (!Double.isNaN(e.score)) { sum += e.score; k++; }
+        if (k == 0) return;
+        double mean = sum / k;
+        for (OnlinePrompt p : prompts) for (Experience e : p.experiences()) if (!Double.isNaN(e.score)) ss += (e.score - mean) * (e.score - mean);
+        double std = k > 1 ? Math.sqrt(ss / (k - 1)) : 0;
+        for (OnlinePrompt p : prompts) for (Experience e : p.experiences()) if (!Double.isNaN(e.score)) e.score = (e.score - mean) / (std + 1e-8);
     }
 
     /** Every (prompt, experience) row of the prompts, in order. */

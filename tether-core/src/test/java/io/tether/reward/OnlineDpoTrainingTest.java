@@ -174,6 +174,22 @@ class OnlineDpoTrainingTest {
     }
 
     @Test
+    void aPairwiseJudgeLabelsThePairs() {
+        long[] p = {9, 10}, a = {5, 5}, b = {6, 6};
+        PairwiseJudge fewerFives = (prompt, t1, s1, t2, s2) -> {
+            long f1 = java.util.Arrays.stream(t1).filter(x -> x == 5).count(), f2 = java.util.Arrays.stream(t2).filter(x -> x == 5).count();
+            return f1 == f2 ? PairwiseJudge.Verdict.TIE : f1 < f2 ? PairwiseJudge.Verdict.FIRST : PairwiseJudge.Verdict.SECOND;
+        };
+        // Scores say a (1) beats b (0); the judge says the opposite and wins.
+        List<OnlinePrompt> judged = List.of(pair(p, a, 1, b, 0));
+        OnlineDpoTraining.judge(judged, fewerFives, null);
+        assertArrayEquals(b, OnlineDpoTraining.orient(judged).get(0).experiences().get(0).tokens);
+        List<OnlinePrompt> tie = List.of(pair(p, a, 1, a.clone(), 0));
+        OnlineDpoTraining.judge(tie, fewerFives, null);
+        assertFalse(OnlineDpoTraining.preferred(tie.get(0)), "a tie verdict carries no preference");
+    }
+
+    @Test
     void iterativeRoundsResetTheReferenceToThePolicy() {
         try (CausalLM policy = Models.create(CONFIG, DType.F32, 3); CausalLM reference = Models.create(CONFIG, DType.F32, 4)) {
             var settings = new OnlineDpoTraining.Settings(OnlineDpoTraining.Settings.loss(0.1, "sigmoid"), sampling(3, 1), Rollouts.of(FIVES, null),
