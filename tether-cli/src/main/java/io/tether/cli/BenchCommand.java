@@ -596,8 +596,8 @@ final class BenchCommand implements Runnable {
 
     @Command(name = "rollout", mixinStandardHelpOptions = true,
             description = {"Group sampling tokens/s (G samples of each prompt, temperature 1) with the prompt prefilled once per group and",
-                    "shared, against every row prefilling its own copy; then a few GRPO steps on the same shape and the share of",
-                    "their time spent generating. Prompts: --batch (default 1 here: G=8 rows)."})
+                    "shared, against every row prefilling its own copy; then a few GRPO and PPO rollouts (and the steps that train on",
+                    "them) on the same shape, and the share of their time spent generating."})
     static final class RolloutBench implements Callable<Integer> {
         @ParentCommand BenchCommand bench;
         @Mixin Shape s;
@@ -606,7 +606,7 @@ final class BenchCommand implements Runnable {
         @Option(names = "--prompt-len", defaultValue = "64") int promptLen;
         @Option(names = "--new-tokens", defaultValue = "128") int newTokens;
         @Option(names = "--prompts", defaultValue = "1", description = "distinct prompts per rollout (default: ${DEFAULT-VALUE})") int prompts;
-        @Option(names = "--grpo-steps", defaultValue = "3", description = "GRPO steps timed for the generation share (0: skip)") int grpoSteps;
+        @Option(names = "--rollouts", defaultValue = "3", description = "GRPO and PPO rollouts timed for the generation share (0: skip)") int rollouts;
 
         @Override
         public Integer call() throws IOException {
@@ -642,35 +642,52 @@ final class BenchCommand implements Runnable {
                 o.put("separate_prefill_seconds_median", round3(median(separate)));
                 o.put("separate_prefill_tokens_per_second", round(tokens / median(separate)));
                 o.put("prefix_sharing_speedup", round(median(separate) / median(shared)));
-                if (grpoSteps > 0) o.put("grpo_generation_share", round3(grpoGenerationShare(m, unique, sampling)));
+                if (rollouts > 0) {
+                    o.put("grpo_generation_share", round3(generationShare(m, grpo(unique, sampling), unique.size())));
+                    // PPO samples once per prompt: as many distinct prompts as GRPO has rows; 4 PPO epochs per rollout.
+                    try (CausalLM reference = Models.create(s.config(Math.max(2048, promptLen + newTokens)), DType.F32, 0)) {
+                        o.put("ppo_generation_share", round3(generationShare(m, ppo(m, reference, sampling), prompts * group)));
+                    }
+                }
                 report(bench.root.spec.commandLine().getOut(), s.out, o);
             }
             return 0;
         }
 
-        /** Runs GRPO steps (reward: the share of even tokens) and returns the share of their wall time spent in rollouts. */
-        private double grpoGenerationShare(CausalLM m, List<long[]> unique, SamplingConfig sampling) throws IOException {
+        /** The reward of both timed methods: the share of even tokens in the completion. */
+        private static final io.tether.reward.RewardFunction EVEN_TOKENS = (prompt, completion, tokens, record) -> {
+            double even = 0;
+            for (long t : tokens) even += t % 2 == 0 ? 1 : 0;
+            return java.util.OptionalDouble.of(even / Math.max(1, tokens.length));
+        };
+
+        private io.tether.train.TrainingMethod<io.tether.reward.OnlinePrompt> grpo(List<long[]> unique, SamplingConfig sampling) {
+            return new io.tether.reward.GrpoTraining(io.tether.reward.GrpoTraining.Settings.grpo(
+                    new io.tether.objective.Grpo.Config(0.2, 0.28, 0.0, "dapo", "group", newTokens), group, sampling, EVEN_TOKENS, null, null));
+        }
+
+        /** PPO with a value head on the policy and the policy's own starting weights as the reference. */
+        private io.tether.train.TrainingMethod<io.tether.reward.OnlinePrompt> ppo(CausalLM m, CausalLM reference, SamplingConfig sampling) {
+            var settings = new io.tether.reward.PpoTraining.Settings(io.tether.reward.PpoTraining.Config.defaults(), sampling,
+                    io.tether.reward.Rollouts.of(EVEN_TOKENS, null), io.tether.reward.Rollouts.Shaping.NONE, reference, null, null);
+            return new io.tether.reward.PpoTraining(settings, m, 0);
+        }
+
+        /** Runs the method's steps over the prompts and returns the share of their wall time spent in rollouts. */
+        private double generationShare(CausalLM m, io.tether.train.TrainingMethod<io.tether.reward.OnlinePrompt> method, int batch) throws IOException {
             List<io.tether.reward.OnlinePrompt> ps = new ArrayList<>();
-            for (long[] p : unique) ps.add(new io.tether.reward.OnlinePrompt(p, java.util.Map.of(), null));
-            io.tether.reward.RewardFunction evenTokens = (prompt, completion, tokens, record) -> {
-                double even = 0;
-                for (long t : tokens) even += t % 2 == 0 ? 1 : 0;
-                return java.util.OptionalDouble.of(even / Math.max(1, tokens.length));
-            };
-            var settings = io.tether.reward.GrpoTraining.Settings.grpo(new io.tether.objective.Grpo.Config(0.2, 0.28, 0.0, "dapo", "group", newTokens), group,
-                    sampling, evenTokens, null, null);
-            var config = new io.tether.train.TrainerConfig(grpoSteps, 1, unique.size(), 1, 1e-5, "constant", 0, 0, 0.0, 0.9, 0.999, 1e-8, 1.0, 0, 1, 0, 0, 1, "stop", false);
+            for (int i = 0; i < batch; i++) ps.add(new io.tether.reward.OnlinePrompt(s.randomIds(300 + i, 1, promptLen), java.util.Map.of(), null));
+            var config = new io.tether.train.TrainerConfig(rollouts * method.reuse().stepsPerBatch(), 1, batch, 1, 1e-5, "constant", 0, 0, 0.0, 0.9, 0.999,
+                    1e-8, 1.0, 0, 1, 0, 0, 1, "stop", false);
             Path dir = java.nio.file.Files.createTempDirectory("tether-bench-rollout");
             try {
-                new io.tether.train.Trainer<>(m, new io.tether.reward.GrpoTraining(settings), ps, List.of(), config, new io.tether.train.RunDirectory(dir),
+                new io.tether.train.Trainer<>(m, method, ps, List.of(), config, new io.tether.train.RunDirectory(dir),
                         io.tether.train.GradientSync.SINGLE_PROCESS, null, null).train(false);
                 double rollout = 0, total = 0;
                 for (String line : java.nio.file.Files.readAllLines(dir.resolve("metrics.jsonl"))) {
                     var n = JSON.readTree(line);
-                    if (n.has("rollout_seconds")) {
-                        rollout += n.get("rollout_seconds").asDouble();
-                        total += n.get("rollout_seconds").asDouble() / n.get("rollout_share").asDouble();
-                    }
+                    total += n.get("step_seconds").asDouble();
+                    if (n.has("rollout_seconds")) rollout += n.get("rollout_seconds").asDouble();
                 }
                 return rollout / total;
             } finally {
