@@ -78,8 +78,7 @@ public final class GrpoTraining implements TrainingMethod<OnlinePrompt> {
         // With one pass per rollout the ratio is 1 and the current log-probs, detached, serve as the old ones (TRL).
         double[][] old = s.numIterations() > 1 ? l.perRow(Rollouts.completionLogps(model, l, temperature())) : null;
         double[][] ref = needsReference() ? Rollouts.referenceLogps(model, s.reference(), l, temperature()) : null;
-        List<Experience> all = new ArrayList<>();
-        for (OnlinePrompt p : prompts) all.addAll(p.experiences());
+        List<Experience> all = Rollouts.experiences(prompts);
         double[] rewards = new double[all.size()];
         for (int i = 0; i < rewards.length; i++) {
             Experience e = all.get(i);
@@ -105,8 +104,7 @@ public final class GrpoTraining implements TrainingMethod<OnlinePrompt> {
     @Override
     public Output forward(CausalLM model, List<OnlinePrompt> prompts) {
         Rollouts.Layout l = Rollouts.layout(prompts);
-        List<Experience> rows = new ArrayList<>();
-        for (OnlinePrompt p : prompts) rows.addAll(p.experiences());
+        List<Experience> rows = Rollouts.experiences(prompts);
         int n = rows.size();
         double[][] oldRows = new double[n][], refRows = new double[n][], maskRows = new double[n][];
         double[] adv = new double[n], rewards = new double[n];

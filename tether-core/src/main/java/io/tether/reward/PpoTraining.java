@@ -131,8 +131,7 @@ public final class PpoTraining implements TrainingMethod<OnlinePrompt> {
         int n = l.rows();
         double[][] kl = new double[n][], rewards = new double[n][];
         double klSum = 0, nonScore = 0, scores = 0, unscorable = 0, eos = 0, entropy = 0;
-        List<Experience> rows = new ArrayList<>(n);
-        for (OnlinePrompt p : prompts) rows.addAll(p.experiences());
+        List<Experience> rows = Rollouts.experiences(prompts);
         for (int i = 0; i < n; i++) {
             Experience e = rows.get(i);
             e.oldLogps = old[i];
@@ -202,8 +201,7 @@ public final class PpoTraining implements TrainingMethod<OnlinePrompt> {
     @Override
     public Output forward(CausalLM model, List<OnlinePrompt> prompts) {
         Rollouts.Layout l = Rollouts.layout(prompts);
-        List<Experience> rows = new ArrayList<>();
-        for (OnlinePrompt p : prompts) rows.addAll(p.experiences());
+        List<Experience> rows = Rollouts.experiences(prompts);
         int n = rows.size();
         double[][] old = new double[n][], adv = new double[n][], ret = new double[n][], val = new double[n][];
         for (int i = 0; i < n; i++) {

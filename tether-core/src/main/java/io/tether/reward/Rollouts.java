@@ -141,6 +141,13 @@ public final class Rollouts {
         for (OnlinePrompt p : prompts) for (Experience e : p.experiences()) if (!Double.isNaN(e.score)) e.score = (e.score - mean) / (std + 1e-8);
     }
 
+    /** Every prompt's experiences, in order: the rows of {@link #layout}. */
+    public static List<Experience> experiences(List<OnlinePrompt> prompts) {
+        List<Experience> out = new ArrayList<>();
+        for (OnlinePrompt p : prompts) out.addAll(p.experiences());
+        return out;
+    }
+
     /** Every (prompt, experience) row of the prompts, in order. */
     public static Layout layout(List<OnlinePrompt> prompts) {
         List<long[]> ps = new ArrayList<>(), cs = new ArrayList<>();
