@@ -49,7 +49,6 @@ public final class GrpoTraining implements TrainingMethod<OnlinePrompt> {
     }
 
     private final Settings s;
-    private long draws;
 
     public GrpoTraining(Settings settings) {
         this.s = settings;
@@ -70,9 +69,10 @@ public final class GrpoTraining implements TrainingMethod<OnlinePrompt> {
     }
 
     @Override
-    public List<OnlinePrompt> prepare(CausalLM model, List<OnlinePrompt> drawn) {
-        // A fresh seed per draw keeps runs reproducible from the config's seed while every rollout samples anew.
-        SamplingConfig sampling = s.sampling().withSeed(s.sampling().seed() + 1_000_003L * draws++);
+    public List<OnlinePrompt> prepare(CausalLM model, List<OnlinePrompt> drawn, int step) {
+        // A seed per rollout, from the step: reproducible from the config's seed, new samples every rollout, and a
+        // resumed run samples what an uninterrupted one would.
+        SamplingConfig sampling = s.sampling().withSeed(s.sampling().seed() + 1_000_003L * step);
         List<OnlinePrompt> prompts = Rollouts.sampleAndScore(model, drawn, s.numGenerations(), sampling, s.decoder(), s.scorer(), s.shaping());
         Rollouts.Layout l = Rollouts.layout(prompts);
         // With one pass per rollout the ratio is 1 and the current log-probs, detached, serve as the old ones (TRL).

@@ -62,7 +62,6 @@ public final class OnlineDpoTraining implements TrainingMethod<OnlinePrompt> {
     }
 
     private final Settings s;
-    private long draws;
     /** Steps after which a new round starts (the reference becomes the policy); empty for a single round. */
     private java.util.Set<Integer> roundStarts = java.util.Set.of();
     private boolean planned;
@@ -91,9 +90,9 @@ public final class OnlineDpoTraining implements TrainingMethod<OnlinePrompt> {
     }
 
     @Override
-    public List<OnlinePrompt> prepare(CausalLM model, List<OnlinePrompt> drawn) {
+    public List<OnlinePrompt> prepare(CausalLM model, List<OnlinePrompt> drawn, int step) {
         if (s.numRounds() > 1 && !planned) throw new IllegalStateException("num_rounds > 1: call rounds(totalSteps) before training");
-        SamplingConfig sampling = s.sampling().withSeed(s.sampling().seed() + 1_000_003L * draws++);
+        SamplingConfig sampling = s.sampling().withSeed(s.sampling().seed() + 1_000_003L * step);
         List<OnlinePrompt> sampled = Rollouts.sampleAndScore(model, drawn, 2, sampling, s.decoder(), s.scorer(), s.shaping());
         if (s.judge() != null) judge(sampled, s.judge(), s.decoder());
         List<OnlinePrompt> prompts = orient(sampled);

@@ -59,7 +59,6 @@ public final class PpoTraining implements TrainingMethod<OnlinePrompt> {
     private final Settings s;
     private final Tensor valueHead;
     private double klCoef;
-    private long draws;
     private Map<String, Double> rolloutMetrics = Map.of();
 
     public PpoTraining(Settings settings, CausalLM policy, long seed) {
@@ -117,8 +116,8 @@ public final class PpoTraining implements TrainingMethod<OnlinePrompt> {
     }
 
     @Override
-    public List<OnlinePrompt> prepare(CausalLM model, List<OnlinePrompt> drawn) {
-        SamplingConfig sampling = s.sampling().withSeed(s.sampling().seed() + 1_000_003L * draws++);
+    public List<OnlinePrompt> prepare(CausalLM model, List<OnlinePrompt> drawn, int step) {
+        SamplingConfig sampling = s.sampling().withSeed(s.sampling().seed() + 1_000_003L * step);
         List<OnlinePrompt> prompts = Rollouts.sampleAndScore(model, drawn, 1, sampling, s.decoder(), s.scorer(), s.shaping());
         Rollouts.Layout l = Rollouts.layout(prompts);
         double[][] old, values;

@@ -235,7 +235,7 @@ public final class Trainer<E> {
         List<E> prepared;
         long t0 = System.nanoTime();
         try (StepScope scope = new StepScope(); NoGradGuard g = new NoGradGuard()) {
-            prepared = method.prepare(model, drawn);
+            prepared = method.prepare(model, drawn, step);
         }
         if (prepared != drawn) prepareSeconds += (System.nanoTime() - t0) / 1e9;
         List<List<List<E>>> steps = new ArrayList<>();

@@ -38,9 +38,10 @@ public interface TrainingMethod<E> {
     /**
      * Online methods generate here: called once per drawn batch, without gradients, before the steps that train on
      * it; returns the examples those steps see (the prompts with their rollouts attached). What it returns must
-     * hold no native tensors: each step runs in its own scope.
+     * hold no native tensors: each step runs in its own scope. {@code step} is the optimizer steps taken before this
+     * batch: seeding the rollout from it makes a resumed run sample what an uninterrupted one would.
      */
-    default List<E> prepare(CausalLM model, List<E> drawn) { return drawn; }
+    default List<E> prepare(CausalLM model, List<E> drawn, int step) { return drawn; }
 
     /**
      * Parameters the loop trains beside the model's own (PPO's separate critic), under names unique to them; they
