@@ -58,12 +58,19 @@ public final class PpoTraining implements TrainingMethod<OnlinePrompt> {
 
     private final Settings s;
     private final Tensor valueHead;
+    /**
+     * The adaptive controller's coefficient as a one-element tensor among the extra parameters: it has no gradient,
+     * so the optimizer never moves it, but it is checkpointed, so a resumed run continues with the coefficient the
+     * controller had reached.
+     */
+    private final Tensor klCoefState;
     private double klCoef;
     private Map<String, Double> rolloutMetrics = Map.of();
 
     public PpoTraining(Settings settings, CausalLM policy, long seed) {
         this.s = settings;
         this.klCoef = settings.ppo().klCoef();
+        this.klCoefState = Tensors.doubles(new double[] {klCoef}, 1);
         if (settings.valueModel() == null) {
             io.tether.engine.Torch.seed(seed);
             long hidden = policy.config().hiddenSize();
@@ -86,9 +93,10 @@ public final class PpoTraining implements TrainingMethod<OnlinePrompt> {
 
     @Override
     public Map<String, Tensor> extraParameters() {
-        if (valueHead != null) return Map.of("value_head.weight", valueHead);
         Map<String, Tensor> out = new LinkedHashMap<>();
-        s.valueModel().trainableParameters().forEach((k, v) -> out.put("value_model." + k, v));
+        if (valueHead != null) out.put("value_head.weight", valueHead);
+        else s.valueModel().trainableParameters().forEach((k, v) -> out.put("value_model." + k, v));
+        if (!Double.isNaN(s.ppo().klTarget())) out.put("ppo.adaptive_kl_coef", klCoefState);
         return out;
     }
 
@@ -118,6 +126,7 @@ public final class PpoTraining implements TrainingMethod<OnlinePrompt> {
     @Override
     public List<OnlinePrompt> prepare(CausalLM model, List<OnlinePrompt> drawn, int step) {
         SamplingConfig sampling = s.sampling().withSeed(s.sampling().seed() + 1_000_003L * step);
+        klCoef = klCoefState.item_double();   // as restored from a checkpoint, or as the last rollout left it
         List<OnlinePrompt> prompts = Rollouts.sampleAndScore(model, drawn, 1, sampling, s.decoder(), s.scorer(), s.shaping());
         Rollouts.Layout l = Rollouts.layout(prompts);
         double[][] old, values;
@@ -168,7 +177,10 @@ public final class PpoTraining implements TrainingMethod<OnlinePrompt> {
         m.put("completions/unscorable", unscorable / n);
         rolloutMetrics = m;
         // The adaptive controller moves the coefficient for the next rollout from this one's KL.
-        if (!Double.isNaN(s.ppo().klTarget())) klCoef = Ppo.adaptiveKl(klCoef, klSum / n, s.ppo().klTarget(), s.ppo().klHorizon(), n);
+        if (!Double.isNaN(s.ppo().klTarget())) {
+            klCoef = Ppo.adaptiveKl(klCoef, klSum / n, s.ppo().klTarget(), s.ppo().klHorizon(), n);
+            klCoefState.fill_(Tensors.scalar(klCoef));
+        }
         return prompts;
     }
 

@@ -119,7 +119,8 @@ class PpoTrainingTest {
     /** Losses logged by a run of {@code steps} (resumed from {@code dir}'s latest checkpoint when asked). */
     List<Double> ppoLosses(Path dir, int steps, boolean resume) throws IOException {
         try (CausalLM policy = Models.create(TINY, DType.F32, 2); CausalLM reference = Models.create(TINY, DType.F32, 2)) {
-            var ppo = new PpoTraining.Config(0.05, "k3", Double.NaN, 10000, 1.0, 0.95, 0.2, 0.2, 0.1, 2, 1, false);
+            // The adaptive controller (target 0.01, short horizon) moves kl_coef every rollout: it must survive the resume.
+            var ppo = new PpoTraining.Config(0.05, "k3", 0.01, 64, 1.0, 0.95, 0.2, 0.2, 0.1, 2, 1, false);
             var settings = new PpoTraining.Settings(ppo, SAMPLING, Rollouts.rewardModel(rewardModel, 64), Rollouts.Shaping.NONE, reference, null, null);
             TrainerConfig c = new TrainerConfig(steps, 1, 8, 1, 3e-3, "constant", 0, 0, 0.0, 0.9, 0.999, 1e-8, 1.0, 3, 1, 0, 2, 5, "stop", false);
             new Trainer<>(policy, new PpoTraining(settings, policy, 5), prompts(64, 1), List.of(), c, RunDirectory.open(dir, resume),
