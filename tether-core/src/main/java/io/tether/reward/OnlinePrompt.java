@@ -1,7 +1,15 @@
 package io.tether.reward;
 
+import java.nio.file.Path;
+import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
+
+import com.fasterxml.jackson.core.type.TypeReference;
+import com.fasterxml.jackson.databind.ObjectMapper;
+
+import io.tether.data.PromptRecords;
+import io.tether.text.TextAssets;
 
 /**
  * A prompt of an online method (GRPO, RLOO, PPO, online DPO): its token ids, its data record (for reward functions
@@ -14,5 +22,14 @@ public record OnlinePrompt(long[] ids, Map<String, Object> record, String text, 
 
     public OnlinePrompt withExperiences(List<Experience> e) {
         return new OnlinePrompt(ids, record, text, List.copyOf(e));
+    }
+
+    /** Prompts as {@link PromptRecords} reads them; each keeps its whole record for reward functions and judges (e.g. 'answer'). */
+    public static List<OnlinePrompt> read(Path file, TextAssets text, int vocab) {
+        ObjectMapper json = new ObjectMapper();
+        List<OnlinePrompt> out = new ArrayList<>();
+        for (PromptRecords.PromptRecord p : PromptRecords.read(file, text, vocab))
+            out.add(new OnlinePrompt(p.ids(), json.convertValue(p.source(), new TypeReference<Map<String, Object>>() {}), p.text()));
+        return out;
     }
 }

@@ -6,11 +6,8 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
 
-import com.fasterxml.jackson.core.type.TypeReference;
 import com.fasterxml.jackson.databind.JsonNode;
-import com.fasterxml.jackson.databind.ObjectMapper;
 
-import io.tether.data.PromptRecords;
 import io.tether.engine.DType;
 import io.tether.engine.Torch;
 import io.tether.generate.SamplingConfig;
@@ -30,8 +27,6 @@ import io.tether.train.TrainerConfig;
  */
 final class OnlineRun {
     private OnlineRun() {}
-
-    private static final ObjectMapper JSON = new ObjectMapper();
 
     /** Per-method defaults of the shared keys (TRL's differ: GRPO samples at 1.0, PPO at 0.7, online DPO at 0.9). */
     record Defaults(double temperature, int maxCompletionLength, String answerField) {}
@@ -115,7 +110,7 @@ final class OnlineRun {
                 if (text != null) owned.add(text);
                 this.rewardModel = c.rewardModel() == null ? null : Models.load(c.rewardModel(), dtype()).model();
                 if (rewardModel != null) owned.add(rewardModel);
-                this.prompts = prompts(c.data(), text, policy.model().config().vocabSize());
+                this.prompts = OnlinePrompt.read(c.data(), text, policy.model().config().vocabSize());
             } catch (RuntimeException e) {
                 close();
                 throw e;
@@ -188,11 +183,4 @@ final class OnlineRun {
         }
     }
 
-    /** Prompts as {@link PromptRecords} reads them; each keeps its whole record for the reward functions (e.g. 'answer'). */
-    static List<OnlinePrompt> prompts(Path file, TextAssets text, int vocab) {
-        List<OnlinePrompt> out = new ArrayList<>();
-        for (PromptRecords.PromptRecord p : PromptRecords.read(file, text, vocab))
-            out.add(new OnlinePrompt(p.ids(), JSON.convertValue(p.source(), new TypeReference<Map<String, Object>>() {}), p.text()));
-        return out;
-    }
 }

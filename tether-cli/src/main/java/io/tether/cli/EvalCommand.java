@@ -1,0 +1,105 @@
+package io.tether.cli;
+
+import java.io.IOException;
+import java.io.PrintWriter;
+import java.nio.file.Path;
+import java.util.List;
+import java.util.concurrent.Callable;
+
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.ParentCommand;
+
+import io.tether.engine.AtomicFiles;
+import io.tether.engine.DType;
+import io.tether.eval.HeadToHead;
+import io.tether.eval.ReleaseGate;
+import io.tether.eval.WinRate;
+import io.tether.generate.SamplingConfig;
+import io.tether.model.CausalLM;
+import io.tether.model.Models;
+import io.tether.reward.OnlinePrompt;
+import io.tether.reward.PairwiseJudge;
+import io.tether.reward.RewardFunction;
+import io.tether.reward.Rollouts;
+import io.tether.text.TextAssets;
+
+/** {@code tether eval}: a candidate against a baseline on held-out prompts, judged pairwise, with the release gate. */
+@Command(name = "eval", mixinStandardHelpOptions = true,
+        description = {"Head to head on held-out prompts: one completion per prompt from each model (same seed), judged pairwise by a",
+                "verifiable answer (--answer-field) or a reward model (--reward-model); win rate with its 95% interval, mean lengths,",
+                "KL of the candidate to the baseline, proxy scores, and the release gate (win delta > 0, length delta < 20 tokens)."})
+final class EvalCommand implements Callable<Integer> {
+    @ParentCommand TetherCommand root;
+
+    @Option(names = "--model", required = true, description = "the candidate checkpoint") Path model;
+    @Option(names = "--baseline", required = true, description = "the checkpoint to beat (e.g. the SFT model)") Path baseline;
+    @Option(names = "--data", required = true, description = "prompts JSONL ('prompt' text or messages, or 'prompt_ids')") Path data;
+    @Option(names = "--answer-field", description = "judge by exact answer against this record field (GSM8K's '#### n')") String answerField;
+    @Option(names = "--reward-model", description = "judge by this reward model's scores (and report them as the proxy)") Path rewardModel;
+    @Option(names = "--max-new-tokens", defaultValue = "64") int maxNewTokens;
+    @Option(names = "--temperature", defaultValue = "0", description = "0 = greedy (default)") double temperature;
+    @Option(names = "--seed", defaultValue = "0") long seed;
+    @Option(names = "--limit", defaultValue = "0", description = "evaluate the first N prompts (0: all)") int limit;
+    @Option(names = "--batch-size", defaultValue = "8") int batchSize;
+    @Option(names = "--out", description = "also write the result as JSON") Path out;
+    @Option(names = "--fail-on-gate", description = "exit 1 when the release gate fails") boolean failOnGate;
+
+    @Override
+    public Integer call() throws IOException {
+        root.initEngine();
+        if (answerField == null && rewardModel == null) throw new IllegalArgumentException("choose a judge: --answer-field or --reward-model");
+        if (batchSize < 1) throw new IllegalArgumentException("--batch-size must be >= 1, got " + batchSize);
+        try (Models.LoadedModel candidate = Models.load(model, DType.F32); Models.LoadedModel base = Models.load(baseline, DType.F32);
+             TextAssets text = TextAssets.load(model).orElse(null);
+             CausalLM rm = rewardModel == null ? null : Models.load(rewardModel, DType.F32).model()) {
+            if (candidate.model().config().vocabSize() != base.model().config().vocabSize())
+                throw new IllegalArgumentException(baseline + ": vocabulary of " + base.model().config().vocabSize() + " tokens, the candidate has "
+                        + candidate.model().config().vocabSize());
+            List<OnlinePrompt> prompts = OnlinePrompt.read(data, text, candidate.model().config().vocabSize());
+            if (limit > 0 && prompts.size() > limit) prompts = prompts.subList(0, limit);
+            java.util.function.Function<long[], String> decoder = text == null ? null : ids -> text.tokenizer().decode(ids, true);
+            Rollouts.Scorer proxy = rm == null ? null : Rollouts.rewardModel(rm, 16);
+            PairwiseJudge judge = HeadToHead.byScore(answerField != null ? Rollouts.of(RewardFunction.exactAnswer(answerField), decoder) : proxy);
+            SamplingConfig sampling = new SamplingConfig(maxNewTokens, temperature, 0, 1.0, seed, candidate.defaultStopIds(), List.of(), true);
+            HeadToHead.Result r = HeadToHead.compare(candidate.model(), base.model(), prompts, judge, sampling, decoder, proxy, batchSize);
+            ReleaseGate.Verdict gate = ReleaseGate.SEED.check(r.winRate(), r.lengthDelta(), List.of());
+            WinRate w = r.winRate();
+            double[] ci = w.interval95();
+            PrintWriter o = root.spec.commandLine().getOut();
+            o.printf("prompts %d, judge %s%n", w.total(), answerField != null ? "exact answer ('" + answerField + "')" : "reward model " + rewardModel);
+            o.printf("win rate %.3f (95%% CI %.3f-%.3f): %d wins, %d ties, %d losses%n", w.rate(), ci[0], ci[1], w.wins(), w.ties(), w.losses());
+            o.printf("mean length %.1f tokens vs %.1f (%+.1f); KL to baseline %.3f%n", r.candidateLength(), r.baselineLength(), r.lengthDelta(), r.klToBaseline());
+            if (rm != null) o.printf("reward-model score %.4f vs %.4f%n", r.candidateScore(), r.baselineScore());
+            o.println("release gate: " + gate.line());
+            o.flush();
+            if (out != null) {
+                ObjectMapper json = new ObjectMapper();
+                ObjectNode n = json.createObjectNode();
+                n.put("model", model.toString());
+                n.put("baseline", baseline.toString());
+                n.put("prompts", w.total());
+                n.put("wins", w.wins());
+                n.put("ties", w.ties());
+                n.put("losses", w.losses());
+                n.put("win_rate", w.rate());
+                n.put("win_rate_ci_low", ci[0]);
+                n.put("win_rate_ci_high", ci[1]);
+                n.put("mean_length", r.candidateLength());
+                n.put("baseline_mean_length", r.baselineLength());
+                n.put("kl_to_baseline", r.klToBaseline());
+                if (rm != null) {
+                    n.put("reward_model_score", r.candidateScore());
+                    n.put("baseline_reward_model_score", r.baselineScore());
+                }
+                n.put("gate", gate.pass() ? "PASS" : "FAIL");
+                var reasons = n.putArray("gate_reasons");
+                gate.reasons().forEach(reasons::add);
+                AtomicFiles.write(out, wr -> wr.write(json.writerWithDefaultPrettyPrinter().writeValueAsString(n) + "\n"));
+            }
+            return failOnGate && !gate.pass() ? 1 : 0;
+        }
+    }
+}
