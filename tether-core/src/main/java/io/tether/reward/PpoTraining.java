@@ -53,8 +53,17 @@ public final class PpoTraining implements TrainingMethod<OnlinePrompt> {
      * model as TRL does), or, when {@code valueModel} is null, a linear value head [1, hidden] on the policy's own
      * final hidden states (one backbone forward gives both).
      */
+    /**
+     * @param gold  an independent judge of the same samples (the held-out "human"), logged as objective/gold_scores
+     *              beside the proxy's objective/scores so over-optimisation shows as it happens; null for none
+     */
     public record Settings(Config ppo, SamplingConfig sampling, Rollouts.Scorer scorer, Rollouts.Shaping shaping, CausalLM reference,
-                           CausalLM valueModel, Function<long[], String> decoder) {}
+                           CausalLM valueModel, Function<long[], String> decoder, Rollouts.Scorer gold) {
+        public Settings(Config ppo, SamplingConfig sampling, Rollouts.Scorer scorer, Rollouts.Shaping shaping, CausalLM reference,
+                        CausalLM valueModel, Function<long[], String> decoder) {
+            this(ppo, sampling, scorer, shaping, reference, valueModel, decoder, null);
+        }
+    }
 
     private final Settings s;
     private final Tensor valueHead;
@@ -173,6 +182,15 @@ public final class PpoTraining implements TrainingMethod<OnlinePrompt> {
         m.put("objective/rlhf_reward", (scores + nonScore) / n);
         m.put("objective/scores", scores / n);
         m.put("objective/kl_coef", klCoef);
+        if (s.gold() != null) {
+            List<OnlinePrompt> rowPrompts = new ArrayList<>(n);
+            List<long[]> completions = new ArrayList<>(n);
+            for (OnlinePrompt p : prompts) for (Experience e : p.experiences()) { rowPrompts.add(p); completions.add(e.tokens); }
+            double gold = 0;
+            int scored = 0;
+            for (double g : s.gold().score(rowPrompts, completions)) if (!Double.isNaN(g)) { gold += g; scored++; }
+            if (scored > 0) m.put("objective/gold_scores", gold / scored);
+        }
         m.put("val/num_eos_tokens", eos);
         m.put("completions/unscorable", unscorable / n);
         rolloutMetrics = m;

@@ -81,7 +81,10 @@ class PpoTrainingTest {
             List<OnlinePrompt> held = prompts(32, 2);
             double before = scoreAndKl(policy, reference, held)[0];
             var ppo = new PpoTraining.Config(klCoef, "k1", Double.NaN, 10000, 1.0, 0.95, 0.2, 0.2, 0.1, 4, 2, false);
-            var settings = new PpoTraining.Settings(ppo, SAMPLING, Rollouts.rewardModel(rewardModel, 64), Rollouts.Shaping.NONE, reference, critic, null);
+            // The gold judge is the rule the reward model was trained on: does the completion contain token 7?
+            RewardFunction containsSeven = (prompt, completion, tokens, record) -> java.util.OptionalDouble.of(java.util.Arrays.stream(tokens).anyMatch(t -> t == 7) ? 1 : 0);
+            var settings = new PpoTraining.Settings(ppo, SAMPLING, Rollouts.rewardModel(rewardModel, 64), Rollouts.Shaping.NONE, reference, critic, null,
+                    Rollouts.of(containsSeven, null));
             TrainerConfig c = new TrainerConfig(48, 1, 8, 1, 3e-3, "constant", 0, 0, 0.0, 0.9, 0.999, 1e-8, 1.0, 3, 8, 0, 0, 1, "stop", false);
             new Trainer<>(policy, new PpoTraining(settings, policy, 5), prompts(256, 1), List.of(), c, new RunDirectory(tmp.resolve(name)),
                     GradientSync.SINGLE_PROCESS, null, null).train(false);
@@ -100,13 +103,13 @@ class PpoTrainingTest {
     @Test
     void ppoRaisesTheScoreWithinTheKlBudgetAndALargerCoefficientDriftsLess() throws IOException {
         double[] weak = train(0.02, false, "weak");
-        double[] strong = train(1.0, false, "strong");
+        double[] strong = train(3.0, false, "strong");
         assertTrue(weak[1] > weak[0] + 1.0, "the reward-model score should rise clearly: " + weak[0] + " -> " + weak[1]);
         assertTrue(weak[2] < 10, "KL to the reference within a budget of 10 nats: " + weak[2]);
-        assertTrue(strong[2] < weak[2], "kl_coef 1.0 should drift less than 0.02: KL " + strong[2] + " vs " + weak[2]);
+        assertTrue(strong[2] < weak[2], "kl_coef 3.0 should drift less than 0.02: KL " + strong[2] + " vs " + weak[2]);
         String metrics = Files.readString(tmp.resolve("weak/metrics.jsonl"));
         for (String key : List.of("objective/kl", "objective/scores", "objective/rlhf_reward", "objective/non_score_reward", "policy/approxkl_avg",
-                "policy/clipfrac_avg", "loss/policy_avg", "loss/value_avg", "val/clipfrac_avg", "policy/entropy_avg", "rollout_share"))
+                "policy/clipfrac_avg", "loss/policy_avg", "loss/value_avg", "val/clipfrac_avg", "policy/entropy_avg", "rollout_share", "objective/gold_scores"))
             assertTrue(metrics.contains("\"" + key + "\""), key + " missing from " + metrics.lines().findFirst().orElse(""));
     }
 
