@@ -3,6 +3,7 @@ package io.tether.scenario;
 import java.io.IOException;
 import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.Collections;
 import java.util.HashSet;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -46,7 +47,7 @@ public final class DemoData {
         for (String kind : KINDS) for (String split : List.of("train", "eval")) rows.put(kind + "." + split, new ArrayList<>());
         for (Case c : all) {
             String split = evalIds.contains(c.id()) ? ".eval" : ".train";
-            rows.get("sft" + split).add(Map.of("prompt", c.prompt(), "completion", RefundWorld.respond(c, ResponseStyle.CORRECT_CONCISE, sft), "prompt_id", c.id()));
+            rows.get("sft" + split).add(row("prompt", c.prompt(), "completion", RefundWorld.respond(c, ResponseStyle.CORRECT_CONCISE, sft), "prompt_id", c.id()));
             for (ResponseStyle[] styles : distinctPairs(pairs, PAIRS_PER_CASE))
                 rows.get("pairs" + split).add(annotator.preferenceRow(c, styles[0], RefundWorld.respond(c, styles[0], pairs), styles[1], RefundWorld.respond(c, styles[1], pairs)));
             rows.get("kto" + split).addAll(thumbs(c, annotator, kto));
@@ -54,7 +55,7 @@ public final class DemoData {
             prompt.put("prompt_id", c.id());
             rows.get("grpo" + split).add(prompt);
             for (ResponseStyle style : ResponseStyle.values())
-                rows.get("corpus" + split).add(Map.of("text", c.prompt() + RefundWorld.respond(c, style, corpus), "style", NoisyAnnotator.style(style)));
+                rows.get("corpus" + split).add(row("text", c.prompt() + RefundWorld.respond(c, style, corpus), "prompt_id", c.id(), "generator_style", NoisyAnnotator.style(style)));
         }
         Map<String, Integer> counts = new LinkedHashMap<>();
         for (var e : rows.entrySet()) {
@@ -79,7 +80,7 @@ public final class DemoData {
     /** The held-out case ids: a seeded shuffle's first {@link #EVAL_SHARE}, at least one, never all. */
     private static Set<String> evalIds(List<Case> all, long seed) {
         List<String> ids = new ArrayList<>(all.stream().map(Case::id).toList());
-        java.util.Collections.shuffle(ids, new Random(seed * 31 + 5));
+        Collections.shuffle(ids, new Random(seed * 31 + 5));
         int n = Math.min(all.size() - 1, Math.max(1, (int) Math.round(all.size() * EVAL_SHARE)));
         return new HashSet<>(ids.subList(0, n));
     }
@@ -99,7 +100,7 @@ public final class DemoData {
     /** KTO rows for distinct answers of distinct styles (the same text twice could be labelled both ways: a contradiction). */
     private static List<Map<String, Object>> thumbs(Case c, NoisyAnnotator annotator, Random rng) {
         List<ResponseStyle> styles = new ArrayList<>(List.of(ResponseStyle.values()));
-        java.util.Collections.shuffle(styles, rng);
+        Collections.shuffle(styles, rng);
         List<Map<String, Object>> out = new ArrayList<>();
         Set<String> texts = new HashSet<>();
         for (ResponseStyle style : styles.subList(0, THUMBS_PER_CASE)) {
@@ -120,6 +121,13 @@ public final class DemoData {
             out.add(row);
         }
         return out;
+    }
+
+    /** A row whose fields are written in the order given (Map.of's order changes from run to run, and so would the files). */
+    private static Map<String, Object> row(Object... fieldsAndValues) {
+        Map<String, Object> row = new LinkedHashMap<>();
+        for (int i = 0; i < fieldsAndValues.length; i += 2) row.put((String) fieldsAndValues[i], fieldsAndValues[i + 1]);
+        return row;
     }
 
     private static void writeJsonl(Path file, List<Map<String, Object>> rows) throws IOException {

@@ -49,7 +49,8 @@ public final class RefundWorld {
         int amount = rng.nextDouble() < 0.2 ? ESCALATE_OVER + 1 + rng.nextInt(1000) : 15 + rng.nextInt(ESCALATE_OVER - 100);
         double situation = rng.nextDouble();
         boolean delivered = situation >= 0.4, damaged = situation >= 0.7;
-        // Day counts never equal a limit, so "after N days" and "within W days" never hinge on a boundary reading.
+        // Day counts never equal a limit, so "after N days" and "within W days" never hinge on a boundary reading;
+        // they start at 2 so that every template reads "days".
         int daysSinceDelivery = delivered ? avoiding(rng, 2 * policy.returnWindowDays(), policy.returnWindowDays()) : 0;
         int daysSinceOrder = delivered ? daysSinceDelivery + 2 + rng.nextInt(8) : avoiding(rng, 2 * policy.refundAfterDays(), policy.refundAfterDays());
         Claim claim = claim(rng, policy, category, amount > ESCALATE_OVER, delivered, damaged);
@@ -67,7 +68,7 @@ public final class RefundWorld {
         if (isFalse && delivered && !damaged && category == Category.CLEARANCE)
             return new Claim(Claim.Kind.CLEARANCE_RETURNABLE, 0, true, pick(rng, CLAIM_CLEARANCE));
         if (!delivered) {
-            int days = isFalse ? 1 + rng.nextInt(policy.refundAfterDays() - 1) : policy.refundAfterDays();
+            int days = isFalse ? 2 + rng.nextInt(policy.refundAfterDays() - 2) : policy.refundAfterDays();
             return new Claim(Claim.Kind.REFUND_AFTER, days, isFalse, String.format(pick(rng, CLAIM_REFUND_AFTER), days));
         }
         int days = isFalse ? policy.returnWindowDays() + 15 * (1 + rng.nextInt(4)) : policy.returnWindowDays();
@@ -76,7 +77,7 @@ public final class RefundWorld {
 
     private static int avoiding(Random rng, int max, int excluded) {
         int d;
-        do d = 1 + rng.nextInt(max); while (d == excluded);
+        do d = 2 + rng.nextInt(max - 1); while (d == excluded);
         return d;
     }
 

@@ -1,13 +1,13 @@
 package io.tether.scenario;
 
-/** The graded qualities of answer {@link RefundWorld#respond} writes, best first in the gold rubric's intended order. */
+/** The graded qualities of answer {@link RefundWorld#respond} writes, in the order of their mean gold score, best first. */
 public enum ResponseStyle {
     /** The right decision and its key fact, nothing else. */
     CORRECT_CONCISE,
-    /** The concise answer wrapped in apologies, an AI disclaimer and pleasantries: longer, no better. */
-    CORRECT_PADDED,
     /** The concise answer's substance under headings, bold and bullets. */
     OVERFORMATTED,
+    /** The concise answer wrapped in apologies, an AI disclaimer and pleasantries: longer, no better. */
+    CORRECT_PADDED,
     /** Commits to nothing: no decision, no fact. */
     VAGUE,
     /** Agrees with the customer's claim about the policy and grants what they want. */

@@ -79,7 +79,10 @@ class RefundWorldTest {
             assertTrue(mean.get(bad) < Math.min(padded, formatted), bad + " should rank below the correct styles: " + mean);
             if (bad != ResponseStyle.VAGUE) assertTrue(mean.get(bad) < 0.5, bad + " should score low: " + mean);
         }
-        assertTrue(mean.get(ResponseStyle.CONFIDENT_WRONG) < mean.get(ResponseStyle.VAGUE), "committing to a wrong answer is worse than committing to none: " + mean);
+        // The enum lists the styles best first: committing to no answer beats agreeing with a false claim, which beats a
+        // confidently wrong answer, which beats granting a request without review.
+        ResponseStyle[] order = ResponseStyle.values();
+        for (int i = 1; i < order.length; i++) assertTrue(mean.get(order[i]) < mean.get(order[i - 1]), order[i] + " should rank below " + order[i - 1] + ": " + mean);
     }
 
     @Test
