@@ -14,6 +14,13 @@ import java.util.Map;
 public record Case(String id, Policy policy, Category category, int amount, int daysSinceOrder, boolean delivered,
         int daysSinceDelivery, boolean damaged, Claim claim, String prompt) {
 
+    public Case {
+        if (id == null || policy == null || category == null || claim == null || prompt == null) throw new IllegalArgumentException("a case needs every field: " + id);
+        if (amount < 0 || daysSinceOrder < 0 || daysSinceDelivery < 0) throw new IllegalArgumentException("case " + id + ": amounts and day counts cannot be negative");
+        if (damaged && !delivered) throw new IllegalArgumentException("case " + id + ": an undelivered item cannot be damaged");
+        if (delivered && daysSinceDelivery > daysSinceOrder) throw new IllegalArgumentException("case " + id + ": delivered before it was ordered");
+    }
+
     /** The policy parameters written in the prompt. */
     public record Policy(int refundAfterDays, int returnWindowDays, int escalateOver) {}
 

@@ -33,6 +33,7 @@ public final class DemoData {
     public static final List<String> KINDS = List.of("sft", "pairs", "kto", "grpo", "corpus");
 
     private static final ObjectMapper JSON = new ObjectMapper();
+    private static final GoldRubric RUBRIC = new GoldRubric();
 
     /** How many cases went to each split, and the rows of each file by name. */
     public record Summary(int trainCases, int evalCases, Map<String, Integer> rows) {}
@@ -115,7 +116,7 @@ public final class DemoData {
             row.put("noise", annotator.noise());
             row.put("length_bias", annotator.lengthBias());
             row.put("rubric", GoldRubric.VERSION);
-            row.put("rubric_score", NoisyAnnotator.round(new GoldRubric().score(c, response)));
+            row.put("rubric_score", NoisyAnnotator.round(RUBRIC.score(c, response)));
             row.put("generator", RefundWorld.GENERATOR);
             row.put("generator_style", NoisyAnnotator.style(style));
             out.add(row);

@@ -9,13 +9,16 @@ import java.util.Random;
  * A stand-in for paid human labellers: mostly agrees with the {@link GoldRubric}, but with probability
  * {@code lengthBias} it prefers the longer answer whatever it says, and then with probability {@code noise} flips its
  * label. Length bias is what makes reward hacking possible here: a reward model fit to these labels learns to like
- * padding, which the rubric penalises, so the hack shows as proxy reward rising while gold score falls.
+ * padding, which the rubric penalises, so the hack shows as proxy reward rising while gold score falls. Its labels
+ * come from one seeded stream, so the same calls in the same order give the same labels; it is not thread-safe.
  */
 public final class NoisyAnnotator {
     private final double noise, lengthBias;
     private final long seed;
     private final Random rng;
     private final GoldRubric rubric = new GoldRubric();
+    /** The gold score from which an answer earns a thumbs up: correct answers, padded or not, and nothing worse. */
+    static final double THUMBS_UP_SCORE = 0.75;
 
     /** Why a label came out as it did (for tests and diagnostics; the rows record the settings, not the cause). */
     public enum Cause { RUBRIC, RUBRIC_TIE, LENGTH, NOISE }
@@ -63,9 +66,9 @@ public final class NoisyAnnotator {
         return new Label(prefersFirst, margin, cause);
     }
 
-    /** A thumbs up or down for one answer (KTO): up when the rubric scores it at least 0.75, or, under length bias, when it is long. */
+    /** A thumbs up or down for one answer (KTO): up when the rubric scores it {@link #THUMBS_UP_SCORE} or more, or, under length bias, when it is long. */
     public boolean thumbsUp(Case c, String response) {
-        boolean up = rng.nextDouble() < lengthBias ? response.strip().length() > GoldRubric.CONCISE_LENGTH : rubric.score(c, response) >= 0.75;
+        boolean up = rng.nextDouble() < lengthBias ? response.strip().length() > GoldRubric.CONCISE_LENGTH : rubric.score(c, response) >= THUMBS_UP_SCORE;
         return rng.nextDouble() < noise ? !up : up;
     }
 
