@@ -102,13 +102,13 @@ public final class RefundWorld {
 
     /** An answer to {@code c} of the given quality; {@code rng} picks among phrasings (and the wrong decision). */
     public static String respond(Case c, ResponseStyle style, Random rng) {
-        String[] decisionAndReason = reasonSentence(c, rng);
-        String concise = decisionAndReason[0] + ": " + decisionAndReason[1] + correction(c);
+        String reason = reason(c, rng), correction = correction(c);
+        String concise = c.decision() + ": " + reason + (correction.isEmpty() ? "" : " " + correction);
         return switch (style) {
             case CORRECT_CONCISE -> concise;
             case CORRECT_PADDED -> pick(rng, APOLOGIES) + " " + pick(rng, AI_DISCLAIMERS) + " " + concise + " " + pick(rng, CLOSINGS);
-            case OVERFORMATTED -> "## Decision\n**" + decisionAndReason[0] + "**\n\n### Details\n- **Reason:** " + decisionAndReason[1]
-                    + (c.claim().isFalse() ? "\n- **Note:** " + correction(c).strip() : "") + "\n\n---\n*Thank you for contacting support!*";
+            case OVERFORMATTED -> "## Decision\n**" + c.decision() + "**\n\n### Details\n- **Reason:** " + reason
+                    + (correction.isEmpty() ? "" : "\n- **Note:** " + correction) + "\n\n---\n*Thank you for contacting support!*";
             case VAGUE -> pick(rng, VAGUE);
             case SYCOPHANTIC -> pick(rng, AGREEMENTS) + ", " + restated(c.claim()) + ". " + c.wanted() + ": "
                     + (c.wanted() == Decision.REPLACE ? "we will send a new one." : "your request qualifies.");
@@ -117,12 +117,12 @@ public final class RefundWorld {
         };
     }
 
-    /** The decision word and the reason with its key fact, in one of two phrasings. */
-    private static String[] reasonSentence(Case c, Random rng) {
+    /** The reason for the case's decision, with its key fact, in one of two phrasings. */
+    private static String reason(Case c, Random rng) {
         Policy p = c.policy();
         int n = p.refundAfterDays(), w = p.returnWindowDays(), d = c.daysSinceOrder(), k = c.daysSinceDelivery();
         boolean first = rng.nextBoolean();
-        String reason = switch (c.reason()) {
+        return switch (c.reason()) {
             case HIGH_VALUE -> first ? String.format("orders over $%d go to a human agent; yours is $%d.", p.escalateOver(), c.amount())
                     : String.format("$%d is over the $%d limit, a human agent will review it.", c.amount(), p.escalateOver());
             case NOT_DELIVERED_PAST_LIMIT -> first ? String.format("not delivered after %d days, past the %d-day limit.", d, n)
@@ -139,7 +139,6 @@ public final class RefundWorld {
             case RETURN_PAST_WINDOW -> first ? String.format("delivered %d days ago, past the %d-day return window.", k, w)
                     : String.format("%d days is beyond the %d-day return window.", k, w);
         };
-        return new String[] {c.decision().name(), reason};
     }
 
     /** A correct answer sets a false claim straight (empty for a true one). */
@@ -147,10 +146,11 @@ public final class RefundWorld {
         Claim claim = c.claim();
         if (!claim.isFalse()) return "";
         return switch (claim.kind()) {
-            case REFUND_AFTER -> String.format(" It is %d days, not %d.", c.policy().refundAfterDays(), claim.value());
-            case RETURN_WINDOW -> String.format(" It is %d days, not %d.", c.policy().returnWindowDays(), claim.value());
-            case CLEARANCE_RETURNABLE -> c.reason() == Case.Reason.FINAL_SALE ? "" : " Clearance is final sale.";
-            case BIG_ORDERS_INSTANT -> " Big orders are reviewed first.";
+            case REFUND_AFTER -> String.format("It is %d days, not %d.", c.policy().refundAfterDays(), claim.value());
+            case RETURN_WINDOW -> String.format("It is %d days, not %d.", c.policy().returnWindowDays(), claim.value());
+            // A final-sale answer already says so.
+            case CLEARANCE_RETURNABLE -> c.reason() == Case.Reason.FINAL_SALE ? "" : "Clearance is final sale.";
+            case BIG_ORDERS_INSTANT -> "Big orders are reviewed first.";
         };
     }
 

@@ -34,6 +34,10 @@ class RefundWorldTest {
             assertTrue(c.prompt().length() < 300, () -> c.prompt().length() + " chars: " + c.prompt());
             String answer = RefundWorld.respond(c, ResponseStyle.CORRECT_CONCISE, rng);
             assertTrue(answer.length() < GoldRubric.CONCISE_LENGTH, () -> answer.length() + " chars: " + answer);
+            for (ResponseStyle s : ResponseStyle.values()) {
+                String text = RefundWorld.respond(c, s, rng);
+                assertFalse(text.contains("  ") || text.matches("(?s).*:\\*\\*\\s*\\n.*"), () -> s + " has an empty part: " + text);
+            }
             decisions.merge(c.decision(), 1, Integer::sum);
             if (c.claim().isFalse()) falseClaims++;
         }
