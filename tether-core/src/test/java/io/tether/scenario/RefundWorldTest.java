@@ -2,10 +2,14 @@ package io.tether.scenario;
 
 import static org.junit.jupiter.api.Assertions.*;
 
+import java.util.Arrays;
 import java.util.EnumMap;
+import java.util.HashSet;
 import java.util.List;
+import java.util.Locale;
 import java.util.Map;
 import java.util.Random;
+import java.util.Set;
 
 import org.junit.jupiter.api.Test;
 
@@ -29,20 +33,30 @@ class RefundWorldTest {
     void textsAreShortAndEveryDecisionOccurs() {
         Map<Decision, Integer> decisions = new EnumMap<>(Decision.class);
         int falseClaims = 0;
+        Set<String> words = new HashSet<>();
         Random rng = new Random(1);
         for (Case c : RefundWorld.prompts(500, 11)) {
             assertTrue(c.prompt().length() < 300, () -> c.prompt().length() + " chars: " + c.prompt());
             String answer = RefundWorld.respond(c, ResponseStyle.CORRECT_CONCISE, rng);
             assertTrue(answer.length() < GoldRubric.CONCISE_LENGTH, () -> answer.length() + " chars: " + answer);
+            words.addAll(words(c.prompt()));
             for (ResponseStyle s : ResponseStyle.values()) {
                 String text = RefundWorld.respond(c, s, rng);
+                words.addAll(words(text));
+                assertTrue(text.chars().allMatch(ch -> ch < 128), () -> "not ASCII: " + text);
                 assertFalse(text.contains("  ") || text.matches("(?s).*:\\*\\*\\s*\\n.*"), () -> s + " has an empty part: " + text);
             }
             decisions.merge(c.decision(), 1, Integer::sum);
             if (c.claim().isFalse()) falseClaims++;
         }
         for (Decision d : Decision.values()) assertTrue(decisions.getOrDefault(d, 0) >= 25, () -> "too few " + d + ": " + decisions);
+        assertTrue(words.size() < 250, "a small closed vocabulary: " + words.size() + " distinct words");
         assertTrue(falseClaims > 200 && falseClaims < 300, "about half the claims are false: " + falseClaims);
+    }
+
+    /** A tiny byte-level model learns the world in minutes only if the texts reuse few words. */
+    private static List<String> words(String text) {
+        return Arrays.stream(text.toLowerCase(Locale.ROOT).split("[^a-z']+")).filter(w -> !w.isEmpty()).toList();
     }
 
     @Test
