@@ -38,11 +38,17 @@ public final class DemoData {
     /** How many cases went to each split, and the rows of each file by name. */
     public record Summary(int trainCases, int evalCases, Map<String, Integer> rows) {}
 
+    /**
+     * Writes every dataset for {@code cases} cases of {@code seed} into {@code dir}, each file atomically.
+     * {@code annotator} labels the pairs and the thumbs and its stream advances as it does, so the same files come
+     * only from a fresh annotator with the same settings.
+     */
     public static Summary write(Path dir, int cases, long seed, NoisyAnnotator annotator) throws IOException {
         if (cases < 2) throw new IllegalArgumentException("need at least 2 cases to have both a train and an eval split, got " + cases);
         List<Case> all = RefundWorld.prompts(cases, seed);
         Set<String> evalIds = evalIds(all, seed);
-        // One response stream per purpose, so that changing how one dataset is built leaves the others' texts as they were.
+        // One answer stream per dataset, so that changing how one is built leaves the others' answer texts as they
+        // were (the annotator's labels are a stream of their own).
         Random sft = new Random(seed * 31 + 1), pairs = new Random(seed * 31 + 2), kto = new Random(seed * 31 + 3), corpus = new Random(seed * 31 + 4);
         Map<String, List<Map<String, Object>>> rows = new LinkedHashMap<>();
         for (String kind : KINDS) for (String split : List.of("train", "eval")) rows.put(kind + "." + split, new ArrayList<>());
