@@ -2,6 +2,7 @@ package io.tether.cli;
 
 import java.io.IOException;
 import java.io.PrintWriter;
+import java.nio.file.Path;
 import java.util.concurrent.Callable;
 
 import picocli.CommandLine.Command;
@@ -12,6 +13,7 @@ import io.tether.reward.GrpoRun;
 import io.tether.reward.GrpoTraining;
 import io.tether.reward.OnlineDpoRun;
 import io.tether.reward.PpoRun;
+import io.tether.train.ConfigTree;
 import io.tether.train.Trainer;
 
 /** The online RL commands: each samples from the current policy, scores, and updates (TRL config names). */
@@ -22,15 +24,17 @@ final class OnlineCommands {
         @ParentCommand TetherCommand root;
         @Mixin RunOptions run;
 
-        abstract java.nio.file.Path train(io.tether.train.ConfigTree settings, Trainer.Listener listener, Trainer.Result[] result) throws IOException;
+        /** A finished run and where it wrote. */
+        record Done(Trainer.Result result, Path outputDir) {}
+
+        abstract Done train(ConfigTree settings, Trainer.Listener listener) throws IOException;
 
         @Override
         public Integer call() throws IOException {
             root.initEngine();
             PrintWriter err = root.spec.commandLine().getErr();
-            Trainer.Result[] r = new Trainer.Result[1];
-            java.nio.file.Path out = train(run.settings(), new ProgressBar(err), r);
-            ProgressBar.done(err, r[0], out);
+            Done d = train(run.settings(), new ProgressBar(err));
+            ProgressBar.done(err, d.result(), d.outputDir());
             return 0;
         }
     }
@@ -40,10 +44,9 @@ final class OnlineCommands {
                     "Rewards: exact answer against a record field (GSM8K's '#### n'), format regex, length penalty, and/or 'reward_model'."})
     static final class Grpo extends Base {
         @Override
-        java.nio.file.Path train(io.tether.train.ConfigTree settings, Trainer.Listener listener, Trainer.Result[] result) throws IOException {
+        Done train(ConfigTree settings, Trainer.Listener listener) throws IOException {
             GrpoRun.Config c = GrpoRun.Config.from(settings, GrpoTraining.Estimator.GRPO);
-            result[0] = GrpoRun.run(c, run.resume, listener);
-            return c.outputDir();
+            return new Done(GrpoRun.run(c, run.resume, listener), c.outputDir());
         }
     }
 
@@ -52,10 +55,9 @@ final class OnlineCommands {
                     "normalize_advantages=true whitens advantages over the batch (REINFORCE++ style). Rewards as for grpo."})
     static final class Rloo extends Base {
         @Override
-        java.nio.file.Path train(io.tether.train.ConfigTree settings, Trainer.Listener listener, Trainer.Result[] result) throws IOException {
+        Done train(ConfigTree settings, Trainer.Listener listener) throws IOException {
             GrpoRun.Config c = GrpoRun.Config.from(settings, GrpoTraining.Estimator.RLOO);
-            result[0] = GrpoRun.run(c, run.resume, listener);
-            return c.outputDir();
+            return new Done(GrpoRun.run(c, run.resume, listener), c.outputDir());
         }
     }
 
@@ -65,10 +67,9 @@ final class OnlineCommands {
                     "kl_target turns on the adaptive KL controller."})
     static final class Ppo extends Base {
         @Override
-        java.nio.file.Path train(io.tether.train.ConfigTree settings, Trainer.Listener listener, Trainer.Result[] result) throws IOException {
+        Done train(ConfigTree settings, Trainer.Listener listener) throws IOException {
             PpoRun.Config c = PpoRun.Config.from(settings);
-            result[0] = PpoRun.run(c, run.resume, listener);
-            return c.outputDir();
+            return new Done(PpoRun.run(c, run.resume, listener), c.outputDir());
         }
     }
 
@@ -77,10 +78,9 @@ final class OnlineCommands {
                     "against a frozen or adapters-off reference (TRL OnlineDPOConfig names). num_rounds > 1: iterative DPO. Rewards as for grpo."})
     static final class OnlineDpo extends Base {
         @Override
-        java.nio.file.Path train(io.tether.train.ConfigTree settings, Trainer.Listener listener, Trainer.Result[] result) throws IOException {
+        Done train(ConfigTree settings, Trainer.Listener listener) throws IOException {
             OnlineDpoRun.Config c = OnlineDpoRun.Config.from(settings);
-            result[0] = OnlineDpoRun.run(c, run.resume, listener);
-            return c.outputDir();
+            return new Done(OnlineDpoRun.run(c, run.resume, listener), c.outputDir());
         }
     }
 }
