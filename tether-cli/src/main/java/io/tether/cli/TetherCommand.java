@@ -47,13 +47,13 @@ public final class TetherCommand implements Runnable {
         cli.setExecutionExceptionHandler((ex, cmd, parsed) -> {
             if (ex instanceof io.tether.train.NonFiniteException) {
                 cmd.getErr().println();
-                cmd.getErr().println("tether " + cmd.getCommandName() + ": stopped: " + ex.getMessage());
+                cmd.getErr().println(cmd.getCommandSpec().qualifiedName() + ": stopped: " + ex.getMessage());
                 cmd.getErr().flush();
                 return 1;
             }
             if (ex instanceof CheckpointException || ex instanceof DataFormatException || ex instanceof IllegalArgumentException
                     || ex instanceof UncheckedIOException || ex instanceof java.io.IOException || ex instanceof io.tether.text.ChatTemplateException) {
-                cmd.getErr().println("tether " + cmd.getCommandName() + ": error: " + ex.getMessage());
+                cmd.getErr().println(cmd.getCommandSpec().qualifiedName() + ": error: " + ex.getMessage());
                 cmd.getErr().flush();
                 return BAD_INPUT;
             }

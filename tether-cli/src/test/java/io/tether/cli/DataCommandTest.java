@@ -65,7 +65,7 @@ class DataCommandTest {
         assertEquals(longer >= 0.65, r[2].contains("warning: length bias"), "the warning follows the measured share " + longer);
         r = run("data", "stats", DATASETS.resolve("llamafactory/dpo_en_demo.json").toString(), "--format", "nonsense");
         assertEquals("2", r[0]);
-        assertTrue(r[2].contains("tether stats: error: unknown format 'nonsense'"), r[2]);
+        assertTrue(r[2].contains("tether data stats: error: unknown format 'nonsense'"), r[2]);
     }
 
     @Test

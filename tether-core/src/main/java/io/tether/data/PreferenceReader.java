@@ -87,15 +87,21 @@ public final class PreferenceReader {
     /** Detects the format from the first record's keys. */
     public static Format detect(Path file) {
         ObjectNode[] first = new ObjectNode[1];
+        Problems unreadable = new Problems(Long.MAX_VALUE);
         try {
-            RawRecords.forEach(file, new Problems(Long.MAX_VALUE), (line, column, index, text, o) -> {
+            RawRecords.forEach(file, unreadable, (line, column, index, text, o) -> {
                 first[0] = o;
                 throw new FoundFirst();
             });
         } catch (FoundFirst done) {
             // the first record is all detection needs
         }
-        if (first[0] == null) throw new DataFormatException(file, 0, "no records to detect the format from");
+        if (first[0] == null) {
+            // Say why: a file of only malformed lines should name the first one, not look empty.
+            if (!unreadable.details().isEmpty()) throw new DataFormatException(file, 0, "no readable record to detect the format from; first problem: "
+                    + unreadable.details().get(0));
+            throw new DataFormatException(file, 0, "no records to detect the format from");
+        }
         Format f = detect(first[0]);
         if (f == null) {
             List<String> keys = new ArrayList<>();
