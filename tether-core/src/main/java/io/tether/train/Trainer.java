@@ -246,6 +246,9 @@ public final class Trainer<E> {
             steps.add(micro);
             return steps;
         }
+        if (prepared.size() < reuse.miniBatches())
+            throw new IllegalArgumentException("key 'num_mini_batches': " + reuse.miniBatches() + " mini-batches need at least as many examples per batch, got "
+                    + prepared.size() + " (per_device_train_batch_size x gradient_accumulation_steps x num_mini_batches prompts are drawn)");
         Random shuffle = new Random(config.seed() * 1_000_003L + 7919L * step);
         for (int e = 0; e < reuse.epochs(); e++) {
             List<E> order = new ArrayList<>(prepared);
@@ -254,7 +257,6 @@ public final class Trainer<E> {
                 List<E> mini = order.subList(m * order.size() / reuse.miniBatches(), (m + 1) * order.size() / reuse.miniBatches());
                 List<List<E>> micro = new ArrayList<>();
                 for (int i = 0; i < mini.size(); i += perDevice) micro.add(mini.subList(i, Math.min(mini.size(), i + perDevice)));
-                if (micro.isEmpty()) micro.add(List.of());
                 steps.add(micro);
             }
         }
