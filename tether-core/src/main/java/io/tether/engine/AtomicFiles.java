@@ -22,9 +22,10 @@ public final class AtomicFiles {
     public static void write(Path file, WriterBody body) throws IOException {
         Path dir = file.toAbsolutePath().getParent();
         Files.createDirectories(dir);
-        Path tmp = Files.createTempFile(dir, "." + file.getFileName() + ".", ".tmp");
+        Path tmp = temporarySibling(file);
         try {
-            try (Writer w = Files.newBufferedWriter(tmp, StandardCharsets.UTF_8)) {
+            try (Writer w = Files.newBufferedWriter(tmp, StandardCharsets.UTF_8, java.nio.file.StandardOpenOption.CREATE_NEW,
+                    java.nio.file.StandardOpenOption.WRITE)) {
                 body.write(w);
             }
             move(tmp, file);
@@ -32,6 +33,14 @@ public final class AtomicFiles {
         } finally {
             if (tmp != null) Files.deleteIfExists(tmp);
         }
+    }
+
+    /**
+     * A fresh hidden name beside {@code file} for writing it (open it with CREATE_NEW). Not createTempFile: that makes
+     * the file 0600, and the finished file should get the usual permissions (the umask's), like any file the user writes.
+     */
+    public static Path temporarySibling(Path file) {
+        return file.toAbsolutePath().getParent().resolve("." + file.getFileName() + "." + ProcessHandle.current().pid() + "." + System.nanoTime() + ".tmp");
     }
 
     /** Renames within a directory, atomically where the file system allows it. */

@@ -290,8 +290,8 @@ public final class Safetensors {
         Path tmp = null;
         try {
             Files.createDirectories(dir);
-            tmp = Files.createTempFile(dir, "." + file.getFileName() + ".", ".tmp");
-            try (FileChannel ch = FileChannel.open(tmp, StandardOpenOption.WRITE, StandardOpenOption.TRUNCATE_EXISTING)) {
+            tmp = AtomicFiles.temporarySibling(file);
+            try (FileChannel ch = FileChannel.open(tmp, StandardOpenOption.WRITE, StandardOpenOption.CREATE_NEW)) {
                 while (head.hasRemaining()) ch.write(head);
                 for (Item i : items) {
                     if (i.bytes() == 0) continue;
