@@ -39,6 +39,8 @@ final class EvalCommand implements Callable<Integer> {
     @Option(names = "--data", required = true, description = "prompts JSONL ('prompt' text or messages, or 'prompt_ids')") Path data;
     @Option(names = "--answer-field", description = "judge by exact answer against this record field (GSM8K's '#### n')") String answerField;
     @Option(names = "--reward-model", description = "judge by this reward model's scores (and report them as the proxy)") Path rewardModel;
+    @Option(names = "--judge", description = "refund-rubric: the refund world's gold rubric, reading each case from its prompt record "
+            + "(tether world data's grpo files); overrides the reward model as judge") String judgeName;
     @Option(names = "--max-new-tokens", defaultValue = "64") int maxNewTokens;
     @Option(names = "--temperature", defaultValue = "0", description = "0 = greedy (default)") double temperature;
     @Option(names = "--seed", defaultValue = "0") long seed;
@@ -50,7 +52,9 @@ final class EvalCommand implements Callable<Integer> {
     @Override
     public Integer call() throws IOException {
         root.initEngine();
-        if (answerField == null && rewardModel == null) throw new IllegalArgumentException("choose a judge: --answer-field or --reward-model");
+        if (answerField == null && rewardModel == null && judgeName == null)
+            throw new IllegalArgumentException("choose a judge: --answer-field, --reward-model or --judge refund-rubric");
+        if (judgeName != null && !judgeName.equals("refund-rubric")) throw new IllegalArgumentException("--judge: only 'refund-rubric' is built in, got '" + judgeName + "'");
         if (batchSize < 1) throw new IllegalArgumentException("--batch-size must be >= 1, got " + batchSize);
         try (Models.LoadedModel candidate = Models.load(model, DType.F32); Models.LoadedModel base = Models.load(baseline, DType.F32);
              TextAssets text = TextAssets.load(model).orElse(null);
@@ -62,14 +66,16 @@ final class EvalCommand implements Callable<Integer> {
             if (limit > 0 && prompts.size() > limit) prompts = prompts.subList(0, limit);
             java.util.function.Function<long[], String> decoder = text == null ? null : ids -> text.tokenizer().decode(ids, true);
             Rollouts.Scorer proxy = rm == null ? null : Rollouts.rewardModel(rm, 16);
-            PairwiseJudge judge = HeadToHead.byScore(answerField != null ? Rollouts.of(RewardFunction.exactAnswer(answerField), decoder) : proxy);
+            PairwiseJudge judge = judgeName != null ? HeadToHead.byScore(Rollouts.of(new io.tether.scenario.GoldRubric().asReward(), decoder))
+                    : HeadToHead.byScore(answerField != null ? Rollouts.of(RewardFunction.exactAnswer(answerField), decoder) : proxy);
             SamplingConfig sampling = new SamplingConfig(maxNewTokens, temperature, 0, 1.0, seed, candidate.defaultStopIds(), List.of(), true);
             HeadToHead.Result r = HeadToHead.compare(candidate.model(), base.model(), prompts, judge, sampling, decoder, proxy, batchSize);
             ReleaseGate.Verdict gate = ReleaseGate.SEED.check(r.winRate(), r.lengthDelta(), List.of());
             WinRate w = r.winRate();
             double[] ci = w.interval95();
             PrintWriter o = root.spec.commandLine().getOut();
-            o.printf("prompts %d, judge %s%n", w.total(), answerField != null ? "exact answer ('" + answerField + "')" : "reward model " + rewardModel);
+            o.printf("prompts %d, judge %s%n", w.total(), judgeName != null ? "the refund world's gold rubric"
+                    : answerField != null ? "exact answer ('" + answerField + "')" : "reward model " + rewardModel);
             o.printf("win rate %.3f (95%% CI %.3f-%.3f): %d wins, %d ties, %d losses%n", w.rate(), ci[0], ci[1], w.wins(), w.ties(), w.losses());
             o.printf("mean length %.1f tokens vs %.1f (%+.1f); KL to baseline %.3f%n", r.candidateLength(), r.baselineLength(), r.lengthDelta(), r.klToBaseline());
             if (rm != null) o.printf("reward-model score %.4f vs %.4f%n", r.candidateScore(), r.baselineScore());

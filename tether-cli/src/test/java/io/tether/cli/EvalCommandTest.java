@@ -30,4 +30,20 @@ class EvalCommandTest {
         assertEquals("2", bad[0]);
         assertTrue(bad[2].contains("choose a judge"), bad[2]);
     }
+
+    @Test
+    void theRefundWorldsDataAndRubricJudgeTheShippedBaseModel() throws IOException {
+        Path world = tmp.resolve("world");
+        String[] w = TextCliTest.run("world", "data", "--out", world.toString(), "--cases", "30", "--seed", "2");
+        assertEquals("0", w[0], w[2]);
+        assertTrue(Files.exists(world.resolve("grpo.eval.jsonl")) && Files.exists(world.resolve("tokenizer/tokenizer.json")), w[1]);
+        String base = Path.of("../models/refund-base").toString();
+        String[] r = TextCliTest.run("eval", "--model", base, "--baseline", base, "--data", world.resolve("grpo.train.jsonl").toString(),
+                "--judge", "refund-rubric", "--max-new-tokens", "150", "--limit", "6");
+        assertEquals("0", r[0], r[2]);
+        assertTrue(r[1].contains("judge the refund world's gold rubric") && r[1].contains("0 wins, 6 ties, 0 losses"), r[1]);
+        String[] bad = TextCliTest.run("eval", "--model", base, "--baseline", base, "--data", world.resolve("sft.train.jsonl").toString(),
+                "--judge", "refund-rubric", "--limit", "2");
+        assertEquals("2", bad[0], "sft rows carry no case facts for the rubric: " + bad[1]);
+    }
 }
