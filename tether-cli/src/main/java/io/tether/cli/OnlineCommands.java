@@ -20,6 +20,10 @@ import io.tether.train.Trainer;
 final class OnlineCommands {
     private OnlineCommands() {}
 
+    /** Reward functions a config can name in {@code reward_functions}: the refund world's gold rubric. */
+    static final java.util.Map<String, io.tether.reward.RewardFunction> NAMED_REWARDS =
+            java.util.Map.of("refund-rubric", new io.tether.scenario.GoldRubric().asReward());
+
     abstract static class Base implements Callable<Integer> {
         @ParentCommand TetherCommand root;
         @Mixin RunOptions run;
@@ -46,7 +50,7 @@ final class OnlineCommands {
         @Override
         Done train(ConfigTree settings, Trainer.Listener listener) throws IOException {
             GrpoRun.Config c = GrpoRun.Config.from(settings, GrpoTraining.Estimator.GRPO);
-            return new Done(GrpoRun.run(c, run.resume, listener), c.outputDir());
+            return new Done(GrpoRun.run(c, run.resume, listener, NAMED_REWARDS), c.outputDir());
         }
     }
 
@@ -57,7 +61,7 @@ final class OnlineCommands {
         @Override
         Done train(ConfigTree settings, Trainer.Listener listener) throws IOException {
             GrpoRun.Config c = GrpoRun.Config.from(settings, GrpoTraining.Estimator.RLOO);
-            return new Done(GrpoRun.run(c, run.resume, listener), c.outputDir());
+            return new Done(GrpoRun.run(c, run.resume, listener, NAMED_REWARDS), c.outputDir());
         }
     }
 
@@ -69,7 +73,7 @@ final class OnlineCommands {
         @Override
         Done train(ConfigTree settings, Trainer.Listener listener) throws IOException {
             PpoRun.Config c = PpoRun.Config.from(settings);
-            return new Done(PpoRun.run(c, run.resume, listener), c.outputDir());
+            return new Done(PpoRun.run(c, run.resume, listener, NAMED_REWARDS), c.outputDir());
         }
     }
 
@@ -80,7 +84,7 @@ final class OnlineCommands {
         @Override
         Done train(ConfigTree settings, Trainer.Listener listener) throws IOException {
             OnlineDpoRun.Config c = OnlineDpoRun.Config.from(settings);
-            return new Done(OnlineDpoRun.run(c, run.resume, listener), c.outputDir());
+            return new Done(OnlineDpoRun.run(c, run.resume, listener, NAMED_REWARDS), c.outputDir());
         }
     }
 }

@@ -63,6 +63,24 @@ class OnlineCommandsTest {
         assertTrue(bad[2].contains("kl_estimator"), bad[2]);
     }
 
+    @Test
+    void grpoOptimisesTheRefundWorldsGoldRubricByName() throws IOException {
+        Path world = tmp.resolve("world");
+        assertEquals("0", TextCliTest.run("world", "data", "--out", world.toString(), "--cases", "20")[0]);
+        Path out = tmp.resolve("grpo-world");
+        String base = Path.of("../models/refund-base").toString();
+        String[] r = TextCliTest.run("grpo", "--model", base, "--data", world.resolve("grpo.train.jsonl").toString(), "--output-dir", out.toString(),
+                "--set", "reward_functions=[refund-rubric]", "--set", "max_steps=1", "--set", "num_generations=2", "--set", "max_completion_length=40",
+                "--set", "per_device_train_batch_size=2", "--set", "logging_steps=1");
+        assertEquals("0", r[0], r[2]);
+        String metrics = Files.readString(out.resolve("metrics.jsonl"));
+        assertTrue(metrics.contains("\"completions/unscorable\":0.0"), "the rubric scores every completion: " + metrics);
+        String[] bad = TextCliTest.run("grpo", "--model", base, "--data", world.resolve("grpo.train.jsonl").toString(), "--output-dir", tmp.resolve("x").toString(),
+                "--set", "reward_functions=[kindness]");
+        assertEquals("2", bad[0]);
+        assertTrue(bad[2].contains("no reward function 'kindness'; available: refund-rubric"), bad[2]);
+    }
+
     static String listing(Path dir) throws IOException {
         try (var s = Files.walk(dir)) {
             return s.map(p -> dir.relativize(p).toString()).toList().toString();

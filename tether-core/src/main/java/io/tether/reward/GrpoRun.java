@@ -49,7 +49,12 @@ public final class GrpoRun {
     }
 
     public static Trainer.Result run(Config c, boolean resume, Trainer.Listener listener) throws IOException {
-        try (OnlineRun.Session s = new OnlineRun.Session(c.common(), resume)) {
+        return run(c, resume, listener, Map.of());
+    }
+
+    /** @param rewards reward functions offered by name to the config's {@code reward_functions} */
+    public static Trainer.Result run(Config c, boolean resume, Trainer.Listener listener, Map<String, RewardFunction> rewards) throws IOException {
+        try (OnlineRun.Session s = new OnlineRun.Session(c.common(), resume, rewards)) {
             // The KL reference: a frozen copy, or with LoRA the policy with adapters off; none when beta is 0.
             CausalLM reference = c.grpo().beta() > 0 && c.common().lora() == null ? s.loadCopy(c.common().model()) : null;
             var settings = new GrpoTraining.Settings(c.estimator(), c.grpo(), c.numGenerations(), s.sampling(), s.scorer(), c.common().shaping(),

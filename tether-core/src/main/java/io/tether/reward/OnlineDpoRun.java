@@ -46,7 +46,12 @@ public final class OnlineDpoRun {
     }
 
     public static Trainer.Result run(Config c, boolean resume, Trainer.Listener listener) throws IOException {
-        try (OnlineRun.Session s = new OnlineRun.Session(c.common(), resume)) {
+        return run(c, resume, listener, Map.of());
+    }
+
+    /** @param rewards reward functions offered by name to the config's {@code reward_functions} */
+    public static Trainer.Result run(Config c, boolean resume, Trainer.Listener listener, Map<String, RewardFunction> rewards) throws IOException {
+        try (OnlineRun.Session s = new OnlineRun.Session(c.common(), resume, rewards)) {
             // A reference that moves between rounds is not checkpointed: resuming mid-run would train against the wrong one.
             if (resume && c.numRounds() > 1 && s.run.latestCheckpoint().isPresent())
                 throw new IllegalArgumentException("key 'num_rounds': resuming an iterative run (num_rounds > 1) is not supported: the round's reference is not checkpointed");

@@ -37,8 +37,8 @@ final class OnlineRun {
      */
     record Common(Path model, Path data, Path outputDir, int maxCompletionLength, double temperature, int topK, double topP,
                   String answerField, String formatRegex, double formatWeight, int lengthLimit, double lengthPenalty,
-                  Path rewardModel, double rewardModelWeight, Rollouts.Shaping shaping, List<String> stopStrings, String dtype, TrainerConfig trainer,
-                  LoraAdapters.Config lora) {
+                  Path rewardModel, double rewardModelWeight, List<String> rewardFunctions, Rollouts.Shaping shaping, List<String> stopStrings,
+                  String dtype, TrainerConfig trainer, LoraAdapters.Config lora) {
 
         static Common read(ConfigTree c, Defaults d) {
             Path model = c.path("model"), data = c.path("data"), out = c.path("output_dir");
@@ -50,6 +50,7 @@ final class OnlineRun {
             int lengthLimit = c.integer("reward_length_limit", maxCompletion);
             Path rm = c.path("reward_model");
             double rmWeight = c.number("reward_model_weight", 1.0);
+            List<String> named = strings(c.raw("reward_functions"), "reward_functions");
             double eosPenalty = c.number("missing_eos_penalty", 0.0);
             double[] clip = clipRange(c.raw("reward_clip_range"));
             boolean normalize = c.bool("normalize_rewards", false);
@@ -60,12 +61,12 @@ final class OnlineRun {
             if (model == null) throw new IllegalArgumentException("key 'model': missing");
             if (data == null) throw new IllegalArgumentException("key 'data': missing");
             if (out == null) throw new IllegalArgumentException("key 'output_dir': missing");
-            if (answer == null && rm == null && regex == null)
-                throw new IllegalArgumentException("no reward source: set 'reward_model', 'reward_answer_field' or 'reward_format_regex'");
+            if (answer == null && rm == null && regex == null && named.isEmpty())
+                throw new IllegalArgumentException("no reward source: set 'reward_model', 'reward_functions', 'reward_answer_field' or 'reward_format_regex'");
             Rollouts.Shaping shaping = c.validated(() -> new Rollouts.Shaping(eosPenalty, clip[0], clip[1], normalize));
             c.validated(() -> new SamplingConfig(maxCompletion, temperature, topK, topP, 0, List.of(), stops, true));
             return new Common(model, data, out, maxCompletion, temperature, topK, topP, answer, regex, formatWeight, lengthLimit, lengthPenalty,
-                    rm, rmWeight, shaping, stops, dtype, t, lora);
+                    rm, rmWeight, named, shaping, stops, dtype, t, lora);
         }
 
         private static List<String> strings(JsonNode n, String key) {
@@ -97,8 +98,19 @@ final class OnlineRun {
         final CausalLM rewardModel;
         final List<OnlinePrompt> prompts;
         private final List<AutoCloseable> owned = new ArrayList<>();
+        private final List<RewardFunction> namedRewards = new ArrayList<>();
 
-        Session(Common c, boolean resume) throws IOException {
+        /**
+         * @param available reward functions the caller offers by name (the CLI offers the refund world's rubric);
+         *                  the config's {@code reward_functions} picks among them
+         */
+        Session(Common c, boolean resume, Map<String, RewardFunction> available) throws IOException {
+            for (String name : c.rewardFunctions()) {
+                RewardFunction f = available.get(name);
+                if (f == null) throw new IllegalArgumentException("key 'reward_functions': no reward function '" + name + "'; available: "
+                        + (available.isEmpty() ? "none" : String.join(", ", new java.util.TreeSet<>(available.keySet()))));
+                namedRewards.add(f);
+            }
             Torch.init();
             this.common = c;
             this.run = RunDirectory.open(c.outputDir(), resume);
@@ -150,6 +162,7 @@ final class OnlineRun {
             if (common.answerField() != null) { fns.add(RewardFunction.exactAnswer(common.answerField())); fnWeights.add(1.0); }
             if (common.formatRegex() != null) { fns.add(RewardFunction.matches(common.formatRegex())); fnWeights.add(common.formatWeight()); }
             if (common.lengthPenalty() > 0) { fns.add(RewardFunction.lengthPenalty(common.lengthLimit(), common.lengthPenalty())); fnWeights.add(1.0); }
+            for (RewardFunction f : namedRewards) { fns.add(f); fnWeights.add(1.0); }
             List<Rollouts.Scorer> parts = new ArrayList<>();
             List<Double> weights = new ArrayList<>();
             if (!fns.isEmpty()) { parts.add(Rollouts.of(RewardFunction.weightedSum(fns, fnWeights), decoder())); weights.add(1.0); }

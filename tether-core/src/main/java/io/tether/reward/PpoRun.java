@@ -50,7 +50,12 @@ public final class PpoRun {
     }
 
     public static Trainer.Result run(Config c, boolean resume, Trainer.Listener listener) throws IOException {
-        try (OnlineRun.Session s = new OnlineRun.Session(c.common(), resume)) {
+        return run(c, resume, listener, Map.of());
+    }
+
+    /** @param rewards reward functions offered by name to the config's {@code reward_functions} */
+    public static Trainer.Result run(Config c, boolean resume, Trainer.Listener listener, Map<String, RewardFunction> rewards) throws IOException {
+        try (OnlineRun.Session s = new OnlineRun.Session(c.common(), resume, rewards)) {
             CausalLM reference = c.common().lora() == null ? s.loadCopy(c.common().model()) : null;
             CausalLM critic = c.criticSource() == null ? null : s.loadCopy(c.criticSource());
             if (critic != null && (!critic.config().isClassifier() || critic.config().numLabels() != 1))
