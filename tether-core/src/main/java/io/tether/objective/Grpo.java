@@ -45,12 +45,12 @@ public final class Grpo {
         int n = rewards.length;
         if (n % groupSize != 0) throw new IllegalArgumentException(n + " rewards do not form groups of " + groupSize);
         double[] out = new double[n];
-        double batchStd = std(rewards, 0, n);
+        double batchStd = NanStats.std(rewards, 0, n);
         for (int start = 0; start < n; start += groupSize) {
-            double mean = mean(rewards, start, start + groupSize);
+            double mean = NanStats.mean(rewards, start, start + groupSize);
             double scale = switch (scaleRewards) {
                 case "none" -> 1;
-                case "group" -> std(rewards, start, start + groupSize) + 1e-4;
+                case "group" -> NanStats.std(rewards, start, start + groupSize) + 1e-4;
                 default -> batchStd + 1e-4;
             };
             for (int i = start; i < start + groupSize; i++) out[i] = Double.isNaN(rewards[i]) || Double.isNaN(mean) ? 0 : (rewards[i] - mean) / scale;
@@ -61,25 +61,10 @@ public final class Grpo {
     /** Groups whose scorable rewards all tie (std 0): they carry no signal and contribute no gradient. */
     public static int zeroStdGroups(double[] rewards, int groupSize) {
         int count = 0;
-        for (int start = 0; start < rewards.length; start += groupSize) if (!(std(rewards, start, start + groupSize) > 0)) count++;
+        for (int start = 0; start < rewards.length; start += groupSize) if (!(NanStats.std(rewards, start, start + groupSize) > 0)) count++;
         return count;
     }
 
-    /** Mean of the non-NaN values in [from, to); NaN when there are none. */
-    static double mean(double[] v, int from, int to) {
-        double sum = 0;
-        int k = 0;
-        for (int i = from; i < to; i++) if (!Double.isNaN(v[i])) { sum += v[i]; k++; }
-        return k == 0 ? Double.NaN : sum / k;
-    }
-
-    /** Unbiased (n − 1) std of the non-NaN values in [from, to); 0 for fewer than two. */
-    static double std(double[] v, int from, int to) {
-        double m = mean(v, from, to), ss = 0;
-        int k = 0;
-        for (int i = from; i < to; i++) if (!Double.isNaN(v[i])) { ss += (v[i] - m) * (v[i] - m); k++; }
-        return k < 2 ? 0 : Math.sqrt(ss / (k - 1));
-    }
 
     /** k3 (Schulman's unbiased, always ≥ 0) estimate of KL(π || π_ref) per token: e^{ref−logp} − (ref − logp) − 1. */
     public static Tensor k3(Tensor logps, Tensor refLogps) {

@@ -31,7 +31,7 @@ public final class Rloo {
                 out[i] = Double.isNaN(rewards[i]) || k < 2 ? 0 : rewards[i] - (sum - rewards[i]) / (k - 1);
         }
         if (whiten) {
-            double mean = Grpo.mean(out, 0, n), std = Grpo.std(out, 0, n);
+            double mean = NanStats.mean(out, 0, n), std = NanStats.std(out, 0, n);
             for (int i = 0; i < n; i++) out[i] = (out[i] - mean) / (std + 1e-4);
         }
         return out;

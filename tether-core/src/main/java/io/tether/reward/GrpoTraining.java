@@ -12,6 +12,7 @@ import io.tether.engine.Tensors;
 import io.tether.generate.SamplingConfig;
 import io.tether.model.CausalLM;
 import io.tether.objective.Grpo;
+import io.tether.objective.NanStats;
 import io.tether.objective.Rloo;
 import io.tether.train.TrainingMethod;
 
@@ -150,18 +151,10 @@ public final class GrpoTraining implements TrainingMethod<OnlinePrompt> {
         return new Output(loss.mul(Tensors.scalar((double) b)), m);
     }
 
-    /** Mean over groups of the within-group std of the scorable rewards. */
+    /** Mean over groups of the within-group (unbiased, as TRL's) std of the scorable rewards. */
     private static double stdOfGroups(double[] rewards, int g) {
         double sum = 0;
-        for (int start = 0; start < rewards.length; start += g) {
-            double mean = 0, ss = 0;
-            int k = 0;
-            for (int i = start; i < start + g; i++) if (!Double.isNaN(rewards[i])) { mean += rewards[i]; k++; }
-            if (k == 0) continue;
-            mean /= k;
-            for (int i = start; i < start + g; i++) if (!Double.isNaN(rewards[i])) ss += (rewards[i] - mean) * (rewards[i] - mean);
-            sum += Math.sqrt(ss / k);
-        }
+        for (int start = 0; start < rewards.length; start += g) sum += NanStats.std(rewards, start, start + g);
         return sum / (rewards.length / g);
     }
 }

@@ -14,6 +14,7 @@ import io.tether.generate.Generator;
 import io.tether.generate.SamplingConfig;
 import io.tether.model.CausalLM;
 import io.tether.model.LogProbs;
+import io.tether.objective.NanStats;
 
 /**
  * What the online methods share: sampling G completions per prompt from the current policy (prompts prefilled once
@@ -130,15 +131,13 @@ public final class Rollouts {
         return out;
     }
 
+    /** Standardises the rollout's scorable scores: (s − mean)/(std + 1e-8), NaN (unscorable) left as it is. */
     private static void normalize(List<OnlinePrompt> prompts) {
-        double sum = 0, ss = 0;
-        int k = 0;
-        for (OnlinePrompt p : prompts) for (Experience e : p.experiences()) if (!Double.isNaN(e.score)) { sum += e.score; k++; }
-        if (k == 0) return;
-        double mean = sum / k;
-        for (OnlinePrompt p : prompts) for (Experience e : p.experiences()) if (!Double.isNaN(e.score)) ss += (e.score - mean) * (e.score - mean);
-        double std = k > 1 ? Math.sqrt(ss / (k - 1)) : 0;
-        for (OnlinePrompt p : prompts) for (Experience e : p.experiences()) if (!Double.isNaN(e.score)) e.score = (e.score - mean) / (std + 1e-8);
+        List<Experience> rows = experiences(prompts);
+        double[] scores = new double[rows.size()];
+        for (int i = 0; i < scores.length; i++) scores[i] = rows.get(i).score;
+        double mean = NanStats.mean(scores, 0, scores.length), std = NanStats.std(scores, 0, scores.length);
+        for (Experience e : rows) e.score = (e.score - mean) / (std + 1e-8);
     }
 
     /** Every prompt's experiences, in order: the rows of {@link #layout}. */
