@@ -115,8 +115,14 @@ public final class LoraAdapters implements AutoCloseable {
         return y.add(torch.linear(torch.linear(in, ad.a()), ad.b()).mul(Tensors.scalar(config.scaling())));
     }
 
+    /** A region with the adapters off; closing it cannot fail, so callers need no checked-exception handling. */
+    public interface Disabled extends AutoCloseable {
+        @Override
+        void close();
+    }
+
     /** Switches adapters off until the returned scope closes (the base model is the reference). */
-    public AutoCloseable disabled() {
+    public Disabled disabled() {
         boolean before = enabled;
         enabled = false;
         return () -> enabled = before;

@@ -14,6 +14,7 @@ import io.tether.generate.Generator;
 import io.tether.generate.SamplingConfig;
 import io.tether.model.CausalLM;
 import io.tether.model.LogProbs;
+import io.tether.model.LoraAdapters;
 import io.tether.objective.NanStats;
 
 /**
@@ -237,10 +238,8 @@ public final class Rollouts {
         try (NoGradGuard g = new NoGradGuard()) {
             if (reference != null) return l.perRow(completionLogps(reference, l, temperature));
             if (policy.lora() == null) throw new IllegalStateException("no reference: give a reference model or train LoRA adapters");
-            try (AutoCloseable off = policy.lora().disabled()) {
+            try (LoraAdapters.Disabled off = policy.lora().disabled()) {
                 return l.perRow(completionLogps(policy, l, temperature));
-            } catch (Exception e) {
-                throw e instanceof RuntimeException re ? re : new IllegalStateException(e);
             }
         }
     }

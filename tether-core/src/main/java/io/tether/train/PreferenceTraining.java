@@ -12,6 +12,7 @@ import io.tether.engine.StepScope;
 import io.tether.engine.Tensors;
 import io.tether.model.CausalLM;
 import io.tether.model.LogProbs;
+import io.tether.model.LoraAdapters;
 import io.tether.objective.DpoLoss;
 import io.tether.objective.PairwiseLosses;
 
@@ -176,10 +177,8 @@ public final class PreferenceTraining implements TrainingMethod<PreferenceTraini
         try (NoGradGuard g = new NoGradGuard()) {
             if (reference != null) return score(reference, prompts, completions, ldAlpha, false);
             if (policy.lora() == null) throw new IllegalStateException("no reference: give a reference model, precomputed log-probs, or LoRA adapters");
-            try (AutoCloseable off = policy.lora().disabled()) {
+            try (LoraAdapters.Disabled off = policy.lora().disabled()) {
                 return score(policy, prompts, completions, ldAlpha, false);
-            } catch (Exception e) {
-                throw e instanceof RuntimeException re ? re : new IllegalStateException(e);
             }
         }
     }
