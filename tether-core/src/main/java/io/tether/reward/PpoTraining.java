@@ -13,7 +13,6 @@ import org.bytedeco.pytorch.global.torch;
 import io.tether.engine.Tensors;
 import io.tether.generate.SamplingConfig;
 import io.tether.model.CausalLM;
-import io.tether.model.LogProbs;
 import io.tether.objective.Ppo;
 import io.tether.train.TrainingMethod;
 
@@ -121,15 +120,18 @@ public final class PpoTraining implements TrainingMethod<OnlinePrompt> {
         return s.sampling().greedy() ? 1 : s.sampling().temperature();
     }
 
-    /** Per-token log-probs and values [N, T] of the rows: one policy forward, plus the critic's unless it is a head. */
-    private Tensor[] logpsAndValues(CausalLM model, Rollouts.Layout l) {
-        if (valueHead == null) return new Tensor[] {Rollouts.completionLogps(model, l, temperature()), Rollouts.completionValues(s.valueModel(), l)};
+    /** One policy forward over the rows: its prediction logits [N, L-1, V], per-token log-probs and values [N, T]. */
+    private record PolicyForward(Tensor logits, Tensor logps, Tensor values) {}
+
+    /** The policy's forward, plus the critic's unless the critic is a head on the policy's own hidden states. */
+    private PolicyForward policyForward(CausalLM model, Rollouts.Layout l) {
         Tensor hidden = model.hiddenStates(l.ids(), null, null, null);                               // (N, L, H)
         long len = l.ids().size(1);
-        Tensor logits = model.logits(hidden).narrow(1, 0, len - 1).to(model.dtype().scalarType);
+        Tensor logits = model.logits(hidden).narrow(1, 0, len - 1).to(model.dtype().scalarType);    // as LogProbs.predictionLogits
         Tensor logps = Rollouts.gatherLogps(logits, l, temperature()).mul(l.mask(model.dtype()));
+        if (valueHead == null) return new PolicyForward(logits, logps, Rollouts.completionValues(s.valueModel(), l));
         Tensor v = torch.matmul(hidden.narrow(1, 0, len - 1), valueHead.t()).squeeze(-1);       // (N, L-1)
-        return new Tensor[] {logps, torch.gather(v, 1, l.index()).mul(l.mask(model.dtype()))};
+        return new PolicyForward(logits, logps, torch.gather(v, 1, l.index()).mul(l.mask(model.dtype())));
     }
 
     @Override
@@ -140,9 +142,9 @@ public final class PpoTraining implements TrainingMethod<OnlinePrompt> {
         Rollouts.Layout l = Rollouts.layout(prompts);
         double[][] old, values;
         try (NoGradGuard g = new NoGradGuard()) {
-            Tensor[] lv = logpsAndValues(model, l);
-            old = l.perRow(lv[0]);
-            values = l.perRow(lv[1]);
+            PolicyForward f = policyForward(model, l);
+            old = l.perRow(f.logps());
+            values = l.perRow(f.values());
         }
         double[][] ref = Rollouts.referenceLogps(model, s.reference(), l, temperature());
         int n = l.rows();
@@ -239,8 +241,8 @@ public final class PpoTraining implements TrainingMethod<OnlinePrompt> {
         }
         var dt = model.dtype();
         Tensor mask = l.mask(dt);
-        Tensor[] lv = logpsAndValues(model, l);
-        Tensor logps = lv[0], values = lv[1];
+        PolicyForward f = policyForward(model, l);
+        Tensor logps = f.logps(), values = f.values();
         Tensor oldT = l.tensor(old, dt), advT = l.tensor(adv, dt), retT = l.tensor(ret, dt), valT = l.tensor(val, dt);
         Tensor pg = Ppo.policyLoss(logps, oldT, advT, s.ppo().cliprange()).mul(mask).sum();
         Tensor vf = Ppo.valueLoss(values, valT, retT, s.ppo().cliprangeValue()).mul(mask).sum();
@@ -261,17 +263,19 @@ public final class PpoTraining implements TrainingMethod<OnlinePrompt> {
                     new org.bytedeco.pytorch.ScalarOptional(Tensors.scalar(s.ppo().cliprangeValue()))));
             m.put("val/clipfrac_avg", vClipped.sub(retT).square().gt(values.sub(retT).square()).to(dt.scalarType).mul(mask).sum().item_double());
             m.put("val/ratio", ratio.mul(mask).sum().item_double());
-            m.put("policy/entropy_avg", tokenEntropy(model, l).mul(mask).sum().item_double());
+            m.put("policy/entropy_avg", tokenEntropy(f.logits(), l).mul(mask).sum().item_double());
         }
         // Rollout-level figures, logged with every step that trains on the rollout.
         for (Map.Entry<String, Double> e : rolloutMetrics.entrySet()) m.put(e.getKey(), e.getValue() * tokens);
         return new Output(loss, m);
     }
 
-    /** Entropy of the policy's next-token distribution (at the sampling temperature) at each completion position. */
-    private Tensor tokenEntropy(CausalLM model, Rollouts.Layout l) {
-        Tensor logits = LogProbs.predictionLogits(model, l.ids(), null, null).div(Tensors.scalar(temperature()));
-        Tensor logp = torch.log_softmax(logits, -1);
+    /**
+     * Entropy of the policy's next-token distribution (at the sampling temperature) at each completion position, from
+     * the logits the training forward already computed (under no-grad: a metric).
+     */
+    private Tensor tokenEntropy(Tensor predictionLogits, Rollouts.Layout l) {
+        Tensor logp = torch.log_softmax(predictionLogits.detach().div(Tensors.scalar(temperature())), -1);
         Tensor h = logp.exp().mul(logp).sum(new long[] {-1}, false, new org.bytedeco.pytorch.ScalarTypeOptional()).neg();   // (N, L-1)
         return torch.gather(h, 1, l.index());
     }
