@@ -66,8 +66,9 @@ final class EvalCommand implements Callable<Integer> {
             if (limit > 0 && prompts.size() > limit) prompts = prompts.subList(0, limit);
             java.util.function.Function<long[], String> decoder = text == null ? null : ids -> text.tokenizer().decode(ids, true);
             Rollouts.Scorer proxy = rm == null ? null : Rollouts.rewardModel(rm, 16);
+            // Judged by the reward model alone (no --answer-field or --judge): null, so each completion is scored once, as the proxy.
             PairwiseJudge judge = judgeName != null ? HeadToHead.byScore(Rollouts.of(new io.tether.scenario.GoldRubric().asReward(), decoder))
-                    : HeadToHead.byScore(answerField != null ? Rollouts.of(RewardFunction.exactAnswer(answerField), decoder) : proxy);
+                    : answerField != null ? HeadToHead.byScore(Rollouts.of(RewardFunction.exactAnswer(answerField), decoder)) : null;
             SamplingConfig sampling = new SamplingConfig(maxNewTokens, temperature, 0, 1.0, seed, candidate.defaultStopIds(), List.of(), true);
             HeadToHead.Result r = HeadToHead.compare(candidate.model(), base.model(), prompts, judge, sampling, decoder, proxy, batchSize);
             ReleaseGate.Verdict gate = ReleaseGate.SEED.check(r.winRate(), r.lengthDelta(), List.of());

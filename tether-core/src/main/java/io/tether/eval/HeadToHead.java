@@ -29,11 +29,13 @@ public final class HeadToHead {
     }
 
     /**
+     * @param judge  the pairwise judge; null: the proxy judges, by the scores it already gave each completion
      * @param proxy  a reward model or functions to report mean scores with (null: NaN scores)
      */
     public static Result compare(CausalLM candidate, CausalLM baseline, List<OnlinePrompt> prompts, PairwiseJudge judge, SamplingConfig sampling,
                                  Function<long[], String> decoder, Rollouts.Scorer proxy, int batchSize) {
         if (prompts.isEmpty()) throw new IllegalArgumentException("no prompts to evaluate on");
+        if (judge == null && proxy == null) throw new IllegalArgumentException("no judge: give a pairwise judge or a proxy scorer");
         Rollouts.Scorer scorer = proxy != null ? proxy : (ps, cs) -> {
             double[] nan = new double[cs.size()];
             java.util.Arrays.fill(nan, Double.NaN);
@@ -53,7 +55,8 @@ public final class HeadToHead {
                 for (int i = 0; i < a.size(); i++) {
                     kl += Experience.sum(pol[i]) - Experience.sum(base[i]);
                     Experience x = a.get(i).experiences().get(0), y = b.get(i).experiences().get(0);
-                    PairwiseJudge.Verdict v = judge.judge(a.get(i), x.tokens, text(decoder, x.tokens), y.tokens, text(decoder, y.tokens));
+                    PairwiseJudge.Verdict v = judge == null ? higher(x.score, y.score)
+                            : judge.judge(a.get(i), x.tokens, text(decoder, x.tokens), y.tokens, text(decoder, y.tokens));
                     if (v == PairwiseJudge.Verdict.FIRST) wins++;
                     else if (v == PairwiseJudge.Verdict.SECOND) losses++;
                     else ties++;
@@ -70,9 +73,14 @@ public final class HeadToHead {
     public static PairwiseJudge byScore(Rollouts.Scorer scorer) {
         return (prompt, firstTokens, first, secondTokens, second) -> {
             double[] s = scorer.score(List.of(prompt, prompt), List.of(firstTokens, secondTokens));
-            if (Double.isNaN(s[0]) || Double.isNaN(s[1]) || s[0] == s[1]) return PairwiseJudge.Verdict.TIE;
-            return s[0] > s[1] ? PairwiseJudge.Verdict.FIRST : PairwiseJudge.Verdict.SECOND;
+            return higher(s[0], s[1]);
         };
+    }
+
+    /** The higher score wins; equal or unscorable (NaN) scores tie. */
+    private static PairwiseJudge.Verdict higher(double first, double second) {
+        if (Double.isNaN(first) || Double.isNaN(second) || first == second) return PairwiseJudge.Verdict.TIE;
+        return first > second ? PairwiseJudge.Verdict.FIRST : PairwiseJudge.Verdict.SECOND;
     }
 
     private static String text(Function<long[], String> decoder, long[] tokens) {

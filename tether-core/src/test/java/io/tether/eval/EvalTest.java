@@ -92,6 +92,8 @@ class EvalTest {
             assertTrue(ci[0] > 0.6, "the trained policy wins clearly: " + r.winRate());
             assertTrue(r.klToBaseline() > 0.1 && r.candidateScore() > r.baselineScore());
             assertTrue(ReleaseGate.SEED.check(r.winRate(), r.lengthDelta(), List.of()).pass());
+            HeadToHead.Result byProxy = HeadToHead.compare(candidate, baseline, held, null, sampling, null, Rollouts.of(STARTS_WITH_FIVE, null), 16);
+            assertEquals(r.winRate(), byProxy.winRate(), "judging by the proxy's own scores gives the same verdicts");
         }
     }
 }
