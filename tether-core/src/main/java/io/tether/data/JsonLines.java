@@ -8,10 +8,7 @@ import java.nio.charset.CharacterCodingException;
 import java.nio.charset.CodingErrorAction;
 import java.nio.charset.MalformedInputException;
 import java.nio.charset.StandardCharsets;
-import java.nio.file.Files;
-import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
-import java.util.zip.GZIPInputStream;
 
 import com.fasterxml.jackson.core.JsonProcessingException;
 import com.fasterxml.jackson.databind.JsonNode;
@@ -47,8 +44,6 @@ public final class JsonLines {
             }
         } catch (MalformedInputException e) {
             throw new DataFormatException(file, lineOf(file), "invalid UTF-8 (" + e.getMessage() + ")");
-        } catch (NoSuchFileException e) {
-            throw new DataFormatException(file, 0, "file not found");
         } catch (IOException e) {
             throw new DataFormatException(file, 0, "cannot read: " + e.getMessage());
         }
@@ -66,20 +61,15 @@ public final class JsonLines {
         return (ObjectNode) node;
     }
 
-    private static InputStream stream(Path file) throws IOException {
-        InputStream in = Files.newInputStream(file);
-        return file.getFileName().toString().endsWith(".gz") ? new GZIPInputStream(in) : in;
-    }
-
     private static BufferedReader open(Path file) throws IOException {
         // Strict decoding: a malformed byte is an error that names its line, never a silent U+FFFD.
-        return new BufferedReader(new InputStreamReader(stream(file), StandardCharsets.UTF_8.newDecoder()
+        return new BufferedReader(new InputStreamReader(RawRecords.open(file), StandardCharsets.UTF_8.newDecoder()
                 .onMalformedInput(CodingErrorAction.REPORT).onUnmappableCharacter(CodingErrorAction.REPORT)));
     }
 
     /** The 1-based line holding the first malformed byte (found by a second, byte-level pass); 0 if unknown. */
     private static long lineOf(Path file) {
-        try (InputStream in = stream(file)) {
+        try (InputStream in = RawRecords.open(file)) {
             byte[] all = in.readAllBytes();
             var decoder = StandardCharsets.UTF_8.newDecoder().onMalformedInput(CodingErrorAction.REPORT);
             long line = 1;
