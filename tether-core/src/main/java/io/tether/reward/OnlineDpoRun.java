@@ -30,8 +30,6 @@ public final class OnlineDpoRun {
             String lossType = c.string("loss_type", "sigmoid");
             int rounds = c.integer("num_rounds", 1);
             c.rejectUnknownKeys();
-            if (!lossType.equals("sigmoid") && !lossType.equals("ipo"))
-                throw new IllegalArgumentException("key 'loss_type': online DPO supports 'sigmoid' or 'ipo', got '" + lossType + "'");
             if (rounds < 1) throw new IllegalArgumentException("key 'num_rounds': must be >= 1, got " + rounds);
             if (rounds > 1 && common.lora() != null)
                 throw new IllegalArgumentException("key 'num_rounds': with use_peft the reference is the policy without adapters, which cannot be "

@@ -46,16 +46,21 @@ public final class OnlineDpoTraining implements TrainingMethod<OnlinePrompt> {
         }
 
         public Settings {
-            if (dpo.lossType().size() != 1 || !List.of("sigmoid", "ipo").contains(dpo.lossType().get(0)))
-                throw new IllegalArgumentException("key 'loss_type': online DPO supports 'sigmoid' or 'ipo', got " + dpo.lossType());
+            requireSupported(dpo.lossType().size() == 1 ? dpo.lossType().get(0) : dpo.lossType().toString());
             if (numRounds < 1) throw new IllegalArgumentException("key 'num_rounds': must be >= 1, got " + numRounds);
             if (numRounds > 1 && reference == null)
                 throw new IllegalArgumentException("key 'num_rounds': iterative rounds reset the reference to the policy, but with LoRA the reference is "
                         + "the policy without adapters (no merge); use num_rounds 1 or train without use_peft");
         }
 
+        private static void requireSupported(String lossType) {
+            if (!List.of("sigmoid", "ipo").contains(lossType))
+                throw new IllegalArgumentException("key 'loss_type': online DPO supports 'sigmoid' or 'ipo', got '" + lossType + "'");
+        }
+
         /** The DPO loss settings of online DPO: sigmoid as TRL, ipo as (Δ − 1/(2β))² without length normalisation. */
         public static DpoLoss.Config loss(double beta, String lossType) {
+            requireSupported(lossType);
             return new DpoLoss.Config(beta, List.of(lossType), null, 0.0, "reverse_kl", 0.5, 0.05,
                     lossType.equals("ipo") ? DpoLoss.Semantics.OPENRLHF : DpoLoss.Semantics.TRL);
         }
