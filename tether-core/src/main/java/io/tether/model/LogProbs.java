@@ -50,8 +50,12 @@ public final class LogProbs {
      * output is bf16, too coarse for a log-softmax. Position ids and mask as {@link CausalLM#forward} takes them.
      */
     public static Tensor predictionLogits(CausalLM model, Tensor inputIds, Tensor positionIds, Tensor attentionMask) {
-        long l = inputIds.size(1);
-        return model.forward(inputIds, positionIds, attentionMask, null).narrow(1, 0, l - 1).to(model.dtype().scalarType);
+        return predictionLogits(model, model.hiddenStates(inputIds, positionIds, attentionMask, null));
+    }
+
+    /** {@link #predictionLogits} from hidden states [B, L, hidden] the caller also needs (e.g. for a value head). */
+    public static Tensor predictionLogits(CausalLM model, Tensor hidden) {
+        return model.logits(hidden).narrow(1, 0, hidden.size(1) - 1).to(model.dtype().scalarType);
     }
 
     /** log p(token[t] | tokens[<t]) for t = 1..L-1, [B, L-1], from {@link #predictionLogits}. */

@@ -127,7 +127,7 @@ public final class PpoTraining implements TrainingMethod<OnlinePrompt> {
     private PolicyForward policyForward(CausalLM model, Rollouts.Layout l) {
         Tensor hidden = model.hiddenStates(l.ids(), null, null, null);                               // (N, L, H)
         long len = l.ids().size(1);
-        Tensor logits = model.logits(hidden).narrow(1, 0, len - 1).to(model.dtype().scalarType);    // as LogProbs.predictionLogits
+        Tensor logits = io.tether.model.LogProbs.predictionLogits(model, hidden);
         Tensor logps = Rollouts.gatherLogps(logits, l, temperature()).mul(l.mask(model.dtype()));
         if (valueHead == null) return new PolicyForward(logits, logps, Rollouts.completionValues(s.valueModel(), l));
         Tensor v = torch.matmul(hidden.narrow(1, 0, len - 1), valueHead.t()).squeeze(-1);       // (N, L-1)
