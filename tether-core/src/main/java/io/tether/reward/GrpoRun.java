@@ -48,10 +48,6 @@ public final class GrpoRun {
         }
     }
 
-    public static Trainer.Result run(Config c, boolean resume, Trainer.Listener listener) throws IOException {
-        return run(c, resume, listener, Map.of());
-    }
-
     /** @param rewards reward functions offered by name to the config's {@code reward_functions} */
     public static Trainer.Result run(Config c, boolean resume, Trainer.Listener listener, Map<String, RewardFunction> rewards) throws IOException {
         try (OnlineRun.Session s = new OnlineRun.Session(c.common(), resume, rewards)) {
