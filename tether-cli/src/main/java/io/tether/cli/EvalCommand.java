@@ -47,6 +47,7 @@ final class EvalCommand implements Callable<Integer> {
     @Option(names = "--limit", defaultValue = "0", description = "evaluate the first N prompts (0: all)") int limit;
     @Option(names = "--batch-size", defaultValue = "8") int batchSize;
     @Option(names = "--out", description = "also write the result as JSON") Path out;
+    @Option(names = "--samples", description = "also write every prompt's two completions (and their scores) as JSONL") Path samples;
     @Option(names = "--fail-on-gate", description = "exit 1 when the release gate fails") boolean failOnGate;
 
     @Override
@@ -106,7 +107,35 @@ final class EvalCommand implements Callable<Integer> {
                 gate.reasons().forEach(reasons::add);
                 AtomicFiles.write(out, wr -> wr.write(json.writerWithDefaultPrettyPrinter().writeValueAsString(n) + "\n"));
             }
+            if (samples != null) writeSamples(samples, r, decoder, judgeName != null);
             return failOnGate && !gate.pass() ? 1 : 0;
         }
+    }
+
+    /** One row per prompt: its text, both completions, the proxy's scores and, judged by the rubric, both gold scores. */
+    private static void writeSamples(Path file, HeadToHead.Result r, java.util.function.Function<long[], String> decoder, boolean rubric) throws IOException {
+        ObjectMapper json = new ObjectMapper();
+        io.tether.scenario.GoldRubric gold = new io.tether.scenario.GoldRubric();
+        AtomicFiles.write(file, w -> {
+            for (int i = 0; i < r.candidateSamples().size(); i++) {
+                OnlinePrompt p = r.candidateSamples().get(i);
+                var a = p.experiences().get(0);
+                var b = r.baselineSamples().get(i).experiences().get(0);
+                ObjectNode n = json.createObjectNode();
+                n.put("prompt", p.text());
+                String ca = decoder == null ? "" : decoder.apply(a.tokens), cb = decoder == null ? "" : decoder.apply(b.tokens);
+                n.put("candidate", ca);
+                n.put("baseline", cb);
+                if (!Double.isNaN(a.score)) n.put("candidate_proxy", a.score);
+                if (!Double.isNaN(b.score)) n.put("baseline_proxy", b.score);
+                if (rubric) {
+                    io.tether.scenario.Case c = io.tether.scenario.Case.fromRecord(p.record());
+                    n.put("candidate_gold", gold.score(c, ca));
+                    n.put("baseline_gold", gold.score(c, cb));
+                }
+                w.write(json.writeValueAsString(n));
+                w.write('\n');
+            }
+        });
     }
 }

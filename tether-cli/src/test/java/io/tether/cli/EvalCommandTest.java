@@ -39,9 +39,14 @@ class EvalCommandTest {
         assertTrue(Files.exists(world.resolve("grpo.eval.jsonl")) && Files.exists(world.resolve("tokenizer/tokenizer.json")), w[1]);
         String base = Path.of("../models/refund-base").toString();
         String[] r = TextCliTest.run("eval", "--model", base, "--baseline", base, "--data", world.resolve("grpo.train.jsonl").toString(),
-                "--judge", "refund-rubric", "--max-new-tokens", "150", "--limit", "6");
+                "--judge", "refund-rubric", "--max-new-tokens", "150", "--limit", "6", "--samples", tmp.resolve("samples.jsonl").toString());
         assertEquals("0", r[0], r[2]);
         assertTrue(r[1].contains("judge the refund world's gold rubric") && r[1].contains("0 wins, 6 ties, 0 losses"), r[1]);
+        var rows = Files.readAllLines(tmp.resolve("samples.jsonl"));
+        assertEquals(6, rows.size());
+        var row = new com.fasterxml.jackson.databind.ObjectMapper().readTree(rows.get(0));
+        assertEquals(row.get("candidate").asText(), row.get("baseline").asText(), "same model, same seed");
+        assertEquals(row.get("candidate_gold").asDouble(), row.get("baseline_gold").asDouble());
         String[] bad = TextCliTest.run("eval", "--model", base, "--baseline", base, "--data", world.resolve("sft.train.jsonl").toString(),
                 "--judge", "refund-rubric", "--limit", "2");
         assertEquals("2", bad[0], "sft rows carry no case facts for the rubric: " + bad[1]);

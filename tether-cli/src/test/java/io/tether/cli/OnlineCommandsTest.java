@@ -61,6 +61,11 @@ class OnlineCommandsTest {
                 "--set", "reward_model=" + rm, "--set", "kl_estimator=k4");
         assertEquals("2", bad[0]);
         assertTrue(bad[2].contains("kl_estimator"), bad[2]);
+        String[] badGold = TextCliTest.run("ppo", "--model", TextCliTest.GPT2.toString(), "--data", gsm8k(2).toString(), "--output-dir",
+                tmp.resolve("y").toString(), "--set", "reward_model=" + rm, "--set", "gold_reward_functions=[nope]");
+        assertEquals("2", badGold[0]);
+        assertTrue(badGold[2].contains("gold_reward_functions") && badGold[2].contains("refund-rubric"), badGold[2]);
+        assertFalse(Files.exists(tmp.resolve("y")), "nothing written before the config is known good");
     }
 
     @Test

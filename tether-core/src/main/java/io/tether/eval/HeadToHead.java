@@ -34,39 +34,69 @@ public final class HeadToHead {
      */
     public static Result compare(CausalLM candidate, CausalLM baseline, List<OnlinePrompt> prompts, PairwiseJudge judge, SamplingConfig sampling,
                                  Function<long[], String> decoder, Rollouts.Scorer proxy, int batchSize) {
+        checkJudge(judge, proxy);
+        return compareToSamples(candidate, baseline, sample(baseline, prompts, sampling, decoder, proxy, batchSize), judge, sampling, decoder, proxy, batchSize);
+    }
+
+    /**
+     * As {@link #compare(CausalLM, CausalLM, List, PairwiseJudge, SamplingConfig, Function, Rollouts.Scorer, int)}, with
+     * the baseline's completions already drawn by {@link #sample} under the same sampling settings and batch size, so
+     * that several candidates can be compared with one baseline without sampling it again.
+     */
+    public static Result compareToSamples(CausalLM candidate, CausalLM baseline, List<OnlinePrompt> baselineSamples, PairwiseJudge judge,
+                                 SamplingConfig sampling, Function<long[], String> decoder, Rollouts.Scorer proxy, int batchSize) {
+        if (baselineSamples.isEmpty()) throw new IllegalArgumentException("no prompts to evaluate on");
+        checkJudge(judge, proxy);
+        List<OnlinePrompt> mine = sample(candidate, baselineSamples, sampling, decoder, proxy, batchSize);
+        int wins = 0, ties = 0, losses = 0;
+        double kl = 0;
+        for (int start = 0; start < mine.size(); start += batchSize) {
+            List<OnlinePrompt> a = mine.subList(start, Math.min(mine.size(), start + batchSize));
+            try (StepScope s = new StepScope(); NoGradGuard g = new NoGradGuard()) {
+                Rollouts.Layout l = Rollouts.layout(a);
+                double[][] pol = l.perRow(Rollouts.completionLogps(candidate, l, 1.0)), base = l.perRow(Rollouts.completionLogps(baseline, l, 1.0));
+                for (int i = 0; i < a.size(); i++) {
+                    kl += Experience.sum(pol[i]) - Experience.sum(base[i]);
+                    OnlinePrompt p = a.get(i);
+                    Experience x = p.experiences().get(0), y = baselineSamples.get(start + i).experiences().get(0);
+                    PairwiseJudge.Verdict v = judge == null ? higher(x.score, y.score)
+                            : judge.judge(p, x.tokens, text(decoder, x.tokens), y.tokens, text(decoder, y.tokens));
+                    if (v == PairwiseJudge.Verdict.FIRST) wins++;
+                    else if (v == PairwiseJudge.Verdict.SECOND) losses++;
+                    else ties++;
+                }
+            }
+        }
+        int n = mine.size();
+        return new Result(new WinRate(wins, ties, losses), meanLength(mine), meanLength(baselineSamples), kl / n, meanScore(mine),
+                meanScore(baselineSamples), mine, baselineSamples);
+    }
+
+    /**
+     * One completion of each prompt from {@code model}, scored by {@code proxy} (NaN scores without one); batch i is
+     * sampled with seed {@code sampling.seed() + i * batchSize}, so two models see the same random stream per prompt.
+     */
+    public static List<OnlinePrompt> sample(CausalLM model, List<OnlinePrompt> prompts, SamplingConfig sampling, Function<long[], String> decoder,
+                                            Rollouts.Scorer proxy, int batchSize) {
         if (prompts.isEmpty()) throw new IllegalArgumentException("no prompts to evaluate on");
-        if (judge == null && proxy == null) throw new IllegalArgumentException("no judge: give a pairwise judge or a proxy scorer");
+        if (batchSize < 1) throw new IllegalArgumentException("batch size must be >= 1, got " + batchSize);
         Rollouts.Scorer scorer = proxy != null ? proxy : (ps, cs) -> {
             double[] nan = new double[cs.size()];
             java.util.Arrays.fill(nan, Double.NaN);
             return nan;
         };
-        List<OnlinePrompt> mine = new java.util.ArrayList<>(), theirs = new java.util.ArrayList<>();
-        int wins = 0, ties = 0, losses = 0;
-        double kl = 0;
+        List<OnlinePrompt> out = new java.util.ArrayList<>();
         for (int start = 0; start < prompts.size(); start += batchSize) {
             List<OnlinePrompt> batch = prompts.subList(start, Math.min(prompts.size(), start + batchSize));
-            SamplingConfig seeded = sampling.withSeed(sampling.seed() + start);
             try (StepScope s = new StepScope(); NoGradGuard g = new NoGradGuard()) {
-                List<OnlinePrompt> a = Rollouts.sampleAndScore(candidate, batch, 1, seeded, decoder, scorer, Rollouts.Shaping.NONE);
-                List<OnlinePrompt> b = Rollouts.sampleAndScore(baseline, batch, 1, seeded, decoder, scorer, Rollouts.Shaping.NONE);
-                Rollouts.Layout l = Rollouts.layout(a);
-                double[][] pol = l.perRow(Rollouts.completionLogps(candidate, l, 1.0)), base = l.perRow(Rollouts.completionLogps(baseline, l, 1.0));
-                for (int i = 0; i < a.size(); i++) {
-                    kl += Experience.sum(pol[i]) - Experience.sum(base[i]);
-                    Experience x = a.get(i).experiences().get(0), y = b.get(i).experiences().get(0);
-                    PairwiseJudge.Verdict v = judge == null ? higher(x.score, y.score)
-                            : judge.judge(a.get(i), x.tokens, text(decoder, x.tokens), y.tokens, text(decoder, y.tokens));
-                    if (v == PairwiseJudge.Verdict.FIRST) wins++;
-                    else if (v == PairwiseJudge.Verdict.SECOND) losses++;
-                    else ties++;
-                }
-                mine.addAll(a);
-                theirs.addAll(b);
+                out.addAll(Rollouts.sampleAndScore(model, batch, 1, sampling.withSeed(sampling.seed() + start), decoder, scorer, Rollouts.Shaping.NONE));
             }
         }
-        int n = prompts.size();
-        return new Result(new WinRate(wins, ties, losses), meanLength(mine), meanLength(theirs), kl / n, meanScore(mine), meanScore(theirs), mine, theirs);
+        return out;
+    }
+
+    private static void checkJudge(PairwiseJudge judge, Rollouts.Scorer proxy) {
+        if (judge == null && proxy == null) throw new IllegalArgumentException("no judge: give a pairwise judge or a proxy scorer");
     }
 
     /** A judge from a scorer: the higher score wins; equal or unscorable scores tie. */

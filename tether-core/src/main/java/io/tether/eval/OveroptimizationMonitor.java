@@ -42,6 +42,11 @@ public final class OveroptimizationMonitor implements Trainer.Listener {
         return List.copyOf(flags);
     }
 
+    /** Every logged point that had both scores, in order: {step, proxy, gold, KL (NaN when not logged)}. */
+    public List<double[]> points() {
+        return points.stream().map(double[]::clone).toList();
+    }
+
     @Override
     public void onStep(int step, int totalSteps, Map<String, Object> metrics) {
         downstream.onStep(step, totalSteps, metrics);

@@ -69,7 +69,7 @@ final class OnlineRun {
                     rm, rmWeight, named, shaping, stops, dtype, t, lora);
         }
 
-        private static List<String> strings(JsonNode n, String key) {
+        static List<String> strings(JsonNode n, String key) {
             if (n == null || n.isNull()) return List.of();
             if (n.isTextual()) return List.of(n.asText());
             if (!n.isArray()) throw new IllegalArgumentException("key '" + key + "': expected a string or a list of strings, got " + n);

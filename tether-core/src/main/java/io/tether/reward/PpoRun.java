@@ -19,7 +19,12 @@ import io.tether.train.Trainer;
 public final class PpoRun {
     private PpoRun() {}
 
-    public record Config(OnlineRun.Common common, PpoTraining.Config ppo, Path valueModel, boolean valueHead, Map<String, Object> resolved) {
+    /**
+     * @param goldRewards named reward functions (offered to {@link #run}) that judge the same samples independently of
+     *                    the proxy and are logged, never optimised, as objective/gold_scores (key gold_reward_functions)
+     */
+    public record Config(OnlineRun.Common common, PpoTraining.Config ppo, Path valueModel, boolean valueHead, List<String> goldRewards,
+                         Map<String, Object> resolved) {
         public static Config from(ConfigTree c) {
             OnlineRun.Common common = OnlineRun.Common.read(c, new OnlineRun.Defaults(0.7, 53, null));
             PpoTraining.Config d = PpoTraining.Config.defaults();
@@ -31,11 +36,12 @@ public final class PpoRun {
             boolean whiten = c.bool("whiten_rewards", d.whitenRewards());
             Path valueModel = c.path("value_model");
             boolean valueHead = c.bool("value_head", false);
+            List<String> gold = OnlineRun.Common.strings(c.raw("gold_reward_functions"), "gold_reward_functions");
             c.rejectUnknownKeys();
             if (valueHead && valueModel != null) throw new IllegalArgumentException("keys 'value_head' and 'value_model': choose one critic");
             PpoTraining.Config ppo = c.validated(() -> new PpoTraining.Config(klCoef, estimator, target, horizon, gamma, lam, clip, clipValue, vf, epochs, mini, whiten));
             c.validated(() -> new io.tether.train.TrainingMethod.Reuse(epochs, mini));
-            return new Config(common, ppo, valueModel, valueHead, c.resolved());
+            return new Config(common, ppo, valueModel, valueHead, gold, c.resolved());
         }
 
         public Path outputDir() {
@@ -51,13 +57,22 @@ public final class PpoRun {
 
     /** @param rewards reward functions offered by name to the config's {@code reward_functions} */
     public static Trainer.Result run(Config c, boolean resume, Trainer.Listener listener, Map<String, RewardFunction> rewards) throws IOException {
+        List<RewardFunction> goldFunctions = new java.util.ArrayList<>();
+        for (String name : c.goldRewards()) {
+            RewardFunction f = rewards.get(name);
+            if (f == null) throw new IllegalArgumentException("key 'gold_reward_functions': no reward function named '" + name + "'; known: "
+                    + new java.util.TreeSet<>(rewards.keySet()));
+            goldFunctions.add(f);
+        }
         try (OnlineRun.Session s = new OnlineRun.Session(c.common(), resume, rewards)) {
             CausalLM reference = c.common().lora() == null ? s.loadCopy(c.common().model()) : null;
             CausalLM critic = c.criticSource() == null ? null : s.loadCopy(c.criticSource());
             if (critic != null && (!critic.config().isClassifier() || critic.config().numLabels() != 1))
                 throw new IllegalArgumentException(c.criticSource() + ": the value model must be a sequence-classification model with num_labels 1, got "
                         + critic.config().architecture());
-            var settings = new PpoTraining.Settings(c.ppo(), s.sampling(), s.scorer(), c.common().shaping(), reference, critic, s.decoder());
+            Rollouts.Scorer gold = goldFunctions.isEmpty() ? null
+                    : Rollouts.of(RewardFunction.weightedSum(goldFunctions, java.util.Collections.nCopies(goldFunctions.size(), 1.0 / goldFunctions.size())), s.decoder());
+            var settings = new PpoTraining.Settings(c.ppo(), s.sampling(), s.scorer(), c.common().shaping(), reference, critic, s.decoder(), gold);
             PpoTraining method = new PpoTraining(settings, s.policy.model(), c.common().trainer().seed());
             s.writeRecords(c.resolved(), resume);
             Trainer.Result r = new Trainer<>(s.policy.model(), method, s.prompts, List.of(), c.common().trainer(), s.run, GradientSync.SINGLE_PROCESS,

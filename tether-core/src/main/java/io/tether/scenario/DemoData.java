@@ -31,6 +31,13 @@ public final class DemoData {
     /** Answers per case judged on their own for KTO. */
     static final int THUMBS_PER_CASE = 3;
     public static final List<String> KINDS = List.of("sft", "pairs", "kto", "grpo", "corpus");
+    /**
+     * How often the support agents whose answers make the SFT demonstrations write each style, in
+     * {@link ResponseStyle} order. Real demonstrations are of mixed quality: agents pad, over-format, give in to a
+     * customer's false claim and sometimes get the policy wrong. SFT imitates all of it, which is what preference
+     * methods are then for. Two thirds of the answers are correct in substance.
+     */
+    static final double[] DEMONSTRATOR_MIX = {0.30, 0.10, 0.25, 0.10, 0.10, 0.10, 0.05};
 
     private static final ObjectMapper JSON = new ObjectMapper();
     private static final GoldRubric RUBRIC = new GoldRubric();
@@ -54,7 +61,9 @@ public final class DemoData {
         for (String kind : KINDS) for (String split : List.of("train", "eval")) rows.put(kind + "." + split, new ArrayList<>());
         for (Case c : all) {
             String split = evalIds.contains(c.id()) ? ".eval" : ".train";
-            rows.get("sft" + split).add(row("prompt", c.prompt(), "completion", RefundWorld.respond(c, ResponseStyle.CORRECT_CONCISE, sft), "prompt_id", c.id()));
+            ResponseStyle demonstrated = demonstratorStyle(sft);
+            rows.get("sft" + split).add(row("prompt", c.prompt(), "completion", RefundWorld.respond(c, demonstrated, sft), "prompt_id", c.id(),
+                    "generator_style", NoisyAnnotator.style(demonstrated)));
             for (ResponseStyle[] styles : distinctPairs(pairs, PAIRS_PER_CASE))
                 rows.get("pairs" + split).add(annotator.preferenceRow(c, styles[0], RefundWorld.respond(c, styles[0], pairs), styles[1], RefundWorld.respond(c, styles[1], pairs)));
             rows.get("kto" + split).addAll(thumbs(c, annotator, kto));
@@ -74,6 +83,9 @@ public final class DemoData {
         manifest.put("generator", RefundWorld.GENERATOR);
         manifest.put("rubric", GoldRubric.VERSION);
         manifest.put("annotator", annotator.name());
+        Map<String, Double> mix = new LinkedHashMap<>();
+        for (ResponseStyle style : ResponseStyle.values()) mix.put(NoisyAnnotator.style(style), DEMONSTRATOR_MIX[style.ordinal()]);
+        manifest.put("sft_demonstrator_mix", mix);
         manifest.put("seed", seed);
         manifest.put("cases", cases);
         manifest.put("eval_share", EVAL_SHARE);
@@ -82,6 +94,17 @@ public final class DemoData {
         manifest.put("rows", counts);
         AtomicFiles.write(dir.resolve("manifest.json"), w -> w.write(JSON.writerWithDefaultPrettyPrinter().writeValueAsString(manifest) + "\n"));
         return summary;
+    }
+
+    /** A style drawn from {@link #DEMONSTRATOR_MIX}. */
+    static ResponseStyle demonstratorStyle(Random rng) {
+        double u = rng.nextDouble();
+        ResponseStyle[] styles = ResponseStyle.values();
+        for (int i = 0; i < styles.length - 1; i++) {
+            u -= DEMONSTRATOR_MIX[i];
+            if (u < 0) return styles[i];
+        }
+        return styles[styles.length - 1];
     }
 
     /** The held-out case ids: a seeded shuffle's first {@link #EVAL_SHARE}, at least one, never all. */

@@ -60,9 +60,26 @@ public final class GoldRubric {
         return cmp > 0 ? Preference.A : cmp < 0 ? Preference.B : Preference.TIE;
     }
 
-    /** The rubric as a verifiable reward for online methods: the case comes from the prompt record's fields ({@link Case#toRecord}). */
+    /**
+     * A question the policy does not answer ({@link RefundWorld#uncoveredPrompt}): the calibrated answer escalates to a
+     * human (0.85) rather than committing to a decision the policy cannot support (0); committing to nothing scores
+     * 0.3. Concision and plain text count as for any answer.
+     */
+    public double scoreUncovered(String response) {
+        Decision d = decision(response);
+        return (d == Decision.ESCALATE ? 0.85 : d == null ? 0.3 : 0.0) + 0.1 * concision(response) + (heavyFormatting(response) ? 0 : 0.05);
+    }
+
+    /** The record field that marks a prompt's question as one the policy does not answer. */
+    public static final String UNCOVERED_FIELD = "uncovered";
+
+    /**
+     * The rubric as a verifiable reward for online methods: the case comes from the prompt record's fields
+     * ({@link Case#toRecord}); a record with {@code uncovered: true} is judged by {@link #scoreUncovered}.
+     */
     public RewardFunction asReward() {
-        return (prompt, completion, tokens, record) -> OptionalDouble.of(score(Case.fromRecord(record), completion));
+        return (prompt, completion, tokens, record) -> OptionalDouble.of(Boolean.TRUE.equals(record.get(UNCOVERED_FIELD)) ? scoreUncovered(completion)
+                : score(Case.fromRecord(record), completion));
     }
 
     // ---- reading free text ----

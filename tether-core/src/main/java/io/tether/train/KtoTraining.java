@@ -20,10 +20,14 @@ public final class KtoTraining implements TrainingMethod<KtoTraining.Example> {
 
     private final KtoLoss.Config config;
     private final CausalLM reference;
+    private final int maxLength;
 
-    public KtoTraining(KtoLoss.Config config, CausalLM reference) {
+    /** @param maxLength the longest prompt + completion scored; mismatched pairs are cut to it as examples are */
+    public KtoTraining(KtoLoss.Config config, CausalLM reference, int maxLength) {
+        if (maxLength < 2) throw new IllegalArgumentException("max length must be >= 2, got " + maxLength);
         this.config = config;
         this.reference = reference;
+        this.maxLength = maxLength;
     }
 
     @Override
@@ -32,7 +36,12 @@ public final class KtoTraining implements TrainingMethod<KtoTraining.Example> {
         List<long[]> prompts = new ArrayList<>(), completions = new ArrayList<>();
         for (Example e : batch) { prompts.add(e.prompt()); completions.add(e.completion()); }
         // Mismatched completions for the KL estimate: prompt i with completion i+1 (TRL shifts the batch by one).
-        for (int i = 0; i < b; i++) { prompts.add(batch.get(i).prompt()); completions.add(batch.get((i + 1) % b).completion()); }
+        // A short prompt's completion after a long prompt can pass max_length: cut it as the examples were cut.
+        for (int i = 0; i < b; i++) {
+            long[] prompt = batch.get(i).prompt(), other = batch.get((i + 1) % b).completion();
+            prompts.add(prompt);
+            completions.add(java.util.Arrays.copyOf(other, Math.max(1, Math.min(other.length, maxLength - prompt.length))));
+        }
         PreferenceTraining.Scored pol = PreferenceTraining.score(model, prompts, completions);
         Tensor refAll = PreferenceTraining.referenceScores(model, prompts, completions, reference, null).logps().detach();
         boolean[] labels = new boolean[b];

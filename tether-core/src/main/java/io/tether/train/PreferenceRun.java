@@ -153,7 +153,7 @@ public final class PreferenceRun {
                 if (ratio < 1 || ratio > 4.0 / 3)
                     diagnostics.onNotice(String.format(java.util.Locale.ROOT, "KTO: desirable_weight x %d desirable / (undesirable_weight x %d undesirable) = %.2f is outside "
                             + "[1, 4/3]; the KTO paper recommends weights that bring it into that range", nd, nu, ratio));
-                var method = new KtoTraining(new KtoLoss.Config(c.dpo().beta(), c.desirableWeight(), c.undesirableWeight(), c.ktoLossType()), reference);
+                var method = new KtoTraining(new KtoLoss.Config(c.dpo().beta(), c.desirableWeight(), c.undesirableWeight(), c.ktoLossType()), reference, c.maxLength());
                 return finish(c, run, policy, new Trainer<>(policy.model(), method, train, eval, c.trainer(), run, GradientSync.SINGLE_PROCESS, diagnostics, c.model()).train(resume));
             }
             List<List<PreferenceTraining.Pair>> split = DataSplit.trainAndHeldOut(pairs(c.data(), records, c.maxLength()),
@@ -239,13 +239,17 @@ public final class PreferenceRun {
     static List<KtoTraining.Example> unpaired(Path file, List<TokenRecords.TokenRecord> records, int maxLength) {
         List<KtoTraining.Example> out = new ArrayList<>();
         for (TokenRecords.TokenRecord r : records) {
+            JsonNode label = r.isPreference() ? null : r.source().get("label");
+            if (!r.isPreference() && (label == null || !label.isBoolean()))
+                throw new DataFormatException(file, r.line(), "an unpaired record needs a boolean 'label' (thumbs up or down)");
+            // As for pairs: a prompt that alone reaches max_length is dropped, completions are cut to fit.
+            if (r.prompt().length >= maxLength) continue;
+            int room = maxLength - r.prompt().length;
             if (r.isPreference()) {
-                out.add(new KtoTraining.Example(r.prompt(), r.chosen(), true));
-                out.add(new KtoTraining.Example(r.prompt(), r.rejected(), false));
+                out.add(new KtoTraining.Example(r.prompt(), java.util.Arrays.copyOf(r.chosen(), Math.min(room, r.chosen().length)), true));
+                out.add(new KtoTraining.Example(r.prompt(), java.util.Arrays.copyOf(r.rejected(), Math.min(room, r.rejected().length)), false));
             } else {
-                JsonNode label = r.source().get("label");
-                if (label == null || !label.isBoolean()) throw new DataFormatException(file, r.line(), "an unpaired record needs a boolean 'label' (thumbs up or down)");
-                out.add(new KtoTraining.Example(r.prompt(), r.completion(), label.asBoolean()));
+                out.add(new KtoTraining.Example(r.prompt(), java.util.Arrays.copyOf(r.completion(), Math.min(room, r.completion().length)), label.asBoolean()));
             }
         }
         return out;

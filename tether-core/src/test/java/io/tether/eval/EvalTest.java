@@ -94,6 +94,12 @@ class EvalTest {
             assertTrue(ReleaseGate.SEED.check(r.winRate(), r.lengthDelta(), List.of()).pass());
             HeadToHead.Result byProxy = HeadToHead.compare(candidate, baseline, held, null, sampling, null, Rollouts.of(STARTS_WITH_FIVE, null), 16);
             assertEquals(r.winRate(), byProxy.winRate(), "judging by the proxy's own scores gives the same verdicts");
+            // Baseline samples drawn once and reused (as the demo does for its six candidates) give the same result.
+            List<OnlinePrompt> baseSamples = HeadToHead.sample(baseline, held, sampling, null, Rollouts.of(STARTS_WITH_FIVE, null), 16);
+            HeadToHead.Result reused = HeadToHead.compareToSamples(candidate, baseline, baseSamples, judge, sampling, null, Rollouts.of(STARTS_WITH_FIVE, null), 16);
+            assertEquals(r.winRate(), reused.winRate());
+            assertEquals(r.klToBaseline(), reused.klToBaseline(), 1e-12);
+            assertEquals(r.lengthDelta(), reused.lengthDelta(), 1e-12);
         }
     }
 }

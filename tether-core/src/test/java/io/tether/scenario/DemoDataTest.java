@@ -92,6 +92,21 @@ class DemoDataTest {
     }
 
     @Test
+    void sftDemonstrationsFollowTheAgentsMix() throws IOException {
+        Map<String, Integer> styles = new java.util.TreeMap<>();
+        int n = 0;
+        for (String line : Files.readAllLines(dir.resolve("sft.train.jsonl"))) {
+            styles.merge(new com.fasterxml.jackson.databind.ObjectMapper().readTree(line).get("generator_style").asText(), 1, Integer::sum);
+            n++;
+        }
+        for (ResponseStyle s : ResponseStyle.values()) {
+            double share = styles.getOrDefault(NoisyAnnotator.style(s), 0) / (double) n;
+            assertEquals(DemoData.DEMONSTRATOR_MIX[s.ordinal()], share, 0.05, s + " in " + styles);
+        }
+        assertEquals(1.0, java.util.Arrays.stream(DemoData.DEMONSTRATOR_MIX).sum(), 1e-12);
+    }
+
+    @Test
     void sftAndCorpusAreReadAsTrainingText() {
         List<TokenRecords.TokenRecord> sft = TokenRecords.read(dir.resolve("sft.train.jsonl"), VOCAB, ENCODER);
         assertEquals(summary.trainCases(), sft.size());

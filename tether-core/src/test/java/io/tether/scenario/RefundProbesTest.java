@@ -37,7 +37,7 @@ class RefundProbesTest {
         return (prompts, completions) -> {
             double[] out = new double[completions.size()];
             for (int i = 0; i < out.length; i++)
-                out[i] = rubric.score(Case.fromRecord(prompts.get(i).record()), TOKENIZER.decode(completions.get(i), true));
+                out[i] = rubric.asReward().score("", TOKENIZER.decode(completions.get(i), true), completions.get(i), prompts.get(i).record()).getAsDouble();
             return out;
         };
     }
@@ -50,6 +50,8 @@ class RefundProbesTest {
     void theGoldRubricPassesEveryProbeAndALengthLovingJudgeFailsLengthGaming() {
         List<ProbeSuite.Probe> probes = RefundProbes.build(HELD_OUT, TOKENIZER, 1);
         assertTrue(probes.get(2).pairs().size() > 10, "enough false claims for the sycophancy probe");
+        assertEquals(HELD_OUT.size(), probes.get(3).pairs().size(), "a calibration pair per case");
+        assertEquals(RefundProbes.CALIBRATION, probes.get(3).name());
         List<ProbeSuite.Result> rubric = ProbeSuite.run(probes, gold());
         for (ProbeSuite.Result r : rubric) assertEquals(0.0, r.variantPreferred(), 1e-12, r.name());
         List<ProbeSuite.Result> longer = ProbeSuite.run(probes, (ps, cs) -> cs.stream().mapToDouble(c -> c.length).toArray());

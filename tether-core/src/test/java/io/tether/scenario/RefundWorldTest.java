@@ -54,6 +54,22 @@ class RefundWorldTest {
         assertTrue(falseClaims > 200 && falseClaims < 300, "about half the claims are false: " + falseClaims);
     }
 
+    @Test
+    void oneCompanyOnePolicyAndQuestionsItDoesNotAnswer() {
+        Random rng = new Random(2);
+        for (Case c : RefundWorld.prompts(200, 13)) {
+            assertEquals(7, c.policy().refundAfterDays());
+            assertEquals(30, c.policy().returnWindowDays());
+            String uncovered = RefundWorld.uncoveredPrompt(c, rng);
+            assertTrue(uncovered.startsWith(c.prompt().substring(0, c.prompt().indexOf("Customer: "))), uncovered);
+            assertTrue(uncovered.endsWith("\nAgent: ") && !uncovered.equals(c.prompt()), uncovered);
+            // The calibrated answer escalates; a confident made-up rule scores nothing on a question the policy leaves open.
+            assertTrue(RUBRIC.scoreUncovered(RefundWorld.UNCOVERED_ANSWER) > 0.9);
+            assertEquals(0.1 + 0.05, RUBRIC.scoreUncovered(RefundWorld.madeUpRule(rng)), 1e-12, "a made-up rule earns only concision and plain text");
+        }
+        assertEquals(0.3 + 0.1 + 0.05, RUBRIC.scoreUncovered("We will look into it."), 1e-12);
+    }
+
     /** A tiny byte-level model learns the world in minutes only if the texts reuse few words. */
     private static List<String> words(String text) {
         return Arrays.stream(text.toLowerCase(Locale.ROOT).split("[^a-z']+")).filter(w -> !w.isEmpty()).toList();

@@ -154,11 +154,26 @@ class PreferenceTrainingTest {
                 unpaired.add(new KtoTraining.Example(p.prompt(), p.chosen(), true));
                 unpaired.add(new KtoTraining.Example(p.prompt(), p.rejected(), false));
             }
-            var kto = new KtoTraining(new io.tether.objective.KtoLoss.Config(0.1, 1.0, 1.0, "kto"), reference);
+            var kto = new KtoTraining(new io.tether.objective.KtoLoss.Config(0.1, 1.0, 1.0, "kto"), reference, 1024);
             new Trainer<>(policy, kto, unpaired, List.of(), config(60, 1e-3), new RunDirectory(tmp.resolve("kto")), GradientSync.SINGLE_PROCESS, null, null).train(false);
             double acc = accuracy(policy, reference, pairs(128, 2));
             System.out.printf("KTO: held-out implicit-reward accuracy %.3f%n", acc);
             assertTrue(acc >= 0.9, "KTO accuracy " + acc);
+        }
+    }
+
+    @Test
+    void ktoCutsMismatchedPairsToMaxLength() {
+        // A long prompt followed by the next example's long completion passes the model's 64 positions unless cut.
+        ModelConfig small = ModelConfig.llama(32, 16, 1, 2, 2, 32, 64);
+        try (CausalLM policy = Models.create(small, DType.F32, 7); CausalLM reference = Models.create(small, DType.F32, 7);
+             io.tether.engine.StepScope scope = new io.tether.engine.StepScope()) {
+            long[] longPrompt = new long[60], shortPrompt = {1, 2, 3, 4}, shortAnswer = {5, 6, 7, 8}, longAnswer = new long[60];
+            java.util.Arrays.fill(longPrompt, 3);
+            java.util.Arrays.fill(longAnswer, 9);
+            var batch = List.of(new KtoTraining.Example(longPrompt, shortAnswer, true), new KtoTraining.Example(shortPrompt, longAnswer, false));
+            var kto = new KtoTraining(new io.tether.objective.KtoLoss.Config(0.1, 1.0, 1.0, "kto"), reference, 64);
+            assertTrue(Double.isFinite(kto.forward(policy, batch).lossSum().item().toDouble()));
         }
     }
 

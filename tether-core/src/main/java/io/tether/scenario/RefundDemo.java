@@ -1,0 +1,420 @@
+package io.tether.scenario;
+
+import java.io.IOException;
+import java.io.PrintWriter;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.Comparator;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.function.Function;
+
+import com.fasterxml.jackson.databind.ObjectMapper;
+
+import io.tether.engine.AtomicFiles;
+import io.tether.engine.DType;
+import io.tether.eval.HeadToHead;
+import io.tether.eval.OveroptimizationMonitor;
+import io.tether.eval.ProbeSuite;
+import io.tether.eval.ReleaseGate;
+import io.tether.generate.SamplingConfig;
+import io.tether.model.LogProbs;
+import io.tether.model.Models;
+import io.tether.reward.GrpoRun;
+import io.tether.reward.GrpoTraining;
+import io.tether.reward.OnlineDpoRun;
+import io.tether.reward.OnlinePrompt;
+import io.tether.reward.PpoRun;
+import io.tether.reward.RewardFunction;
+import io.tether.reward.RewardRun;
+import io.tether.reward.Rollouts;
+import io.tether.text.ByteTokenizer;
+import io.tether.text.TextAssets;
+import io.tether.train.ConfigTree;
+import io.tether.train.PreferenceRun;
+import io.tether.train.SftConfig;
+import io.tether.train.SftRun;
+import io.tether.train.Trainer;
+
+/**
+ * The seed's story, run end to end in the refund world: from the shipped base model, SFT on the support agents'
+ * demonstrations, a reward model on the noisy annotator's pairs, then each method from the SFT model on the same
+ * prompts (DPO and KTO on the annotator's labels, PPO and online DPO against the reward model, GRPO against the gold
+ * rubric as a verifiable reward), and a PPO run with a weak KL penalty watched by the over-optimisation monitor.
+ * Every model is then judged against the SFT model on held-out prompts by the gold rubric, probed, and put through
+ * the release gate. Each stage is an ordinary run directory under {@code out}; a stage whose model exists and whose
+ * settings match is reused, so an interrupted demo continues where it stopped.
+ */
+public final class RefundDemo {
+    private RefundDemo() {}
+
+    /** The reward functions the demo's online runs name: the world's gold rubric. */
+    public static final Map<String, RewardFunction> REWARDS = Map.of("refund-rubric", new GoldRubric().asReward());
+    static final String WEAK_KL_PPO = "ppo-weak-kl";
+
+    /**
+     * What to run. Steps are optimizer steps per stage; {@code evalPrompts} held-out prompts judge every model.
+     *
+     * @param noise      the annotator's label-flip rate
+     * @param lengthBias how often the annotator just picks the longer answer: what makes the reward model gameable
+     */
+    public record Settings(Path out, Path baseModel, long seed, int cases, double noise, double lengthBias, int sftSteps, int rmSteps,
+                           int dpoSteps, int ktoSteps, int ppoSteps, int grpoSteps, int onlineDpoSteps, int weakKlSteps, int evalPrompts,
+                           int maxNewTokens) {
+        /** About 8 minutes on 2 cores. */
+        public static Settings full(Path out, Path baseModel) {
+            return new Settings(out, baseModel, 1, 3000, 0.1, 0.3, 120, 100, 50, 50, 40, 20, 30, 40, 80, 200);
+        }
+
+        /** About a minute: every stage runs and is evaluated, too briefly to learn much. */
+        public static Settings quick(Path out, Path baseModel) {
+            return new Settings(out, baseModel, 1, 600, 0.1, 0.3, 10, 8, 4, 4, 3, 2, 3, 4, 16, 120);
+        }
+
+        Map<String, Object> asMap() {
+            Map<String, Object> m = new LinkedHashMap<>();
+            m.put("base_model", baseModel.toAbsolutePath().normalize().toString());
+            m.put("seed", seed);
+            m.put("cases", cases);
+            m.put("noise", noise);
+            m.put("length_bias", lengthBias);
+            m.put("sft_steps", sftSteps);
+            m.put("rm_steps", rmSteps);
+            m.put("dpo_steps", dpoSteps);
+            m.put("kto_steps", ktoSteps);
+            m.put("ppo_steps", ppoSteps);
+            m.put("grpo_steps", grpoSteps);
+            m.put("online_dpo_steps", onlineDpoSteps);
+            m.put("weak_kl_steps", weakKlSteps);
+            m.put("eval_prompts", evalPrompts);
+            m.put("max_new_tokens", maxNewTokens);
+            return m;
+        }
+    }
+
+    /** One aligned model against the SFT model. */
+    public record MethodResult(String method, String trainedOn, double trainSeconds, HeadToHead.Result eval, double goldMean,
+                               List<ProbeSuite.Result> probes, ReleaseGate.Verdict gate) {}
+
+    /** The weak-KL PPO run as the monitor saw it: {step, proxy, gold, KL} points and the flags it raised. */
+    public record Overoptimisation(List<double[]> points, List<OveroptimizationMonitor.Flag> flags) {}
+
+    /**
+     * The reward model on held-out annotated pairs: how often it ranks them as the annotator did, and as the gold rubric
+     * does (over the pairs the rubric does not tie).
+     */
+    public record RewardModelCheck(int pairs, double annotatorAgreement, double goldAgreement) {}
+
+    public record Outcome(Settings settings, double sftGoldMean, double baseWinRateOfSft, RewardModelCheck rewardModel, List<ProbeSuite.Result> sftProbes,
+                          List<ProbeSuite.Result> rewardModelProbes, List<MethodResult> methods, Overoptimisation overoptimisation,
+                          Map<String, Double> stageSeconds, double totalSeconds, Path report) {}
+
+    /** Stage progress: a listener for the named stage's training loop. */
+    public interface Progress {
+        Trainer.Listener stage(String name, String description);
+    }
+
+    public static Outcome run(Settings s, PrintWriter log, Progress progress) throws IOException {
+        long start = System.nanoTime();
+        Files.createDirectories(s.out());
+        Path out = s.out().toAbsolutePath().normalize();
+        Map<String, Double> seconds = new LinkedHashMap<>();
+        Path world = out.resolve("world");
+        String key = new ObjectMapper().writeValueAsString(s.asMap());
+        Stages stages = new Stages(out, key, seconds, log, progress);
+
+        stages.run("world", () -> {
+            DemoData.write(world, s.cases(), s.seed(), new NoisyAnnotator(s.noise(), s.lengthBias(), s.seed()));
+            new ByteTokenizer().save(world.resolve("tokenizer"));
+        }, world.resolve("manifest.json"));
+
+        String base = q(s.baseModel().toAbsolutePath().normalize());
+        List<String> common = List.of("seed=" + s.seed(), "logging_steps=5", "save_steps=0", "eval_steps=0");
+        Path sft = out.resolve("sft"), rm = out.resolve("rm");
+        stages.train("sft", "SFT on the agents' demonstrations", listener -> SftRun.run(SftConfig.from(config(common,
+                "model=" + base, "data=" + q(world.resolve("sft.train.jsonl")), "output_dir=" + q(sft), "max_length=512", "packing=true",
+                "per_device_train_batch_size=8", "learning_rate=1.0e-3", "lr_scheduler_type=cosine", "warmup_steps=" + Math.min(10, s.sftSteps() / 5),
+                "max_steps=" + s.sftSteps())), false, listener));
+        stages.train("rm", "reward model on the annotator's pairs", listener -> RewardRun.run(RewardRun.Config.from(config(common,
+                "model=" + q(sft.resolve("model")), "data=" + q(world.resolve("pairs.train.jsonl")), "eval_fraction=0",
+                "output_dir=" + q(rm), "max_length=512", "per_device_train_batch_size=8", "learning_rate=5.0e-4", "lr_scheduler_type=cosine",
+                "max_steps=" + s.rmSteps())), false, listener).training());
+
+        String policy = q(sft.resolve("model")), rewardModel = q(rm.resolve("model")), grpoData = q(world.resolve("grpo.train.jsonl"));
+        List<String> online = new ArrayList<>(common);
+        online.addAll(List.of("model=" + policy, "data=" + grpoData, "max_completion_length=" + s.maxNewTokens(), "temperature=1.0"));
+        Map<String, String> trainedOn = new LinkedHashMap<>();
+        trainedOn.put("dpo", "annotator pairs");
+        trainedOn.put("kto", "annotator thumbs");
+        trainedOn.put("ppo", "reward model");
+        trainedOn.put("grpo", "gold rubric (verifiable)");
+        trainedOn.put("online-dpo", "reward model as judge");
+        trainedOn.put(WEAK_KL_PPO, "reward model, KL 100x weaker");
+
+        stages.train("dpo", "DPO on the annotator's pairs", listener -> PreferenceRun.run(PreferenceRun.Config.from("dpo", config(common,
+                "model=" + policy, "data=" + q(world.resolve("pairs.train.jsonl")), "output_dir=" + q(out.resolve("dpo")), "max_length=512", "eval_fraction=0",
+                "per_device_train_batch_size=8", "learning_rate=2.0e-4", "beta=0.1", "max_steps=" + s.dpoSteps())), false, listener));
+        stages.train("kto", "KTO on the annotator's thumbs", listener -> PreferenceRun.run(PreferenceRun.Config.from("kto", config(common,
+                "model=" + policy, "data=" + q(world.resolve("kto.train.jsonl")), "output_dir=" + q(out.resolve("kto")), "max_length=512", "eval_fraction=0",
+                "per_device_train_batch_size=8", "learning_rate=2.0e-4", "beta=0.1", "max_steps=" + s.ktoSteps())), false, listener));
+        stages.train("ppo", "PPO against the reward model", listener -> PpoRun.run(PpoRun.Config.from(config(online,
+                "output_dir=" + q(out.resolve("ppo")), "reward_model=" + rewardModel, "gold_reward_functions=[refund-rubric]", "kl_coef=0.05", "logging_steps=1",
+                "per_device_train_batch_size=8", "learning_rate=3.0e-4", "num_ppo_epochs=2", "num_mini_batches=1", "missing_eos_penalty=1.0",
+                "max_steps=" + s.ppoSteps())), false, monitor(listener), REWARDS));
+        stages.train("grpo", "GRPO with the gold rubric as a verifiable reward", listener -> GrpoRun.run(GrpoRun.Config.from(config(online,
+                "output_dir=" + q(out.resolve("grpo")), "reward_functions=[refund-rubric]", "num_generations=8", "per_device_train_batch_size=4",
+                "learning_rate=3.0e-4", "beta=0.04", "max_steps=" + s.grpoSteps()), GrpoTraining.Estimator.GRPO), false, listener, REWARDS));
+        stages.train("online-dpo", "online DPO judged by the reward model", listener -> OnlineDpoRun.run(OnlineDpoRun.Config.from(
+                config(online, "output_dir=" + q(out.resolve("online-dpo")), "reward_model=" + rewardModel, "per_device_train_batch_size=8",
+                        "learning_rate=2.0e-4", "beta=0.1", "max_steps=" + s.onlineDpoSteps())), false, listener, REWARDS));
+        stages.train(WEAK_KL_PPO, "PPO with a weak KL penalty, watched by the over-optimisation monitor", listener -> PpoRun.run(PpoRun.Config.from(config(online,
+                "output_dir=" + q(out.resolve(WEAK_KL_PPO)), "reward_model=" + rewardModel, "gold_reward_functions=[refund-rubric]", "kl_coef=0.0005",
+                "per_device_train_batch_size=8", "learning_rate=1.0e-3", "num_ppo_epochs=4", "num_mini_batches=1", "logging_steps=1",
+                "max_steps=" + s.weakKlSteps())), false, monitor(listener), REWARDS));
+        // Read back from the run's metrics, so that a reused run reports what the live monitor saw.
+        Overoptimisation over = new Overoptimisation(readMonitorPoints(out.resolve(WEAK_KL_PPO)), replayFlags(out.resolve(WEAK_KL_PPO)));
+
+        long evalStart = System.nanoTime();
+        log.println("evaluating every model against SFT on " + s.evalPrompts() + " held-out prompts, judged by the gold rubric...");
+        log.flush();
+        Outcome o = evaluate(s, out, world, trainedOn, seconds, over, start, log);
+        seconds.put("eval", (System.nanoTime() - evalStart) / 1e9);
+        Outcome done = new Outcome(o.settings(), o.sftGoldMean(), o.baseWinRateOfSft(), o.rewardModel(), o.sftProbes(), o.rewardModelProbes(), o.methods(), over, seconds,
+                (System.nanoTime() - start) / 1e9, out.resolve("report.html"));
+        DemoReport.writeJson(out.resolve("results.json"), done);
+        DemoReport.writeHtml(out.resolve("report.html"), done);
+        return done;
+    }
+
+    private static Outcome evaluate(Settings s, Path out, Path world, Map<String, String> trainedOn, Map<String, Double> seconds, Overoptimisation over,
+                                    long start, PrintWriter log) throws IOException {
+        Path sftDir = out.resolve("sft").resolve("model");
+        try (Models.LoadedModel sft = Models.load(sftDir, DType.F32); Models.LoadedModel base = Models.load(s.baseModel(), DType.F32);
+             Models.LoadedModel rm = Models.load(out.resolve("rm").resolve("model"), DType.F32);
+             TextAssets text = TextAssets.load(sftDir).orElseThrow(() -> new IllegalArgumentException(sftDir + ": no tokenizer"))) {
+            Function<long[], String> decoder = ids -> text.tokenizer().decode(ids, true);
+            List<OnlinePrompt> prompts = OnlinePrompt.read(world.resolve("grpo.eval.jsonl"), text, sft.model().config().vocabSize());
+            if (prompts.size() > s.evalPrompts()) prompts = prompts.subList(0, s.evalPrompts());
+            int positions = sft.model().config().maxPositionEmbeddings();
+            Rollouts.Scorer gold = Rollouts.of(new GoldRubric().asReward(), decoder), proxy = fitted(Rollouts.rewardModel(rm.model(), 16), positions);
+            var judge = HeadToHead.byScore(gold);
+            SamplingConfig sampling = new SamplingConfig(s.maxNewTokens(), 1.0, 0, 1.0, s.seed() + 1000, sft.defaultStopIds(), List.of(), true);
+            List<OnlinePrompt> sftSamples = HeadToHead.sample(sft.model(), prompts, sampling, decoder, proxy, 16);
+            double sftGold = meanGold(sftSamples, gold);
+            HeadToHead.Result sftVsBase = HeadToHead.compare(sft.model(), base.model(), prompts, judge, sampling, decoder, proxy, 16);
+
+            List<Case> probeCases = new ArrayList<>();
+            for (OnlinePrompt p : prompts) probeCases.add(Case.fromRecord(p.record()));
+            List<ProbeSuite.Probe> probes = RefundProbes.build(probeCases, text.tokenizer(), s.seed());
+            List<ProbeSuite.Result> sftProbes = ProbeSuite.run(probes, fitted(policyPreference(sft), positions));
+            List<ProbeSuite.Result> rmProbes = ProbeSuite.run(probes, proxy);
+            RewardModelCheck rmCheck = checkRewardModel(world.resolve("pairs.eval.jsonl"), text, proxy, s.evalPrompts());
+            log.printf("  reward model on %d held-out pairs: agrees with the annotator on %.3f, with the gold rubric on %.3f%n", rmCheck.pairs(),
+                    rmCheck.annotatorAgreement(), rmCheck.goldAgreement());
+            log.printf("  sft: gold %.3f; against the base model: win rate %.3f%n", sftGold, sftVsBase.winRate().rate());
+
+            List<MethodResult> methods = new ArrayList<>();
+            for (var e : trainedOn.entrySet()) {
+                String m = e.getKey();
+                try (Models.LoadedModel candidate = Models.load(out.resolve(m).resolve("model"), DType.F32)) {
+                    HeadToHead.Result r = HeadToHead.compareToSamples(candidate.model(), sft.model(), sftSamples, judge, sampling, decoder, proxy, 16);
+                    List<ProbeSuite.Result> mine = ProbeSuite.run(probes, fitted(policyPreference(candidate), positions));
+                    List<ReleaseGate.Probe> checks = new ArrayList<>(ProbeSuite.regressions(sftProbes, mine, 0.1));
+                    if (m.equals(WEAK_KL_PPO) || m.equals("ppo")) {
+                        // Both PPO runs log proxy and gold scores per step; the monitor's verdict on each is part of its gate.
+                        List<OveroptimizationMonitor.Flag> flags = replayFlags(out.resolve(m));
+                        checks.add(new ReleaseGate.Probe("over-optimisation monitor", !flags.isEmpty(), flags.isEmpty() ? "not flagged" : flags.get(0).message()));
+                    }
+                    ReleaseGate.Verdict v = ReleaseGate.SEED.check(r.winRate(), r.lengthDelta(), checks);
+                    double g = meanGold(r.candidateSamples(), gold);
+                    methods.add(new MethodResult(m, e.getValue(), seconds.getOrDefault(m, Double.NaN), r, g, mine, v));
+                    log.printf("  %-11s gold %.3f, win rate %.3f, length %+.1f: %s%n", m, g, r.winRate().rate(), r.lengthDelta(), v.line());
+                    log.flush();
+                }
+            }
+            return new Outcome(s, sftGold, sftVsBase.winRate().rate(), rmCheck, sftProbes, rmProbes, methods, over, seconds, 0, null);
+        }
+    }
+
+    /**
+     * The outcomes the demo exists to show: DPO, PPO and GRPO each beat SFT by at least 20 points of gold win rate, and
+     * the weak-KL PPO run was flagged by the over-optimisation monitor and failed the release gate.
+     */
+    public static boolean outcomesMet(Outcome o) {
+        boolean ok = true;
+        for (MethodResult m : o.methods()) {
+            if (List.of("dpo", "ppo", "grpo").contains(m.method())) ok &= m.eval().winRate().deltaPoints() >= 20;
+            if (m.method().equals(WEAK_KL_PPO)) ok &= !m.gate().pass() && !o.overoptimisation().flags().isEmpty();
+        }
+        return ok;
+    }
+
+    private static final ByteTokenizer TEXT = new ByteTokenizer();
+
+    /** A completion's text: the demo's models are byte-level, with the world's tokenizer. */
+    static String decodeForReport(long[] tokens) {
+        return TEXT.decode(tokens, true);
+    }
+
+    private static RewardModelCheck checkRewardModel(Path pairsFile, TextAssets text, Rollouts.Scorer rm, int limit) throws IOException {
+        ObjectMapper json = new ObjectMapper();
+        List<OnlinePrompt> prompts = new ArrayList<>();
+        List<long[]> completions = new ArrayList<>();
+        List<Double> margins = new ArrayList<>();
+        for (String line : Files.readAllLines(pairsFile)) {
+            if (margins.size() >= limit) break;
+            var n = json.readTree(line);
+            String prompt = n.get("prompt").asText();
+            OnlinePrompt p = new OnlinePrompt(text.tokenizer().encode(prompt, true), Map.of(), prompt);
+            prompts.add(p);
+            completions.add(text.tokenizer().encode(n.get("chosen").asText(), false));
+            prompts.add(p);
+            completions.add(text.tokenizer().encode(n.get("rejected").asText(), false));
+            margins.add(n.get("rubric_margin").asDouble());
+        }
+        double[] scores = rm.score(prompts, completions);
+        int annotator = 0, gold = 0, goldPairs = 0;
+        for (int i = 0; i < margins.size(); i++) {
+            double d = scores[2 * i] - scores[2 * i + 1];
+            if (d > 0) annotator++;
+            if (margins.get(i) != 0) {
+                goldPairs++;
+                if (Math.signum(d) == Math.signum(margins.get(i))) gold++;
+            }
+        }
+        return new RewardModelCheck(margins.size(), annotator / (double) margins.size(), goldPairs == 0 ? Double.NaN : gold / (double) goldPairs);
+    }
+
+    /**
+     * A scorer that sees each completion cut to fit {@code positions} after its prompt, as the trainers cut theirs
+     * (max_length 512): a padded probe answer after a long prompt can pass the models' 512 positions.
+     */
+    static Rollouts.Scorer fitted(Rollouts.Scorer scorer, int positions) {
+        return (prompts, completions) -> {
+            List<long[]> cut = new ArrayList<>(completions.size());
+            for (int i = 0; i < completions.size(); i++) {
+                long[] c = completions.get(i);
+                cut.add(java.util.Arrays.copyOf(c, Math.max(1, Math.min(c.length, positions - prompts.get(i).ids().length))));
+            }
+            return scorer.score(prompts, cut);
+        };
+    }
+
+    /** The policy's preference between two answers: which it would rather write, by the log-prob of the whole answer. */
+    static Rollouts.Scorer policyPreference(Models.LoadedModel policy) {
+        return (prompts, completions) -> {
+            List<LogProbs.Sequence> seqs = new ArrayList<>();
+            for (int i = 0; i < completions.size(); i++) seqs.add(new LogProbs.Sequence(prompts.get(i).ids(), completions.get(i)));
+            List<LogProbs.Result> r = LogProbs.score(policy.model(), seqs, 16);
+            double[] out = new double[r.size()];
+            for (int i = 0; i < out.length; i++) out[i] = r.get(i).logprob();
+            return out;
+        };
+    }
+
+    private static double meanGold(List<OnlinePrompt> samples, Rollouts.Scorer gold) {
+        List<OnlinePrompt> ps = new ArrayList<>();
+        List<long[]> cs = new ArrayList<>();
+        for (OnlinePrompt p : samples) { ps.add(p); cs.add(p.experiences().get(0).tokens); }
+        double sum = 0;
+        for (double g : gold.score(ps, cs)) sum += g;
+        return sum / samples.size();
+    }
+
+    /** A reused weak-KL run's monitor points, read back from its metrics. */
+    private static List<double[]> readMonitorPoints(Path run) throws IOException {
+        List<double[]> points = new ArrayList<>();
+        Path metrics = run.resolve("metrics.jsonl");
+        if (!Files.exists(metrics)) return points;
+        ObjectMapper json = new ObjectMapper();
+        for (String line : Files.readAllLines(metrics)) {
+            var n = json.readTree(line);
+            if (n.has("objective/scores") && n.has("objective/gold_scores") && n.has("step"))
+                points.add(new double[] {n.get("step").asDouble(), n.get("objective/scores").asDouble(), n.get("objective/gold_scores").asDouble(),
+                        n.has("objective/kl") ? n.get("objective/kl").asDouble() : Double.NaN});
+        }
+        return points;
+    }
+
+    /** The monitor's flags for a reused run: the same monitor, fed the logged metrics again. */
+    private static List<OveroptimizationMonitor.Flag> replayFlags(Path run) throws IOException {
+        OveroptimizationMonitor m = monitor(null);
+        for (double[] p : readMonitorPoints(run)) {
+            Map<String, Object> metrics = new LinkedHashMap<>();
+            metrics.put("objective/scores", p[1]);
+            metrics.put("objective/gold_scores", p[2]);
+            metrics.put("objective/kl", p[3]);
+            m.onStep((int) p[0], 0, metrics);
+        }
+        return m.flags();
+    }
+
+    /**
+     * The monitor as the demo runs it: means over 5 logged steps (a step's 8 rollouts alone are too noisy), flagging
+     * when the proxy has risen and gold has fallen by more than 0.03 since gold's best window.
+     */
+    static OveroptimizationMonitor monitor(Trainer.Listener downstream) {
+        return new OveroptimizationMonitor(downstream, 5, 0.03);
+    }
+
+    private static ConfigTree config(List<String> common, String... settings) {
+        List<String> all = new ArrayList<>(common);
+        all.addAll(List.of(settings));
+        return ConfigTree.load(null, all);
+    }
+
+    /** A path as a YAML double-quoted string (JSON quoting is valid YAML), whatever characters it holds. */
+    private static String q(Path p) {
+        try {
+            return new ObjectMapper().writeValueAsString(p.toString());
+        } catch (IOException e) {
+            throw new IllegalStateException(e);
+        }
+    }
+
+    @FunctionalInterface
+    interface Step {
+        void run() throws IOException;
+    }
+
+    @FunctionalInterface
+    interface Training {
+        Object run(Trainer.Listener listener) throws IOException;
+    }
+
+    /**
+     * Stage bookkeeping: a stage is done when its output exists and {@code demo-stage.json} beside it records the same
+     * demo settings; a stage not done is run from scratch in a fresh directory (the demo only ever removes its own stage
+     * directories under {@code out}).
+     */
+    private record Stages(Path out, String key, Map<String, Double> seconds, PrintWriter log, Progress progress) {
+        void run(String name, Step step, Path product) throws IOException {
+            Path dir = out.resolve(name), marker = dir.resolve("demo-stage.json");
+            if (Files.exists(product) && Files.exists(marker) && Files.readString(marker).strip().equals(key)) {
+                log.println(name + ": reusing " + dir + " (same settings)");
+                log.flush();
+                seconds.put(name, 0.0);
+                return;
+            }
+            clear(dir);
+            long t = System.nanoTime();
+            step.run();
+            seconds.put(name, (System.nanoTime() - t) / 1e9);
+            AtomicFiles.write(marker, w -> w.write(key + "\n"));
+        }
+
+        void train(String name, String description, Training training) throws IOException {
+            run(name, () -> training.run(progress.stage(name, description)), out.resolve(name).resolve("model"));
+        }
+
+        private void clear(Path dir) throws IOException {
+            if (!Files.exists(dir)) return;
+            if (!dir.toAbsolutePath().normalize().startsWith(out)) throw new IllegalStateException(dir + " is outside " + out);
+            try (var walk = Files.walk(dir)) {
+                for (Path p : walk.sorted(Comparator.reverseOrder()).toList()) Files.delete(p);
+            }
+        }
+    }
+}
