@@ -151,7 +151,7 @@ public final class RefundDemo {
         trainedOn.put("ppo", "reward model");
         trainedOn.put("grpo", "gold rubric (verifiable)");
         trainedOn.put("online-dpo", "reward model as judge");
-        trainedOn.put(WEAK_KL_PPO, "reward model, KL 100x weaker");
+        trainedOn.put(WEAK_KL_PPO, "reward model, KL/100, lr x3");
 
         stages.train("dpo", "DPO on the annotator's pairs", listener -> PreferenceRun.run(PreferenceRun.Config.from("dpo", config(common,
                 "model=" + policy, "data=" + q(world.resolve("pairs.train.jsonl")), "output_dir=" + q(out.resolve("dpo")), "max_length=512", "eval_fraction=0",
