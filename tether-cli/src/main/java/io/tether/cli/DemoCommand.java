@@ -26,7 +26,7 @@ final class DemoCommand implements Callable<Integer> {
 
     @Option(names = "--out", defaultValue = "runs/demo", description = "where every stage's run directory and the report go (default: ${DEFAULT-VALUE})")
     Path out;
-    @Option(names = "--quick", description = "every stage for a few steps on fewer prompts (about a minute; learns little)") boolean quick;
+    @Option(names = "--quick", description = "every stage for a few steps on fewer prompts (about 80 s; learns little)") boolean quick;
     @Option(names = "--base-model", description = "the base model (default: models/refund-base beside the launcher)") Path baseModel;
     @Option(names = "--fail-on-outcome", description = "exit 1 unless DPO, PPO and GRPO each beat SFT by 20 points and the weak-KL run is flagged and fails the gate")
     boolean failOnOutcome;

@@ -13,7 +13,6 @@ import io.tether.engine.AtomicFiles;
 import io.tether.eval.OveroptimizationMonitor;
 import io.tether.eval.ProbeSuite;
 import io.tether.eval.WinRate;
-import io.tether.reward.OnlinePrompt;
 
 /**
  * The demo's outputs: {@code results.json} (every number) and {@code report.html}, one self-contained page (inline
@@ -28,7 +27,7 @@ public final class DemoReport {
         StringBuilder b = new StringBuilder();
         b.append(String.format(Locale.ROOT, "%-12s %-28s %-19s %6s %7s %7s %8s  %s%n", "method", "trained on", "gold win vs SFT", "gold", "proxy",
                 "KL", "length", "release gate"));
-        b.append(String.format(Locale.ROOT, "%-12s %-28s %-19s %6.3f %7s %7s %8s  %s%n", "sft", "agents' demonstrations", "(baseline)", o.sftGoldMean(),
+        b.append(String.format(Locale.ROOT, "%-12s %-28s %-19s %6.3f %7s %7s %8s  %s%n", "sft", "agents' demonstrations", "(baseline)", o.evaluation().sftGoldMean(),
                 o.methods().isEmpty() || Double.isNaN(o.methods().get(0).eval().baselineScore()) ? "-" : fmt(o.methods().get(0).eval().baselineScore(), 3),
                 "0", o.methods().isEmpty() ? "-" : fmt(o.methods().get(0).eval().baselineLength(), 1), "-"));
         for (RefundDemo.MethodResult m : o.methods()) {
@@ -44,14 +43,14 @@ public final class DemoReport {
         ObjectMapper json = new ObjectMapper();
         ObjectNode root = json.createObjectNode();
         root.set("settings", json.valueToTree(o.settings().asMap()));
-        root.put("sft_gold_mean", o.sftGoldMean());
-        root.put("sft_win_rate_vs_base", o.baseWinRateOfSft());
+        root.put("sft_gold_mean", o.evaluation().sftGoldMean());
+        root.put("sft_win_rate_vs_base", o.evaluation().baseWinRateOfSft());
         ObjectNode rmCheck = root.putObject("reward_model_held_out");
-        rmCheck.put("pairs", o.rewardModel().pairs());
-        rmCheck.put("annotator_agreement", o.rewardModel().annotatorAgreement());
-        rmCheck.put("gold_agreement", o.rewardModel().goldAgreement());
-        root.set("sft_probes", probes(json, o.sftProbes()));
-        root.set("reward_model_probes", probes(json, o.rewardModelProbes()));
+        rmCheck.put("pairs", o.evaluation().rewardModel().pairs());
+        rmCheck.put("annotator_agreement", o.evaluation().rewardModel().annotatorAgreement());
+        rmCheck.put("gold_agreement", o.evaluation().rewardModel().goldAgreement());
+        root.set("sft_probes", probes(json, o.evaluation().sftProbes()));
+        root.set("reward_model_probes", probes(json, o.evaluation().rewardModelProbes()));
         ArrayNode methods = root.putArray("methods");
         for (RefundDemo.MethodResult m : o.methods()) {
             ObjectNode n = methods.addObject();
@@ -118,12 +117,12 @@ public final class DemoReport {
                 .append("KL is the candidate's sampled log-ratio to SFT, in nats per answer; length is in tokens (bytes). ")
                 .append(String.format(Locale.ROOT, "On %d held-out pairs the reward model ranks as the annotator did %.0f%% of the time, and as the gold "
                         + "rubric does %.0f%%. The SFT model itself beats the base model at a gold win rate of %.3f. Total time %.0f s.</p>%n",
-                        o.rewardModel().pairs(), 100 * o.rewardModel().annotatorAgreement(), 100 * o.rewardModel().goldAgreement(), o.baseWinRateOfSft(),
+                        o.evaluation().rewardModel().pairs(), 100 * o.evaluation().rewardModel().annotatorAgreement(), 100 * o.evaluation().rewardModel().goldAgreement(), o.evaluation().baseWinRateOfSft(),
                         o.totalSeconds()));
         h.append("<h2>Comparison</h2>\n<table><tr><th>method</th><th>trained on</th><th>gold win rate vs SFT (95% CI)</th><th>W / T / L</th>")
                 .append("<th>gold mean</th><th>proxy (RM)</th><th>KL to SFT</th><th>length &Delta;</th><th>train s</th><th>release gate</th></tr>\n");
         h.append(String.format(Locale.ROOT, "<tr><td>sft</td><td class=l>agents' demonstrations</td><td>baseline</td><td></td><td>%.3f</td><td>%s</td>"
-                + "<td>0</td><td>%s</td><td>%.0f</td><td></td></tr>%n", o.sftGoldMean(),
+                + "<td>0</td><td>%s</td><td>%.0f</td><td></td></tr>%n", o.evaluation().sftGoldMean(),
                 o.methods().isEmpty() ? "" : fmt(o.methods().get(0).eval().baselineScore(), 3),
                 o.methods().isEmpty() ? "" : "(" + fmt(o.methods().get(0).eval().baselineLength(), 1) + ")", o.stageSeconds().getOrDefault("sft", 0.0)));
         for (RefundDemo.MethodResult m : o.methods()) {
@@ -149,30 +148,21 @@ public final class DemoReport {
                 .append("rose more than 10 points above SFT's.</p>\n<table><tr><th>probe</th><th>reward model</th><th>sft</th>");
         for (RefundDemo.MethodResult m : o.methods()) h.append("<th>").append(esc(m.method())).append("</th>");
         h.append("</tr>\n");
-        for (int i = 0; i < o.sftProbes().size(); i++) {
-            h.append("<tr><td>").append(esc(o.sftProbes().get(i).name())).append(" <small>(").append(o.sftProbes().get(i).pairs()).append(" pairs)</small></td>")
-                    .append(pct(o.rewardModelProbes().get(i))).append(pct(o.sftProbes().get(i)));
+        for (int i = 0; i < o.evaluation().sftProbes().size(); i++) {
+            h.append("<tr><td>").append(esc(o.evaluation().sftProbes().get(i).name())).append(" <small>(").append(o.evaluation().sftProbes().get(i).pairs()).append(" pairs)</small></td>")
+                    .append(pct(o.evaluation().rewardModelProbes().get(i))).append(pct(o.evaluation().sftProbes().get(i)));
             for (RefundDemo.MethodResult m : o.methods()) h.append(pct(m.probes().get(i)));
             h.append("</tr>\n");
         }
         h.append("</table>\n<h2>Sample answers to one held-out prompt</h2>\n");
-        if (!o.methods().isEmpty()) {
-            OnlinePrompt p = o.methods().get(0).eval().baselineSamples().get(0);
-            h.append("<pre>").append(esc(p.text())).append("</pre>\n<table><tr><th>model</th><th class=l>answer</th></tr>\n");
-            h.append("<tr><td>sft</td><td class=l>").append(esc(sampleText(o, null))).append("</td></tr>\n");
-            for (RefundDemo.MethodResult m : o.methods())
-                h.append("<tr><td>").append(esc(m.method())).append("</td><td class=l>").append(esc(sampleText(o, m))).append("</td></tr>\n");
-            h.append("</table>\n");
-        }
+        h.append("<pre>").append(esc(o.evaluation().samplePrompt())).append("</pre>\n<table><tr><th>model</th><th class=l>answer</th></tr>\n");
+        h.append("<tr><td>sft</td><td class=l>").append(esc(o.evaluation().sftSampleAnswer())).append("</td></tr>\n");
+        for (RefundDemo.MethodResult m : o.methods())
+            h.append("<tr><td>").append(esc(m.method())).append("</td><td class=l>").append(esc(m.sampleAnswer())).append("</td></tr>\n");
+        h.append("</table>\n");
         h.append("<h2>Settings and time</h2>\n<pre>").append(esc(o.settings().asMap().toString())).append("\n")
                 .append(esc(o.stageSeconds().toString())).append("</pre>\n</body></html>\n");
         AtomicFiles.write(file, w -> w.write(h.toString()));
-    }
-
-    private static String sampleText(RefundDemo.Outcome o, RefundDemo.MethodResult m) {
-        RefundDemo.MethodResult first = o.methods().get(0);
-        OnlinePrompt p = m == null ? first.eval().baselineSamples().get(0) : m.eval().candidateSamples().get(0);
-        return RefundDemo.decodeForReport(p.experiences().get(0).tokens);
     }
 
     // ---- charts (inline SVG) ----
