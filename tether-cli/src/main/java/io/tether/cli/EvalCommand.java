@@ -68,7 +68,8 @@ final class EvalCommand implements Callable<Integer> {
             java.util.function.Function<long[], String> decoder = text == null ? null : ids -> text.tokenizer().decode(ids, true);
             Rollouts.Scorer proxy = rm == null ? null : Rollouts.rewardModel(rm, 16);
             // Judged by the reward model alone (no --answer-field or --judge): null, so each completion is scored once, as the proxy.
-            PairwiseJudge judge = judgeName != null ? HeadToHead.byScore(Rollouts.of(new io.tether.scenario.GoldRubric().asReward(), decoder))
+            RewardFunction rubric = judgeName != null ? new io.tether.scenario.GoldRubric().asReward() : null;
+            PairwiseJudge judge = rubric != null ? HeadToHead.byScore(Rollouts.of(rubric, decoder))
                     : answerField != null ? HeadToHead.byScore(Rollouts.of(RewardFunction.exactAnswer(answerField), decoder)) : null;
             SamplingConfig sampling = new SamplingConfig(maxNewTokens, temperature, 0, 1.0, seed, candidate.defaultStopIds(), List.of(), true);
             HeadToHead.Result r = HeadToHead.compare(candidate.model(), base.model(), prompts, judge, sampling, decoder, proxy, batchSize);
@@ -107,15 +108,15 @@ final class EvalCommand implements Callable<Integer> {
                 gate.reasons().forEach(reasons::add);
                 AtomicFiles.write(out, wr -> wr.write(json.writerWithDefaultPrettyPrinter().writeValueAsString(n) + "\n"));
             }
-            if (samples != null) writeSamples(samples, r, decoder, judgeName != null);
+            if (samples != null) writeSamples(samples, r, decoder, rubric);
             return failOnGate && !gate.pass() ? 1 : 0;
         }
     }
 
-    /** One row per prompt: its text, both completions, the proxy's scores and, judged by the rubric, both gold scores. */
-    private static void writeSamples(Path file, HeadToHead.Result r, java.util.function.Function<long[], String> decoder, boolean rubric) throws IOException {
+    /** One row per prompt: its text, both completions, the proxy's scores and, judged by the rubric, both gold scores as the judge saw them. */
+    private static void writeSamples(Path file, HeadToHead.Result r, java.util.function.Function<long[], String> decoder, RewardFunction rubric)
+            throws IOException {
         ObjectMapper json = new ObjectMapper();
-        io.tether.scenario.GoldRubric gold = new io.tether.scenario.GoldRubric();
         AtomicFiles.write(file, w -> {
             for (int i = 0; i < r.candidateSamples().size(); i++) {
                 OnlinePrompt p = r.candidateSamples().get(i);
@@ -128,10 +129,9 @@ final class EvalCommand implements Callable<Integer> {
                 n.put("baseline", cb);
                 if (!Double.isNaN(a.score)) n.put("candidate_proxy", a.score);
                 if (!Double.isNaN(b.score)) n.put("baseline_proxy", b.score);
-                if (rubric) {
-                    io.tether.scenario.Case c = io.tether.scenario.Case.fromRecord(p.record());
-                    n.put("candidate_gold", gold.score(c, ca));
-                    n.put("baseline_gold", gold.score(c, cb));
+                if (rubric != null) {
+                    n.put("candidate_gold", rubric.score(p.text(), ca, a.tokens, p.record()).orElse(Double.NaN));
+                    n.put("baseline_gold", rubric.score(p.text(), cb, b.tokens, p.record()).orElse(Double.NaN));
                 }
                 w.write(json.writeValueAsString(n));
                 w.write('\n');
