@@ -70,6 +70,16 @@ public final class Generator {
                     throw new IllegalArgumentException("prompt " + i + " token " + j + " has id " + p[j] + ", outside the vocabulary [0, " + vocab + ")");
             promptLen = Math.max(promptLen, p.length);
         }
+        // A row stops (LENGTH) when prompt and completion fill the model's positions: scoring that sequence later
+        // (log-probs, a reward model's last token) must fit too, and past the table positions are undefined.
+        int positionsAvailable = model.config().maxPositionEmbeddings();
+        int[] budget = new int[b];
+        for (int i = 0; i < b; i++) {
+            budget[i] = Math.min(config.maxNewTokens(), positionsAvailable - prompts.get(i).length);
+            if (budget[i] < 1)
+                throw new IllegalArgumentException("prompt " + i + " has " + prompts.get(i).length + " tokens, which leaves no room to generate within the model's "
+                        + positionsAvailable + " positions (max_position_embeddings)");
+        }
         int total = promptLen + config.maxNewTokens();
         // Left padding: row i's prompt occupies the last prompts[i].length columns of the prompt block.
         long[] ids = new long[b * promptLen];
@@ -83,7 +93,8 @@ public final class Generator {
             System.arraycopy(p, 0, ids, i * promptLen + pad, p.length);
             for (int j = 0; j < total; j++) {
                 mask[i * total + j] = j >= pad ? 1 : 0;
-                positions[i * total + j] = Math.max(0, j - pad);
+                // Clamped: a row that stopped at the last position still feeds (ignored) padding while others go on.
+                positions[i * total + j] = Math.min(Math.max(0, j - pad), positionsAvailable - 1);
             }
         }
         long[][] out = new long[b][config.maxNewTokens()];
@@ -127,6 +138,7 @@ public final class Generator {
                         if (config.stopTokenIds().contains(next[i])) finished[i] = FinishReason.EOS;
                         else if (!config.stopStrings().isEmpty() && containsStop(decoder.apply(Arrays.copyOf(out[i], produced[i])), config))
                             finished[i] = FinishReason.STOP_STRING;
+                        else if (produced[i] >= budget[i]) finished[i] = FinishReason.LENGTH;
                     }
                     boolean allDone = true;
                     for (FinishReason f : finished) allDone &= f != null;

@@ -127,6 +127,21 @@ class GeneratorTest {
     }
 
     @Test
+    void eachRowStopsWhereItsPromptAndCompletionFillTheModelsPositions() {
+        try (CausalLM model = Models.create(ModelConfig.llama(32, 16, 1, 2, 2, 32, 12), DType.F32, 27)) {
+            List<long[]> prompts = List.of(new long[] {1, 2, 3, 4, 5, 6, 7, 8, 9}, new long[] {3, 4});
+            List<Generator.Generation> g = Generator.generate(model, prompts, SamplingConfig.greedy(20));
+            // 12 positions: the 9-token prompt leaves 3, the 2-token prompt 10; the sequence can then be scored whole.
+            assertEquals(3, g.get(0).tokens().length);
+            assertEquals(10, g.get(1).tokens().length);
+            assertEquals(Generator.FinishReason.LENGTH, g.get(0).finishReason());
+            assertArrayEquals(Generator.generate(model, List.of(prompts.get(0)), SamplingConfig.greedy(20)).get(0).tokens(), g.get(0).tokens());
+            var e = assertThrows(IllegalArgumentException.class, () -> Generator.generate(model, List.of(new long[12]), SamplingConfig.greedy(4)));
+            assertTrue(e.getMessage().contains("prompt 0 has 12 tokens") && e.getMessage().contains("12 positions"), e.getMessage());
+        }
+    }
+
+    @Test
     void stopsOnEosTokensAndStopStrings() {
         try (CausalLM model = Models.create(TinyConfigs.llama(), DType.F32, 26)) {
             long[] free = Generator.generate(model, List.of(PROMPTS.get(0)), SamplingConfig.greedy(8)).get(0).tokens();
