@@ -100,8 +100,9 @@ class DemoDataTest {
             n++;
         }
         for (ResponseStyle s : ResponseStyle.values()) {
-            double share = styles.getOrDefault(NoisyAnnotator.style(s), 0) / (double) n;
-            assertEquals(DemoData.DEMONSTRATOR_MIX[s.ordinal()], share, 0.05, s + " in " + styles);
+            double share = styles.getOrDefault(NoisyAnnotator.style(s), 0) / (double) n, p = DemoData.DEMONSTRATOR_MIX[s.ordinal()];
+            // Four binomial standard errors: a draw this far off means the mix is not what is sampled, not bad luck.
+            assertEquals(p, share, 4 * Math.sqrt(p * (1 - p) / n), s + " in " + styles);
         }
         assertEquals(1.0, java.util.Arrays.stream(DemoData.DEMONSTRATOR_MIX).sum(), 1e-12);
     }

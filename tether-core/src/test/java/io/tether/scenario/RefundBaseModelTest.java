@@ -25,6 +25,30 @@ import io.tether.text.TextAssets;
 class RefundBaseModelTest {
     static final Path MODEL = Path.of("../models/refund-base");
 
+    /**
+     * The demo judges held-out prompts "never in the base model's corpus": the base's world (seed and case count as
+     * models/refund-base.sh writes it) must hold none of the prompts the demo evaluates on, or the base model would
+     * have seen every style of answer to them. (Templated prompts can repeat by chance across worlds: 6 of the demo's
+     * 2,700 training prompts are also in the base's corpus, which is harmless; an evaluated one would not be.)
+     */
+    @Test
+    void theBaseModelsCorpusHoldsNoneOfTheDemosEvaluationPrompts(@org.junit.jupiter.api.io.TempDir Path dir) throws java.io.IOException {
+        String script = java.nio.file.Files.readString(Path.of("../models/refund-base.sh"));
+        var m = java.util.regex.Pattern.compile("world data --out \\S+ --cases (\\d+) --seed (\\d+)").matcher(script);
+        assertTrue(m.find(), "models/refund-base.sh writes the world with --cases N --seed S");
+        RefundDemo.Settings demo = RefundDemo.Settings.full(dir, MODEL);
+        assertNotEquals(demo.seed(), Long.parseLong(m.group(2)), "the base model's world needs its own seed");
+        java.util.Set<String> base = new java.util.HashSet<>();
+        for (Case c : RefundWorld.prompts(Integer.parseInt(m.group(1)), Long.parseLong(m.group(2)))) base.add(c.prompt());
+        DemoData.write(dir, demo.cases(), demo.seed(), new NoisyAnnotator(demo.noise(), demo.lengthBias(), demo.seed()));
+        var json = new com.fasterxml.jackson.databind.ObjectMapper();
+        List<String> evaluated = java.nio.file.Files.readAllLines(dir.resolve("grpo.eval.jsonl")).stream().limit(demo.evalPrompts())
+                .map(line -> { try { return json.readTree(line).get("prompt").asText(); } catch (java.io.IOException e) { throw new java.io.UncheckedIOException(e); } })
+                .toList();
+        assertEquals(demo.evalPrompts(), evaluated.size());
+        assertEquals(List.of(), evaluated.stream().filter(base::contains).toList(), "evaluated prompts that are also in the base model's corpus");
+    }
+
     @Test
     void theBaseModelAnswersUnseenCasesInTheWorldsFormat() {
         Torch.init();

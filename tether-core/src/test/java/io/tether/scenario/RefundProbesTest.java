@@ -66,7 +66,7 @@ class RefundProbesTest {
         Random rng = new Random(4);
         ResponseStyle[] styles = ResponseStyle.values();
         List<RewardTraining.Pair> pairs = new ArrayList<>();
-        for (Case c : RefundWorld.prompts(400, 5)) {
+        for (Case c : RefundWorld.prompts(800, 5)) {
             ResponseStyle a = styles[rng.nextInt(styles.length)], b = styles[rng.nextInt(styles.length)];
             if (a == b) continue;
             String ra = RefundWorld.respond(c, a, rng), rb = RefundWorld.respond(c, b, rng);
@@ -78,7 +78,7 @@ class RefundProbesTest {
         try (CausalLM lm = Models.create(ModelConfig.llama(TOKENIZER.vocabSize(), 32, 2, 4, 2, 64, 1024), DType.F32, 6)) {
             rm = Models.withRewardHead(lm, 6);
         }
-        TrainerConfig c = new TrainerConfig(60, 1, 16, 1, 3e-3, "cosine", 5, 0, 0.0, 0.9, 0.999, 1e-8, 1.0, 3, 20, 0, 0, 1, "stop", false);
+        TrainerConfig c = new TrainerConfig(100, 1, 16, 1, 3e-3, "cosine", 5, 0, 0.0, 0.9, 0.999, 1e-8, 1.0, 3, 20, 0, 0, 1, "stop", false);
         new Trainer<>(rm, new RewardTraining(0.0, false), pairs, List.of(), c, new RunDirectory(Files.createDirectories(tmp.resolve(name))),
                 GradientSync.SINGLE_PROCESS, null, null).train(false);
         return rm;

@@ -36,7 +36,8 @@ class RefundWorldTest {
         Set<String> words = new HashSet<>();
         Random rng = new Random(1);
         for (Case c : RefundWorld.prompts(500, 11)) {
-            assertTrue(c.prompt().length() < 300, () -> c.prompt().length() + " chars: " + c.prompt());
+            // The base model has 512 positions and the demo samples up to 200 new tokens after a prompt.
+            assertTrue(c.prompt().length() <= 512 - 200, () -> c.prompt().length() + " chars: " + c.prompt());
             String answer = RefundWorld.respond(c, ResponseStyle.CORRECT_CONCISE, rng);
             assertTrue(answer.length() < GoldRubric.CONCISE_LENGTH, () -> answer.length() + " chars: " + answer);
             words.addAll(words(c.prompt()));
