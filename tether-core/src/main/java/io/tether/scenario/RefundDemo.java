@@ -64,7 +64,7 @@ public final class RefundDemo {
     public record Settings(Path out, Path baseModel, long seed, int cases, double noise, double lengthBias, int sftSteps, int rmSteps,
                            int dpoSteps, int ktoSteps, int ppoSteps, int grpoSteps, int onlineDpoSteps, int weakKlSteps, int evalPrompts,
                            int maxNewTokens) {
-        /** About 8 minutes on 2 cores (490 s measured with the 5,000-step base model). */
+        /** About 8 minutes on 2 cores (450 s measured with the shipped base model). */
         public static Settings full(Path out, Path baseModel) {
             return new Settings(out, baseModel, 1, 3000, 0.1, 0.3, 120, 80, 40, 40, 40, 20, 24, 40, 64, 200);
         }

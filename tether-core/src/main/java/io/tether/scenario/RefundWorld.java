@@ -17,7 +17,7 @@ public final class RefundWorld {
     private RefundWorld() {}
 
     /** Names the templates in provenance; change it whenever a template or a generation rule changes. */
-    public static final String GENERATOR = "refund-world-v4";
+    public static final String GENERATOR = "refund-world-v5";
     /** Orders above this total are high-risk and go to a human agent whatever else holds. */
     static final int ESCALATE_OVER = 500;
     /*
@@ -36,7 +36,7 @@ public final class RefundWorld {
      * order system shows an agent, v4 prompts carry the order's status beside its numbers (high value or standard,
      * overdue or on time, inside or outside the return window), and the customer's message states no fact of the order: a
      * decision is then a matter of reading words, which the model does, and of applying the policy to them, which
-     * is what the demonstrations teach and alignment can sharpen.
+     * is what the demonstrations teach and alignment can sharpen. v5 answers write the flag before the day count.
      */
     private static final int[] REFUND_AFTER_DAYS = {7};
     private static final int[] RETURN_WINDOW_DAYS = {30};
@@ -160,24 +160,25 @@ public final class RefundWorld {
 
     /**
      * The reason for the case's decision, written as the steps that lead to it in the order the policy applies them:
-     * the order total against the escalation limit, then delivery, damage or final sale, then the day count against
-     * its limit. Each step copies a fact from the prompt and compares it with one number, so a few-MB model decides
-     * one step at a time rather than all at once on the answer's first token (see {@link #respond}).
+     * the order's value, then delivery, damage or final sale with the order's status flag, then the numbers. The
+     * flag comes before the day count because the model cannot read a number (see the note on the policy above): an
+     * answer that wrote "44 days, past the 30-day window" had the model judge its own, often wrong, 44, while one that
+     * writes "outside the window" first carries the decision in a word copied from the prompt.
      */
     private static String reason(Case c) {
         Policy p = c.policy();
         int n = p.refundAfterDays(), w = p.returnWindowDays(), d = c.daysSinceOrder(), k = c.daysSinceDelivery();
-        if (c.reason() == Case.Reason.HIGH_VALUE) return String.format("$%d is over $%d, so a human agent must review it.", c.amount(), p.escalateOver());
-        String amount = String.format("$%d is under $%d; ", c.amount(), p.escalateOver());
+        if (c.reason() == Case.Reason.HIGH_VALUE) return String.format("$%d is high value, over $%d: a human agent must review it.", c.amount(), p.escalateOver());
+        String amount = String.format("$%d is standard; ", c.amount());
         return amount + switch (c.reason()) {
             case HIGH_VALUE -> throw new AssertionError("handled above");
-            case NOT_DELIVERED_PAST_LIMIT -> String.format("not delivered for %d days, over the %d-day limit.", d, n);
-            case NOT_DELIVERED_WITHIN_LIMIT -> String.format("not delivered for %d days, within the %d-day limit.", d, n);
-            case DAMAGED_IN_WINDOW -> String.format("damaged, delivered %d days ago, within the %d-day window.", k, w);
-            case DAMAGED_PAST_WINDOW -> String.format("damaged, delivered %d days ago, past the %d-day window.", k, w);
+            case NOT_DELIVERED_PAST_LIMIT -> String.format("undelivered, overdue: %d days, limit %d.", d, n);
+            case NOT_DELIVERED_WITHIN_LIMIT -> String.format("undelivered, on time: %d days, limit %d.", d, n);
+            case DAMAGED_IN_WINDOW -> String.format("damaged, inside the window: %d days, limit %d.", k, w);
+            case DAMAGED_PAST_WINDOW -> String.format("damaged, outside the window: %d days, limit %d.", k, w);
             case FINAL_SALE -> "clearance items are final sale.";
-            case RETURN_IN_WINDOW -> String.format("delivered %d days ago, within the %d-day return window.", k, w);
-            case RETURN_PAST_WINDOW -> String.format("delivered %d days ago, past the %d-day return window.", k, w);
+            case RETURN_IN_WINDOW -> String.format("return inside the window: %d days, limit %d.", k, w);
+            case RETURN_PAST_WINDOW -> String.format("return outside the window: %d days, limit %d.", k, w);
         };
     }
 
