@@ -58,14 +58,23 @@ public record Case(String id, Policy policy, Category category, int amount, int 
         return amount > policy.escalateOver();
     }
 
+    /** An undelivered order past the refund limit (the prompt's "overdue" flag). */
+    public boolean overdue() {
+        return !delivered && daysSinceOrder > policy.refundAfterDays();
+    }
+
+    /** A delivered order still inside the return window (the prompt's "inside the window" flag). */
+    public boolean insideWindow() {
+        return delivered && daysSinceDelivery <= policy.returnWindowDays();
+    }
+
     public Reason reason() {
         if (highRisk()) return Reason.HIGH_VALUE;
-        if (!delivered) return daysSinceOrder > policy.refundAfterDays() ? Reason.NOT_DELIVERED_PAST_LIMIT : Reason.NOT_DELIVERED_WITHIN_LIMIT;
-        boolean inWindow = daysSinceDelivery <= policy.returnWindowDays();
-        if (damaged) return inWindow ? Reason.DAMAGED_IN_WINDOW : Reason.DAMAGED_PAST_WINDOW;
+        if (!delivered) return overdue() ? Reason.NOT_DELIVERED_PAST_LIMIT : Reason.NOT_DELIVERED_WITHIN_LIMIT;
+        if (damaged) return insideWindow() ? Reason.DAMAGED_IN_WINDOW : Reason.DAMAGED_PAST_WINDOW;
         // Final sale is the exception to the return window; damage overrides it (checked above).
         if (category == Category.CLEARANCE) return Reason.FINAL_SALE;
-        return inWindow ? Reason.RETURN_IN_WINDOW : Reason.RETURN_PAST_WINDOW;
+        return insideWindow() ? Reason.RETURN_IN_WINDOW : Reason.RETURN_PAST_WINDOW;
     }
 
     public Decision decision() {

@@ -30,8 +30,8 @@ public final class RefundWorld {
      * v2 still wrote the decision first ("REFUND: 14 days ..."), so the model had to weigh every fact on the answer's
      * first token; SFT on correct answers alone got 46 of 100 held-out decisions right. v3 answers give the reason
      * first, one fact and one comparison at a time, and the decision last; that did not help, because the model
-     * could not read a number off the page at all: asked to restate the order total, it wrote "$100" for every
-     * order, and the same model trained 400 steps on nothing but copying a number from prompt to answer stayed at
+     * could not read a number off the page at all: asked to restate the order total, greedy answers to 8 orders
+     * all began "$100", and the same model trained 400 steps on nothing but copying a number from prompt to answer stayed at
      * chance. Learning to copy (induction heads) takes far more tokens than a few minutes on two cores give. So, as an
      * order system shows an agent, v4 prompts carry the order's status beside its numbers (high value or standard,
      * overdue or on time, inside or outside the return window), and the customer's message states no fact of the order: a
@@ -72,10 +72,12 @@ public final class RefundWorld {
         int daysSinceDelivery = delivered ? avoiding(rng, 2 * policy.returnWindowDays(), policy.returnWindowDays()) : 0;
         int daysSinceOrder = delivered ? daysSinceDelivery + 2 + rng.nextInt(8) : avoiding(rng, 2 * policy.refundAfterDays(), policy.refundAfterDays());
         Claim claim = claim(rng, policy, category, amount > ESCALATE_OVER, delivered, damaged);
+        // The flags come from the case's own rules, so the prompt can never disagree with the decision.
+        Case facts = new Case(id, policy, category, amount, daysSinceOrder, delivered, daysSinceDelivery, damaged, claim, "");
         String prompt = String.format(pick(rng, POLICY), policy.refundAfterDays(), policy.returnWindowDays(), policy.escalateOver())
-                + "\nOrder: " + category.word + ", $" + amount + (amount > policy.escalateOver() ? " (high value)" : " (standard)") + ", "
-                + (delivered ? String.format("delivered %d days ago (%s the window)", daysSinceDelivery, daysSinceDelivery <= policy.returnWindowDays() ? "inside" : "outside")
-                        : String.format("ordered %d days ago, undelivered (%s)", daysSinceOrder, daysSinceOrder > policy.refundAfterDays() ? "overdue" : "on time"))
+                + "\nOrder: " + category.word + ", $" + amount + (facts.highRisk() ? " (high value)" : " (standard)") + ", "
+                + (delivered ? String.format("delivered %d days ago (%s the window)", daysSinceDelivery, facts.insideWindow() ? "inside" : "outside")
+                        : String.format("ordered %d days ago, undelivered (%s)", daysSinceOrder, facts.overdue() ? "overdue" : "on time"))
                 + ".\nCustomer: " + pick(rng, delivered ? damaged ? DAMAGED : RETURN : UNDELIVERED) + " " + claim.text()
                 + "\nAgent: ";
         return new Case(id, policy, category, amount, daysSinceOrder, delivered, daysSinceDelivery, damaged, claim, prompt);
