@@ -4,6 +4,8 @@ import java.io.IOException;
 import java.io.PrintWriter;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.LinkedHashMap;
+import java.util.Locale;
 import java.util.Map;
 import java.util.concurrent.Callable;
 
@@ -28,6 +30,8 @@ final class DemoCommand implements Callable<Integer> {
     Path out;
     @Option(names = "--quick", description = "every stage for a few steps on fewer prompts (about 80 s; learns little)") boolean quick;
     @Option(names = "--base-model", description = "the base model (default: models/refund-base beside the launcher)") Path baseModel;
+    @Option(names = "--lanes", description = "training stages run side by side (default: cores / torch threads, at most 3; the models are the same either way)")
+    Integer lanes;
     @Option(names = "--fail-on-outcome", description = "exit 1 unless DPO, PPO and GRPO each beat SFT by 20 points and the weak-KL run is flagged and fails the gate")
     boolean failOnOutcome;
 
@@ -38,23 +42,97 @@ final class DemoCommand implements Callable<Integer> {
         if (!Files.isDirectory(base)) throw new IllegalArgumentException(base + ": base model directory not found (pass --base-model)");
         RefundDemo.Settings s = quick ? RefundDemo.Settings.quick(out, base) : RefundDemo.Settings.full(out, base);
         PrintWriter o = root.spec.commandLine().getOut(), err = root.spec.commandLine().getErr();
-        RefundDemo.Outcome r = RefundDemo.run(s, err, (name, description) -> {
-            err.printf("%s: %s%n", name, description);
-            err.flush();
-            return new ProgressBar(err) {
-                @Override
-                public void onStep(int step, int total, Map<String, Object> m) {
-                    super.onStep(step, total, m);
-                    if (step == total) err.println();
-                }
-            };
-        });
+        StageBoard board = new StageBoard(err);
+        RefundDemo.Outcome r = RefundDemo.run(s, lanes != null ? lanes : RefundDemo.defaultLanes(), err, board::stage);
         o.println();
         o.print(DemoReport.table(r));
         for (RefundDemo.MethodResult m : r.methods()) if (!m.gate().pass()) o.printf("%s: %s%n", m.method(), m.gate().line());
         o.printf("report: %s (%.0f s)%n", r.report(), r.totalSeconds());
         o.flush();
         return failOnOutcome && !RefundDemo.outcomesMet(r) ? 1 : 0;
+    }
+
+    /**
+     * The demo's progress on stderr: a line when a stage starts, a line when it ends and for each notice, and one
+     * self-overwriting line with the step and time left of every stage running now (up to three at once).
+     */
+    static final class StageBoard {
+        private final PrintWriter err;
+        private final Map<String, String> running = new LinkedHashMap<>();
+        private int shown;
+
+        StageBoard(PrintWriter err) {
+            this.err = err;
+        }
+
+        synchronized Trainer.Listener stage(String name, String description) {
+            line(name + ": " + description);
+            running.put(name, "starting");
+            redraw();
+            long start = System.nanoTime();
+            return new Trainer.Listener() {
+                @Override
+                public void onStep(int step, int total, Map<String, Object> m) {
+                    synchronized (StageBoard.this) {
+                        // The rate since the stage began (loading included): steps are logged every few, so the time
+                        // to the first logged step covers all of them.
+                        double elapsed = (System.nanoTime() - start) / 1e9;
+                        long eta = Math.round(elapsed / Math.max(1, step) * (total - step));
+                        if (step >= total) {
+                            running.remove(name);
+                            line(String.format(Locale.ROOT, "%s: done, %d steps in %.0f s (loss %.4f)", name, total, elapsed, (Double) m.get("loss")));
+                        } else {
+                            running.put(name, String.format(Locale.ROOT, "%d/%d ETA %d:%02d", step, total, eta / 60, eta % 60));
+                        }
+                        redraw();
+                    }
+                }
+
+                @Override
+                public void onEval(int step, Map<String, Object> m) {
+                    synchronized (StageBoard.this) {
+                        line(String.format(Locale.ROOT, "%s: eval at step %d: loss %.4f", name, step, (Double) m.get("eval_loss")));
+                        redraw();
+                    }
+                }
+
+                @Override
+                public void onNotice(String message) {
+                    synchronized (StageBoard.this) {
+                        line(name + ": note: " + message);
+                        redraw();
+                    }
+                }
+
+                @Override
+                public void onSkippedBatch(int step, String reason) {
+                    synchronized (StageBoard.this) {
+                        line(name + ": step " + step + " skipped: " + reason);
+                        redraw();
+                    }
+                }
+            };
+        }
+
+        /** A permanent line, written over the status line. */
+        private void line(String text) {
+            err.print("\r" + " ".repeat(shown) + "\r");
+            err.println(text);
+            shown = 0;
+        }
+
+        private void redraw() {
+            if (running.isEmpty()) {
+                err.flush();
+                return;
+            }
+            StringBuilder b = new StringBuilder();
+            running.forEach((name, state) -> b.append(b.length() == 0 ? "" : "  |  ").append(name).append(' ').append(state));
+            String text = b.toString();
+            err.print("\r" + text + " ".repeat(Math.max(0, shown - text.length())));
+            shown = text.length();
+            err.flush();
+        }
     }
 
     /** models/refund-base in the checkout the launcher runs from (it passes -Dtether.home), else in the working directory. */

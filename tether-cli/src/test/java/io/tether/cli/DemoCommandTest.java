@@ -13,7 +13,8 @@ import org.junit.jupiter.api.io.TempDir;
 
 /**
  * `tether demo --quick` end to end from the shipped base model: every stage trains (briefly), every method is judged
- * against SFT and gated, and the report is one self-contained page. A second run reuses every finished stage.
+ * against SFT and gated, and the report is one self-contained page. A second run reuses every finished stage, and a
+ * fresh run of the same seed, its stages again trained two at a time, gives the same weights.
  */
 class DemoCommandTest {
     @TempDir Path tmp;
@@ -21,7 +22,7 @@ class DemoCommandTest {
     @Test
     void theQuickDemoRunsEveryStageAndWritesTheReport() throws IOException {
         Path out = tmp.resolve("demo");
-        String[] r = TextCliTest.run("demo", "--quick", "--out", out.toString(), "--base-model", "../models/refund-base");
+        String[] r = TextCliTest.run("demo", "--quick", "--lanes", "2", "--out", out.toString(), "--base-model", "../models/refund-base");
         assertEquals("0", r[0], r[2]);
         for (String m : new String[] {"sft", "dpo", "kto", "ppo", "grpo", "online-dpo", "ppo-weak-kl"})
             assertTrue(r[1].lines().anyMatch(l -> l.startsWith(m + " ")), m + " missing from the table:\n" + r[1]);
@@ -52,6 +53,14 @@ class DemoCommandTest {
         JsonNode second = new ObjectMapper().readTree(out.resolve("results.json").toFile());
         assertEquals(results.get("methods").get(0).get("gold_win_rate").asDouble(), second.get("methods").get(0).get("gold_win_rate").asDouble(),
                 "reused models evaluate the same");
+
+        // Stages trained side by side are still a function of the seed alone: a fresh run gives the same weights.
+        Path fresh = tmp.resolve("fresh");
+        String[] rerun = TextCliTest.run("demo", "--quick", "--lanes", "2", "--out", fresh.toString(), "--base-model", "../models/refund-base");
+        assertEquals("0", rerun[0], rerun[2]);
+        for (String stage : new String[] {"sft", "rm", "dpo", "kto", "ppo", "grpo", "online-dpo", "ppo-weak-kl"})
+            assertArrayEquals(Files.readAllBytes(out.resolve(stage).resolve("model/model.safetensors")),
+                    Files.readAllBytes(fresh.resolve(stage).resolve("model/model.safetensors")), stage + ": weights differ between two runs of one seed");
 
         String[] bad = TextCliTest.run("demo", "--quick", "--out", tmp.resolve("x").toString(), "--base-model", tmp.resolve("nope").toString());
         assertEquals("2", bad[0]);

@@ -4,6 +4,7 @@ import java.io.IOException;
 import java.io.UncheckedIOException;
 
 import org.bytedeco.javacpp.Loader;
+import org.bytedeco.openblas.global.openblas_full;
 import org.bytedeco.pytorch.global.torch;
 
 /**
@@ -71,9 +72,45 @@ public final class Torch {
         return torch.get_num_threads();
     }
 
+    /** OpenBLAS's own thread pool, which runs torch's CPU GEMMs apart from torch's intra-op threads. */
+    public static int blasThreads() {
+        init();
+        Loader.load(openblas_full.class);
+        return openblas_full.openblas_get_num_threads();
+    }
+
+    /**
+     * Sets OpenBLAS's pool. Two runs side by side in one JVM need it at 1: OpenBLAS's idle workers spin, and two
+     * runs each with the default pool of 2 on a 2-core machine took 212 s for what one run does in 23 s (two
+     * 20-step DPO runs at once); at 1 thread each the pair took 34 s, where one run alone at 1 thread takes 32 s
+     * and at 2 threads 23 s (engine-notes.md, "Runs side by side").
+     */
+    public static void setBlasThreads(int threads) {
+        if (threads < 1) throw new IllegalArgumentException("BLAS threads must be >= 1, got " + threads);
+        init();
+        Loader.load(openblas_full.class);
+        openblas_full.openblas_set_num_threads(threads);
+    }
+
     /** Seeds torch's global CPU generator (initialisation, dropout). Sampling uses its own seeded generator. */
     public static void seed(long seed) {
-        torch.manual_seed(seed);
+        synchronized (GLOBAL_GENERATOR) {
+            torch.manual_seed(seed);
+        }
+    }
+
+    private static final Object GLOBAL_GENERATOR = new Object();
+
+    /**
+     * Seeds torch's global CPU generator and makes {@code draws} from it, with no other thread's seed or draw in
+     * between: the generator is process-wide, and two runs in one JVM (the demo trains independent stages side by
+     * side) would otherwise interleave their initialisation draws and give weights that depend on timing.
+     */
+    public static <T> T seeded(long seed, java.util.function.Supplier<T> draws) {
+        synchronized (GLOBAL_GENERATOR) {
+            torch.manual_seed(seed);
+            return draws.get();
+        }
     }
 
     /** The bundled libtorch version, e.g. "2.10.0". */

@@ -58,6 +58,25 @@ public final class LoraAdapters implements AutoCloseable {
     private boolean enabled = true;
     private boolean merged;
 
+    /** Draws A for every targeted projection of {@code model} (B = 0); the caller holds torch's seeded generator. */
+    private void draw(CausalLM model) {
+        for (Map.Entry<String, Tensor> e : model.parameters().entrySet()) {
+            String name = e.getKey();
+            if (!name.endsWith(".weight") || e.getValue().dim() != 2) continue;
+            String module = name.substring(0, name.length() - ".weight".length());
+            if (!targets(module, model.config())) continue;
+            boolean conv1d = model.config().family() == ModelConfig.Family.GPT2;
+            long in = conv1d ? e.getValue().size(0) : e.getValue().size(1), out = conv1d ? e.getValue().size(1) : e.getValue().size(0);
+            // A as PEFT initialises it (kaiming-uniform with a = sqrt(5): U(-1/sqrt(in), 1/sqrt(in))), B zero.
+            Tensor a = torch.rand(new long[] {config.r(), in}, Tensors.options(model.dtype())).mul(Tensors.scalar(2.0)).sub(Tensors.scalar(1.0))
+                    .mul(Tensors.scalar(1.0 / Math.sqrt(in)));
+            Tensor b = Tensors.zeros(model.dtype(), out, config.r());
+            adapters.put(module, new Adapter(a, b));
+            baseWeights.put(module, e.getValue());
+            transposed.put(module, conv1d);
+        }
+    }
+
     private LoraAdapters(Config config) {
         this.config = config;
     }
@@ -65,22 +84,10 @@ public final class LoraAdapters implements AutoCloseable {
     /** Fresh adapters on the matching projections of {@code model} (B = 0), attached to it. */
     public static LoraAdapters attach(CausalLM model, Config config, long seed) {
         LoraAdapters l = new LoraAdapters(config);
-        Torch.seed(seed);
-        for (Map.Entry<String, Tensor> e : model.parameters().entrySet()) {
-            String name = e.getKey();
-            if (!name.endsWith(".weight") || e.getValue().dim() != 2) continue;
-            String module = name.substring(0, name.length() - ".weight".length());
-            if (!l.targets(module, model.config())) continue;
-            boolean conv1d = model.config().family() == ModelConfig.Family.GPT2;
-            long in = conv1d ? e.getValue().size(0) : e.getValue().size(1), out = conv1d ? e.getValue().size(1) : e.getValue().size(0);
-            // A as PEFT initialises it (kaiming-uniform with a = sqrt(5): U(-1/sqrt(in), 1/sqrt(in))), B zero.
-            Tensor a = torch.rand(new long[] {config.r(), in}, Tensors.options(model.dtype())).mul(Tensors.scalar(2.0)).sub(Tensors.scalar(1.0))
-                    .mul(Tensors.scalar(1.0 / Math.sqrt(in)));
-            Tensor b = Tensors.zeros(model.dtype(), out, config.r());
-            l.adapters.put(module, new Adapter(a, b));
-            l.baseWeights.put(module, e.getValue());
-            l.transposed.put(module, conv1d);
-        }
+        Torch.seeded(seed, () -> {
+            l.draw(model);
+            return null;
+        });
         if (l.adapters.isEmpty()) throw new IllegalArgumentException("key 'lora_target_modules': " + config.targetModules() + " matches no projection of " + model.config().architecture());
         model.attachLora(l);
         return l;

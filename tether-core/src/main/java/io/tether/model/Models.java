@@ -115,16 +115,18 @@ public final class Models {
     public static CausalLM create(ModelConfig config, DType dtype, long seed) {
         Torch.init();
         Map<String, long[]> shapes = parameterShapes(config, config.family() == ModelConfig.Family.GPT2 ? "transformer." : "");
-        Torch.seed(seed);
-        Map<String, Tensor> params = new LinkedHashMap<>();
-        for (Map.Entry<String, long[]> e : shapes.entrySet()) {
-            String n = e.getKey();
-            Tensor t;
-            if (n.endsWith(".bias")) t = Tensors.zeros(dtype, e.getValue());
-            else if (n.contains("norm") || n.contains("ln_")) t = Tensors.ones(dtype, e.getValue());
-            else t = torch.randn(e.getValue(), Tensors.options(dtype)).mul(Tensors.scalar(config.initializerRange()));
-            params.put(n, t);
-        }
+        Map<String, Tensor> params = Torch.seeded(seed, () -> {
+            Map<String, Tensor> drawn = new LinkedHashMap<>();
+            for (Map.Entry<String, long[]> e : shapes.entrySet()) {
+                String n = e.getKey();
+                Tensor t;
+                if (n.endsWith(".bias")) t = Tensors.zeros(dtype, e.getValue());
+                else if (n.contains("norm") || n.contains("ln_")) t = Tensors.ones(dtype, e.getValue());
+                else t = torch.randn(e.getValue(), Tensors.options(dtype)).mul(Tensors.scalar(config.initializerRange()));
+                drawn.put(n, t);
+            }
+            return drawn;
+        });
         return build(config, dtype, params, config.family() == ModelConfig.Family.GPT2 ? "transformer." : "");
     }
 
@@ -145,15 +147,17 @@ public final class Models {
         String prefix = config.family() == ModelConfig.Family.GPT2
                 ? (lm.parameters().keySet().stream().anyMatch(n -> n.startsWith("transformer.")) ? "transformer." : "") : "";
         Map<String, long[]> shapes = parameterShapes(config, prefix);
-        Map<String, Tensor> params = new LinkedHashMap<>();
-        Torch.seed(seed);
-        for (Map.Entry<String, long[]> e : shapes.entrySet()) {
-            Tensor src = lm.parameters().get(e.getKey());
-            if (src != null) params.put(e.getKey(), src.detach().clone());
-            else if (e.getKey().equals(config.headName() + ".weight")) params.put(e.getKey(), torch.randn(e.getValue(), Tensors.options(lm.dtype())).mul(Tensors.scalar(config.initializerRange())));
-            else if (e.getKey().equals(config.headName() + ".bias")) params.put(e.getKey(), Tensors.zeros(lm.dtype(), e.getValue()));
-            else throw new IllegalStateException("backbone lacks " + e.getKey());
-        }
+        Map<String, Tensor> params = Torch.seeded(seed, () -> {
+            Map<String, Tensor> drawn = new LinkedHashMap<>();
+            for (Map.Entry<String, long[]> e : shapes.entrySet()) {
+                Tensor src = lm.parameters().get(e.getKey());
+                if (src != null) drawn.put(e.getKey(), src.detach().clone());
+                else if (e.getKey().equals(config.headName() + ".weight")) drawn.put(e.getKey(), torch.randn(e.getValue(), Tensors.options(lm.dtype())).mul(Tensors.scalar(config.initializerRange())));
+                else if (e.getKey().equals(config.headName() + ".bias")) drawn.put(e.getKey(), Tensors.zeros(lm.dtype(), e.getValue()));
+                else throw new IllegalStateException("backbone lacks " + e.getKey());
+            }
+            return drawn;
+        });
         return build(config, lm.dtype(), params, prefix);
     }
 

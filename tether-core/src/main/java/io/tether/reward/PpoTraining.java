@@ -80,10 +80,10 @@ public final class PpoTraining implements TrainingMethod<OnlinePrompt> {
         this.klCoef = settings.ppo().klCoef();
         this.klCoefState = Tensors.doubles(new double[] {klCoef}, 1);
         if (settings.valueModel() == null) {
-            io.tether.engine.Torch.seed(seed);
             long hidden = policy.config().hiddenSize();
             // As a fresh classification head: N(0, initializer_range).
-            valueHead = torch.randn(new long[] {1, hidden}, Tensors.options(policy.dtype())).mul(Tensors.scalar(policy.config().initializerRange()));
+            valueHead = io.tether.engine.Torch.seeded(seed, () -> torch.randn(new long[] {1, hidden}, Tensors.options(policy.dtype()))
+                    .mul(Tensors.scalar(policy.config().initializerRange())));
         } else {
             valueHead = null;
         }

@@ -88,6 +88,7 @@ public final class DemoReport {
         for (OveroptimizationMonitor.Flag f : o.overoptimisation().flags()) flags.add(f.message());
         root.set("stage_seconds", json.valueToTree(o.stageSeconds()));
         root.put("total_seconds", o.totalSeconds());
+        root.put("lanes", o.lanes());
         AtomicFiles.write(file, w -> w.write(json.writerWithDefaultPrettyPrinter().writeValueAsString(root) + "\n"));
     }
 
@@ -116,9 +117,10 @@ public final class DemoReport {
                 .append("sampled at temperature 1 with the same seed. The proxy is the reward model trained on the noisy, length-biased annotator's pairs. ")
                 .append("KL is the candidate's sampled log-ratio to SFT, in nats per answer; length is in tokens (bytes). ")
                 .append(String.format(Locale.ROOT, "On %d held-out pairs the reward model ranks as the annotator did %.0f%% of the time, and as the gold "
-                        + "rubric does %.0f%%. The SFT model itself beats the base model at a gold win rate of %.3f. Total time %.0f s.</p>%n",
+                        + "rubric does %.0f%%. The SFT model itself beats the base model at a gold win rate of %.3f. Total time %.0f s, with up to %d training stages side by side "
+                        + "(each stage's own time is below).</p>%n",
                         o.evaluation().rewardModel().pairs(), 100 * o.evaluation().rewardModel().annotatorAgreement(), 100 * o.evaluation().rewardModel().goldAgreement(), o.evaluation().baseWinRateOfSft(),
-                        o.totalSeconds()));
+                        o.totalSeconds(), o.lanes()));
         h.append("<h2>Comparison</h2>\n<table><tr><th>method</th><th>trained on</th><th>gold win rate vs SFT (95% CI)</th><th>W / T / L</th>")
                 .append("<th>gold mean</th><th>proxy (RM)</th><th>KL to SFT</th><th>length &Delta;</th><th>train s</th><th>release gate</th></tr>\n");
         h.append(String.format(Locale.ROOT, "<tr><td>sft</td><td class=l>agents' demonstrations</td><td>baseline</td><td></td><td>%.3f</td><td>%s</td>"

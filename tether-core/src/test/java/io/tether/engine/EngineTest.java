@@ -36,6 +36,59 @@ class EngineTest {
     }
 
     @Test
+    void seededDrawsDoNotInterleaveAcrossThreads() throws Exception {
+        // Two runs in one JVM (the demo's lanes) each seed the global generator and draw their initial weights; the
+        // draws must be what each seed alone gives, however the threads interleave.
+        float[][] alone = new float[2][];
+        for (int k = 0; k < 2; k++) {
+            long seed = 100 + k;
+            alone[k] = Torch.seeded(seed, EngineTest::twoDraws);
+        }
+        java.util.concurrent.ExecutorService pool = java.util.concurrent.Executors.newFixedThreadPool(2);
+        try {
+            java.util.List<java.util.concurrent.Future<Integer>> mismatches = new java.util.ArrayList<>();
+            for (int k = 0; k < 2; k++) {
+                int lane = k;
+                mismatches.add(pool.submit(() -> {
+                    int bad = 0;
+                    for (int i = 0; i < 300; i++) {
+                        float[] drawn = Torch.seeded(100 + lane, EngineTest::twoDraws);
+                        if (!java.util.Arrays.equals(alone[lane], drawn)) bad++;
+                    }
+                    return bad;
+                }));
+            }
+            for (var m : mismatches) assertEquals(0, m.get(), "draws that differ from the seed's own sequence");
+        } finally {
+            pool.shutdown();
+        }
+    }
+
+    @Test
+    void openBlasThreadsAreSetAndRestored() {
+        int before = Torch.blasThreads();
+        try {
+            Torch.setBlasThreads(1);
+            assertEquals(1, Torch.blasThreads());
+        } finally {
+            Torch.setBlasThreads(before);
+        }
+        assertEquals(before, Torch.blasThreads());
+        assertThrows(IllegalArgumentException.class, () -> Torch.setBlasThreads(0));
+    }
+
+    private static float[] twoDraws() {
+        try (StepScope s = new StepScope()) {
+            float[] first = Tensors.toFloats(torch.randn(32));
+            Thread.yield();   // invites the other lane in between the two draws of one seed
+            float[] second = Tensors.toFloats(torch.randn(32));
+            float[] both = java.util.Arrays.copyOf(first, 64);
+            System.arraycopy(second, 0, both, 32, 32);
+            return both;
+        }
+    }
+
+    @Test
     void threadsAreSetExplicitly() {
         Torch.setThreads(1);
         assertEquals(1, Torch.threads());
