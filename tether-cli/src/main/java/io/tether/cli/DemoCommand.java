@@ -30,7 +30,8 @@ final class DemoCommand implements Callable<Integer> {
     Path out;
     @Option(names = "--quick", description = "every stage for a few steps on fewer prompts (about 80 s; learns little)") boolean quick;
     @Option(names = "--base-model", description = "the base model (default: models/refund-base beside the launcher)") Path baseModel;
-    @Option(names = "--lanes", description = "training stages run side by side (default: cores / torch threads, at most 3; the models are the same either way)")
+    @Option(names = "--lanes", description = "training stages run side by side (default: cores / torch threads, at most 3); the same count gives the same models run after run, "
+            + "while 1 and 2 lanes differ in float rounding (OpenBLAS threads)")
     Integer lanes;
     @Option(names = "--fail-on-outcome", description = "exit 1 unless DPO, PPO and GRPO each beat SFT by 20 points and the weak-KL run is flagged and fails the gate")
     boolean failOnOutcome;
@@ -40,6 +41,7 @@ final class DemoCommand implements Callable<Integer> {
         root.initEngine();
         Path base = baseModel != null ? baseModel : defaultBaseModel();
         if (!Files.isDirectory(base)) throw new IllegalArgumentException(base + ": base model directory not found (pass --base-model)");
+        if (lanes != null && lanes < 1) throw new IllegalArgumentException("--lanes: at least 1 stage at a time, got " + lanes);
         RefundDemo.Settings s = quick ? RefundDemo.Settings.quick(out, base) : RefundDemo.Settings.full(out, base);
         PrintWriter o = root.spec.commandLine().getOut(), err = root.spec.commandLine().getErr();
         StageBoard board = new StageBoard(err);

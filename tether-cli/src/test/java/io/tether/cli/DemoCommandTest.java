@@ -65,5 +65,9 @@ class DemoCommandTest {
         String[] bad = TextCliTest.run("demo", "--quick", "--out", tmp.resolve("x").toString(), "--base-model", tmp.resolve("nope").toString());
         assertEquals("2", bad[0]);
         assertTrue(bad[2].contains("base model directory not found"), bad[2]);
+        String[] noLanes = TextCliTest.run("demo", "--quick", "--lanes", "0", "--out", tmp.resolve("y").toString(), "--base-model", "../models/refund-base");
+        assertEquals("2", noLanes[0]);
+        assertTrue(noLanes[2].contains("--lanes: at least 1"), noLanes[2]);
+        assertFalse(Files.exists(tmp.resolve("y")), "nothing written for a bad --lanes");
     }
 }

@@ -83,7 +83,7 @@ public final class Torch {
      * Sets OpenBLAS's pool. Two runs side by side in one JVM need it at 1: OpenBLAS's idle workers spin, and two
      * runs each with the default pool of 2 on a 2-core machine took 212 s for what one run does in 23 s (two
      * 20-step DPO runs at once); at 1 thread each the pair took 34 s, where one run alone at 1 thread takes 32 s
-     * and at 2 threads 23 s (engine-notes.md, "Runs side by side").
+     * and at 2 threads 23 s (README, "Engine notes").
      */
     public static void setBlasThreads(int threads) {
         if (threads < 1) throw new IllegalArgumentException("BLAS threads must be >= 1, got " + threads);
