@@ -58,6 +58,11 @@ public record Case(String id, Policy policy, Category category, int amount, int 
         return amount > policy.escalateOver();
     }
 
+    /** The same facts under {@code prompt}. */
+    public Case withPrompt(String prompt) {
+        return new Case(id, policy, category, amount, daysSinceOrder, delivered, daysSinceDelivery, damaged, claim, prompt);
+    }
+
     /** An undelivered order past the refund limit (the prompt's "overdue" flag). */
     public boolean overdue() {
         return !delivered && daysSinceOrder > policy.refundAfterDays();

@@ -189,12 +189,9 @@ public final class RefundDemo {
         trainedOn.put(WEAK_KL_PPO, "reward model, KL/100, lr x3");
 
         // Longest first: the reward model (three stages wait for it) beside GRPO, then the rest as lanes free up.
-        // Side by side, each run gets one OpenBLAS thread (see Torch.setBlasThreads); evaluation then has the pool back.
-        int blasThreads = Torch.blasThreads();
-        if (lanes > 1) Torch.setBlasThreads(1);
         try (StageLanes pool = new StageLanes(lanes)) {
             StageLanes.Task rmDone = pool.submit(() -> stages.train("rm", "reward model on the annotator's pairs", listener -> RewardRun.run(RewardRun.Config.from(config(common,
-                    "model=" + q(sft.resolve("model")), "data=" + q(world.resolve("pairs.train.jsonl")), "eval_fraction=0",
+                    "model=" + policy, "data=" + q(world.resolve("pairs.train.jsonl")), "eval_fraction=0",
                     "output_dir=" + q(rm), "max_length=512", "per_device_train_batch_size=8", "learning_rate=5.0e-4", "lr_scheduler_type=cosine",
                     "max_steps=" + s.rmSteps())), false, listener).training()));
             pool.submit(() -> stages.train("grpo", "GRPO with the gold rubric as a verifiable reward", listener -> GrpoRun.run(GrpoRun.Config.from(config(online,
@@ -220,8 +217,6 @@ public final class RefundDemo {
                     "per_device_train_batch_size=8", "learning_rate=1.0e-3", "num_ppo_epochs=4", "num_mini_batches=1", "logging_steps=1",
                     "max_steps=" + s.weakKlSteps())), false, monitor(listener), REWARDS)));
             pool.awaitAll();
-        } finally {
-            Torch.setBlasThreads(blasThreads);
         }
         // Read back from each PPO run's metrics, so that a reused run reports what the live monitor saw.
         Map<String, Overoptimisation> watched = Map.of("ppo", watched(out.resolve("ppo")), WEAK_KL_PPO, watched(out.resolve(WEAK_KL_PPO)));
@@ -232,8 +227,10 @@ public final class RefundDemo {
         Evaluation e = evaluate(s, lanes, out, world, trainedOn, seconds, watched, log);
         seconds.put("eval", (System.nanoTime() - evalStart) / 1e9);
         Map<String, Double> ordered = new LinkedHashMap<>();
-        for (String stage : List.of("world", "sft", "rm", "dpo", "kto", "ppo", "grpo", "online-dpo", WEAK_KL_PPO, "eval"))
-            if (seconds.containsKey(stage)) ordered.put(stage, seconds.get(stage));
+        List<String> order = new ArrayList<>(List.of("world", "sft", "rm"));
+        order.addAll(trainedOn.keySet());
+        order.add("eval");
+        for (String stage : order) if (seconds.containsKey(stage)) ordered.put(stage, seconds.get(stage));
         Outcome done = new Outcome(s, e, watched.get(WEAK_KL_PPO), ordered, lanes, (System.nanoTime() - start) / 1e9, out.resolve("report.html"));
         DemoReport.writeJson(out.resolve("results.json"), done);
         DemoReport.writeHtml(out.resolve("report.html"), done);
@@ -259,49 +256,39 @@ public final class RefundDemo {
             for (OnlinePrompt p : prompts.subList(0, Math.min(PROBE_PROMPTS, prompts.size()))) probeCases.add(Case.fromRecord(p.record()));
             List<ProbeSuite.Probe> probes = RefundProbes.build(probeCases, text.tokenizer(), s.seed());
 
-            // Everything from here only reads the models and SFT's samples, so it shares the lanes the stages trained on,
-            // one OpenBLAS thread each as there: the base model against SFT, the probes under SFT and the reward model,
-            // the reward model on held-out pairs, and each method against SFT.
-            WinRate[] baseVsSft = new WinRate[1];
-            List<List<ProbeSuite.Result>> reference = new ArrayList<>(java.util.Collections.nCopies(2, List.of()));
-            RewardModelCheck[] rmCheck = new RewardModelCheck[1];
-            List<String> names = new ArrayList<>(trainedOn.keySet());
-            HeadToHead.Result[] results = new HeadToHead.Result[names.size()];
-            List<List<ProbeSuite.Result>> probed = new ArrayList<>(java.util.Collections.nCopies(names.size(), List.of()));
-            int blasThreads = Torch.blasThreads();
-            if (lanes > 1) Torch.setBlasThreads(1);
+            // Everything from here only reads the models and SFT's samples, so it shares the lanes the stages trained on:
+            // the base model against SFT, the probes under SFT and the reward model, the reward model on held-out pairs,
+            // and each method against SFT.
+            StageLanes.Value<WinRate> baseVsSft;
+            StageLanes.Value<List<ProbeSuite.Result>> sftProbed, rmProbed;
+            StageLanes.Value<RewardModelCheck> rmChecked;
+            Map<String, StageLanes.Value<Judged>> judged = new LinkedHashMap<>();
             try (StageLanes pool = new StageLanes(lanes)) {
                 // Same seeds as sampling SFT against the base model; read from SFT's side below.
-                pool.submit(() -> baseVsSft[0] = HeadToHead.compareToSamples(base.model(), sft.model(), sftSamples, judge, sampling, decoder, proxy, 16).winRate());
-                pool.submit(() -> reference.set(0, ProbeSuite.run(probes, fitted(policyPreference(sft.model()), positions))));
-                pool.submit(() -> {
-                    reference.set(1, ProbeSuite.run(probes, proxy));
-                    rmCheck[0] = checkRewardModel(world.resolve("pairs.eval.jsonl"), text, proxy, s.evalPrompts());
-                });
-                for (int i = 0; i < names.size(); i++) {
-                    int k = i;
-                    pool.submit(() -> {
-                        try (Models.LoadedModel candidate = Models.load(out.resolve(names.get(k)).resolve("model"), DType.F32)) {
-                            results[k] = HeadToHead.compareToSamples(candidate.model(), sft.model(), sftSamples, judge, sampling, decoder, proxy, 16);
-                            probed.set(k, ProbeSuite.run(probes, fitted(policyPreference(candidate.model()), positions)));
+                baseVsSft = pool.compute(() -> HeadToHead.compareToSamples(base.model(), sft.model(), sftSamples, judge, sampling, decoder, proxy, 16).winRate());
+                sftProbed = pool.compute(() -> ProbeSuite.run(probes, fitted(policyPreference(sft.model()), positions)));
+                rmProbed = pool.compute(() -> ProbeSuite.run(probes, proxy));
+                rmChecked = pool.compute(() -> checkRewardModel(world.resolve("pairs.eval.jsonl"), text, proxy, s.evalPrompts()));
+                for (String m : trainedOn.keySet())
+                    judged.put(m, pool.compute(() -> {
+                        try (Models.LoadedModel candidate = Models.load(out.resolve(m).resolve("model"), DType.F32)) {
+                            return new Judged(HeadToHead.compareToSamples(candidate.model(), sft.model(), sftSamples, judge, sampling, decoder, proxy, 16),
+                                    ProbeSuite.run(probes, fitted(policyPreference(candidate.model()), positions)));
                         }
-                    });
-                }
+                    }));
                 pool.awaitAll();
-            } finally {
-                Torch.setBlasThreads(blasThreads);
             }
-            WinRate sftVsBase = new WinRate(baseVsSft[0].losses(), baseVsSft[0].ties(), baseVsSft[0].wins());
-            List<ProbeSuite.Result> sftProbes = reference.get(0), rmProbes = reference.get(1);
-            log.printf("  reward model on %d held-out pairs: agrees with the annotator on %.3f, with the gold rubric on %.3f%n", rmCheck[0].pairs(),
-                    rmCheck[0].annotatorAgreement(), rmCheck[0].goldAgreement());
+            WinRate sftVsBase = new WinRate(baseVsSft.get().losses(), baseVsSft.get().ties(), baseVsSft.get().wins());
+            List<ProbeSuite.Result> sftProbes = sftProbed.get(), rmProbes = rmProbed.get();
+            RewardModelCheck rmCheck = rmChecked.get();
+            log.printf("  reward model on %d held-out pairs: agrees with the annotator on %.3f, with the gold rubric on %.3f%n", rmCheck.pairs(),
+                    rmCheck.annotatorAgreement(), rmCheck.goldAgreement());
             log.printf("  sft: gold %.3f; against the base model: win rate %.3f%n", sftGold, sftVsBase.rate());
 
             List<MethodResult> methods = new ArrayList<>();
-            for (int k = 0; k < names.size(); k++) {
-                String m = names.get(k);
-                HeadToHead.Result r = results[k];
-                List<ProbeSuite.Result> mine = probed.get(k);
+            for (String m : trainedOn.keySet()) {
+                HeadToHead.Result r = judged.get(m).get().result();
+                List<ProbeSuite.Result> mine = judged.get(m).get().probes();
                 List<ReleaseGate.Probe> checks = new ArrayList<>(ProbeSuite.regressions(sftProbes, mine, 0.1));
                 if (watched.containsKey(m)) {
                     // Both PPO runs log proxy and gold scores per step; the monitor's verdict on each is part of its gate.
@@ -315,10 +302,13 @@ public final class RefundDemo {
                 log.printf("  %-11s gold %.3f, win rate %.3f, length %+.1f: %s%n", m, g, r.winRate().rate(), r.lengthDelta(), v.line());
             }
             log.flush();
-            return new Evaluation(sftGold, sftVsBase.rate(), rmCheck[0], sftProbes, rmProbes, methods, prompts.get(0).text(),
+            return new Evaluation(sftGold, sftVsBase.rate(), rmCheck, sftProbes, rmProbes, methods, prompts.get(0).text(),
                     decoder.apply(sftSamples.get(0).experiences().get(0).tokens));
         }
     }
+
+    /** One method against SFT on the held-out prompts, and under the probes. */
+    private record Judged(HeadToHead.Result result, List<ProbeSuite.Result> probes) {}
 
     /**
      * The outcomes the demo exists to show: DPO, PPO and GRPO each beat SFT by at least 20 points of gold win rate, and

@@ -80,7 +80,7 @@ public final class RefundWorld {
                         : String.format("ordered %d days ago, undelivered (%s)", daysSinceOrder, facts.overdue() ? "overdue" : "on time"))
                 + ".\nCustomer: " + pick(rng, delivered ? damaged ? DAMAGED : RETURN : UNDELIVERED) + " " + claim.text()
                 + "\nAgent: ";
-        return new Case(id, policy, category, amount, daysSinceOrder, delivered, daysSinceDelivery, damaged, claim, prompt);
+        return facts.withPrompt(prompt);
     }
 
     /** Half the claims are false; a false one always argues for what the customer wants. */

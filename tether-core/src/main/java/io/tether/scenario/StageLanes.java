@@ -11,15 +11,36 @@ import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.atomic.AtomicInteger;
 
+import io.tether.engine.Torch;
+
 /**
  * Runs the demo's stages on a fixed number of lanes (threads), each stage when the one it needs is done. After a
  * failure no stage that has not started yet starts, and {@link #awaitAll} rethrows the failure only once every
  * running stage has stopped, so nothing is left half-written behind the error.
+ *
+ * <p>With more than one lane, OpenBLAS runs on one thread until {@link #close}: its idle workers spin, and runs side
+ * by side each with the default pool were 9x slower than one after another (see {@link Torch#setBlasThreads}).
  */
 final class StageLanes implements AutoCloseable {
     @FunctionalInterface
     interface Work {
         void run() throws IOException;
+    }
+
+    @FunctionalInterface
+    interface Computation<T> {
+        T run() throws IOException;
+    }
+
+    /** What a {@link #compute} stage produced, readable once {@link #awaitAll} has returned. */
+    static final class Value<T> {
+        private volatile T value;
+        private volatile boolean done;
+
+        T get() {
+            if (!done) throw new IllegalStateException("not computed: read after awaitAll, which rethrows a stage's failure");
+            return value;
+        }
     }
 
     /** A submitted stage; others can be made to wait for it. */
@@ -58,9 +79,13 @@ final class StageLanes implements AutoCloseable {
     private final ExecutorService pool;
     private final List<CompletableFuture<Void>> submitted = new ArrayList<>();
     private volatile Throwable firstFailure;
+    /** OpenBLAS's thread count before this pool set it to 1; 0 when it did not. */
+    private final int blasThreadsBefore;
 
     StageLanes(int lanes) {
         if (lanes < 1) throw new IllegalArgumentException("lanes must be >= 1, got " + lanes);
+        blasThreadsBefore = lanes > 1 ? Torch.blasThreads() : 0;
+        if (lanes > 1) Torch.setBlasThreads(1);
         AtomicInteger n = new AtomicInteger();
         pool = Executors.newFixedThreadPool(lanes, r -> {
             Thread t = new Thread(r, "demo-lane-" + n.incrementAndGet());
@@ -72,6 +97,16 @@ final class StageLanes implements AutoCloseable {
     /** Queues {@code work} to start when a lane is free. */
     Task submit(Work work) {
         return track(CompletableFuture.runAsync(guarded(work), pool));
+    }
+
+    /** Queues a stage that produces a value, to start when a lane is free. */
+    <T> Value<T> compute(Computation<T> computation) {
+        Value<T> v = new Value<>();
+        submit(() -> {
+            v.value = computation.run();
+            v.done = true;
+        });
+        return v;
     }
 
     /**
@@ -112,6 +147,7 @@ final class StageLanes implements AutoCloseable {
     @Override
     public void close() {
         pool.shutdownNow();
+        if (blasThreadsBefore > 0) Torch.setBlasThreads(blasThreadsBefore);
     }
 
     private Task track(CompletableFuture<Void> f) {

@@ -36,6 +36,23 @@ class StageLanesTest {
     }
 
     @Test
+    void sideBySideStagesRunOpenBlasOnOneThreadAndGiveItsPoolBackOnClose() throws Exception {
+        int before = io.tether.engine.Torch.blasThreads();
+        try (StageLanes lanes = new StageLanes(2)) {
+            CountDownLatch asked = new CountDownLatch(1);
+            StageLanes.Value<Integer> seen = lanes.compute(() -> {
+                await(asked);
+                return io.tether.engine.Torch.blasThreads();
+            });
+            assertThrows(IllegalStateException.class, seen::get, "a value is not readable before it is computed");
+            asked.countDown();
+            lanes.awaitAll();
+            assertEquals(1, seen.get());
+        }
+        assertEquals(before, io.tether.engine.Torch.blasThreads());
+    }
+
+    @Test
     void stagesWaitingForOneStartInTheOrderTheyWereAdded() throws Exception {
         List<String> order = new CopyOnWriteArrayList<>();
         try (StageLanes lanes = new StageLanes(1)) {
