@@ -33,7 +33,7 @@ final class DemoCommand implements Callable<Integer> {
     @Option(names = "--lanes", description = "training stages run side by side (default: cores / torch threads, at most 3); the same count gives the same models run after run, "
             + "while 1 and 2 lanes differ in float rounding (OpenBLAS threads)")
     Integer lanes;
-    @Option(names = "--fail-on-outcome", description = "exit 1 unless DPO, PPO and GRPO each beat SFT by 20 points and the weak-KL run is flagged and fails the gate")
+    @Option(names = "--fail-on-outcome", description = "exit 1 unless every outcome is met: DPO, PPO and GRPO each beat SFT by 20 points; the weak-KL run raises the proxy, lowers gold, is flagged and fails the gate; some method games length and the gate names it")
     boolean failOnOutcome;
 
     @Override
@@ -49,6 +49,8 @@ final class DemoCommand implements Callable<Integer> {
         o.println();
         o.print(DemoReport.table(r));
         for (RefundDemo.MethodResult m : r.methods()) if (!m.gate().pass()) o.printf("%s: %s%n", m.method(), m.gate().line());
+        o.println("outcomes:");
+        for (RefundDemo.OutcomeCheck c : RefundDemo.outcomes(r)) o.printf("  [%s] %s: %s%n", c.met() ? "met" : "NOT MET", c.claim(), c.evidence());
         o.printf("report: %s (%.0f s)%n", r.report(), r.totalSeconds());
         o.flush();
         return failOnOutcome && !RefundDemo.outcomesMet(r) ? 1 : 0;

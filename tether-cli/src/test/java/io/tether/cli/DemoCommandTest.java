@@ -5,6 +5,7 @@ import static org.junit.jupiter.api.Assertions.*;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.List;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
@@ -39,9 +40,18 @@ class DemoCommandTest {
         assertEquals(4, results.get("reward_model_probes").size());
         assertTrue(results.get("weak_kl_ppo_monitor").get("points").size() >= 2, results.get("weak_kl_ppo_monitor").toString());
         assertTrue(results.get("settings").get("base_model").asText().endsWith("refund-base"));
+        JsonNode outcomes = results.get("outcomes");
+        assertEquals(5, outcomes.size(), outcomes.toString());
+        for (int i = 0; i < 3; i++) {
+            // The first three are DPO's, PPO's and GRPO's 20-point claims, read back against the method rows.
+            JsonNode method = results.get("methods").get(List.of(0, 2, 3).get(i));
+            assertTrue(outcomes.get(i).get("claim").asText().startsWith(method.get("method").asText() + " beats SFT"), outcomes.toString());
+            assertEquals(method.get("gold_win_rate").asDouble() - 0.5 >= 0.2 - 1e-12, outcomes.get(i).get("met").asBoolean(), outcomes.get(i).toString());
+        }
+        assertEquals(outcomes.size(), r[1].lines().filter(l -> l.startsWith("  [met]") || l.startsWith("  [NOT MET]")).count(), r[1]);
 
         String html = Files.readString(out.resolve("report.html"));
-        assertTrue(html.startsWith("<!DOCTYPE html>") && html.contains("<svg") && html.contains("ppo-weak-kl"), "report");
+        assertTrue(html.startsWith("<!DOCTYPE html>") && html.contains("<svg") && html.contains("ppo-weak-kl") && html.contains("<h2>Outcomes</h2>"), "report");
         assertFalse(html.contains("<script") || html.contains("src=\"http") || html.contains("href=\"http"), "self-contained, no scripts");
         for (String stage : new String[] {"world", "sft", "rm", "dpo"})
             assertTrue(Files.exists(out.resolve(stage).resolve("demo-stage.json")), stage);

@@ -135,6 +135,26 @@ class PreferenceCommandsTest {
     }
 
     @Test
+    void rdpoAlphaIsRecordedAndRefusedWhereItHasNoLogit() throws IOException {
+        Path out = tmp.resolve("rdpo");
+        String[] r = TextCliTest.run("dpo", "--model", LLAMA.toString(), "--data", pairs().toString(), "--output-dir", out.toString(),
+                "--set", "max_steps=2", "--set", "rdpo_alpha=0.02");
+        assertEquals("0", r[0], r[2]);
+        assertTrue(Files.readString(out.resolve("config.yaml")).contains("rdpo_alpha: 0.02"), "the resolved config records it");
+        assertFalse(r[2].contains("loss near ln 2"), "the length term moves the starting loss off ln 2: " + r[2]);
+        Path bad = tmp.resolve("rdpo-ipo");
+        r = TextCliTest.run("dpo", "--model", LLAMA.toString(), "--data", pairs().toString(), "--output-dir", bad.toString(),
+                "--set", "max_steps=2", "--set", "rdpo_alpha=0.02", "--set", "loss_type=ipo");
+        assertEquals("2", r[0], r[2]);
+        assertTrue(r[2].contains("rdpo_alpha") && r[2].contains("'ipo'"), r[2]);
+        assertFalse(Files.exists(bad.resolve("model")), "nothing trained");
+        r = TextCliTest.run("orpo", "--model", LLAMA.toString(), "--data", pairs().toString(), "--output-dir", tmp.resolve("rdpo-orpo").toString(),
+                "--set", "max_steps=2", "--set", "rdpo_alpha=0.02");
+        assertEquals("2", r[0], r[2]);
+        assertTrue(r[2].contains("key 'rdpo_alpha'") && r[2].contains("orpo does not read it"), r[2]);
+    }
+
+    @Test
     void combinedLossTypesFromTheConfig() throws IOException {
         Path cfg = tmp.resolve("mpo.yaml");
         Files.writeString(cfg, "loss_type: [sigmoid, bco_pair, sft]\nloss_weights: [0.8, 0.2, 1.0]\nmax_steps: 3\n");

@@ -32,9 +32,21 @@ public final class DpoLoss {
      * @param semantics            which implementation's formulas: TRL (>= 0.29, the default), TRL_LEGACY (<= 0.28:
      *                             cDPO label smoothing in sigmoid, running-mean bco_pair, old alpha divergence,
      *                             WPO clamp) or OPENRLHF (cDPO sigmoid, IPO without length normalisation)
+     * @param rdpoAlpha            {@code rdpo_alpha}: R-DPO's length regulariser α (Park et al. 2024, "Disentangling
+     *                             Length from Quality in DPO"; 0 = off). Maximising r(x,y) − α|y| under the KL
+     *                             constraint gives x = β·δ + α·(|y_w| − |y_l|), lengths in tokens: the part of a
+     *                             preference that length explains no longer moves the policy, so a length-biased
+     *                             annotator's votes for the longer answer teach less. Only for the losses of x
+     *                             (sigmoid, hinge, robust, exo_pair, discopop).
      */
     public record Config(double beta, List<String> lossType, List<Double> lossWeights, double labelSmoothing,
-                         String fDivergenceType, double fAlphaDivergenceCoef, double discopopTau, Semantics semantics) {
+                         String fDivergenceType, double fAlphaDivergenceCoef, double discopopTau, Semantics semantics,
+                         double rdpoAlpha) {
+        public Config(double beta, List<String> lossType, List<Double> lossWeights, double labelSmoothing,
+                      String fDivergenceType, double fAlphaDivergenceCoef, double discopopTau, Semantics semantics) {
+            this(beta, lossType, lossWeights, labelSmoothing, fDivergenceType, fAlphaDivergenceCoef, discopopTau, semantics, 0.0);
+        }
+
         public Config {
             if (!(beta > 0)) throw new IllegalArgumentException("beta must be > 0, got " + beta);
             if (lossType.isEmpty()) throw new IllegalArgumentException("loss_type must name at least one loss");
@@ -46,6 +58,11 @@ public final class DpoLoss {
                 throw new IllegalArgumentException("exo_pair needs label_smoothing > 0 (the paper uses 1e-3)");
             if (lossType.contains("robust") && !(labelSmoothing >= 0 && labelSmoothing < 0.5))
                 throw new IllegalArgumentException("robust needs label_smoothing in [0, 0.5), got " + labelSmoothing);
+            if (!(rdpoAlpha >= 0 && Double.isFinite(rdpoAlpha))) throw new IllegalArgumentException("rdpo_alpha must be >= 0, got " + rdpoAlpha);
+            if (rdpoAlpha > 0)
+                for (String t : lossType)
+                    if (!OF_X.contains(t) && !t.equals("sft"))
+                        throw new IllegalArgumentException("rdpo_alpha shifts the logit x = β·δ, which loss_type '" + t + "' does not use (it works with " + OF_X + ")");
             lossType = List.copyOf(lossType);
             lossWeights = List.copyOf(lossWeights);
         }
@@ -59,6 +76,9 @@ public final class DpoLoss {
 
     static final List<String> KNOWN = List.of("sigmoid", "hinge", "ipo", "exo_pair", "nca_pair", "robust", "bco_pair", "sppo_hard",
             "aot", "aot_unpaired", "apo_zero", "apo_down", "discopop", "sigmoid_norm", "sft");
+
+    /** The losses that are functions of x = β·δ alone, to which R-DPO's length term applies. */
+    static final List<String> OF_X = List.of("sigmoid", "hinge", "robust", "exo_pair", "discopop");
 
     /**
      * Per-pair summed log-probs [B] of policy and reference, completion token counts [B], and optionally the SFT
@@ -105,6 +125,7 @@ public final class DpoLoss {
             delta = sw.sub(sr);
         }
         Tensor x = scale(delta, beta);
+        if (cfg.rdpoAlpha() > 0) x = x.add(scale(in.chosenTokens().sub(in.rejectedTokens()).to(x.scalar_type()), cfg.rdpoAlpha()));
         double eps = cfg.labelSmoothing();
         Tensor perPair = null, total = null;
         for (int k = 0; k < cfg.lossType().size(); k++) {

@@ -86,6 +86,13 @@ public final class DemoReport {
         }
         ArrayNode flags = over.putArray("flags");
         for (OveroptimizationMonitor.Flag f : o.overoptimisation().flags()) flags.add(f.message());
+        ArrayNode outcomes = root.putArray("outcomes");
+        for (RefundDemo.OutcomeCheck c : RefundDemo.outcomes(o)) {
+            ObjectNode n = outcomes.addObject();
+            n.put("claim", c.claim());
+            n.put("met", c.met());
+            n.put("evidence", c.evidence());
+        }
         root.set("stage_seconds", json.valueToTree(o.stageSeconds()));
         root.put("total_seconds", o.totalSeconds());
         root.put("lanes", o.lanes());
@@ -136,6 +143,10 @@ public final class DemoReport {
                     m.gate().pass() ? "pass" : "fail", esc(m.gate().line())));
         }
         h.append("</table>\n");
+        h.append("<h2>Outcomes</h2>\n<ul>\n");
+        for (RefundDemo.OutcomeCheck c : RefundDemo.outcomes(o))
+            h.append(String.format("<li><span class=%s>%s</span> %s: %s</li>%n", c.met() ? "pass" : "fail", c.met() ? "met" : "NOT MET", esc(c.claim()), esc(c.evidence())));
+        h.append("</ul>\n");
         h.append("<h2>Gold win rate against SFT</h2>\n").append(winRateChart(o)).append('\n');
         h.append("<p><small>Bars: (wins + ties/2) / prompts. Whiskers: 95% Wilson interval. The dashed lines are parity (0.5) and the demo's ")
                 .append("target of 20 points over SFT (0.7).</small></p>\n");

@@ -72,12 +72,14 @@ public final class RefundDemo {
                            int dpoSteps, int ktoSteps, int ppoSteps, int grpoSteps, int onlineDpoSteps, int weakKlSteps, int evalPrompts,
                            int maxNewTokens) {
         /**
-         * About 8.5 minutes on 2 cores with stages two at a time (507 s measured with the weak-KL run at 30 steps; 40
-         * add about 6 s). The step counts buy what the held-out numbers need: on 200 held-out prompts GRPO won 0.643
-         * against SFT after 20 steps and 0.760 after 60, PPO 0.585 after 40 and 0.733 after 80.
+         * About 9 minutes on 2 cores with stages two at a time. The step counts buy what the held-out numbers need: on
+         * 200 held-out prompts GRPO won 0.643 against SFT after 20 steps and 0.760 after 60, PPO 0.585 after 40 and 0.733
+         * after 80, R-DPO 0.725 after 120 and 0.780 after 160. DPO runs 140 and online DPO 16 (not 24) for time: with
+         * DPO at 160 and online DPO at 24 the demo took 570 and 586 s, too near 10 minutes. Stage times vary by
+         * about 10 s run to run. Cutting the weak-KL run to 30 steps instead gave 573 s and a noisier proxy curve.
          */
         public static Settings full(Path out, Path baseModel) {
-            return new Settings(out, baseModel, 1, 3000, 0.1, 0.3, 120, 80, 60, 40, 80, 45, 24, 40, 128, 200);
+            return new Settings(out, baseModel, 1, 3000, 0.1, 0.3, 120, 80, 140, 40, 80, 45, 16, 40, 128, 200);
         }
 
         /** About 80 seconds: every stage runs and is evaluated, too briefly to learn much. */
@@ -181,7 +183,7 @@ public final class RefundDemo {
         List<String> online = new ArrayList<>(common);
         online.addAll(List.of("model=" + policy, "data=" + grpoData, "max_completion_length=" + s.maxNewTokens(), "temperature=1.0"));
         Map<String, String> trainedOn = new LinkedHashMap<>();
-        trainedOn.put("dpo", "annotator pairs");
+        trainedOn.put("dpo", "annotator pairs (R-DPO)");
         trainedOn.put("kto", "annotator thumbs");
         trainedOn.put("ppo", "reward model");
         trainedOn.put("grpo", "gold rubric (verifiable)");
@@ -197,11 +199,15 @@ public final class RefundDemo {
             pool.submit(() -> stages.train("grpo", "GRPO with the gold rubric as a verifiable reward", listener -> GrpoRun.run(GrpoRun.Config.from(config(online,
                     "output_dir=" + q(out.resolve("grpo")), "reward_functions=[refund-rubric]", "num_generations=8", "per_device_train_batch_size=4",
                     "learning_rate=3.0e-4", "beta=0.04", "max_steps=" + s.grpoSteps()), GrpoTraining.Estimator.GRPO), false, listener, REWARDS)));
-            // β 0.3 rather than TRL's 0.1: 40% of the annotator's labels are noise or length, and a larger β holds the
-            // policy nearer SFT per step. On 200 held-out prompts, 80 steps at 0.3 won 0.650 against SFT, 40 at 0.1 0.615 (the demo runs 60 for time).
+            // The annotator picks the longer answer 30% of the time, so the chosen answer is the longer one in 76% of pairs,
+            // and plain DPO fits that as quality (padded and over-formatted answers grew). R-DPO's length term, as
+            // `tether advise` suggests for such data, lets length explain its share of each label. β 0.3 rather than
+            // TRL's 0.1 holds the policy nearer SFT against the noisy labels. Win rate against SFT on 200 held-out prompts:
+            // 160 steps 0.780 with rdpo_alpha 0.02 and 0.685 without, 120 steps 0.725 with it; α 0.05 overshot (0.520 at 80
+            // steps). The demo runs 140 (see Settings.full).
             pool.submit(() -> stages.train("dpo", "DPO on the annotator's pairs", listener -> PreferenceRun.run(PreferenceRun.Config.from("dpo", config(common,
                     "model=" + policy, "data=" + q(world.resolve("pairs.train.jsonl")), "output_dir=" + q(out.resolve("dpo")), "max_length=512", "eval_fraction=0",
-                    "per_device_train_batch_size=8", "learning_rate=2.0e-4", "beta=0.3", "max_steps=" + s.dpoSteps())), false, listener)));
+                    "per_device_train_batch_size=8", "learning_rate=2.0e-4", "beta=0.3", "rdpo_alpha=0.02", "max_steps=" + s.dpoSteps())), false, listener)));
             pool.submit(() -> stages.train("kto", "KTO on the annotator's thumbs", listener -> PreferenceRun.run(PreferenceRun.Config.from("kto", config(common,
                     "model=" + policy, "data=" + q(world.resolve("kto.train.jsonl")), "output_dir=" + q(out.resolve("kto")), "max_length=512", "eval_fraction=0",
                     "per_device_train_batch_size=8", "learning_rate=2.0e-4", "beta=0.1", "max_steps=" + s.ktoSteps())), false, listener)));
@@ -310,17 +316,52 @@ public final class RefundDemo {
     /** One method against SFT on the held-out prompts, and under the probes. */
     private record Judged(HeadToHead.Result result, List<ProbeSuite.Result> probes) {}
 
+    /** One outcome the demo exists to show, and what this run measured for it. */
+    public record OutcomeCheck(String claim, boolean met, String evidence) {}
+
     /**
-     * The outcomes the demo exists to show: DPO, PPO and GRPO each beat SFT by at least 20 points of gold win rate, and
-     * the weak-KL PPO run was flagged by the over-optimisation monitor and failed the release gate.
+     * The outcomes the demo exists to show: DPO, PPO and GRPO each beat SFT by at least 20 points of gold win rate; the
+     * weak-KL PPO run raised the proxy score above SFT's while its gold score fell below SFT's, was flagged by the
+     * over-optimisation monitor and failed the release gate; and the length-biased annotator shows up as length gaming
+     * (mean length grown past the gate's limit) in at least one method, named by the gate.
      */
-    public static boolean outcomesMet(Outcome o) {
-        boolean ok = true;
-        for (MethodResult m : o.methods()) {
-            if (List.of("dpo", "ppo", "grpo").contains(m.method())) ok &= m.eval().winRate().deltaPoints() >= 20;
-            if (m.method().equals(WEAK_KL_PPO)) ok &= !m.gate().pass() && !o.overoptimisation().flags().isEmpty();
+    public static List<OutcomeCheck> outcomes(Outcome o) {
+        List<OutcomeCheck> checks = new ArrayList<>();
+        Map<String, MethodResult> byName = new LinkedHashMap<>();
+        for (MethodResult m : o.methods()) byName.put(m.method(), m);
+        for (String name : List.of("dpo", "ppo", "grpo")) {
+            MethodResult m = byName.get(name);
+            String claim = name + " beats SFT by >= 20 points of gold win rate";
+            if (m == null) {
+                checks.add(new OutcomeCheck(claim, false, "not run"));
+                continue;
+            }
+            WinRate w = m.eval().winRate();
+            checks.add(new OutcomeCheck(claim, w.deltaPoints() >= 20, String.format(java.util.Locale.ROOT, "win rate %.3f, %+.1f points", w.rate(), w.deltaPoints())));
         }
-        return ok;
+        MethodResult weak = byName.get(WEAK_KL_PPO);
+        String claim = "weak-KL PPO: proxy up, gold down, flagged by the monitor, failed by the gate";
+        if (weak == null) {
+            checks.add(new OutcomeCheck(claim, false, "not run"));
+        } else {
+            List<OveroptimizationMonitor.Flag> flags = o.overoptimisation().flags();
+            boolean proxyUp = weak.eval().candidateScore() > weak.eval().baselineScore(), goldDown = weak.goldMean() < o.evaluation().sftGoldMean();
+            checks.add(new OutcomeCheck(claim, proxyUp && goldDown && !flags.isEmpty() && !weak.gate().pass(), String.format(java.util.Locale.ROOT,
+                    "proxy %.3f vs SFT %.3f, gold %.3f vs SFT %.3f, %s, gate %s", weak.eval().candidateScore(), weak.eval().baselineScore(), weak.goldMean(),
+                    o.evaluation().sftGoldMean(), flags.isEmpty() ? "never flagged" : "first flagged at step " + flags.get(0).step(), weak.gate().pass() ? "PASS" : "FAIL")));
+        }
+        List<String> gamed = new ArrayList<>();
+        for (MethodResult m : o.methods())
+            if (!m.method().equals(WEAK_KL_PPO) && m.gate().reasons().stream().anyMatch(r -> r.startsWith("mean length grew")))
+                gamed.add(String.format(java.util.Locale.ROOT, "%s %+.1f tokens", m.method(), m.eval().lengthDelta()));
+        checks.add(new OutcomeCheck("length gaming from the length-biased annotator, named by the gate", !gamed.isEmpty(),
+                gamed.isEmpty() ? "no method grew past the gate's limit" : String.join(", ", gamed) + ", gate FAIL"));
+        return checks;
+    }
+
+    /** Whether every one of {@link #outcomes} was met. */
+    public static boolean outcomesMet(Outcome o) {
+        return outcomes(o).stream().allMatch(OutcomeCheck::met);
     }
 
     private static RewardModelCheck checkRewardModel(Path pairsFile, TextAssets text, Rollouts.Scorer rm, int limit) throws IOException {

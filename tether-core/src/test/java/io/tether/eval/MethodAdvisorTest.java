@@ -42,4 +42,16 @@ class MethodAdvisorTest {
         assertTrue(a.settings().stream().anyMatch(s -> s.startsWith("ld_alpha")), a.settings().toString());
         assertTrue(a.warnings().stream().anyMatch(w -> w.startsWith("length bias")), a.warnings().toString());
     }
+
+    @Test
+    void aLengthBiasWithoutUnanimousVotesGetsRdpo() throws Exception {
+        List<String> lines = new ArrayList<>();
+        for (int i = 0; i < 40; i++)
+            lines.add(String.format("{\"prompt\":\"Q%d\",\"chosen\":\"a long and careful answer number %d\",\"rejected\":\"short %d\"}", i, i, i));
+        Path f = tmp.resolve("long.jsonl");
+        Files.write(f, lines);
+        MethodAdvisor.Advice a = MethodAdvisor.advise(f, null, false);
+        assertEquals("tether dpo", a.method(), a.reasons().toString());
+        assertTrue(a.settings().stream().anyMatch(s -> s.startsWith("rdpo_alpha: 0.02")), a.settings().toString());
+    }
 }
