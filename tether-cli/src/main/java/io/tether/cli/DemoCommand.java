@@ -50,10 +50,10 @@ final class DemoCommand implements Callable<Integer> {
         o.print(DemoReport.table(r));
         for (RefundDemo.MethodResult m : r.methods()) if (!m.gate().pass()) o.printf("%s: %s%n", m.method(), m.gate().line());
         o.println("outcomes:");
-        for (RefundDemo.OutcomeCheck c : RefundDemo.outcomes(r)) o.printf("  [%s] %s: %s%n", c.met() ? "met" : "NOT MET", c.claim(), c.evidence());
+        for (RefundDemo.OutcomeCheck c : r.outcomes()) o.printf("  [%s] %s: %s%n", c.met() ? "met" : "NOT MET", c.claim(), c.evidence());
         o.printf("report: %s (%.0f s)%n", r.report(), r.totalSeconds());
         o.flush();
-        return failOnOutcome && !RefundDemo.outcomesMet(r) ? 1 : 0;
+        return failOnOutcome && !r.outcomesMet() ? 1 : 0;
     }
 
     /**
@@ -94,28 +94,25 @@ final class DemoCommand implements Callable<Integer> {
 
                 @Override
                 public void onEval(int step, Map<String, Object> m) {
-                    synchronized (StageBoard.this) {
-                        line(String.format(Locale.ROOT, "%s: eval at step %d: loss %.4f", name, step, (Double) m.get("eval_loss")));
-                        redraw();
-                    }
+                    note(String.format(Locale.ROOT, "%s: eval at step %d: loss %.4f", name, step, (Double) m.get("eval_loss")));
                 }
 
                 @Override
                 public void onNotice(String message) {
-                    synchronized (StageBoard.this) {
-                        line(name + ": note: " + message);
-                        redraw();
-                    }
+                    note(name + ": note: " + message);
                 }
 
                 @Override
                 public void onSkippedBatch(int step, String reason) {
-                    synchronized (StageBoard.this) {
-                        line(name + ": step " + step + " skipped: " + reason);
-                        redraw();
-                    }
+                    note(name + ": step " + step + " skipped: " + reason);
                 }
             };
+        }
+
+        /** A permanent line from any stage, with the status line redrawn under it. */
+        private synchronized void note(String text) {
+            line(text);
+            redraw();
         }
 
         /** A permanent line, written over the status line. */

@@ -21,12 +21,17 @@ public record ReleaseGate(double minWinDeltaPoints, double maxLengthDeltaTokens)
         }
     }
 
+    /** Whether answers that grew by {@code lengthDeltaTokens} on average fail this gate. */
+    public boolean lengthGrewTooMuch(double lengthDeltaTokens) {
+        return !(lengthDeltaTokens < maxLengthDeltaTokens);
+    }
+
     public Verdict check(WinRate gold, double lengthDeltaTokens, List<Probe> probes) {
         List<String> reasons = new ArrayList<>();
         if (!(gold.deltaPoints() > minWinDeltaPoints))
             reasons.add(String.format("gold win delta %+.1f points is not above %+.1f (win rate %.3f over %d prompts)",
                     gold.deltaPoints(), minWinDeltaPoints, gold.rate(), gold.total()));
-        if (!(lengthDeltaTokens < maxLengthDeltaTokens))
+        if (lengthGrewTooMuch(lengthDeltaTokens))
             reasons.add(String.format("mean length grew %+.1f tokens (limit %.0f)", lengthDeltaTokens, maxLengthDeltaTokens));
         for (Probe p : probes) if (p.regressed()) reasons.add("probe " + p.name() + " regressed: " + p.detail());
         return new Verdict(reasons.isEmpty(), List.copyOf(reasons));

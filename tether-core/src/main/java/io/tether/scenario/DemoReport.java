@@ -87,7 +87,7 @@ public final class DemoReport {
         ArrayNode flags = over.putArray("flags");
         for (OveroptimizationMonitor.Flag f : o.overoptimisation().flags()) flags.add(f.message());
         ArrayNode outcomes = root.putArray("outcomes");
-        for (RefundDemo.OutcomeCheck c : RefundDemo.outcomes(o)) {
+        for (RefundDemo.OutcomeCheck c : o.outcomes()) {
             ObjectNode n = outcomes.addObject();
             n.put("claim", c.claim());
             n.put("met", c.met());
@@ -144,7 +144,7 @@ public final class DemoReport {
         }
         h.append("</table>\n");
         h.append("<h2>Outcomes</h2>\n<ul>\n");
-        for (RefundDemo.OutcomeCheck c : RefundDemo.outcomes(o))
+        for (RefundDemo.OutcomeCheck c : o.outcomes())
             h.append(String.format("<li><span class=%s>%s</span> %s: %s</li>%n", c.met() ? "pass" : "fail", c.met() ? "met" : "NOT MET", esc(c.claim()), esc(c.evidence())));
         h.append("</ul>\n");
         h.append("<h2>Gold win rate against SFT</h2>\n").append(winRateChart(o)).append('\n');

@@ -125,11 +125,16 @@ public final class RefundDemo {
     public record Evaluation(double sftGoldMean, double baseWinRateOfSft, RewardModelCheck rewardModel, List<ProbeSuite.Result> sftProbes,
                              List<ProbeSuite.Result> rewardModelProbes, List<MethodResult> methods, String samplePrompt, String sftSampleAnswer) {}
 
-    /** {@code overoptimisation} is the weak-KL PPO run's. */
-    public record Outcome(Settings settings, Evaluation evaluation, Overoptimisation overoptimisation, Map<String, Double> stageSeconds,
-                          int lanes, double totalSeconds, Path report) {
+    /** {@code overoptimisation} is the weak-KL PPO run's; {@code outcomes} are what the demo exists to show, as measured. */
+    public record Outcome(Settings settings, Evaluation evaluation, Overoptimisation overoptimisation, List<OutcomeCheck> outcomes,
+                          Map<String, Double> stageSeconds, int lanes, double totalSeconds, Path report) {
         public List<MethodResult> methods() {
             return evaluation.methods();
+        }
+
+        /** Whether every one of {@link #outcomes} was met. */
+        public boolean outcomesMet() {
+            return outcomes.stream().allMatch(OutcomeCheck::met);
         }
     }
 
@@ -237,7 +242,8 @@ public final class RefundDemo {
         order.addAll(trainedOn.keySet());
         order.add("eval");
         for (String stage : order) if (seconds.containsKey(stage)) ordered.put(stage, seconds.get(stage));
-        Outcome done = new Outcome(s, e, watched.get(WEAK_KL_PPO), ordered, lanes, (System.nanoTime() - start) / 1e9, out.resolve("report.html"));
+        Outcome done = new Outcome(s, e, watched.get(WEAK_KL_PPO), outcomes(e, watched.get(WEAK_KL_PPO)), ordered, lanes,
+                (System.nanoTime() - start) / 1e9, out.resolve("report.html"));
         DemoReport.writeJson(out.resolve("results.json"), done);
         DemoReport.writeHtml(out.resolve("report.html"), done);
         return done;
@@ -325,10 +331,10 @@ public final class RefundDemo {
      * over-optimisation monitor and failed the release gate; and the length-biased annotator shows up as length gaming
      * (mean length grown past the gate's limit) in at least one method, named by the gate.
      */
-    public static List<OutcomeCheck> outcomes(Outcome o) {
+    static List<OutcomeCheck> outcomes(Evaluation e, Overoptimisation weakKl) {
         List<OutcomeCheck> checks = new ArrayList<>();
         Map<String, MethodResult> byName = new LinkedHashMap<>();
-        for (MethodResult m : o.methods()) byName.put(m.method(), m);
+        for (MethodResult m : e.methods()) byName.put(m.method(), m);
         for (String name : List.of("dpo", "ppo", "grpo")) {
             MethodResult m = byName.get(name);
             String claim = name + " beats SFT by >= 20 points of gold win rate";
@@ -344,24 +350,19 @@ public final class RefundDemo {
         if (weak == null) {
             checks.add(new OutcomeCheck(claim, false, "not run"));
         } else {
-            List<OveroptimizationMonitor.Flag> flags = o.overoptimisation().flags();
-            boolean proxyUp = weak.eval().candidateScore() > weak.eval().baselineScore(), goldDown = weak.goldMean() < o.evaluation().sftGoldMean();
+            List<OveroptimizationMonitor.Flag> flags = weakKl.flags();
+            boolean proxyUp = weak.eval().candidateScore() > weak.eval().baselineScore(), goldDown = weak.goldMean() < e.sftGoldMean();
             checks.add(new OutcomeCheck(claim, proxyUp && goldDown && !flags.isEmpty() && !weak.gate().pass(), String.format(java.util.Locale.ROOT,
                     "proxy %.3f vs SFT %.3f, gold %.3f vs SFT %.3f, %s, gate %s", weak.eval().candidateScore(), weak.eval().baselineScore(), weak.goldMean(),
-                    o.evaluation().sftGoldMean(), flags.isEmpty() ? "never flagged" : "first flagged at step " + flags.get(0).step(), weak.gate().pass() ? "PASS" : "FAIL")));
+                    e.sftGoldMean(), flags.isEmpty() ? "never flagged" : "first flagged at step " + flags.get(0).step(), weak.gate().pass() ? "PASS" : "FAIL")));
         }
         List<String> gamed = new ArrayList<>();
-        for (MethodResult m : o.methods())
-            if (!m.method().equals(WEAK_KL_PPO) && m.gate().reasons().stream().anyMatch(r -> r.startsWith("mean length grew")))
+        for (MethodResult m : e.methods())
+            if (!m.method().equals(WEAK_KL_PPO) && ReleaseGate.SEED.lengthGrewTooMuch(m.eval().lengthDelta()))
                 gamed.add(String.format(java.util.Locale.ROOT, "%s %+.1f tokens", m.method(), m.eval().lengthDelta()));
         checks.add(new OutcomeCheck("length gaming from the length-biased annotator, named by the gate", !gamed.isEmpty(),
                 gamed.isEmpty() ? "no method grew past the gate's limit" : String.join(", ", gamed) + ", gate FAIL"));
         return checks;
-    }
-
-    /** Whether every one of {@link #outcomes} was met. */
-    public static boolean outcomesMet(Outcome o) {
-        return outcomes(o).stream().allMatch(OutcomeCheck::met);
     }
 
     private static RewardModelCheck checkRewardModel(Path pairsFile, TextAssets text, Rollouts.Scorer rm, int limit) throws IOException {

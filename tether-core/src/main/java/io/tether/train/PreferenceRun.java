@@ -109,6 +109,11 @@ public final class PreferenceRun {
                     dw, uw, sync, mixup, syncSteps, ldAlpha, useWeighting, ktoLossType, dtype, t, lora, resolved);
         }
 
+        /** DPO with the sigmoid loss alone: the loss whose start at ln 2 the diagnostics know. */
+        boolean sigmoidDpo() {
+            return method.equals("dpo") && dpo.lossType().equals(List.of("sigmoid"));
+        }
+
         boolean referenceFree() {
             return method.equals("orpo") || method.equals("simpo") || method.equals("cpo");
         }
@@ -199,7 +204,7 @@ public final class PreferenceRun {
                 eval = List.of();
             }
             if (diagnostics instanceof Diagnostics d) d.trackSampledLength(policy.model(), run, eval, policy.defaultStopIds());
-            if (c.method().equals("dpo") && c.dpo().lossType().equals(List.of("sigmoid")) && !resume)
+            if (c.sigmoidDpo() && !resume)
                 diagnostics.onNotice(c.dpo().rdpoAlpha() > 0
                         ? "the loss starts at the mean of −log σ(rdpo_alpha·(|y_w| − |y_l|)), not ln 2: the policy begins as the reference, and R-DPO's length term alone separates each pair"
                         : "a loss near ln 2 ≈ 0.693 is expected at the start: the policy begins as the reference, so every pair's margin is 0");
@@ -397,7 +402,7 @@ public final class PreferenceRun {
         public void onStep(int step, int total, Map<String, Object> m) {
             inner.onStep(step, total, m);
             // R-DPO's length term moves the starting loss off ln 2, so the check would read a shifted baseline.
-            if (!c.method().equals("dpo") || !c.dpo().lossType().equals(List.of("sigmoid")) || c.dpo().rdpoAlpha() > 0) return;
+            if (!c.sigmoidDpo() || c.dpo().rdpoAlpha() > 0) return;
             double latest = (Double) m.get("loss"), grad = (Double) m.get("grad_norm");
             recentLosses.addLast(latest);
             if (recentLosses.size() > 3) recentLosses.removeFirst();
