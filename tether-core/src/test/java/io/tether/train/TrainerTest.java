@@ -7,7 +7,6 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
-import java.util.concurrent.TimeUnit;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
@@ -229,13 +228,13 @@ class TrainerTest {
         pb.redirectErrorStream(true);
         pb.redirectOutput(tmp.resolve("probe-" + dir.getFileName() + "-" + resume + ".log").toFile());
         Process p = pb.start();
+        // No deadlines: the probe's work is bounded (10 steps), so it ends on its own however busy the machine is; a
+        // timed kill would fire before step 4 on a slow machine and fail for the wrong reason.
         if (killWhenExists != null) {
-            long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(120);
-            while (!Files.exists(killWhenExists) && p.isAlive() && System.nanoTime() < deadline) Thread.sleep(20);
+            while (!Files.exists(killWhenExists) && p.isAlive()) Thread.sleep(20);
             p.destroyForcibly();   // SIGKILL on Linux
         }
-        assertTrue(p.waitFor(180, TimeUnit.SECONDS));
-        return p.exitValue();
+        return p.waitFor();
     }
 
     @Test
