@@ -29,9 +29,13 @@ class OnlineDpoCommandTest {
         assertEquals(2, metrics.lines().filter(l -> l.contains("\"loss\"")).count(), metrics);
         for (String key : List.of("objective/kl", "objective/scores", "rewards/chosen", "val/contain_eos_token", "pairs/tie_fraction", "beta"))
             assertTrue(metrics.contains("\"" + key + "\""), key + ": " + metrics);
-        String config = Files.readString(out.resolve("config.yaml"));
-        assertTrue(config.contains("beta: 0.1") && config.contains("loss_type: \"sigmoid\"") || config.contains("loss_type: sigmoid"), config);
-        assertTrue(config.contains("temperature: 0.9") && config.contains("num_rounds: 2"), config);
+        // The resolved config, read as YAML: TRL's OnlineDPOConfig defaults (beta 0.1, sigmoid, temperature 0.9).
+        var config = new com.fasterxml.jackson.databind.ObjectMapper(new com.fasterxml.jackson.dataformat.yaml.YAMLFactory())
+                .readTree(out.resolve("config.yaml").toFile());
+        assertEquals(0.1, config.path("beta").asDouble(Double.NaN), 0.0, config.toString());
+        assertEquals("sigmoid", config.path("loss_type").asText(), config.toString());
+        assertEquals(0.9, config.path("temperature").asDouble(Double.NaN), 0.0, config.toString());
+        assertEquals(2, config.path("num_rounds").asInt(-1), config.toString());
         assertTrue(Files.exists(out.resolve("provenance.json")));
         assertTrue(Files.exists(out.resolve("model/model.safetensors")));
 
