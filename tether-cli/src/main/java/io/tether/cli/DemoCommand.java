@@ -95,12 +95,11 @@ final class DemoCommand implements Callable<Integer> {
                             running.remove(name);
                             line(String.format(Locale.ROOT, "%s: done, %d steps in %.0f s (loss %.4f)", name, total, elapsed, (Double) m.get("loss")));
                         } else {
-                            String state = String.format(Locale.ROOT, "%d/%d ETA %d:%02d", step, total, eta / 60, eta % 60);
-                            running.put(name, state);
+                            running.put(name, String.format(Locale.ROOT, "%d/%d ETA %d:%02d", step, total, eta / 60, eta % 60));
                             int tenth = ProgressBar.tenth(step, total);
                             if (style == ProgressBar.Style.PLAIN && tenth > lastTenth) {
                                 lastTenth = tenth;
-                                line(String.format(Locale.ROOT, "%s: step %s (%d%%)", name, state, ProgressBar.percent(step, total)));
+                                line(String.format(Locale.ROOT, "%s: step %d/%d (%d%%) ETA %d:%02d", name, step, total, ProgressBar.percent(step, total), eta / 60, eta % 60));
                             }
                         }
                         redraw();

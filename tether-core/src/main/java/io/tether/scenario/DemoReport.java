@@ -219,7 +219,7 @@ public final class DemoReport {
      */
     static String overoptimisationChart(RefundDemo.Overoptimisation over) {
         List<double[]> pts = over.points().stream().sorted(java.util.Comparator.comparingDouble(p -> p[0])).toList();
-        int w = 640, left = 60, right = 60, top = 40, mainH = 190, gap = 22, klH = 70;
+        int w = 660, left = 70, right = 70, top = 40, mainH = 190, gap = 22, klH = 70;
         int klTop = top + mainH + gap, axisY = klTop + klH, h = axisY + 48;
         double pw = w - left - right;
         StringBuilder s = new StringBuilder(String.format(Locale.ROOT, "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" "
@@ -228,6 +228,7 @@ public final class DemoReport {
         if (pts.size() < 2) return s.append("<text x=\"20\" y=\"40\">too few logged steps to plot</text></svg>").toString();
         double[] step = column(pts, 0), proxy = column(pts, 1), gold = column(pts, 2), kl = column(pts, 3);
         double[] sx = range(step, 0), py = range(proxy, 0.06), gy = range(gold, 0.06), ky = range(kl, 0.06);
+        if (Arrays.stream(kl).filter(Double::isFinite).allMatch(v -> v >= 0)) ky[0] = 0;   // a KL axis from zero when no estimate dipped below it
         java.util.function.DoubleUnaryOperator x = v -> left + pw * (v - sx[0]) / (sx[1] - sx[0]);
         // Frames and the shared step grid, drawn through both panels so a step can be read across them.
         s.append(String.format(Locale.ROOT, "<rect x=\"%d\" y=\"%d\" width=\"%.0f\" height=\"%d\" fill=\"none\" stroke=\"#ccc\"/>", left, top, pw, mainH));
@@ -273,7 +274,7 @@ public final class DemoReport {
     /** {min, max} of the finite values, widened by {@code pad} of the span on each side; never empty. */
     private static double[] range(double[] v, double pad) {
         double lo = Arrays.stream(v).filter(Double::isFinite).min().orElse(0), hi = Arrays.stream(v).filter(Double::isFinite).max().orElse(1);
-        if (hi - lo < 1e-9) { lo -= 0.5e-3; hi += 0.5e-3; }
+        if (hi - lo < 1e-9) { lo -= 0.01; hi += 0.01; }   // a flat series: a line across the middle
         double m = (hi - lo) * pad;
         return new double[] {lo - m, hi + m};
     }
@@ -289,12 +290,14 @@ public final class DemoReport {
 
     private static String yAxis(int x, String anchor, String colour, double[] range, int top, int height, String title) {
         StringBuilder s = new StringBuilder();
+        // Enough digits that the three labels of a narrow range differ (two for a span of 0.1 or more).
+        int digits = (int) Math.max(2, Math.min(5, 1 - Math.floor(Math.log10(range[1] - range[0]))));
         for (double f : new double[] {0, 0.5, 1}) {
             double v = range[0] + f * (range[1] - range[0]);
             s.append(String.format(Locale.ROOT, "<text x=\"%d\" y=\"%.1f\" fill=\"%s\" text-anchor=\"%s\">%s</text>", x, top + height * (1 - f) + 4, colour, anchor,
-                    esc(fmt(v, 2))));
+                    esc(fmt(v, digits))));
         }
-        int tx = "end".equals(anchor) ? x - 38 : x + 38;
+        int tx = "end".equals(anchor) ? x - 50 : x + 50;
         return s.append(String.format(Locale.ROOT, "<text x=\"%d\" y=\"%d\" fill=\"%s\" text-anchor=\"middle\" transform=\"rotate(-90 %d %d)\">%s</text>",
                 tx, top + height / 2, colour, tx, top + height / 2, esc(title))).toString();
     }
