@@ -113,7 +113,7 @@ final class PythonMethodResolver extends JinjavaBeanELResolver {
     }
 
     /** Python's split: no separator splits on runs of whitespace and drops empty ends. */
-    private static List<String> split(String s, String sep, int max) {
+    static List<String> split(String s, String sep, int max) {
         List<String> out = new ArrayList<>();
         if (sep == null) {
             for (String p : s.strip().split("\\s+")) if (!p.isEmpty()) out.add(p);
