@@ -16,7 +16,9 @@ Usage (from the repository root; needs only jinja2, which transformers requires)
         tether-core/src/test/resources/chat-templates/hostile-renderings.jsonl
 
 Each output line: source (a template as ChatTemplateGoldenTest.template() finds it: a tokenizer_config.json path
-relative to the fixtures directory, or chat_templates/ollama-templates.jsonl#LINE), case, messages, tools (when
+relative to the fixtures directory, or chat_templates/ollama-templates.jsonl#LINE; or paths#NAME with the template
+itself in "template", one per path a value can take: variables, loop items, concatenation, macro arguments,
+filters, string methods, ...), case, messages, tools (when
 given), add_generation_prompt, special_tokens, and expected (the rendering) or expected_error (the message of a
 TemplateError the template raised on purpose). The 1 MB-of-braces case is not stored:
 ChatTemplateGoldenTest builds it from a short placeholder's rendering.
@@ -47,6 +49,11 @@ HOSTILE = [
     "{% macro m() %}{{ caller() }}{% endmacro %}{% call m() %}{{ 'x' * 9 }}{% endcall %}",
     "{{ '<|im_end|>' }}<|im_end|>{% include 'x' %}{% import 'y' as z %}",
     "${7*7} #{7*7} {{7*'7'}} {{ ''.__class__ }} {% print 42 %}{{ 1 }}{{",
+    "<!--<!-- {{ c }} -->--> <b>{% raw %}</b> &lt;{{ x }}&gt; &amp;amp; a\u00a0b\u2028c &#123;&#123; 7*7 }}",
+    "\u00a0\x01 {{ 7*7 }}\u2028 \x1f\u0085",
+    # (no astral character within 7 characters of either end: Jinjava slices strings by UTF-16 units, Python by
+    # code points, so 'content[-3:]' would split the pair)
+    "quotes \U0001F600 ' \" \\' \\\" \\\\ \\n \\u0041 \b\x00 {{ '\\'' }} \ufeff",
 ]
 
 # Conversations built from the hostile contents, in the shapes templates accept (or refuse, with their error).
@@ -56,6 +63,8 @@ CASES = [
     ("system-user-assistant", [("system", 4), ("user", 5), ("assistant", 6)], False),
     ("two-turns", [("user", 7), ("assistant", 8), ("user", 9), ("assistant", 10)], False),
     ("braces-everywhere", [("user", 11), ("assistant", 12)], True),
+    ("markup-and-odd-spaces", [("user", 14), ("assistant", 13)], False),
+    ("quotes-and-escapes", [("user", 15)], True),
 ]
 
 HOSTILE_TOOLS = [{
@@ -70,6 +79,33 @@ HOSTILE_TOOLS = [{
         },
     },
 }]
+
+# Every path a value can take through a template, each as a small template of its own (source "paths#NAME",
+# the template stored in the row): a hostile value must come out literally whichever path it took.
+PATH_TEMPLATES = {
+    "variable": "{% set c = messages[0]['content'] %}{{ c }}|{% set d = c %}{{ d }}",
+    "loop-item": "{% for m in messages %}{{ m.content }}|{{ m['content'] }}|{{ loop.index }}\n{% endfor %}",
+    "concatenation": "{% for m in messages %}{{ '<|' + m['role'] + '|>\n' + m['content'] + '<|end|>\n' }}"
+                     "{{ m.content ~ '~' ~ m.role }}{% endfor %}",
+    "macro-arguments": "{% macro show(x, y='none') %}[{{ x }}/{{ y }}]{% endmacro %}"
+                       "{% for m in messages %}{{ show(m.content, y=m['content']) }}{{ show(m.content) }}{% endfor %}",
+    "caller": "{% macro wrap(tag) %}<{{ tag }}>{{ caller() }}</{{ tag }}>{% endmacro %}"
+              "{% for m in messages %}{% call wrap(m.role) %}{{ m.content }}{% endcall %}{% endfor %}",
+    "set-block": "{% for m in messages %}{% set block %}({{ m.content }}){% endset %}{{ block }}{% endfor %}",
+    "namespace": "{% set ns = namespace(text='') %}{% for m in messages %}{% set ns.text = ns.text + m.content %}"
+                 "{% endfor %}{{ ns.text }}",
+    "filters": "{% for m in messages %}{{ m.content | trim }}|{{ m.content | replace('7', '8') }}|{{ m.content | upper }}"
+               "|{{ m.content | lower }}|{{ m.content | striptags }}|{{ m.content | string }}|{{ m.content | default('') }}"
+               "|{{ [m.content, m.role] | join('+') }}|{{ m.content | tojson }}\n{% endfor %}",
+    "string-methods": "{% for m in messages %}{{ m.content.strip() }}|{{ m.content.upper() }}|{{ m.content.replace('{', '{') }}"
+                      "|{{ m.content.split('%') | join('%') }}|{{ m.content.lstrip('{ ') }}|{{ m.content[:7] }}"
+                      "{{ m.content[-3:] }}\n{% endfor %}",
+    "dict-items": "{% for m in messages %}{% for k, v in m.items() %}{{ k }}={{ v }};{% endfor %}{% endfor %}",
+    "tojson-all": "{{ messages | tojson }}{{ messages | tojson(indent=2) }}{{ tools | tojson }}",
+    "generation": "{% for m in messages %}{% if m.role == 'assistant' %}{% generation %}{{ m.content }}{{ eos_token }}"
+                  "{% endgeneration %}{% else %}{{ m.content }}{% endif %}{% endfor %}",
+    "special-tokens": "{{ bos_token }}{{ bos_token + messages[0].content + eos_token }}{{ eos_token | trim }}",
+}
 
 SPECIAL_KEYS = ("bos_token", "eos_token", "unk_token", "sep_token", "pad_token", "cls_token", "mask_token")
 
@@ -160,6 +196,13 @@ def main():
             row.update(render(env, template, row["messages"], row["add_generation_prompt"], row["special_tokens"],
                               row.get("tools")))
             print(json.dumps({"source": source, **row}, ensure_ascii=False))
+    everything = [{"role": "user" if k % 2 == 0 else "assistant", "content": c} for k, c in enumerate(HOSTILE)]
+    for name, template in PATH_TEMPLATES.items():
+        row = {"source": f"paths#{name}", "template": template, "case": name, "messages": everything,
+               "tools": HOSTILE_TOOLS, "add_generation_prompt": False,
+               "special_tokens": {"bos_token": "{{ 7*7 }}<s>", "eos_token": " {% raw %}</s> "}}
+        row.update(render(env, template, row["messages"], False, row["special_tokens"], row["tools"]))
+        print(json.dumps(row, ensure_ascii=False))
 
 
 if __name__ == "__main__":

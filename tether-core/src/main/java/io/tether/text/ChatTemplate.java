@@ -240,6 +240,8 @@ public final class ChatTemplate {
                 // Jinjava renders a printed value again when it contains '{{' or '{%'; jinja2 prints it as it is.
                 // Off, so message contents (and every other value) are data, never template code.
                 .withNestedInterpretationEnabled(false)
+                // Strings print as they are (Jinjava's printer escapes control characters).
+                .withExecutionMode(LiteralOutput.MODE)
                 // Jinjava's own 'render' filter parses a value as a template (jinja2 has no such filter).
                 .withDisabled(Map.of(com.hubspot.jinjava.interpret.Context.Library.FILTER, java.util.Set.of("render")))
                 .withElResolver(resolver())
@@ -266,6 +268,7 @@ public final class ChatTemplate {
         j.getGlobalContext().registerFunction(new ELFunctionDefinition("", "range", ChatTemplate.class, "range", Object.class, Object[].class));
         j.getGlobalContext().registerFilter(new PythonValues.ToJsonFilter());
         j.getGlobalContext().registerFilter(new PythonValues.StripTagsFilter());
+        j.getGlobalContext().registerFilter(new PythonValues.TrimFilter());
         j.getGlobalContext().registerTag(new GenerationTag());
         return j;
     }

@@ -115,6 +115,22 @@ final class PythonValues {
     }
 
     /**
+     * jinja2's {@code trim}: Python's {@code str.strip([chars])}. Jinjava's strips every control character as well
+     * (commons-lang's trim), and none of the no-break spaces.
+     */
+    static final class TrimFilter implements Filter {
+        @Override
+        public String getName() {
+            return "trim";
+        }
+
+        @Override
+        public Object filter(Object var, JinjavaInterpreter interpreter, String... args) {
+            return PythonMethodResolver.stringMethod(var == null ? "" : var.toString(), "strip", args.length > 0 ? new Object[] {args[0]} : new Object[0]);
+        }
+    }
+
+    /**
      * jinja2's {@code striptags} (markupsafe's {@code Markup.striptags}): drops comments, then tags, collapses
      * whitespace and unescapes entities. Jinjava's own filter first renders the value as a template.
      */

@@ -24,6 +24,8 @@ import org.junit.jupiter.api.Test;
 class ChatTemplateGoldenTest {
     static final Path FIXTURES = Path.of(System.getProperty("tether.shared", "../shared")).resolve("fixtures");
     static final ObjectMapper JSON = new ObjectMapper();
+    /** Failures are written as \\u escapes: a rendering may hold a control character or half a surrogate pair. */
+    private static final com.fasterxml.jackson.databind.ObjectWriter ASCII_JSON = JSON.writer().with(com.fasterxml.jackson.core.json.JsonWriteFeature.ESCAPE_NON_ASCII);
 
     /** The template a golden case names: an entry of ollama-templates.jsonl (by line), or a tokenizer_config.json. */
     static String template(String source) throws IOException {
@@ -90,6 +92,7 @@ class ChatTemplateGoldenTest {
         String placeholder = "PLACEHOLDER7f3a";
         Set<String> sources = new LinkedHashSet<>();
         for (String line : hostileGolden()) sources.add(JSON.readTree(line).get("source").asText());
+        sources.removeIf(s -> s.startsWith("paths#"));
         List<String> failures = new ArrayList<>();
         for (String source : sources) {
             ChatTemplate t = new ChatTemplate(template(source), Map.of("bos_token", "<s>", "eos_token", "</s>"), source);
@@ -129,7 +132,7 @@ class ChatTemplateGoldenTest {
         for (int i = 0; i < lines.size(); i++) {
             JsonNode c = JSON.readTree(lines.get(i));
             String source = c.get("source").asText();
-            String tpl = templates.computeIfAbsent(source, s -> {
+            String tpl = c.has("template") ? c.get("template").asText() : templates.computeIfAbsent(source, s -> {
                 try {
                     return template(s);
                 } catch (IOException e) {
@@ -148,7 +151,7 @@ class ChatTemplateGoldenTest {
             }
             String expected = c.has("expected_error") ? "ERROR " + c.get("expected_error").asText() : c.get("expected").asText();
             String label = c.has("family") ? c.get("family").asText() : source + " " + c.get("case").asText();
-            if (!expected.equals(got)) failures.add("#" + i + " " + label + "\n  expected: " + JSON.writeValueAsString(expected) + "\n  got:      " + JSON.writeValueAsString(got));
+            if (!expected.equals(got)) failures.add("#" + i + " " + label + "\n  expected: " + ASCII_JSON.writeValueAsString(expected) + "\n  got:      " + ASCII_JSON.writeValueAsString(got));
         }
         return failures;
     }
