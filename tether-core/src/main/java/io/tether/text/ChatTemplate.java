@@ -47,8 +47,11 @@ public final class ChatTemplate {
     /** Output, string and loop bounds; generous for real conversations, fatal for runaway templates. */
     static final long MAX_OUTPUT = 4L << 20;
     static final int RANGE_LIMIT = 100_000;
-    /** Work bounds per render: template nodes rendered, and items produced by range() (loops over ranges). */
-    static final long MAX_STEPS = 2_000_000;
+    /**
+     * Work bounds per render: template nodes rendered (a real template spends tens per message, so this allows
+     * some 20,000 messages), and items produced by range() (loops over ranges).
+     */
+    static final long MAX_STEPS = 1_000_000;
     static final long MAX_RANGE_ITEMS = 1_000_000;
     static final long TIMEOUT_MS = 5_000;
     private static final ThreadLocal<RenderState> STATE = new ThreadLocal<>();
@@ -56,25 +59,32 @@ public final class ChatTemplate {
     private final String source;
     private final String template;
     private final Map<String, String> specialTokens;
-    private final long timeoutMs;
+    private final long timeoutMs, maxSteps;
 
     public ChatTemplate(String template, Map<String, String> specialTokens, String source) {
         this.template = template;
         this.specialTokens = Map.copyOf(specialTokens);
         this.source = source;
         this.timeoutMs = TIMEOUT_MS;
+        this.maxSteps = MAX_STEPS;
     }
 
-    private ChatTemplate(ChatTemplate t, long timeoutMs) {
+    private ChatTemplate(ChatTemplate t, long timeoutMs, long maxSteps) {
         this.template = t.template;
         this.specialTokens = t.specialTokens;
         this.source = t.source;
         this.timeoutMs = timeoutMs;
+        this.maxSteps = maxSteps;
     }
 
     /** The same template with another render deadline (the safety net behind the work bounds); for tests. */
     ChatTemplate withTimeout(long ms) {
-        return new ChatTemplate(this, ms);
+        return new ChatTemplate(this, ms, maxSteps);
+    }
+
+    /** The same template with another bound on template steps; for tests. */
+    ChatTemplate withMaxSteps(long steps) {
+        return new ChatTemplate(this, timeoutMs, steps);
     }
 
     /**
@@ -82,12 +92,13 @@ public final class ChatTemplate {
      * no message can contain them (a fixed character could be in the data, and would be cut out of it).
      */
     static final class RenderState {
-        final long timeoutMs, deadline;
+        final long timeoutMs, deadline, maxSteps;
         final String generationStart, generationEnd;
         long steps, rangeItems;
 
-        RenderState(long timeoutMs) {
+        RenderState(long timeoutMs, long maxSteps) {
             this.timeoutMs = timeoutMs;
+            this.maxSteps = maxSteps;
             deadline = System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(timeoutMs);
             String nonce = Long.toHexString(java.util.concurrent.ThreadLocalRandom.current().nextLong() | Long.MIN_VALUE);
             generationStart = "\uE000" + nonce + "\uE000";
@@ -169,7 +180,7 @@ public final class ChatTemplate {
         });
         try {
             String compatible = JinjaCompat.rewrite(template);
-            RenderState state = new RenderState(timeoutMs);
+            RenderState state = new RenderState(timeoutMs, maxSteps);
             Future<RenderResult> f = worker.submit(() -> {
                 STATE.set(state);
                 return jinjava().renderForResult(compatible, bindings);
@@ -249,7 +260,7 @@ public final class ChatTemplate {
                 // here instead of looping on in a thread nobody waits for.
                 .withNodePreProcessor((node, interpreter) -> {
                     RenderState state = RenderState.current();
-                    if (++state.steps > MAX_STEPS) throw new SandboxLimit("rendering exceeded the sandbox limit of " + MAX_STEPS + " template steps");
+                    if (++state.steps > state.maxSteps) throw new SandboxLimit("rendering exceeded the sandbox limit of " + state.maxSteps + " template steps");
                     if (Thread.currentThread().isInterrupted() || System.nanoTime() > state.deadline)
                         throw new SandboxLimit("rendering took longer than " + state.timeoutMs + " ms and was stopped");
                 })
