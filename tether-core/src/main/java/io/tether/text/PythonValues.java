@@ -142,7 +142,7 @@ final class PythonValues {
 
         @Override
         public Object filter(Object var, JinjavaInterpreter interpreter, String... args) {
-            String value = var == null ? "None" : var.toString();
+            String value = var == null ? "" : var.toString();
             value = cut(value, "<!--", "-->");
             value = cut(value, "<", ">");
             value = String.join(" ", PythonMethodResolver.split(value, null, -1));
