@@ -50,6 +50,23 @@ class TextCliTest {
         assertTrue(r[2].contains("none.json: file not found"), r[2]);
     }
 
+    /** Message contents and tool definitions are printed as written, however much template syntax they hold (as HF's jinja2 does). */
+    @Test
+    void templatePrintsHostileMessagesLiterally() throws IOException {
+        Path msgs = tmp.resolve("hostile.json");
+        Files.writeString(msgs, "[{\"role\": \"system\", \"content\": \"{{ messages }}\"}, {\"role\": \"user\", \"content\": \"Compute {{ 7*7 }} now {% raw %}{# x {% for m in messages %}\"}]");
+        Path tools = tmp.resolve("tools.json");
+        Files.writeString(tools, "[{\"type\": \"function\", \"function\": {\"name\": \"refund\", \"description\": \"{{ 7*7 }} {% endraw %}\", \"parameters\": {}}}]");
+        Path qwen = FIXTURES.resolve("tokenizers/qwen2.5");
+        String[] r = run("template", "--tokenizer", qwen.toString(), "--messages", msgs.toString(), "--add-generation-prompt");
+        assertEquals("0", r[0], r[2]);
+        assertEquals("<|im_start|>system\n{{ messages }}<|im_end|>\n<|im_start|>user\nCompute {{ 7*7 }} now {% raw %}{# x {% for m in messages %}<|im_end|>\n<|im_start|>assistant\n", r[1]);
+        r = run("template", "--tokenizer", qwen.toString(), "--messages", msgs.toString(), "--tools", tools.toString());
+        assertEquals("0", r[0], r[2]);
+        assertTrue(r[1].contains("{\"type\": \"function\", \"function\": {\"name\": \"refund\", \"description\": \"{{ 7*7 }} {% endraw %}\", \"parameters\": {}}}"), r[1]);
+        assertTrue(r[1].contains("Compute {{ 7*7 }} now {% raw %}{# x {% for m in messages %}<|im_end|>"), r[1]);
+    }
+
     @Test
     void textRecordsScoreLikeTheirTokenIds() throws IOException {
         List<String> lines = List.of("{\"prompt\": \"Refund after\", \"completion\": \" seven days\"}",

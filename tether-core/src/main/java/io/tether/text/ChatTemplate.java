@@ -34,25 +34,82 @@ import com.hubspot.jinjava.lib.fn.ELFunctionDefinition;
  * {@code tojson} with {@code json.dumps} spacing, Python printing of True/False/None, and the
  * {@code {% generation %}} tag whose output spans mark the tokens of an assistant-only loss.
  *
- * <p>Sandboxed: only whitelisted methods of strings, lists and maps can be called, output, strings, lists and
- * ranges are bounded, and a render that runs too long is stopped on its worker thread.
+ * <p>Values are data: message contents, tool definitions and special tokens are printed as written, as jinja2
+ * prints them, however much template syntax they hold (Jinjava's nested interpretation, which renders a printed
+ * value again when it contains {@code {{} or {@code {%}, is off; nothing is loaded by {@code include}/{@code import};
+ * the {@code {% generation %}} marks are unique to each render, so no data can forge or erase them).
+ *
+ * <p>Sandboxed: only whitelisted methods of strings, lists and maps can be called; output, strings, lists,
+ * ranges, the nodes rendered and the range items produced are bounded, so a runaway template stops after a
+ * bounded amount of work; a render that still runs too long is stopped on its worker thread.
  */
 public final class ChatTemplate {
     /** Output, string and loop bounds; generous for real conversations, fatal for runaway templates. */
     static final long MAX_OUTPUT = 4L << 20;
     static final int RANGE_LIMIT = 100_000;
+    /**
+     * Work bounds per render: template nodes rendered (a real template spends tens per message, so this allows
+     * some 20,000 messages), and items produced by range() (loops over ranges).
+     */
+    static final long MAX_STEPS = 1_000_000;
+    static final long MAX_RANGE_ITEMS = 1_000_000;
     static final long TIMEOUT_MS = 5_000;
-    static final char GENERATION_START = '\uE000', GENERATION_END = '\uE001';
-    private static final ThreadLocal<Long> DEADLINE = new ThreadLocal<>();
+    private static final ThreadLocal<RenderState> STATE = new ThreadLocal<>();
 
     private final String source;
     private final String template;
     private final Map<String, String> specialTokens;
+    private final long timeoutMs, maxSteps;
 
     public ChatTemplate(String template, Map<String, String> specialTokens, String source) {
         this.template = template;
         this.specialTokens = Map.copyOf(specialTokens);
         this.source = source;
+        this.timeoutMs = TIMEOUT_MS;
+        this.maxSteps = MAX_STEPS;
+    }
+
+    private ChatTemplate(ChatTemplate t, long timeoutMs, long maxSteps) {
+        this.template = t.template;
+        this.specialTokens = t.specialTokens;
+        this.source = t.source;
+        this.timeoutMs = timeoutMs;
+        this.maxSteps = maxSteps;
+    }
+
+    /** The same template with another render deadline (the safety net behind the work bounds); for tests. */
+    ChatTemplate withTimeout(long ms) {
+        return new ChatTemplate(this, ms, maxSteps);
+    }
+
+    /** The same template with another bound on template steps; for tests. */
+    ChatTemplate withMaxSteps(long steps) {
+        return new ChatTemplate(this, timeoutMs, steps);
+    }
+
+    /**
+     * What one render has used of its bounds, and its generation marks: two strings with a random part, so that
+     * no message can contain them (a fixed character could be in the data, and would be cut out of it).
+     */
+    static final class RenderState {
+        final long timeoutMs, deadline, maxSteps;
+        final String generationStart, generationEnd;
+        long steps, rangeItems;
+
+        RenderState(long timeoutMs, long maxSteps) {
+            this.timeoutMs = timeoutMs;
+            this.maxSteps = maxSteps;
+            deadline = System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(timeoutMs);
+            String nonce = Long.toHexString(java.util.concurrent.ThreadLocalRandom.current().nextLong() | Long.MIN_VALUE);
+            generationStart = "\uE000" + nonce + "\uE000";
+            generationEnd = "\uE001" + nonce + "\uE001";
+        }
+
+        static RenderState current() {
+            RenderState s = STATE.get();
+            if (s == null) throw new IllegalStateException("not inside a chat template render");
+            return s;
+        }
     }
 
     /** The rendered text and the [start, end) character spans produced inside {@code {% generation %}} blocks. */
@@ -123,16 +180,17 @@ public final class ChatTemplate {
         });
         try {
             String compatible = JinjaCompat.rewrite(template);
+            RenderState state = new RenderState(timeoutMs, maxSteps);
             Future<RenderResult> f = worker.submit(() -> {
-                DEADLINE.set(System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(TIMEOUT_MS));
+                STATE.set(state);
                 return jinjava().renderForResult(compatible, bindings);
             });
             RenderResult result;
             try {
-                result = f.get(TIMEOUT_MS, TimeUnit.MILLISECONDS);
+                result = f.get(timeoutMs, TimeUnit.MILLISECONDS);
             } catch (TimeoutException e) {
                 f.cancel(true);
-                throw new ChatTemplateException(source + ": rendering took longer than " + TIMEOUT_MS + " ms and was stopped");
+                throw new ChatTemplateException(source + ": rendering took longer than " + timeoutMs + " ms and was stopped");
             } catch (InterruptedException e) {
                 Thread.currentThread().interrupt();
                 throw new ChatTemplateException(source + ": interrupted");
@@ -151,23 +209,25 @@ public final class ChatTemplate {
                 if (raised != null) throw new ChatTemplateException(raised.getMessage());
                 throw new ChatTemplateException(source + (err.getLineno() > 0 ? ":" + err.getLineno() : "") + ": " + err.getMessage());
             }
-            return extractGenerationSpans(result.getOutput());
+            return extractGenerationSpans(result.getOutput(), state.generationStart, state.generationEnd);
         } finally {
             worker.shutdownNow();
         }
     }
 
-    static Rendered extractGenerationSpans(String raw) {
+    static Rendered extractGenerationSpans(String raw, String startMark, String endMark) {
         StringBuilder out = new StringBuilder(raw.length());
         List<int[]> spans = new ArrayList<>();
         int start = -1;
-        for (int i = 0; i < raw.length(); i++) {
-            char c = raw.charAt(i);
-            if (c == GENERATION_START) start = out.length();
-            else if (c == GENERATION_END) {
+        for (int i = 0; i < raw.length(); ) {
+            if (raw.startsWith(startMark, i)) {
+                start = out.length();
+                i += startMark.length();
+            } else if (raw.startsWith(endMark, i)) {
                 if (start >= 0 && out.length() > start) spans.add(new int[] {start, out.length()});
                 start = -1;
-            } else out.append(c);
+                i += endMark.length();
+            } else out.append(raw.charAt(i++));
         }
         return new Rendered(out.toString(), spans);
     }
@@ -188,23 +248,38 @@ public final class ChatTemplate {
                 .withMaxMacroRecursionDepth(20)
                 .withEnableRecursiveMacroCalls(true)
                 .withFailOnUnknownTokens(false)
+                // Jinjava renders a printed value again when it contains '{{' or '{%'; jinja2 prints it as it is.
+                // Off, so message contents (and every other value) are data, never template code.
+                .withNestedInterpretationEnabled(false)
+                // Strings print as they are (Jinjava's printer escapes control characters).
+                .withExecutionMode(LiteralOutput.MODE)
+                // Jinjava's own 'render' filter parses a value as a template (jinja2 has no such filter).
+                .withDisabled(Map.of(com.hubspot.jinjava.interpret.Context.Library.FILTER, java.util.Set.of("render")))
                 .withElResolver(resolver())
-                // Runs before every node renders: a render past its deadline stops here instead of looping on in
-                // a thread nobody waits for.
+                // Runs before every node renders: counts the work, and a render past its bound or deadline stops
+                // here instead of looping on in a thread nobody waits for.
                 .withNodePreProcessor((node, interpreter) -> {
-                    Long deadline = DEADLINE.get();
-                    if (Thread.currentThread().isInterrupted() || (deadline != null && System.nanoTime() > deadline))
-                        throw new SandboxLimit("rendering took longer than " + TIMEOUT_MS + " ms and was stopped");
+                    RenderState state = RenderState.current();
+                    if (++state.steps > state.maxSteps) throw new SandboxLimit("rendering exceeded the sandbox limit of " + state.maxSteps + " template steps");
+                    if (Thread.currentThread().isInterrupted() || System.nanoTime() > state.deadline)
+                        throw new SandboxLimit("rendering took longer than " + state.timeoutMs + " ms and was stopped");
                 })
                 .withLegacyOverrides(LegacyOverrides.newBuilder().withUseNaturalOperatorPrecedence(true)
                         .withParseWhitespaceControlStrictly(true).withWhitespaceRequiredWithinTokens(false)
                         .withKeepNullableLoopValues(true).withUsePyishObjectMapper(true).withUseTrimmingForNotesAndExpressions(true).build())
                 .build();
         Jinjava j = new Jinjava(config);
+        // transformers' environment has no loader: include/import/extends find nothing (Jinjava's default reads the
+        // class path, and a name could come from the data).
+        j.setResourceLocator((name, encoding, interpreter) -> {
+            throw new com.hubspot.jinjava.loader.ResourceNotFoundException("no loader for this environment specified (template '" + name + "')");
+        });
         j.getGlobalContext().registerFunction(new ELFunctionDefinition("", "raise_exception", ChatTemplate.class, "raiseException", String.class));
         j.getGlobalContext().registerFunction(new ELFunctionDefinition("", "strftime_now", ChatTemplate.class, "strftimeNow", String.class));
         j.getGlobalContext().registerFunction(new ELFunctionDefinition("", "range", ChatTemplate.class, "range", Object.class, Object[].class));
         j.getGlobalContext().registerFilter(new PythonValues.ToJsonFilter());
+        j.getGlobalContext().registerFilter(new PythonValues.StripTagsFilter());
+        j.getGlobalContext().registerFilter(new PythonValues.TrimFilter());
         j.getGlobalContext().registerTag(new GenerationTag());
         return j;
     }
@@ -253,6 +328,9 @@ public final class ChatTemplate {
         if (step == 0) throw new RaisedException("range() arg 3 must not be zero");
         long n = step > 0 ? Math.max(0, (stop - start + step - 1) / step) : Math.max(0, (start - stop - step - 1) / -step);
         if (n > RANGE_LIMIT) throw new SandboxLimit("range of " + n + " items exceeds the sandbox limit of " + RANGE_LIMIT);
+        RenderState state = RenderState.current();
+        state.rangeItems += n;
+        if (state.rangeItems > MAX_RANGE_ITEMS) throw new SandboxLimit("ranges of " + state.rangeItems + " items in all exceed the sandbox limit of " + MAX_RANGE_ITEMS + " per render");
         List<Long> out = new ArrayList<>((int) n);
         for (long i = 0, v = start; i < n; i++, v += step) out.add(v);
         return out;

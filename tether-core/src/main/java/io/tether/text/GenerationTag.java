@@ -7,7 +7,8 @@ import com.hubspot.jinjava.tree.TagNode;
 
 /**
  * {@code {% generation %}...{% endgeneration %}} (transformers' marker for assistant-only loss): renders its body
- * between two private-use characters that {@link ChatTemplate} removes after rendering, recording the span.
+ * between the render's two marks ({@link ChatTemplate.RenderState}), which {@link ChatTemplate} removes after
+ * rendering, recording the span.
  */
 final class GenerationTag implements Tag {
     private static final long serialVersionUID = 1L;
@@ -24,8 +25,9 @@ final class GenerationTag implements Tag {
 
     @Override
     public String interpret(TagNode tagNode, JinjavaInterpreter interpreter) {
-        StringBuilder body = new StringBuilder().append(ChatTemplate.GENERATION_START);
+        ChatTemplate.RenderState state = ChatTemplate.RenderState.current();
+        StringBuilder body = new StringBuilder().append(state.generationStart);
         for (Node child : tagNode.getChildren()) body.append(child.render(interpreter).getValue());
-        return body.append(ChatTemplate.GENERATION_END).toString();
+        return body.append(state.generationEnd).toString();
     }
 }

@@ -48,9 +48,9 @@ final class PythonMethodResolver extends JinjavaBeanELResolver {
         return switch (name) {
             case "startswith" -> startsOrEnds(s, a[0], true);
             case "endswith" -> startsOrEnds(s, a[0], false);
-            case "strip" -> a.length == 0 || a[0] == null ? s.strip() : stripChars(stripChars(s, str(a[0]), true), str(a[0]), false);
-            case "lstrip" -> a.length == 0 || a[0] == null ? s.stripLeading() : stripChars(s, str(a[0]), true);
-            case "rstrip" -> a.length == 0 || a[0] == null ? s.stripTrailing() : stripChars(s, str(a[0]), false);
+            case "strip" -> a.length == 0 || a[0] == null ? stripSpace(stripSpace(s, true), false) : stripChars(stripChars(s, str(a[0]), true), str(a[0]), false);
+            case "lstrip" -> a.length == 0 || a[0] == null ? stripSpace(s, true) : stripChars(s, str(a[0]), true);
+            case "rstrip" -> a.length == 0 || a[0] == null ? stripSpace(s, false) : stripChars(s, str(a[0]), false);
             case "upper" -> s.toUpperCase(java.util.Locale.ROOT);
             case "lower" -> s.toLowerCase(java.util.Locale.ROOT);
             case "title" -> title(s);
@@ -87,6 +87,21 @@ final class PythonMethodResolver extends JinjavaBeanELResolver {
         return s.substring(b, e);
     }
 
+    /**
+     * Python's whitespace ({@code str.isspace}): Java's {@code isWhitespace} leaves out the no-break spaces and
+     * U+0085, which Python's strip() and split() remove, so data holding them would render differently.
+     */
+    static boolean isPythonSpace(char c) {
+        return Character.isWhitespace(c) || Character.isSpaceChar(c) || c == '\u0085';
+    }
+
+    private static String stripSpace(String s, boolean leading) {
+        int b = 0, e = s.length();
+        if (leading) while (b < e && isPythonSpace(s.charAt(b))) b++;
+        else while (e > b && isPythonSpace(s.charAt(e - 1))) e--;
+        return s.substring(b, e);
+    }
+
     private static String title(String s) {
         StringBuilder out = new StringBuilder();
         boolean prevCased = false;
@@ -113,10 +128,17 @@ final class PythonMethodResolver extends JinjavaBeanELResolver {
     }
 
     /** Python's split: no separator splits on runs of whitespace and drops empty ends. */
-    private static List<String> split(String s, String sep, int max) {
+    static List<String> split(String s, String sep, int max) {
         List<String> out = new ArrayList<>();
         if (sep == null) {
-            for (String p : s.strip().split("\\s+")) if (!p.isEmpty()) out.add(p);
+            int i = 0;
+            while (i < s.length()) {
+                while (i < s.length() && isPythonSpace(s.charAt(i))) i++;
+                int j = i;
+                while (j < s.length() && !isPythonSpace(s.charAt(j))) j++;
+                if (j > i) out.add(s.substring(i, j));
+                i = j;
+            }
             return out;
         }
         int i = 0;

@@ -114,6 +114,71 @@ final class PythonValues {
         out.append('"');
     }
 
+    /**
+     * jinja2's {@code trim}: Python's {@code str.strip([chars])}. Jinjava's strips every control character as well
+     * (commons-lang's trim), and none of the no-break spaces.
+     */
+    static final class TrimFilter implements Filter {
+        @Override
+        public String getName() {
+            return "trim";
+        }
+
+        @Override
+        public Object filter(Object var, JinjavaInterpreter interpreter, String... args) {
+            return PythonMethodResolver.stringMethod(var == null ? "" : var.toString(), "strip", args.length > 0 ? new Object[] {args[0]} : new Object[0]);
+        }
+    }
+
+    /**
+     * jinja2's {@code striptags} (markupsafe's {@code Markup.striptags}): drops comments, then tags, collapses
+     * whitespace and unescapes entities. Jinjava's own filter first renders the value as a template.
+     */
+    static final class StripTagsFilter implements Filter {
+        @Override
+        public String getName() {
+            return "striptags";
+        }
+
+        @Override
+        public Object filter(Object var, JinjavaInterpreter interpreter, String... args) {
+            String value = var == null ? "" : var.toString();
+            value = cut(value, "<!--", "-->");
+            value = cut(value, "<", ">");
+            value = String.join(" ", PythonMethodResolver.split(value, null, -1));
+            return jinjava.org.jsoup.parser.Parser.unescapeEntities(value, false);
+        }
+
+        /**
+         * markupsafe's loop, in one pass: remove the leftmost span from {@code open} to the next {@code close}
+         * (which may begin inside {@code open}, as in {@code <!-->}), again and again; an unclosed one ends it.
+         * A removal can join the characters around it into a new {@code open}, which is why each one is looked
+         * for as characters are appended rather than in the original text.
+         */
+        private static String cut(String value, String open, String close) {
+            StringBuilder out = new StringBuilder(value.length());
+            int i = 0;
+            while (i < value.length()) {
+                out.append(value.charAt(i++));
+                int start = out.length() - open.length();
+                if (start < 0 || out.indexOf(open, start) != start) continue;
+                int end = -1;
+                for (int k = 1; k < open.length() && end < 0; k++) {
+                    String joined = open.substring(k) + value.substring(i, Math.min(value.length(), i + close.length()));
+                    if (joined.startsWith(close)) end = i + Math.max(0, close.length() - (open.length() - k));
+                }
+                if (end < 0) {
+                    int j = value.indexOf(close, i);
+                    if (j < 0) return out.append(value, i, value.length()).toString();
+                    end = j + close.length();
+                }
+                out.setLength(start);
+                i = end;
+            }
+            return out.toString();
+        }
+    }
+
     /** {@code tojson} as transformers defines it: json.dumps(x, ensure_ascii=False), optional indent. */
     static final class ToJsonFilter implements Filter {
         @Override
