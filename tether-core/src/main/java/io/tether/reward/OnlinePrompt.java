@@ -9,6 +9,8 @@ import com.fasterxml.jackson.core.type.TypeReference;
 import com.fasterxml.jackson.databind.ObjectMapper;
 
 import io.tether.data.PromptRecords;
+import io.tether.data.TokenRecords;
+import io.tether.data.Truncation;
 import io.tether.text.TextAssets;
 
 /**
@@ -26,10 +28,16 @@ public record OnlinePrompt(long[] ids, Map<String, Object> record, String text, 
 
     /** Prompts as {@link PromptRecords} reads them; each keeps its whole record for reward functions and judges (e.g. 'answer'). */
     public static List<OnlinePrompt> read(Path file, TextAssets text, int vocab) {
+        return read(file, text, vocab, TokenRecords.InvalidRecords.ERROR, null).records();
+    }
+
+    /** As {@link #read(Path, TextAssets, int)}, under {@code policy}, each prompt cut to its last max_prompt_length tokens by {@code truncation} (or null). */
+    public static TokenRecords.Read<OnlinePrompt> read(Path file, TextAssets text, int vocab, TokenRecords.InvalidRecords policy, Truncation truncation) {
         ObjectMapper json = new ObjectMapper();
+        TokenRecords.Read<PromptRecords.PromptRecord> read = PromptRecords.read(file, text, vocab, policy, truncation);
         List<OnlinePrompt> out = new ArrayList<>();
-        for (PromptRecords.PromptRecord p : PromptRecords.read(file, text, vocab))
+        for (PromptRecords.PromptRecord p : read.records())
             out.add(new OnlinePrompt(p.ids(), json.convertValue(p.source(), new TypeReference<Map<String, Object>>() {}), p.text()));
-        return out;
+        return new TokenRecords.Read<>(out, read.problems(), read.unsettled());
     }
 }
