@@ -27,12 +27,12 @@ public final class PromptRecords {
 
     /** {@code text} may be null: then only {@code prompt_ids} records are accepted. The first invalid record fails the read. */
     public static List<PromptRecord> read(Path file, TextAssets text, int vocab) {
-        return read(file, text, vocab, TokenRecords.InvalidRecords.ERROR, null).records();
+        return TokenRecords.collect(file, TokenRecords.InvalidRecords.ERROR, false, new long[1], (at, o, problems, validator) -> parse(at, o, text, vocab, problems, validator)).records();
     }
 
     /** As {@link #read(Path, TextAssets, int)}, under {@code policy}; {@code truncation} (or null) cuts each prompt to its last max_prompt_length tokens. */
     public static TokenRecords.Read<PromptRecord> read(Path file, TextAssets text, int vocab, TokenRecords.InvalidRecords policy, Truncation truncation) {
-        return TokenRecords.collect(file, policy, new long[1], (at, o, problems, validator) -> {
+        return TokenRecords.collect(file, policy, true, new long[1], (at, o, problems, validator) -> {
             PromptRecord r = parse(at, o, text, vocab, problems, validator);
             return r == null || truncation == null ? r : new PromptRecord(r.origin(), r.source(), truncation.prompt(r.ids()), r.text());
         });

@@ -110,7 +110,7 @@ public final class TokenRecords {
 
     /** Reads a file for {@code tether logprobs}: any record with a completion; the first invalid record fails the read. */
     public static List<TokenRecord> read(Path file, int vocabSize, TextEncoder encoder) {
-        return read(file, vocabSize, encoder, Use.ANY, InvalidRecords.ERROR, null).records();
+        return collect(file, InvalidRecords.ERROR, false, new long[1], parser(vocabSize, encoder, Use.ANY, null, new long[1])).records();
     }
 
     public static List<TokenRecord> read(Path file, int vocabSize) {
@@ -120,7 +120,11 @@ public final class TokenRecords {
     /** Reads {@code file} ({@code format} null: detected per record) for {@code use}, under {@code policy}. */
     public static Read<TokenRecord> read(Path file, int vocab, TextEncoder encoder, Use use, InvalidRecords policy, Format format) {
         long[] unsettled = {0};
-        return collect(file, policy, unsettled, (at, o, problems, validator) -> {
+        return collect(file, policy, true, unsettled, parser(vocab, encoder, use, format, unsettled));
+    }
+
+    private static Parser<TokenRecord> parser(int vocab, TextEncoder encoder, Use use, Format format, long[] unsettled) {
+        return (at, o, problems, validator) -> {
             if (o.has("prompt_ids")) return ids(at, o, vocab, use, problems);
             Format f = format != null ? format : detect(o);
             if (encoder == null) throw new BadRecord("missing-field", "missing field 'prompt_ids' (text and chat records need a model directory with a tokenizer.json)");
@@ -141,7 +145,7 @@ public final class TokenRecords {
                 return null;
             }
             return tokenize(at, o, record, f, encoder, vocab, use);
-        });
+        };
     }
 
     /** The format of one record: its keys as {@code tether data} detects them; a record without a completion is a demonstration's error. */
@@ -161,7 +165,7 @@ public final class TokenRecords {
      * The one reading loop of every trainer's data: {@link RawRecords} (line-level problems), the parser (record
      * problems, as {@link BadRecord}s or reported to the problems directly), then the policy.
      */
-    static <T> Read<T> collect(Path file, InvalidRecords policy, long[] unsettled, Parser<T> parser) {
+    static <T> Read<T> collect(Path file, InvalidRecords policy, boolean offerSkip, long[] unsettled, Parser<T> parser) {
         Problems problems = new Problems(Long.MAX_VALUE);
         PreferenceValidator validator = new PreferenceValidator(problems, null, null, 0);
         List<T> out = new ArrayList<>();
@@ -186,7 +190,8 @@ public final class TokenRecords {
             throw new DataFormatException(first.file(), first.line(), first.column(), first.message() + " [" + first.code() + "]"
                     + (first.record() > 0 && first.record() != first.line() ? " (record " + first.record() + ")" : "")
                     + (invalid > 1 ? "; " + invalid + " invalid records in all " + problems.errorCounts() : "")
-                    + "; `tether data validate " + file + "` lists each (invalid_records: skip trains without them)");
+                    + (invalid > 1 || offerSkip ? "; `tether data validate " + file + "` lists each" : "")
+                    + (offerSkip ? " (invalid_records: skip trains without them)" : ""));
         }
         if (seen[0] == 0 && invalid == 0) throw new DataFormatException(file, 0, "no records: the file is empty");
         if (out.isEmpty()) throw new DataFormatException(file, 0, "no usable records: of " + Math.max(seen[0], invalid) + ", " + invalid + " are invalid "

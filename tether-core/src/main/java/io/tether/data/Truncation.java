@@ -12,8 +12,9 @@ import java.util.Map;
  * {@code max_completion_length}; prompt+completion over {@code max_length} loses its end ({@code keep_start}) or its
  * start ({@code keep_end}, TRL's default). TRL cuts the chosen and the rejected row separately; here both share one
  * prompt, cut so that the longer side fits, so the pair is still compared under the same context.</li>
- * <li>KTO ({@link #unpaired}): only an over-long record is cut: its prompt to {@code max_prompt_length} (its start or
- * its end by the mode), then the completion to {@code max_length - max_prompt_length}.</li>
+ * <li>KTO ({@link #unpaired}): as one row of the DPO family. TRL's KTOTrainer (v0.24) instead cuts an over-long
+ * record's prompt to max_prompt_length and its completion to max_length - max_prompt_length, which with a model of
+ * 512 positions (max_length = max_prompt_length = 512) would drop every over-long record.</li>
  * <li>Whole sequences ({@link #sequence}, SFT and reward models): the first (or last) {@code max_length} tokens, or,
  * with {@link Mode#DROP} (TRL's RewardTrainer filter), the record is left out.</li>
  * </ul>
@@ -83,13 +84,15 @@ public final class Truncation {
         return count(before, (long) p.length * 2 + c.length + r.length, p.length == 0 || c.length == 0 || r.length == 0) ? null : new long[][] {p, c, r};
     }
 
-    /** {prompt, completion} within KTO's limits, or null (dropped). */
+    /** {prompt, completion} within the limits, as one row of {@link #pair}, or null (dropped). */
     public long[][] unpaired(long[] prompt, long[] completion) {
         long before = prompt.length + completion.length;
-        long[] p = prompt, c = keepStart(completion, maxCompletionLength);
-        if (p.length + c.length > maxLength && maxPromptLength > 0 && p.length > maxPromptLength)
-            p = mode == Mode.KEEP_START ? Arrays.copyOf(p, maxPromptLength) : Arrays.copyOfRange(p, p.length - maxPromptLength, p.length);
-        if (p.length + c.length > maxLength) c = keepStart(c, Math.max(0, maxLength - Math.max(maxPromptLength, p.length)), true);
+        long[] p = keepEnd(prompt, maxPromptLength), c = keepStart(completion, maxCompletionLength);
+        int over = p.length + c.length - maxLength;
+        if (over > 0) {
+            if (mode == Mode.KEEP_END) p = over < p.length ? Arrays.copyOfRange(p, over, p.length) : new long[0];
+            else c = keepStart(c, Math.max(maxLength - p.length, 0), true);
+        }
         return count(before, p.length + c.length, p.length == 0 || c.length == 0) ? null : new long[][] {p, c};
     }
 

@@ -145,13 +145,16 @@ final class OnlineRun {
             }
         }
 
-        /** max_prompt_length as set, else min(TRL's 512, the positions left after max_completion_length); a prompt keeps its last tokens. */
+        /**
+         * max_prompt_length as set (it and max_completion_length must fit the model's positions), else min(TRL's 512,
+         * positions - 1); a prompt keeps its last tokens. The default does not subtract max_completion_length, since most
+         * completions stop well before it (the refund demo's prompts of up to 314 tokens sample up to 200 in 512 positions).
+         */
         static Truncation promptTruncation(Common c, int positions) {
-            int room = positions - c.maxCompletionLength();
-            if (room < 1) throw new IllegalArgumentException("key 'max_completion_length': " + c.maxCompletionLength() + " leaves no room for a prompt in the model's " + positions + " positions");
-            int maxPrompt = c.maxPromptLength() > 0 ? c.maxPromptLength() : Math.min(512, room);
-            if (maxPrompt > room) throw new IllegalArgumentException("key 'max_prompt_length': " + maxPrompt + " + max_completion_length " + c.maxCompletionLength()
-                    + " is more than the model's " + positions + " positions");
+            if (c.maxPromptLength() > 0 && c.maxPromptLength() + c.maxCompletionLength() > positions)
+                throw new IllegalArgumentException("key 'max_prompt_length': " + c.maxPromptLength() + " + max_completion_length " + c.maxCompletionLength()
+                        + " is more than the model's " + positions + " positions");
+            int maxPrompt = c.maxPromptLength() > 0 ? c.maxPromptLength() : Math.min(512, positions - 1);
             return new Truncation(positions, maxPrompt, 0, Truncation.Mode.KEEP_END);
         }
 
