@@ -177,6 +177,19 @@ class HostileDataTest {
         assertFalse(Files.exists(tmp.resolve("refused")), "nothing written before the data is checked");
     }
 
+    @Test
+    void statsCountsUnreadableRecordsAndGoesOnWhileAStopSaysHowToGoOn() throws IOException {
+        Path data = tmp.resolve("one-bad.jsonl");
+        Files.write(data, List.of(Kind.PAIRS.good, "{\"prompt\": \"x\", \"chosen\": 3, \"rejected\": \"y\"}", Kind.PAIRS.good.replace("after", "before")));
+        String[] stats = TextCliTest.run("data", "stats", data.toString());
+        assertEquals("0", stats[0], stats[2]);
+        assertEquals(1, JSON.readTree(stats[1]).get("skipped_unreadable").asInt(), stats[1]);
+        assertTrue(stats[2].contains("one-bad.jsonl:2"), stats[2]);
+        String[] split = TextCliTest.run("data", "split", data.toString(), "--out-dir", tmp.resolve("split").toString(), "--eval-fraction", "0.5");
+        assertEquals("2", split[0]);
+        assertTrue(split[2].contains("one-bad.jsonl:2") && split[2].contains("--skip-invalid"), split[2]);
+    }
+
     /** The tiny GPT-2 with a chat template, for conversational files. */
     private Path chatModel() throws IOException {
         Path dir = tmp.resolve("gpt2-chat");
