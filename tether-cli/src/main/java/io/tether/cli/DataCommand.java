@@ -81,7 +81,7 @@ final class DataCommand implements Runnable {
         @Option(names = "--skip-invalid", description = "skip records that cannot be read (they are counted on stderr) instead of stopping") boolean skipInvalid;
 
         Problems problems() {
-            return skipInvalid ? new Problems(Long.MAX_VALUE) : Problems.failFast();
+            return skipInvalid ? new Problems(Long.MAX_VALUE) : Problems.failFast("; --skip-invalid skips such records and counts them");
         }
 
         void report(PrintWriter err, Problems problems) {
@@ -125,6 +125,8 @@ final class DataCommand implements Runnable {
                 }
                 records = v.records();
             }
+            // A file with nothing in it validates nothing: say so and fail, as a trainer would refuse it.
+            if (records == 0 && problems.errors() == 0) problems.error(in.file, 0, 0, "no-records", "the file holds no records");
             for (Problems.Problem p : problems.details()) out.println(p);
             String summary = String.format("%s: %d records, %d errors, %d warnings%s%s", in.file, records, problems.errors(), problems.warnings(),
                     problems.counts().isEmpty() ? "" : " " + problems.counts(), stopped ? "; stopped after " + maxErrors + " errors" : "");
@@ -164,13 +166,15 @@ final class DataCommand implements Runnable {
         public Integer call() throws IOException {
             List<String> warnings = new ArrayList<>();
             ObjectNode report;
-            Problems problems = skipping.problems();
+            // Statistics describe what is there: unreadable records are counted (and the first named), never a stop.
+            Problems problems = new Problems(Long.MAX_VALUE);
             try (TextAssets text = tokenizer(tokenizer)) {
                 PreferenceStats stats = new PreferenceStats(text == null ? null : text.tokenizer());
                 in.read(problems, data.root.spec.commandLine().getErr(), stats::accept);
                 report = stats.report(warnings);
             }
             report.put("skipped_unreadable", problems.errors());
+            if (problems.errors() > 0) report.putPOJO("skipped_by_code", problems.errorCounts());
             report.putArray("warnings").addAll(warnings.stream().map(w -> JSON.getNodeFactory().textNode(w)).toList());
             String json = JSON.writerWithDefaultPrettyPrinter().writeValueAsString(report) + "\n";
             PrintWriter out = data.root.spec.commandLine().getOut(), err = data.root.spec.commandLine().getErr();

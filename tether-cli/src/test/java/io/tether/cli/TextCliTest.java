@@ -97,7 +97,7 @@ class TextCliTest {
         Files.write(data, concat(good, bad));
         String[] r = run("logprobs", "--model", GPT2.toString(), "--data", data.toString());
         assertEquals("2", r[0]);
-        assertTrue(r[2].contains("bad.jsonl:2: invalid UTF-8"), r[2]);
+        assertTrue(r[2].contains("bad.jsonl:2:12: invalid UTF-8"), r[2]);
     }
 
     private static byte[] concat(byte[] a, byte[] b) {

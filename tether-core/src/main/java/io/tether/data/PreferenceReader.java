@@ -42,7 +42,9 @@ public final class PreferenceReader {
         /** UltraFeedback-style: {@code prompt} (or {@code instruction}) and {@code completions} [{response, score, model}]. */
         RATED("rated"),
         /** Prompts alone: {@code prompt}, {@code question}, {@code messages} or {@code conversations}. */
-        PROMPTS("prompts");
+        PROMPTS("prompts"),
+        /** Demonstrations (SFT): TRL's {@code text}, {@code prompt}/{@code completion} (text or messages) or {@code messages} (the last is the completion). */
+        COMPLETIONS("completions");
 
         public final String cliName;
 
@@ -129,6 +131,7 @@ public final class PreferenceReader {
             return transcript ? Format.HH : Format.TRL;
         }
         if (o.path("label").isBoolean()) return Format.KTO;
+        if (o.has("completion") || o.path("text").isTextual()) return Format.COMPLETIONS;
         if (o.has("prompt") || o.has("question") || o.has("messages") || o.has("conversations")) return Format.PROMPTS;
         return null;
     }
@@ -181,6 +184,7 @@ public final class PreferenceReader {
             case STACK_EXCHANGE -> pair(o, at, promptId(o, "qid"), Turns.text(text(o, "question")), Turns.text(text(o, "response_j")), Turns.text(text(o, "response_k")));
             case RATED -> rated(o, at);
             case PROMPTS -> prompts(o, at);
+            case COMPLETIONS -> demonstration(o, at);
         };
     }
 
@@ -385,6 +389,19 @@ public final class PreferenceReader {
             out.add(new RatedCompletions.Rated(response, score, string(co, "model", "generator")));
         }
         return new RatedCompletions(promptId(o, "id"), prompt, out, string(o, "source"), at);
+    }
+
+    /** A demonstration: {@code messages} (the last message is the completion), {@code text} (no prompt) or {@code prompt}/{@code completion}. */
+    private static Demonstration demonstration(ObjectNode o, Origin at) {
+        if (o.has("messages")) {
+            List<Turns.Message> ms = messages(o.get("messages"), "messages");
+            if (ms.size() < 2) throw new BadRecord("missing-field", "messages", "\'messages\' needs a prompt and a completion (at least two messages)");
+            return new Demonstration(promptId(o, "id"), Turns.messages(ms.subList(0, ms.size() - 1)), Turns.messages(ms.subList(ms.size() - 1, ms.size())), at);
+        }
+        if (!o.has("prompt") && o.has("text")) return new Demonstration(promptId(o, "id"), Turns.text(""), Turns.text(text(o, "text")), at);
+        Turns prompt = turns(o, "prompt"), completion = turns(o, "completion");
+        if (prompt.isChat() != completion.isChat()) throw new BadRecord("wrong-type", "completion", "\'prompt\' and 'completion' must both be text or both be messages");
+        return new Demonstration(promptId(o, "id"), prompt, completion, at);
     }
 
     private static PromptOnly prompts(ObjectNode o, Origin at) {

@@ -66,6 +66,8 @@ public final class PreferenceStats {
             double min = rc.completions().stream().mapToDouble(RatedCompletions.Rated::score).min().orElse(0);
             double max = rc.completions().stream().mapToDouble(RatedCompletions.Rated::score).max().orElse(0);
             if (min == max) ratedTies++;
+        } else if (r instanceof Demonstration) {
+            count(kinds, "demonstrations");
         } else {
             count(kinds, "prompts");
         }

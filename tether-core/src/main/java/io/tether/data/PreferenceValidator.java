@@ -42,6 +42,7 @@ public final class PreferenceValidator {
         if (r instanceof PreferencePair p) pair(p);
         else if (r instanceof UnpairedFeedback u) unpaired(u);
         else if (r instanceof RatedCompletions rc) rated(rc);
+        else if (r instanceof Demonstration d) demonstration(d);
         else if (r.prompt().isBlank()) problems.error(r.origin(), "empty-text", "the prompt is empty");
     }
 
@@ -113,6 +114,11 @@ public final class PreferenceValidator {
             else problems.error(at, "contradictory-duplicate", "the same prompt and completion as " + where(first) + " with the opposite label");
         }
         if (tokenizer != null) tokens(at, u.prompt(), u.completion(), "completion");
+    }
+
+    private void demonstration(Demonstration d) {
+        if (d.completion().isBlank()) problems.error(d.origin(), "empty-text", "the completion is empty");
+        else if (tokenizer != null) tokens(d.origin(), d.prompt(), d.completion(), "completion");
     }
 
     private void rated(RatedCompletions rc) {

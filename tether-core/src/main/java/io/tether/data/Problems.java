@@ -41,8 +41,9 @@ public final class Problems {
 
     private final long maxErrors;
     private final List<Problem> details = new ArrayList<>();
-    private final Map<String, Long> counts = new TreeMap<>();
+    private final Map<String, Long> counts = new TreeMap<>(), errorCounts = new TreeMap<>();
     private long errors, warnings;
+    private String howToGoOn = "";
 
     /** {@code maxErrors} = 0 makes the first error a {@link DataFormatException} (for commands that need clean input). */
     public Problems(long maxErrors) {
@@ -52,6 +53,13 @@ public final class Problems {
     /** Problems for commands that read data to use it: the first error ends the command, warnings are kept. */
     public static Problems failFast() {
         return new Problems(0);
+    }
+
+    /** As {@link #failFast()}, the stop's message ending with {@code howToGoOn} (e.g. the option that skips such records). */
+    public static Problems failFast(String howToGoOn) {
+        Problems p = new Problems(0);
+        p.howToGoOn = howToGoOn;
+        return p;
     }
 
     public void error(Path file, long line, long column, String code, String message) {
@@ -68,8 +76,9 @@ public final class Problems {
     }
 
     private void error(Path file, long line, long column, long record, String code, String message) {
-        if (maxErrors == 0) throw new DataFormatException(file, line, column, message + " [" + code + "]" + (record > 0 && record != line ? " (record " + record + ")" : ""));
+        if (maxErrors == 0) throw new DataFormatException(file, line, column, message + " [" + code + "]" + (record > 0 && record != line ? " (record " + record + ")" : "") + howToGoOn);
         add(new Problem(file, line, column, record, code, Severity.ERROR, message));
+        errorCounts.merge(code, 1L, Long::sum);
         if (++errors > maxErrors) throw new TooManyErrors(maxErrors);
     }
 
@@ -97,6 +106,9 @@ public final class Problems {
 
     /** How many problems of each code, sorted by code. */
     public Map<String, Long> counts() { return counts; }
+
+    /** How many errors of each code (warnings left out), sorted by code. */
+    public Map<String, Long> errorCounts() { return errorCounts; }
 
     /** The first {@link #DETAILS_KEPT} problems in the order found. */
     public List<Problem> details() { return details; }

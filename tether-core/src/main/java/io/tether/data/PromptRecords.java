@@ -1,70 +1,71 @@
 package io.tether.data;
 
 import java.nio.file.Path;
-import java.util.ArrayList;
 import java.util.List;
-import java.util.Map;
 
-import com.fasterxml.jackson.core.type.TypeReference;
-import com.fasterxml.jackson.databind.JsonNode;
-import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 
+import io.tether.data.PreferenceReader.BadRecord;
+import io.tether.data.PreferenceRecord.Origin;
 import io.tether.text.ChatTemplateException;
 import io.tether.text.TextAssets;
 
 /**
- * Prompts to generate from (tether generate, GRPO), one JSONL record each: {@code prompt_ids}; or, with a tokenizer,
- * chat {@code messages} (or a message-list {@code prompt}) rendered with the generation prompt, or a text
- * {@code prompt} (GSM8K's {@code question} also works). Errors name the file, line and field.
+ * Prompts to generate from (tether generate, the online trainers), read as {@code tether data validate --format
+ * prompts} reads them (JSONL or JSON arrays, gzip; {@code prompt}, {@code question}, {@code messages} or
+ * {@code conversations}) or as {@code prompt_ids}. Chat prompts are rendered with the generation prompt, text
+ * prompts tokenized with BOS. Problems name the file and line; {@link TokenRecords.InvalidRecords} decides
+ * whether a bad record stops the read or is skipped and named.
  */
 public final class PromptRecords {
     private PromptRecords() {}
 
-    private static final ObjectMapper JSON = new ObjectMapper();
-
     /** A prompt's token ids, the record it came from, and its text (null for {@code prompt_ids} records). */
-    public record PromptRecord(long line, ObjectNode source, long[] ids, String text) {}
-
-    /** {@code text} may be null: then only {@code prompt_ids} records are accepted. */
-    public static List<PromptRecord> read(Path file, TextAssets text, int vocab) {
-        List<PromptRecord> out = new ArrayList<>();
-        JsonLines.forEach(file, (line, o) -> out.add(parse(file, line, o, text, vocab)));
-        if (out.isEmpty()) throw new DataFormatException(file, 0, "no prompts: the file is empty");
-        return out;
+    public record PromptRecord(Origin origin, ObjectNode source, long[] ids, String text) {
+        public long line() { return origin.line(); }
     }
 
-    private static PromptRecord parse(Path file, long line, ObjectNode o, TextAssets text, int vocab) {
+    /** {@code text} may be null: then only {@code prompt_ids} records are accepted. The first invalid record fails the read. */
+    public static List<PromptRecord> read(Path file, TextAssets text, int vocab) {
+        return TokenRecords.collect(file, TokenRecords.InvalidRecords.ERROR, false, new long[1], (at, o, problems, validator) -> parse(at, o, text, vocab, problems, validator)).records();
+    }
+
+    /** As {@link #read(Path, TextAssets, int)}, under {@code policy}; {@code truncation} (or null) cuts each prompt to its last max_prompt_length tokens. */
+    public static TokenRecords.Read<PromptRecord> read(Path file, TextAssets text, int vocab, TokenRecords.InvalidRecords policy, Truncation truncation) {
+        return TokenRecords.collect(file, policy, true, new long[1], (at, o, problems, validator) -> {
+            PromptRecord r = parse(at, o, text, vocab, problems, validator);
+            return r == null || truncation == null ? r : new PromptRecord(r.origin(), r.source(), truncation.prompt(r.ids()), r.text());
+        });
+    }
+
+    private static PromptRecord parse(Origin at, ObjectNode o, TextAssets text, int vocab, Problems problems, PreferenceValidator validator) {
         if (o.has("prompt_ids")) {
-            long[] ids = TokenRecords.ids(file, line, o, "prompt_ids", vocab);
-            if (ids.length == 0) throw new DataFormatException(file, line, "'prompt_ids' is empty: generation needs at least one prompt token");
-            return new PromptRecord(line, o, ids, null);
+            long[] ids = TokenRecords.ids(o, "prompt_ids", vocab);
+            if (ids.length == 0) throw new BadRecord("empty-text", "prompt_ids", "\'prompt_ids' is empty: generation needs at least one prompt token");
+            return new PromptRecord(at, o, ids, null);
         }
-        String field = o.has("messages") ? "messages" : o.has("prompt") ? "prompt" : o.has("question") ? "question" : null;
-        if (field == null) throw new DataFormatException(file, line, "expected 'prompt_ids', a text 'prompt' (or 'question') or chat 'messages'");
-        if (text == null) throw new DataFormatException(file, line, "text prompts need a model directory with a tokenizer.json");
-        JsonNode p = o.get(field);
+        PromptOnly p = (PromptOnly) PreferenceReader.parse(PreferenceReader.Format.PROMPTS, o, at);
+        long before = problems.errors();
+        validator.accept(p);
+        if (problems.errors() > before) return null;
+        if (text == null) throw new BadRecord("missing-field", "missing field 'prompt_ids' (text prompts need a model directory with a tokenizer.json)");
         String rendered;
         long[] ids;
-        if (p.isArray()) {
-            if (text.template() == null) throw new DataFormatException(file, line, "chat messages need a chat template, and the model directory has none");
-            List<Map<String, Object>> messages = JSON.convertValue(p, new TypeReference<List<Map<String, Object>>>() {});
+        if (p.prompt().isChat()) {
+            if (text.template() == null) throw new BadRecord("no-chat-template", "chat messages need a chat template, and the model directory has none");
             try {
-                rendered = text.template().render(messages, true);
+                rendered = text.template().render(TokenRecords.maps(p.prompt()), true);
             } catch (ChatTemplateException e) {
-                throw new DataFormatException(file, line, "chat template: " + e.getMessage());
+                throw new BadRecord("chat-template", "chat template: " + e.getMessage());
             }
             ids = text.tokenizer().encode(rendered, false);   // the template writes BOS itself
-        } else if (p.isTextual()) {
-            rendered = p.asText();
-            ids = text.tokenizer().encode(rendered, true);
         } else {
-            throw new DataFormatException(file, line, "'" + field + "' must be text or a list of {role, content} messages");
+            rendered = p.prompt().text();
+            ids = text.tokenizer().encode(rendered, true);
         }
-        if (ids.length == 0) throw new DataFormatException(file, line, "'" + field + "' is empty: generation needs at least one prompt token");
+        if (ids.length == 0) throw new BadRecord("empty-text", "the prompt tokenizes to nothing: generation needs at least one prompt token");
         for (int j = 0; j < ids.length; j++)
-            if (ids[j] < 0 || ids[j] >= vocab)
-                throw new DataFormatException(file, line, "'" + field + "' token " + j + " = " + ids[j] + " is outside the vocabulary [0, " + vocab + ")");
-        return new PromptRecord(line, o, ids, rendered);
+            if (ids[j] < 0 || ids[j] >= vocab) throw new BadRecord("bad-token", "prompt token " + j + " = " + ids[j] + " is outside the vocabulary [0, " + vocab + ")");
+        return new PromptRecord(at, o, ids, rendered);
     }
 }

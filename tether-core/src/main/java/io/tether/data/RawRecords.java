@@ -90,7 +90,12 @@ final class RawRecords {
                 boolean newline = false;
                 while (!newline) {
                     if (pos == end) {
-                        end = in.read(chunk);
+                        try {
+                            end = in.read(chunk);
+                        } catch (java.io.EOFException | java.util.zip.ZipException e) {
+                            // A truncated or corrupt gzip: name the line it broke off in.
+                            throw new DataFormatException(file, line + 1, "cannot read past line " + line + ": " + e.getMessage());
+                        }
                         pos = 0;
                         if (end <= 0) {
                             end = 0;

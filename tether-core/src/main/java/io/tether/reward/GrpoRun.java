@@ -55,7 +55,7 @@ public final class GrpoRun {
             CausalLM reference = c.grpo().beta() > 0 && c.common().lora() == null ? s.loadCopy(c.common().model()) : null;
             var settings = new GrpoTraining.Settings(c.estimator(), c.grpo(), c.numGenerations(), s.sampling(), s.scorer(), c.common().shaping(),
                     reference, s.decoder(), c.numIterations(), c.maskTruncated(), c.whitenAdvantages());
-            s.writeRecords(c.resolved(), resume);
+            s.writeRecords(c.resolved(), resume, listener);
             Trainer.Result r = new Trainer<>(s.policy.model(), new GrpoTraining(settings), s.prompts, java.util.List.of(), c.common().trainer(), s.run,
                     GradientSync.SINGLE_PROCESS, listener, c.common().model()).train(resume);
             s.saveResult();

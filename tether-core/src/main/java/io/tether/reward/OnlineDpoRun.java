@@ -59,7 +59,7 @@ public final class OnlineDpoRun {
             var settings = new OnlineDpoTraining.Settings(c.dpo(), s.sampling(), s.scorer(), c.common().shaping(), reference, s.decoder(), c.numRounds(),
                     null, c.tiePolicy());
             OnlineDpoTraining method = new OnlineDpoTraining(settings);
-            s.writeRecords(c.resolved(), resume);
+            s.writeRecords(c.resolved(), resume, listener);
             var trainer = new Trainer<>(s.policy.model(), method, s.prompts, java.util.List.of(), c.common().trainer(), s.run,
                     GradientSync.SINGLE_PROCESS, listener, c.common().model());
             method.rounds(trainer.totalSteps());

@@ -8,14 +8,18 @@ import java.util.Map;
 
 import com.fasterxml.jackson.databind.JsonNode;
 
+import io.tether.data.TokenRecords;
+import io.tether.data.Truncation;
 import io.tether.engine.DType;
 import io.tether.engine.Torch;
 import io.tether.generate.SamplingConfig;
 import io.tether.model.CausalLM;
 import io.tether.model.LoraAdapters;
+import io.tether.model.ModelConfig;
 import io.tether.model.Models;
 import io.tether.text.TextAssets;
 import io.tether.train.ConfigTree;
+import io.tether.train.DataSettings;
 import io.tether.train.PeftSettings;
 import io.tether.train.RunDirectory;
 import io.tether.train.TrainerConfig;
@@ -38,7 +42,7 @@ final class OnlineRun {
     record Common(Path model, Path data, Path outputDir, int maxCompletionLength, double temperature, int topK, double topP,
                   String answerField, String formatRegex, double formatWeight, int lengthLimit, double lengthPenalty,
                   Path rewardModel, double rewardModelWeight, List<String> rewardFunctions, Rollouts.Shaping shaping, List<String> stopStrings,
-                  String dtype, TrainerConfig trainer, LoraAdapters.Config lora) {
+                  String dtype, TrainerConfig trainer, LoraAdapters.Config lora, TokenRecords.InvalidRecords invalidRecords, int maxPromptLength) {
 
         static Common read(ConfigTree c, Defaults d) {
             Path model = c.path("model"), data = c.path("data"), out = c.path("output_dir");
@@ -56,6 +60,10 @@ final class OnlineRun {
             boolean normalize = c.bool("normalize_rewards", false);
             List<String> stops = strings(c.raw("stop_strings"), "stop_strings");
             String dtype = c.string("dtype", "fp32");
+            TokenRecords.InvalidRecords invalid = TokenRecords.InvalidRecords.parse(c.string("invalid_records", "error"));
+            // TRL's max_prompt_length (GRPOConfig/RLOOConfig v0.24: 512); unset, it also leaves room for the completion in the model's positions.
+            int maxPrompt = c.raw("max_prompt_length") == null ? 0 : c.integer("max_prompt_length", 0);
+            if (c.raw("max_prompt_length") != null && maxPrompt < 1) throw new IllegalArgumentException("key 'max_prompt_length': must be >= 1, got " + maxPrompt);
             TrainerConfig t = c.trainerConfig();
             LoraAdapters.Config lora = PeftSettings.from(c);
             if (model == null) throw new IllegalArgumentException("key 'model': missing");
@@ -66,7 +74,7 @@ final class OnlineRun {
             Rollouts.Shaping shaping = c.validated(() -> new Rollouts.Shaping(eosPenalty, clip[0], clip[1], normalize));
             c.validated(() -> new SamplingConfig(maxCompletion, temperature, topK, topP, 0, List.of(), stops, true));
             return new Common(model, data, out, maxCompletion, temperature, topK, topP, answer, regex, formatWeight, lengthLimit, lengthPenalty,
-                    rm, rmWeight, named, shaping, stops, dtype, t, lora);
+                    rm, rmWeight, named, shaping, stops, dtype, t, lora, invalid, maxPrompt);
         }
 
         static List<String> strings(JsonNode n, String key) {
@@ -97,6 +105,8 @@ final class OnlineRun {
         final TextAssets text;
         final CausalLM rewardModel;
         final List<OnlinePrompt> prompts;
+        private final TokenRecords.Read<?> promptRead;
+        private final Truncation promptTruncation;
         private final List<AutoCloseable> owned = new ArrayList<>();
         private final List<RewardFunction> namedRewards = new ArrayList<>();
 
@@ -114,19 +124,38 @@ final class OnlineRun {
             Torch.init();
             this.common = c;
             this.run = RunDirectory.open(c.outputDir(), resume);
-            this.policy = Models.load(c.model(), dtype());
-            owned.add(policy);
+            // The prompts first, read and checked as `tether data validate --format prompts` reads them: a bad record
+            // stops the run before any model is loaded or any file written.
+            ModelConfig modelConfig = DataSettings.modelConfig(c.model());
+            this.text = TextAssets.load(c.model()).orElse(null);
+            if (text != null) owned.add(text);
             try {
+                this.promptTruncation = promptTruncation(c, modelConfig.maxPositionEmbeddings());
+                TokenRecords.Read<OnlinePrompt> read = OnlinePrompt.read(c.data(), text, modelConfig.vocabSize(), c.invalidRecords(), promptTruncation);
+                this.promptRead = read;
+                this.prompts = read.records();
+                this.policy = Models.load(c.model(), dtype());
+                owned.add(policy);
                 if (c.lora() != null) LoraAdapters.attach(policy.model(), c.lora(), c.trainer().seed());
-                this.text = TextAssets.load(c.model()).orElse(null);
-                if (text != null) owned.add(text);
                 this.rewardModel = c.rewardModel() == null ? null : Models.load(c.rewardModel(), dtype()).model();
                 if (rewardModel != null) owned.add(rewardModel);
-                this.prompts = OnlinePrompt.read(c.data(), text, policy.model().config().vocabSize());
             } catch (RuntimeException e) {
                 close();
                 throw e;
             }
+        }
+
+        /**
+         * max_prompt_length as set (it and max_completion_length must fit the model's positions), else min(TRL's 512,
+         * positions - 1); a prompt keeps its last tokens. The default does not subtract max_completion_length, since most
+         * completions stop well before it (the refund demo's prompts of up to 314 tokens sample up to 200 in 512 positions).
+         */
+        static Truncation promptTruncation(Common c, int positions) {
+            if (c.maxPromptLength() > 0 && c.maxPromptLength() + c.maxCompletionLength() > positions)
+                throw new IllegalArgumentException("key 'max_prompt_length': " + c.maxPromptLength() + " + max_completion_length " + c.maxCompletionLength()
+                        + " is more than the model's " + positions + " positions");
+            int maxPrompt = c.maxPromptLength() > 0 ? c.maxPromptLength() : Math.min(512, positions - 1);
+            return new Truncation(positions, maxPrompt, 0, Truncation.Mode.KEEP_END);
         }
 
         DType dtype() {
@@ -170,9 +199,11 @@ final class OnlineRun {
             return Rollouts.weightedSum(parts, weights);
         }
 
-        void writeRecords(Map<String, Object> resolved, boolean resume) throws IOException {
-            run.writeConfig(resolved);
+        void writeRecords(Map<String, Object> resolved, boolean resume, io.tether.train.Trainer.Listener listener) throws IOException {
             Map<String, Object> provenance = RunDirectory.provenance(common.trainer().seed(), common.data(), null, resume);
+            DataSettings.report(listener, provenance, new DataSettings(common.invalidRecords(), 0, promptTruncation.maxPromptLength(), 0, Truncation.Mode.KEEP_END),
+                    promptTruncation, Map.of(common.data(), promptRead));
+            run.writeConfig(DataSettings.resolved(resolved, promptTruncation, false));
             provenance.put("initial_weights", RunDirectory.weightsHash(common.model()));
             if (common.rewardModel() != null) provenance.put("reward_model_weights", RunDirectory.weightsHash(common.rewardModel()));
             provenance.put("prompts", prompts.size());

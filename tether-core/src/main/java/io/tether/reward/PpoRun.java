@@ -74,7 +74,7 @@ public final class PpoRun {
                     : Rollouts.of(RewardFunction.weightedSum(goldFunctions, java.util.Collections.nCopies(goldFunctions.size(), 1.0 / goldFunctions.size())), s.decoder());
             var settings = new PpoTraining.Settings(c.ppo(), s.sampling(), s.scorer(), c.common().shaping(), reference, critic, s.decoder(), gold);
             PpoTraining method = new PpoTraining(settings, s.policy.model(), c.common().trainer().seed());
-            s.writeRecords(c.resolved(), resume);
+            s.writeRecords(c.resolved(), resume, listener);
             Trainer.Result r = new Trainer<>(s.policy.model(), method, s.prompts, List.of(), c.common().trainer(), s.run, GradientSync.SINGLE_PROCESS,
                     listener, c.common().model()).train(resume);
             s.saveResult();

@@ -13,12 +13,14 @@ import com.fasterxml.jackson.databind.node.ObjectNode;
 import io.tether.data.DataFormatException;
 import io.tether.data.JsonLines;
 import io.tether.data.TokenRecords;
+import io.tether.data.Truncation;
 import io.tether.engine.DType;
 import io.tether.engine.Torch;
 import io.tether.model.CausalLM;
 import io.tether.model.Models;
 import io.tether.text.TextAssets;
 import io.tether.train.ConfigTree;
+import io.tether.train.DataSettings;
 import io.tether.train.DataSplit;
 import io.tether.train.GradientSync;
 import io.tether.train.PeftSettings;
@@ -35,7 +37,7 @@ public final class RewardRun {
      * @param centerRewardsCoefficient TRL {@code center_rewards_coefficient} (0 disables)
      * @param sliceField               record field that names a pair's slice in evaluation (default "source")
      */
-    public record Config(Path model, Path data, Path evalData, double evalFraction, Path outputDir, int maxLength,
+    public record Config(Path model, Path data, Path evalData, double evalFraction, Path outputDir, DataSettings reading,
                          double centerRewardsCoefficient, String sliceField, String dtype, TrainerConfig trainer,
                          boolean process, String stepSeparator, boolean trainOnLastStepOnly, io.tether.model.LoraAdapters.Config lora,
                          Map<String, Object> resolved) {
@@ -44,7 +46,6 @@ public final class RewardRun {
             if (data == null) throw new IllegalArgumentException("key 'data': missing");
             if (outputDir == null) throw new IllegalArgumentException("key 'output_dir': missing");
             if (!(evalFraction >= 0 && evalFraction < 1)) throw new IllegalArgumentException("key 'eval_fraction': must be in [0, 1)");
-            if (maxLength < 2) throw new IllegalArgumentException("key 'max_length': must be >= 2");
             if (centerRewardsCoefficient < 0) throw new IllegalArgumentException("key 'center_rewards_coefficient': must be >= 0");
             DType.parse(dtype);
         }
@@ -52,7 +53,8 @@ public final class RewardRun {
         public static Config from(ConfigTree c) {
             Path model = c.path("model"), data = c.path("data"), evalData = c.path("eval_data"), out = c.path("output_dir");
             double evalFraction = c.number("eval_fraction", 0.1);
-            int maxLength = c.integer("max_length", 1024);
+            // TRL's RewardTrainer (v0.24) leaves out pairs longer than max_length; keep_start/keep_end truncate them instead.
+            DataSettings reading = DataSettings.from(c, Truncation.Mode.DROP, true, false);
             double center = c.number("center_rewards_coefficient", 0.0);
             String slice = c.string("slice_field", "source"), dtype = c.string("dtype", "fp32");
             String kind = c.string("kind", "bradley_terry");
@@ -65,7 +67,7 @@ public final class RewardRun {
             c.rejectUnknownKeys();
             Map<String, Object> resolved = c.resolved();
             if (evalData != null) resolved.put("eval_fraction", 0.0);   // eval_data replaces the default split
-            return c.validated(() -> new Config(model, data, evalData, evalData == null ? evalFraction : 0, out, maxLength, center, slice, dtype, t,
+            return c.validated(() -> new Config(model, data, evalData, evalData == null ? evalFraction : 0, out, reading, center, slice, dtype, t,
                     kind.equals("process"), separator, lastOnly, lora, resolved));
         }
     }
@@ -81,6 +83,24 @@ public final class RewardRun {
         if (c.process()) return runProcess(c, resume, listener);
         DType dtype = DType.parse(c.dtype());
         RunDirectory run = RunDirectory.open(c.outputDir(), resume);
+        // The data first, read and checked as `tether data validate` reads it: a bad record stops the run before any
+        // model is loaded or any file written.
+        io.tether.model.ModelConfig modelConfig = DataSettings.modelConfig(c.model());
+        Truncation truncation = c.reading().truncation(modelConfig.maxPositionEmbeddings(), false);
+        TextAssets text = TextAssets.load(c.model()).orElse(null);
+        TokenRecords.Read<TokenRecords.TokenRecord> records, evalRecords;
+        List<RewardTraining.Pair> all, fromFile;
+        try {
+            TokenRecords.TextEncoder encoder = text == null ? null : new TokenRecords.TextEncoder(text.tokenizer(), text.template(), true);
+            int vocab = modelConfig.vocabSize();
+            records = TokenRecords.read(c.data(), vocab, encoder, TokenRecords.Use.PAIRS, c.reading().invalidRecords(), null);
+            evalRecords = c.evalData() == null ? null : TokenRecords.read(c.evalData(), vocab, encoder, TokenRecords.Use.PAIRS, c.reading().invalidRecords(), null);
+            all = pairs(records.records(), c, truncation);
+            fromFile = evalRecords == null ? null : pairs(evalRecords.records(), c, truncation);
+        } catch (RuntimeException e) {
+            if (text != null) text.close();
+            throw e;
+        }
         Models.LoadedModel loaded = Models.load(c.model(), dtype);
         CausalLM model;
         if (loaded.model().config().isClassifier()) {
@@ -90,17 +110,18 @@ public final class RewardRun {
             loaded.close();
         }
         if (c.lora() != null) io.tether.model.LoraAdapters.attach(model, c.lora(), c.trainer().seed());
-        TextAssets text = TextAssets.load(c.model()).orElse(null);
         try {
-            TokenRecords.TextEncoder encoder = text == null ? null : new TokenRecords.TextEncoder(text.tokenizer(), text.template(), true);
-            int vocab = model.config().vocabSize();
-            List<List<RewardTraining.Pair>> split = DataSplit.trainAndHeldOut(pairs(c.data(), TokenRecords.read(c.data(), vocab, encoder), c),
-                    c.evalData() == null ? null : pairs(c.evalData(), TokenRecords.read(c.evalData(), vocab, encoder), c),
-                    c.evalFraction(), c.trainer().seed());
+            if (all.isEmpty()) throw new DataFormatException(c.data(), 0, "every pair is longer than max_length " + truncation.maxLength()
+                    + " and was left out (truncation_mode: drop, as TRL's RewardTrainer); set truncation_mode: keep_start to truncate them instead");
+            List<List<RewardTraining.Pair>> split = DataSplit.trainAndHeldOut(all, fromFile, c.evalFraction(), c.trainer().seed());
             List<RewardTraining.Pair> train = split.get(0), eval = split.get(1);
             boolean margins = train.stream().anyMatch(p -> p.margin() != 0);
-            run.writeConfig(c.resolved());
             Map<String, Object> provenance = RunDirectory.provenance(c.trainer().seed(), c.data(), c.evalData(), resume);
+            Map<Path, TokenRecords.Read<?>> reads = new java.util.LinkedHashMap<>();
+            reads.put(c.data(), records);
+            if (evalRecords != null) reads.put(c.evalData(), evalRecords);
+            DataSettings.report(listener, provenance, c.reading(), truncation, reads);
+            run.writeConfig(DataSettings.resolved(c.resolved(), truncation, true));
             provenance.put("base_model", c.model().toString());
             provenance.put("train_pairs", train.size());
             provenance.put("eval_pairs", eval.size());
@@ -204,27 +225,30 @@ public final class RewardRun {
             if (steps.size() != labels.size() || steps.isEmpty())
                 throw new DataFormatException(file, line, steps.size() + " steps but " + labels.size() + " labels");
             ProcessReward.Example e = ProcessReward.tokenize(text.tokenizer(), n.get("prompt").asText(), steps, labels, c.stepSeparator(), c.trainOnLastStepOnly());
-            if (e.ids().length > c.maxLength()) throw new DataFormatException(file, line, e.ids().length + " tokens exceed max_length " + c.maxLength());
+            int maxLength = c.reading().maxLength() > 0 ? c.reading().maxLength() : 1024;
+            if (e.ids().length > maxLength) throw new DataFormatException(file, line, e.ids().length + " tokens exceed max_length " + maxLength);
             out.add(e);
         });
         if (out.isEmpty()) throw new DataFormatException(file, 0, "no records");
         return out;
     }
 
-    /** Preference records as full chosen and rejected sequences, truncated to max_length (keeping the start). */
-    static List<RewardTraining.Pair> pairs(Path file, List<TokenRecords.TokenRecord> records, Config c) {
+    /**
+     * Preference records as full chosen and rejected sequences within max_length: a pair with a side over it is left
+     * out (truncation_mode drop, TRL's RewardTrainer filter) or truncated (keep_start, keep_end); the truncation counts.
+     */
+    static List<RewardTraining.Pair> pairs(List<TokenRecords.TokenRecord> records, Config c, Truncation t) {
         List<RewardTraining.Pair> out = new ArrayList<>();
         for (TokenRecords.TokenRecord r : records) {
-            if (!r.isPreference()) throw new DataFormatException(file, r.line(), "reward modelling needs preference records (chosen and rejected)");
             double margin = r.source().path("margin").asDouble(0);
             String slice = r.source().has(c.sliceField()) ? r.source().get(c.sliceField()).asText() : null;
-            out.add(new RewardTraining.Pair(keepStart(r.withPrompt(r.chosen()), c.maxLength()), keepStart(r.withPrompt(r.rejected()), c.maxLength()), margin, slice));
+            long[] chosen = r.withPrompt(r.chosen()), rejected = r.withPrompt(r.rejected());
+            if (t.mode() == Truncation.Mode.DROP && (chosen.length > t.maxLength() || rejected.length > t.maxLength())) {
+                t.sequence(chosen.length > t.maxLength() ? chosen : rejected);   // counts the pair as dropped
+                continue;
+            }
+            out.add(new RewardTraining.Pair(t.sequence(chosen), t.sequence(rejected), margin, slice));
         }
         return out;
-    }
-
-    /** TRL's truncation_mode keep_start: the first {@code maxLength} tokens. */
-    private static long[] keepStart(long[] ids, int maxLength) {
-        return ids.length <= maxLength ? ids : java.util.Arrays.copyOf(ids, maxLength);
     }
 }

@@ -199,7 +199,7 @@ public final class RefundDemo {
         try (StageLanes pool = new StageLanes(lanes)) {
             StageLanes.Task rmDone = pool.submit(() -> stages.train("rm", "reward model on the annotator's pairs", listener -> RewardRun.run(RewardRun.Config.from(config(common,
                     "model=" + policy, "data=" + q(world.resolve("pairs.train.jsonl")), "eval_fraction=0",
-                    "output_dir=" + q(rm), "max_length=512", "per_device_train_batch_size=8", "learning_rate=5.0e-4", "lr_scheduler_type=cosine",
+                    "output_dir=" + q(rm), "max_length=512", "truncation_mode=keep_start", "per_device_train_batch_size=8", "learning_rate=5.0e-4", "lr_scheduler_type=cosine",
                     "max_steps=" + s.rmSteps())), false, listener).training()));
             pool.submit(() -> stages.train("grpo", "GRPO with the gold rubric as a verifiable reward", listener -> GrpoRun.run(GrpoRun.Config.from(config(online,
                     "output_dir=" + q(out.resolve("grpo")), "reward_functions=[refund-rubric]", "num_generations=8", "per_device_train_batch_size=4",
@@ -211,10 +211,10 @@ public final class RefundDemo {
             // 160 steps 0.780 with rdpo_alpha 0.02 and 0.685 without, 120 steps 0.725 with it; α 0.05 overshot (0.520 at 80
             // steps). The demo runs 140 (see Settings.full).
             pool.submit(() -> stages.train("dpo", "DPO on the annotator's pairs", listener -> PreferenceRun.run(PreferenceRun.Config.from("dpo", config(common,
-                    "model=" + policy, "data=" + q(world.resolve("pairs.train.jsonl")), "output_dir=" + q(out.resolve("dpo")), "max_length=512", "eval_fraction=0",
+                    "model=" + policy, "data=" + q(world.resolve("pairs.train.jsonl")), "output_dir=" + q(out.resolve("dpo")), "max_length=512", "truncation_mode=keep_start", "eval_fraction=0",
                     "per_device_train_batch_size=8", "learning_rate=2.0e-4", "beta=0.3", "rdpo_alpha=0.02", "max_steps=" + s.dpoSteps())), false, listener)));
             pool.submit(() -> stages.train("kto", "KTO on the annotator's thumbs", listener -> PreferenceRun.run(PreferenceRun.Config.from("kto", config(common,
-                    "model=" + policy, "data=" + q(world.resolve("kto.train.jsonl")), "output_dir=" + q(out.resolve("kto")), "max_length=512", "eval_fraction=0",
+                    "model=" + policy, "data=" + q(world.resolve("kto.train.jsonl")), "output_dir=" + q(out.resolve("kto")), "max_length=512", "truncation_mode=keep_start", "eval_fraction=0",
                     "per_device_train_batch_size=8", "learning_rate=2.0e-4", "beta=0.1", "max_steps=" + s.ktoSteps())), false, listener)));
             pool.after(rmDone, () -> stages.train("ppo", "PPO against the reward model", listener -> PpoRun.run(PpoRun.Config.from(config(online,
                     "output_dir=" + q(out.resolve("ppo")), "reward_model=" + rewardModel, "gold_reward_functions=[refund-rubric]", "kl_coef=0.05", "logging_steps=1",

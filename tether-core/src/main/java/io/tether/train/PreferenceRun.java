@@ -14,6 +14,7 @@ import com.fasterxml.jackson.databind.node.ObjectNode;
 import io.tether.data.DataFormatException;
 import io.tether.data.JsonLines;
 import io.tether.data.TokenRecords;
+import io.tether.data.Truncation;
 import io.tether.engine.AtomicFiles;
 import io.tether.engine.DType;
 import io.tether.engine.Torch;
@@ -39,7 +40,7 @@ public final class PreferenceRun {
     public static final double LN2 = Math.log(2);
 
     public record Config(String method, Path model, Path refModel, Path refLogprobs, boolean precomputeRefLogProbs, Path data, Path evalData,
-                         double evalFraction, Path outputDir, int maxLength, DpoLoss.Config dpo, double simpoGamma, double cpoAlpha,
+                         double evalFraction, Path outputDir, DataSettings reading, DpoLoss.Config dpo, double simpoGamma, double cpoAlpha,
                          double desirableWeight, double undesirableWeight, boolean syncRefModel, double refModelMixupAlpha,
                          int refModelSyncSteps, Double ldAlpha, boolean useWeighting, String ktoLossType, String dtype, TrainerConfig trainer,
                          io.tether.model.LoraAdapters.Config lora, Map<String, Object> resolved) {
@@ -49,7 +50,8 @@ public final class PreferenceRun {
                     evalData = c.path("eval_data"), out = c.path("output_dir");
             boolean precompute = c.bool("precompute_ref_log_probs", false);
             double evalFraction = c.number("eval_fraction", 0.0);
-            int maxLength = c.integer("max_length", 1024);
+            // TRL's DPOConfig and KTOConfig (v0.24) both default truncation_mode to keep_end.
+            DataSettings reading = DataSettings.from(c, io.tether.data.Truncation.Mode.KEEP_END, false, true);
             double beta = c.number("beta", method.equals("simpo") ? 2.0 : 0.1);
             List<String> types = new ArrayList<>();
             JsonNode lt = c.raw("loss_type");
@@ -105,7 +107,7 @@ public final class PreferenceRun {
             Map<String, Object> resolved = new LinkedHashMap<>();
             resolved.put("method", method);
             resolved.putAll(c.resolved());
-            return new Config(method, model, ref, refLogprobs, precompute, data, evalData, evalFraction, out, maxLength, dpo, gamma, cpoAlpha,
+            return new Config(method, model, ref, refLogprobs, precompute, data, evalData, evalFraction, out, reading, dpo, gamma, cpoAlpha,
                     dw, uw, sync, mixup, syncSteps, ldAlpha, useWeighting, ktoLossType, dtype, t, lora, resolved);
         }
 
@@ -123,29 +125,53 @@ public final class PreferenceRun {
         Torch.init();
         DType dtype = DType.parse(c.dtype());
         RunDirectory run = RunDirectory.open(c.outputDir(), resume);
+        // The data first, read and checked as `tether data validate` reads it and tokenized: a bad record stops the
+        // run here, before any model is loaded or any file written.
+        io.tether.model.ModelConfig modelConfig = DataSettings.modelConfig(c.model());
+        boolean kto = c.method().equals("kto");
+        Truncation truncation = c.reading().truncation(modelConfig.maxPositionEmbeddings(), true);
+        TokenRecords.Use use = kto ? TokenRecords.Use.UNPAIRED : TokenRecords.Use.PAIRS;
+        TokenRecords.Read<TokenRecords.TokenRecord> records, evalRecords;
+        TextAssets text = TextAssets.load(c.model()).orElse(null);
+        try {
+            TokenRecords.TextEncoder enc = text == null ? null : new TokenRecords.TextEncoder(text.tokenizer(), text.template(), true);
+            int vocab = modelConfig.vocabSize();
+            records = TokenRecords.read(c.data(), vocab, enc, use, c.reading().invalidRecords(), null);
+            evalRecords = c.evalData() != null ? TokenRecords.read(c.evalData(), vocab, enc, use, c.reading().invalidRecords(), null) : null;
+        } catch (RuntimeException e) {
+            if (text != null) text.close();
+            throw e;
+        }
         Models.LoadedModel policy = Models.load(c.model(), dtype);
         if (c.lora() != null) io.tether.model.LoraAdapters.attach(policy.model(), c.lora(), c.trainer().seed());
         boolean adapterReference = c.lora() != null && c.refModel() == null && c.refLogprobs() == null && !c.precomputeRefLogProbs();
-        TextAssets text = TextAssets.load(c.model()).orElse(null);
         CausalLM reference = null;
         try {
-            TokenRecords.TextEncoder enc = text == null ? null : new TokenRecords.TextEncoder(text.tokenizer(), text.template(), true);
-            int vocab = policy.model().config().vocabSize();
-            List<TokenRecords.TokenRecord> records = TokenRecords.read(c.data(), vocab, enc);
-            List<TokenRecords.TokenRecord> evalRecords = c.evalData() != null ? TokenRecords.read(c.evalData(), vocab, enc) : null;
-            run.writeConfig(c.resolved());
-            Path refDir = c.refModel() != null ? c.refModel() : c.model();
+            Trainer.Listener diagnostics = new Diagnostics(listener, c);
             Map<String, Object> provenance = RunDirectory.provenance(c.trainer().seed(), c.data(), c.evalData(), resume);
+            Map<Path, TokenRecords.Read<?>> reads = new LinkedHashMap<>();
+            reads.put(c.data(), records);
+            if (evalRecords != null) reads.put(c.evalData(), evalRecords);
+            List<KtoTraining.Example> ktoTrain = null, ktoEval = null;
+            List<PreferenceTraining.Pair> pairTrain = null, pairEval = null;
+            if (kto) {
+                ktoTrain = unpaired(records.records(), truncation);
+                ktoEval = evalRecords == null ? null : unpaired(evalRecords.records(), truncation);
+            } else {
+                pairTrain = pairs(records.records(), truncation);
+                pairEval = evalRecords == null ? null : pairs(evalRecords.records(), truncation);
+            }
+            DataSettings.report(diagnostics, provenance, c.reading(), truncation, reads);
+            run.writeConfig(DataSettings.resolved(c.resolved(), truncation, true));
+            Path refDir = c.refModel() != null ? c.refModel() : c.model();
             // Each hash once: checkpoints can be many gigabytes, and the reference is usually the initial policy itself.
             String initialWeights = RunDirectory.weightsHash(c.model());
             String referenceWeights = c.referenceFree() ? null : refDir.equals(c.model()) ? initialWeights : RunDirectory.weightsHash(refDir);
             provenance.put("initial_weights", initialWeights);
             provenance.put("reference_weights", referenceWeights);
             ObjectNode refKey = key((String) provenance.get("data_sha256"), referenceWeights);
-            Trainer.Listener diagnostics = new Diagnostics(listener, c);
-            if (c.method().equals("kto")) {
-                List<List<KtoTraining.Example>> split = DataSplit.trainAndHeldOut(unpaired(c.data(), records, c.maxLength()),
-                        evalRecords == null ? null : unpaired(c.evalData(), evalRecords, c.maxLength()), c.evalFraction(), c.trainer().seed());
+            if (kto) {
+                List<List<KtoTraining.Example>> split = DataSplit.trainAndHeldOut(ktoTrain, ktoEval, c.evalFraction(), c.trainer().seed());
                 List<KtoTraining.Example> train = split.get(0), eval = split.get(1);
                 if (adapterReference) {
                     provenance.put("reference", "the policy with its LoRA adapters disabled");
@@ -160,11 +186,10 @@ public final class PreferenceRun {
                 if (ratio < 1 || ratio > 4.0 / 3)
                     diagnostics.onNotice(String.format(java.util.Locale.ROOT, "KTO: desirable_weight x %d desirable / (undesirable_weight x %d undesirable) = %.2f is outside "
                             + "[1, 4/3]; the KTO paper recommends weights that bring it into that range", nd, nu, ratio));
-                var method = new KtoTraining(new KtoLoss.Config(c.dpo().beta(), c.desirableWeight(), c.undesirableWeight(), c.ktoLossType()), reference, c.maxLength());
+                var method = new KtoTraining(new KtoLoss.Config(c.dpo().beta(), c.desirableWeight(), c.undesirableWeight(), c.ktoLossType()), reference, truncation.maxLength());
                 return finish(c, run, policy, new Trainer<>(policy.model(), method, train, eval, c.trainer(), run, GradientSync.SINGLE_PROCESS, diagnostics, c.model()).train(resume));
             }
-            List<List<PreferenceTraining.Pair>> split = DataSplit.trainAndHeldOut(pairs(c.data(), records, c.maxLength()),
-                    evalRecords == null ? null : pairs(c.evalData(), evalRecords, c.maxLength()), c.evalFraction(), c.trainer().seed());
+            List<List<PreferenceTraining.Pair>> split = DataSplit.trainAndHeldOut(pairTrain, pairEval, c.evalFraction(), c.trainer().seed());
             List<PreferenceTraining.Pair> train = split.get(0), eval = split.get(1);
             warnLengthBias(train, c.method(), diagnostics);
             if (diagnostics instanceof Diagnostics d) d.dataCounts(dataCounts(train));
@@ -231,37 +256,32 @@ public final class PreferenceRun {
         return r;
     }
 
-    static List<PreferenceTraining.Pair> pairs(Path file, List<TokenRecords.TokenRecord> records, int maxLength) {
+    /** Pairs within the length limits (TRL's DPO truncation; see {@link Truncation#pair}); dropped ones are counted there. */
+    static List<PreferenceTraining.Pair> pairs(List<TokenRecords.TokenRecord> records, Truncation truncation) {
         List<PreferenceTraining.Pair> out = new ArrayList<>();
         for (TokenRecords.TokenRecord r : records) {
-            if (!r.isPreference()) throw new DataFormatException(file, r.line(), "needs a preference record (chosen and rejected)");
-            // TRL drops examples whose prompt alone reaches max_length; completions are cut to fit (keep_start).
-            if (r.prompt().length >= maxLength) continue;
-            int room = maxLength - r.prompt().length;
-            out.add(new PreferenceTraining.Pair(r.prompt(), java.util.Arrays.copyOf(r.chosen(), Math.min(room, r.chosen().length)),
-                    java.util.Arrays.copyOf(r.rejected(), Math.min(room, r.rejected().length)), Double.NaN, Double.NaN));
+            long[][] cut = truncation.pair(r.prompt(), r.chosen(), r.rejected());
+            if (cut != null) out.add(new PreferenceTraining.Pair(cut[0], cut[1], cut[2], Double.NaN, Double.NaN));
         }
         return out;
     }
 
-    /** Unpaired examples: records with a boolean {@code label}, or preference pairs split into a desirable and an undesirable one. */
-    static List<KtoTraining.Example> unpaired(Path file, List<TokenRecords.TokenRecord> records, int maxLength) {
+    /** Unpaired examples: records with a boolean label, or preference pairs split into a desirable and an undesirable one (TRL's KTO truncation). */
+    static List<KtoTraining.Example> unpaired(List<TokenRecords.TokenRecord> records, Truncation truncation) {
         List<KtoTraining.Example> out = new ArrayList<>();
         for (TokenRecords.TokenRecord r : records) {
-            JsonNode label = r.isPreference() ? null : r.source().get("label");
-            if (!r.isPreference() && (label == null || !label.isBoolean()))
-                throw new DataFormatException(file, r.line(), "an unpaired record needs a boolean 'label' (thumbs up or down)");
-            // As for pairs: a prompt that alone reaches max_length is dropped, completions are cut to fit.
-            if (r.prompt().length >= maxLength) continue;
-            int room = maxLength - r.prompt().length;
             if (r.isPreference()) {
-                out.add(new KtoTraining.Example(r.prompt(), java.util.Arrays.copyOf(r.chosen(), Math.min(room, r.chosen().length)), true));
-                out.add(new KtoTraining.Example(r.prompt(), java.util.Arrays.copyOf(r.rejected(), Math.min(room, r.rejected().length)), false));
+                example(out, truncation.unpaired(r.prompt(), r.chosen()), true);
+                example(out, truncation.unpaired(r.prompt(), r.rejected()), false);
             } else {
-                out.add(new KtoTraining.Example(r.prompt(), java.util.Arrays.copyOf(r.completion(), Math.min(room, r.completion().length)), label.asBoolean()));
+                example(out, truncation.unpaired(r.prompt(), r.completion()), r.desirable());
             }
         }
         return out;
+    }
+
+    private static void example(List<KtoTraining.Example> out, long[][] cut, boolean desirable) {
+        if (cut != null) out.add(new KtoTraining.Example(cut[0], cut[1], desirable));
     }
 
     static List<PreferenceTraining.Pair> withReference(List<PreferenceTraining.Pair> pairs, double[][] ref) {

@@ -13,7 +13,9 @@ import java.util.Map;
  * @param evalData           held-out records, or null to split off {@code evalFraction} of {@code data}
  * @param evalFraction       share of {@code data} held out when evalData is null (split by seed)
  * @param outputDir          the run directory
- * @param maxLength          TRL {@code max_length}: longer examples are truncated (keeping their start)
+ * @param reading            TRL {@code max_length} (default min(1024, the model's positions)): longer examples are truncated,
+ *                           keeping their start ({@code truncation_mode: keep_start}, as TRL's SFTTrainer) or their end;
+ *                           and {@code invalid_records}
  * @param packing            TRL {@code packing}: several examples per row, attention isolated per example
  * @param completionOnlyLoss TRL {@code completion_only_loss}: loss on completion tokens only (else every token)
  * @param dtype              compute dtype of the weights (fp32; fp64 for checks)
@@ -23,7 +25,7 @@ import java.util.Map;
  * @param resolved           every setting in force, defaults included, as written to the run's config.yaml
  */
 public record SftConfig(Path model, Path modelConfig, Path tokenizer, Path data, Path evalData, double evalFraction, Path outputDir,
-                        int maxLength, boolean packing, boolean completionOnlyLoss, boolean assistantOnlyLoss, String dtype, TrainerConfig trainer,
+                        DataSettings reading, boolean packing, boolean completionOnlyLoss, boolean assistantOnlyLoss, String dtype, TrainerConfig trainer,
                         io.tether.model.LoraAdapters.Config lora, Map<String, Object> resolved) {
     public SftConfig {
         if ((model == null) == (modelConfig == null)) throw new IllegalArgumentException("key 'model': give exactly one of 'model' (an HF directory) or 'model_config' (a config.json to initialise from)");
@@ -31,7 +33,6 @@ public record SftConfig(Path model, Path modelConfig, Path tokenizer, Path data,
         if (outputDir == null) throw new IllegalArgumentException("key 'output_dir': missing");
         if (!(evalFraction >= 0 && evalFraction < 1)) throw new IllegalArgumentException("key 'eval_fraction': must be in [0, 1), got " + evalFraction);
         if (evalData != null && evalFraction > 0) throw new IllegalArgumentException("key 'eval_fraction': give either 'eval_data' or 'eval_fraction', not both");
-        if (maxLength < 2) throw new IllegalArgumentException("key 'max_length': must be >= 2, got " + maxLength);
         io.tether.engine.DType.parse(dtype);
     }
 
@@ -39,13 +40,13 @@ public record SftConfig(Path model, Path modelConfig, Path tokenizer, Path data,
         Path model = c.path("model"), modelConfig = c.path("model_config"), tokenizer = c.path("tokenizer"), data = c.path("data"), evalData = c.path("eval_data");
         double evalFraction = c.number("eval_fraction", 0.0);
         Path out = c.path("output_dir");
-        int maxLength = c.integer("max_length", 1024);
+        DataSettings reading = DataSettings.from(c, io.tether.data.Truncation.Mode.KEEP_START, false, false);
         boolean packing = c.bool("packing", false), completionOnly = c.bool("completion_only_loss", true);
         boolean assistantOnly = c.bool("assistant_only_loss", false);
         String dtype = c.string("dtype", "fp32");
         TrainerConfig trainer = c.trainerConfig();
         io.tether.model.LoraAdapters.Config lora = PeftSettings.from(c);
         c.rejectUnknownKeys();
-        return c.validated(() -> new SftConfig(model, modelConfig, tokenizer, data, evalData, evalFraction, out, maxLength, packing, completionOnly, assistantOnly, dtype, trainer, lora, c.resolved()));
+        return c.validated(() -> new SftConfig(model, modelConfig, tokenizer, data, evalData, evalFraction, out, reading, packing, completionOnly, assistantOnly, dtype, trainer, lora, c.resolved()));
     }
 }

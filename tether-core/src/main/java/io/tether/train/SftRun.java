@@ -11,6 +11,7 @@ import java.util.Random;
 
 
 import io.tether.data.TokenRecords;
+import io.tether.data.Truncation;
 import io.tether.engine.DType;
 import io.tether.engine.Torch;
 import io.tether.model.CausalLM;
@@ -26,6 +27,27 @@ public final class SftRun {
         Torch.init();
         DType dtype = DType.parse(c.dtype());
         RunDirectory run = RunDirectory.open(c.outputDir(), resume);
+        // The data first, read and checked as `tether data validate` reads it: a bad record stops the run before any
+        // model is loaded or any file written.
+        ModelConfig modelConfig = c.model() != null ? DataSettings.modelConfig(c.model()) : ModelConfig.readFile(c.modelConfig());
+        Truncation truncation = c.reading().truncation(modelConfig.maxPositionEmbeddings(), false);
+        Path textDir = c.tokenizer() != null ? c.tokenizer() : c.model();
+        TextAssets text = textDir == null ? null : TextAssets.load(textDir).orElse(null);
+        if (c.tokenizer() != null && text == null) throw new IllegalArgumentException("key 'tokenizer': no tokenizer.json in " + c.tokenizer());
+        TokenRecords.Read<TokenRecords.TokenRecord> records, evalRecords;
+        List<Sft.Example> examples, evalExamples;
+        try {
+            int vocab = modelConfig.vocabSize();
+            // TRL appends EOS to text completions so the model learns to stop.
+            TokenRecords.TextEncoder encoder = text == null ? null : new TokenRecords.TextEncoder(text.tokenizer(), text.template(), true);
+            records = TokenRecords.read(c.data(), vocab, encoder, TokenRecords.Use.COMPLETIONS, c.reading().invalidRecords(), null);
+            evalRecords = c.evalData() == null ? null : TokenRecords.read(c.evalData(), vocab, encoder, TokenRecords.Use.COMPLETIONS, c.reading().invalidRecords(), null);
+            examples = truncated(examples(c.data(), records.records(), c, text), truncation);
+            evalExamples = evalRecords == null ? null : truncated(examples(c.evalData(), evalRecords.records(), c, text), truncation);
+        } catch (RuntimeException e) {
+            if (text != null) text.close();
+            throw e;
+        }
         Models.LoadedModel loaded = null;
         CausalLM model;
         String initialWeights;
@@ -38,21 +60,17 @@ public final class SftRun {
             model = Models.create(config, dtype, c.trainer().seed());
             initialWeights = "fresh init, seed " + c.trainer().seed() + ", config sha256 " + RunDirectory.sha256(c.modelConfig());
         }
-        Path textDir = c.tokenizer() != null ? c.tokenizer() : c.model();
-        TextAssets text = textDir == null ? null : TextAssets.load(textDir).orElse(null);
-        if (c.tokenizer() != null && text == null) throw new IllegalArgumentException("key 'tokenizer': no tokenizer.json in " + c.tokenizer());
         try {
-            int vocab = model.config().vocabSize();
-            // TRL appends EOS to text completions so the model learns to stop.
-            TokenRecords.TextEncoder encoder = text == null ? null : new TokenRecords.TextEncoder(text.tokenizer(), text.template(), true);
-            List<List<Sft.Example>> split = DataSplit.trainAndHeldOut(examples(c.data(), TokenRecords.read(c.data(), vocab, encoder), c, text),
-                    c.evalData() == null ? null : examples(c.evalData(), TokenRecords.read(c.evalData(), vocab, encoder), c, text),
-                    c.evalFraction(), c.trainer().seed());
+            List<List<Sft.Example>> split = DataSplit.trainAndHeldOut(examples, evalExamples, c.evalFraction(), c.trainer().seed());
             List<Sft.Example> train = split.get(0), eval = split.get(1);
-            List<Sft.Row> trainRows = c.packing() ? Sft.pack(train, c.maxLength()) : Sft.rows(train, c.maxLength());
-            List<Sft.Row> evalRows = c.packing() ? Sft.pack(eval, c.maxLength()) : Sft.rows(eval, c.maxLength());
-            run.writeConfig(c.resolved());
+            List<Sft.Row> trainRows = c.packing() ? Sft.pack(train, truncation.maxLength()) : Sft.rows(train, truncation.maxLength());
+            List<Sft.Row> evalRows = c.packing() ? Sft.pack(eval, truncation.maxLength()) : Sft.rows(eval, truncation.maxLength());
             Map<String, Object> provenance = RunDirectory.provenance(c.trainer().seed(), c.data(), c.evalData(), resume);
+            Map<Path, TokenRecords.Read<?>> reads = new java.util.LinkedHashMap<>();
+            reads.put(c.data(), records);
+            if (evalRecords != null) reads.put(c.evalData(), evalRecords);
+            DataSettings.report(listener, provenance, c.reading(), truncation, reads);
+            run.writeConfig(DataSettings.resolved(c.resolved(), truncation, true));
             provenance.put("initial_weights", initialWeights);
             provenance.put("train_examples", train.size());
             provenance.put("eval_examples", eval.size());
@@ -85,13 +103,26 @@ public final class SftRun {
             }
             if (c.assistantOnlyLoss())
                 throw new io.tether.data.DataFormatException(file, r.line(), "assistant_only_loss needs 'messages' records and a chat template");
-            if (r.isPreference())
-                throw new io.tether.data.DataFormatException(file, r.line(), "SFT needs prompt_ids + completion_ids records, got a preference pair");
             long[] ids = new long[r.prompt().length + r.completion().length], mask = new long[ids.length];
             System.arraycopy(r.prompt(), 0, ids, 0, r.prompt().length);
             System.arraycopy(r.completion(), 0, ids, r.prompt().length, r.completion().length);
             for (int i = 0; i < ids.length; i++) mask[i] = !c.completionOnlyLoss() || i >= r.prompt().length ? 1 : 0;
             out.add(new Sft.Example(ids, mask));
+        }
+        return out;
+    }
+
+    /** Examples within max_length (their start, or their end), counted by the truncation. */
+    static List<Sft.Example> truncated(List<Sft.Example> examples, Truncation t) {
+        List<Sft.Example> out = new ArrayList<>(examples.size());
+        for (Sft.Example e : examples) {
+            long[] ids = t.sequence(e.ids());
+            if (ids == e.ids()) {
+                out.add(e);
+                continue;
+            }
+            int from = t.mode() == Truncation.Mode.KEEP_END ? e.ids().length - ids.length : 0;
+            out.add(new Sft.Example(ids, java.util.Arrays.copyOfRange(e.lossMask(), from, from + ids.length)));
         }
         return out;
     }
