@@ -2,18 +2,34 @@ package io.tether.cli;
 
 import java.io.PrintWriter;
 import java.nio.file.Path;
+import java.util.Locale;
 import java.util.Map;
 
+import io.tether.train.ConfigTree;
 import io.tether.train.Trainer;
 
 /** One self-overwriting line on stderr: bar, step, loss, learning rate, throughput and time left. */
 class ProgressBar implements Trainer.Listener {
     private final PrintWriter err;
+    private final ConfigTree settings;
     private final long start = System.nanoTime();
     private int firstStep = -1;
 
     ProgressBar(PrintWriter err) {
+        this(err, null);
+    }
+
+    /** With the run's settings, the start line says where the learning rate came from (set, or the method's TRL default). */
+    ProgressBar(PrintWriter err, ConfigTree settings) {
         this.err = err;
+        this.settings = settings;
+    }
+
+    @Override
+    public void onStart(int totalSteps, double learningRate) {
+        String source = settings == null ? null : settings.learningRateSource();
+        err.printf(Locale.ROOT, "training %d steps at learning_rate %.2e%s%n", totalSteps, learningRate, source == null ? "" : " (" + source + ")");
+        err.flush();
     }
 
     @Override

@@ -29,7 +29,7 @@ final class OnlineRun {
     private OnlineRun() {}
 
     /** Per-method defaults of the shared keys (TRL's differ: GRPO samples at 1.0, PPO at 0.7, online DPO at 0.9). */
-    record Defaults(double temperature, int maxCompletionLength, String answerField) {}
+    record Defaults(double temperature, int maxCompletionLength, String answerField, io.tether.train.LearningRateDefault learningRate) {}
 
     /**
      * @param answerField   record field with the verifiable answer (exact-answer reward), null for none
@@ -56,7 +56,7 @@ final class OnlineRun {
             boolean normalize = c.bool("normalize_rewards", false);
             List<String> stops = strings(c.raw("stop_strings"), "stop_strings");
             String dtype = c.string("dtype", "fp32");
-            TrainerConfig t = c.trainerConfig();
+            TrainerConfig t = c.trainerConfig(d.learningRate());
             LoraAdapters.Config lora = PeftSettings.from(c);
             if (model == null) throw new IllegalArgumentException("key 'model': missing");
             if (data == null) throw new IllegalArgumentException("key 'data': missing");

@@ -83,7 +83,7 @@ public final class PreferenceRun {
             Double ldAlpha = c.raw("ld_alpha") != null ? c.number("ld_alpha", 1.0) : null;
             boolean useWeighting = c.bool("use_weighting", false);
             String dtype = c.string("dtype", "fp32");
-            TrainerConfig t = c.trainerConfig();
+            TrainerConfig t = c.trainerConfig(LearningRateDefault.forPreference(method));
             io.tether.model.LoraAdapters.Config lora = PeftSettings.from(c);
             c.rejectUnknownKeys();
             if (lora != null && sync) throw new IllegalArgumentException("key 'sync_ref_model': TR-DPO needs a separate reference model, and with use_peft the reference is the policy without adapters");
@@ -443,6 +443,8 @@ public final class PreferenceRun {
             if (sampled > 1.5 * chosen)
                 inner.onNotice(String.format(java.util.Locale.ROOT, "step %d: greedy responses average %.1f tokens against %.1f for chosen ones: the policy is growing verbose", step, sampled, chosen));
         }
+
+        @Override public void onStart(int totalSteps, double learningRate) { inner.onStart(totalSteps, learningRate); }
 
         @Override public void onCheckpoint(int step, Path dir) { inner.onCheckpoint(step, dir); }
 

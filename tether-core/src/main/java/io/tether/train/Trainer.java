@@ -33,6 +33,9 @@ import io.tether.model.Models;
 public final class Trainer<E> {
     /** Progress reports; the CLI draws a progress bar from them. Library code never prints. */
     public interface Listener {
+        /** Once, before the first step (after a resume has restored its checkpoint): the run's length and base learning rate. */
+        default void onStart(int totalSteps, double learningRate) {}
+
         default void onStep(int step, int totalSteps, Map<String, Object> metrics) {}
 
         default void onEval(int step, Map<String, Object> metrics) {}
@@ -120,6 +123,7 @@ public final class Trainer<E> {
                     run.truncateMetricsAfter(step);
                 }
             }
+            listener.onStart(total, config.learningRate());
             double lastLoss = Double.NaN, evalLoss = Double.NaN;
             double intervalLoss = 0;
             int intervalSteps = 0;
