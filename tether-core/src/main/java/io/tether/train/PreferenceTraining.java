@@ -69,10 +69,32 @@ public final class PreferenceTraining implements TrainingMethod<PreferenceTraini
     }
 
     private final Settings s;
+    /** Legacy bco_pair's δ, carried across steps and checkpoints as TRL v0.28 carried it across steps. */
+    private DpoLoss.RunningMean bcoMean = new DpoLoss.RunningMean();
 
     public PreferenceTraining(Settings settings) {
         this.s = settings;
     }
+
+    private boolean runningBcoMean() {
+        return s.kind() == Kind.DPO && s.dpo().semantics() == DpoLoss.Semantics.TRL_LEGACY && s.dpo().lossType().contains("bco_pair");
+    }
+
+    /** Legacy bco_pair's running mean and the batches folded into it; nothing for other losses. */
+    @Override
+    public Map<String, Double> state() {
+        if (!runningBcoMean()) return Map.of();
+        return Map.of(BCO_MEAN, bcoMean.mean(), BCO_COUNT, (double) bcoMean.count());
+    }
+
+    @Override
+    public void restoreState(Map<String, Double> state) {
+        // A checkpoint written before the mean was saved restarts it, as every step did then.
+        if (runningBcoMean() && state.containsKey(BCO_MEAN) && state.containsKey(BCO_COUNT))
+            bcoMean = new DpoLoss.RunningMean(state.get(BCO_MEAN), Math.round(state.get(BCO_COUNT)));
+    }
+
+    static final String BCO_MEAN = "bco_pair_running_mean", BCO_COUNT = "bco_pair_running_count";
 
     /** Completion log-prob sums, completion token counts and mean completion logits of rows [B] (prompt + completion). */
     record Scored(Tensor logps, Tensor tokens, Tensor meanLogits, Tensor tokenLogps, Tensor mask, Tensor wpoWeights) {}
@@ -152,7 +174,9 @@ public final class PreferenceTraining implements TrainingMethod<PreferenceTraini
                     rr = Tensors.doubles(r, b).to(model.dtype().scalarType);
                 }
                 Tensor pairWeights = pol.wpoWeights() == null ? null : pol.wpoWeights().narrow(0, 0, b).mul(pol.wpoWeights().narrow(0, b, b));
-                DpoLoss.Output o = DpoLoss.compute(s.dpo(), new DpoLoss.Inputs(pc, pr, rc, rr, nc, nr, chosenNll, pairWeights));
+                // Evaluation (no gradients) folds its batch into a copy: held-out batches must not move the training run's δ.
+                DpoLoss.RunningMean mean = org.bytedeco.pytorch.GradMode.is_enabled() ? bcoMean : bcoMean.copy();
+                DpoLoss.Output o = DpoLoss.compute(s.dpo(), new DpoLoss.Inputs(pc, pr, rc, rr, nc, nr, chosenNll, pairWeights), mean);
                 loss = o.loss();
                 chosenRewards = o.chosenRewards();
                 rejectedRewards = o.rejectedRewards();

@@ -117,6 +117,7 @@ public final class Trainer<E> {
                         throw new IllegalArgumentException("key 'seed': the run was started with seed " + s.seed() + ", not " + config.seed());
                     restoreWeights(latest.get());
                     optimizer.load(latest.get().resolve("optimizer.safetensors"));
+                    method.restoreState(s.methodState());
                     step = s.globalStep();
                     cursor = new Cursor(s.epoch(), s.position());
                     lastCheckpoint = latest.get();
@@ -315,7 +316,7 @@ public final class Trainer<E> {
         }
         if (!extraParams.isEmpty()) Safetensors.write(tmp.resolve("extra_parameters.safetensors"), extraParams, Map.of("format", "pt"));
         optimizer.save(tmp.resolve("optimizer.safetensors"));
-        new TrainerState(step, cursor.epoch, cursor.position, config.seed(), total).write(tmp);
+        new TrainerState(step, cursor.epoch, cursor.position, config.seed(), total, method.state()).write(tmp);
         if (Files.exists(dir)) deleteRecursively(dir);
         AtomicFiles.move(tmp, dir);
         List<Path> all = run.checkpointDirs();
