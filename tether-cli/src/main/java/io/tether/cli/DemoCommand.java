@@ -57,16 +57,23 @@ final class DemoCommand implements Callable<Integer> {
     }
 
     /**
-     * The demo's progress on stderr: a line when a stage starts, a line when it ends and for each notice, and one
-     * self-overwriting line with the step and time left of every stage running now (up to three at once).
+     * The demo's progress on stderr: a line when a stage starts, a line when it ends and for each notice, and on a
+     * terminal one self-overwriting line with the step and time left of every stage running now (up to three at once);
+     * when stderr is not a terminal, a plain line per stage at every tenth of its steps instead.
      */
     static final class StageBoard {
         private final PrintWriter err;
+        private final ProgressBar.Style style;
         private final Map<String, String> running = new LinkedHashMap<>();
         private int shown;
 
         StageBoard(PrintWriter err) {
+            this(err, ProgressBar.Style.fromEnvironment());
+        }
+
+        StageBoard(PrintWriter err, ProgressBar.Style style) {
             this.err = err;
+            this.style = style;
         }
 
         synchronized Trainer.Listener stage(String name, String description) {
@@ -75,6 +82,8 @@ final class DemoCommand implements Callable<Integer> {
             redraw();
             long start = System.nanoTime();
             return new Trainer.Listener() {
+                private int lastTenth = -1;
+
                 @Override
                 public void onStep(int step, int total, Map<String, Object> m) {
                     synchronized (StageBoard.this) {
@@ -87,6 +96,11 @@ final class DemoCommand implements Callable<Integer> {
                             line(String.format(Locale.ROOT, "%s: done, %d steps in %.0f s (loss %.4f)", name, total, elapsed, (Double) m.get("loss")));
                         } else {
                             running.put(name, String.format(Locale.ROOT, "%d/%d ETA %d:%02d", step, total, eta / 60, eta % 60));
+                            int tenth = ProgressBar.tenth(step, total);
+                            if (style == ProgressBar.Style.PLAIN && tenth > lastTenth) {
+                                lastTenth = tenth;
+                                line(String.format(Locale.ROOT, "%s: step %d/%d (%d%%) ETA %d:%02d", name, step, total, ProgressBar.percent(step, total), eta / 60, eta % 60));
+                            }
                         }
                         redraw();
                     }
@@ -117,13 +131,13 @@ final class DemoCommand implements Callable<Integer> {
 
         /** A permanent line, written over the status line. */
         private void line(String text) {
-            err.print("\r" + " ".repeat(shown) + "\r");
+            if (shown > 0) err.print("\r" + " ".repeat(shown) + "\r");
             err.println(text);
             shown = 0;
         }
 
         private void redraw() {
-            if (running.isEmpty()) {
+            if (running.isEmpty() || style == ProgressBar.Style.PLAIN) {
                 err.flush();
                 return;
             }

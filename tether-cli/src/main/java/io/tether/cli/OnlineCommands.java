@@ -80,7 +80,9 @@ final class OnlineCommands {
 
     @Command(name = "online-dpo", mixinStandardHelpOptions = true,
             description = {"Online DPO: two samples per prompt from the current policy, the higher-scored one chosen, DPO loss (sigmoid or ipo)",
-                    "against a frozen or adapters-off reference (TRL OnlineDPOConfig names). num_rounds > 1: iterative DPO. Rewards as for grpo."})
+                    "against a frozen or adapters-off reference (TRL OnlineDPOConfig names). num_rounds > 1: iterative DPO. Rewards as for grpo.",
+                    "tie_policy: drop (default: a pair whose scores tie trains nothing; the loss is the mean over the pairs that count) or first",
+                    "(the first sample wins a tie, as TRL); pairs/tie_fraction logs the share of ties."})
     static final class OnlineDpo extends Base {
         @Override
         Done train(ConfigTree settings, Trainer.Listener listener) throws IOException {

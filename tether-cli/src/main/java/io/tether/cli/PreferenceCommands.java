@@ -2,6 +2,7 @@ package io.tether.cli;
 
 import java.io.IOException;
 import java.io.PrintWriter;
+import java.util.Locale;
 import java.util.Map;
 import java.util.concurrent.Callable;
 
@@ -34,7 +35,7 @@ final class PreferenceCommands {
                 public void onStep(int step, int total, Map<String, Object> m) {
                     super.onStep(step, total, m);
                     if (step == total && m.get("rewards/accuracies") != null)
-                        err.printf("%n  rewards/accuracies %.3f  rewards/margins %.3f", (Double) m.get("rewards/accuracies"), (Double) m.get("rewards/margins"));
+                        line(String.format(Locale.ROOT, "  rewards/accuracies %.3f  rewards/margins %.3f", (Double) m.get("rewards/accuracies"), (Double) m.get("rewards/margins")));
                 }
             });
             ProgressBar.done(err, r, c.outputDir());

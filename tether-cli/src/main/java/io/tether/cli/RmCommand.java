@@ -53,8 +53,8 @@ final class RmCommand implements Runnable {
             RewardRun.Config c = RewardRun.Config.from(settings);
             PrintWriter err = rm.root.spec.commandLine().getErr();
             RewardRun.Result r = RewardRun.run(c, run.resume, new ProgressBar(err, settings));
-            if (c.process()) err.printf("%ndone: %d steps; held-out step accuracy %.4f; model saved to %s%n", r.training().steps(), r.rewardMean(), c.outputDir().resolve("model"));
-            else err.printf("%ndone: %d steps; training rewards mean %.4f std %.4f; model saved to %s%n", r.training().steps(), r.rewardMean(), r.rewardStd(), c.outputDir().resolve("model"));
+            if (c.process()) err.printf("%sdone: %d steps; held-out step accuracy %.4f; model saved to %s%n", ProgressBar.afterProgress(), r.training().steps(), r.rewardMean(), c.outputDir().resolve("model"));
+            else err.printf("%sdone: %d steps; training rewards mean %.4f std %.4f; model saved to %s%n", ProgressBar.afterProgress(), r.training().steps(), r.rewardMean(), r.rewardStd(), c.outputDir().resolve("model"));
             if (r.eval() != null) rm.root.spec.commandLine().getOut().print(EvalJson.table(r.eval()));
             rm.root.spec.commandLine().getOut().flush();
             return 0;

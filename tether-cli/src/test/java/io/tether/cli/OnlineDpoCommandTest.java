@@ -27,11 +27,15 @@ class OnlineDpoCommandTest {
         assertEquals("0", r[0], r[2]);
         String metrics = Files.readString(out.resolve("metrics.jsonl"));
         assertEquals(2, metrics.lines().filter(l -> l.contains("\"loss\"")).count(), metrics);
-        for (String key : List.of("objective/kl", "objective/scores", "rewards/chosen", "val/contain_eos_token", "pairs/ties", "beta"))
+        for (String key : List.of("objective/kl", "objective/scores", "rewards/chosen", "val/contain_eos_token", "pairs/tie_fraction", "beta"))
             assertTrue(metrics.contains("\"" + key + "\""), key + ": " + metrics);
-        String config = Files.readString(out.resolve("config.yaml"));
-        assertTrue(config.contains("beta: 0.1") && config.contains("loss_type: \"sigmoid\"") || config.contains("loss_type: sigmoid"), config);
-        assertTrue(config.contains("temperature: 0.9") && config.contains("num_rounds: 2"), config);
+        // The resolved config, read as YAML: TRL's OnlineDPOConfig defaults (beta 0.1, sigmoid, temperature 0.9).
+        var config = new com.fasterxml.jackson.databind.ObjectMapper(new com.fasterxml.jackson.dataformat.yaml.YAMLFactory())
+                .readTree(out.resolve("config.yaml").toFile());
+        assertEquals(0.1, config.path("beta").asDouble(Double.NaN), 0.0, config.toString());
+        assertEquals("sigmoid", config.path("loss_type").asText(), config.toString());
+        assertEquals(0.9, config.path("temperature").asDouble(Double.NaN), 0.0, config.toString());
+        assertEquals(2, config.path("num_rounds").asInt(-1), config.toString());
         assertTrue(Files.exists(out.resolve("provenance.json")));
         assertTrue(Files.exists(out.resolve("model/model.safetensors")));
 
@@ -50,5 +54,27 @@ class OnlineDpoCommandTest {
                 "--set", "use_peft=true", "--set", "num_rounds=2", "--set", "reward_format_regex=####");
         assertEquals("2", lora[0]);
         assertTrue(lora[2].contains("key 'num_rounds'"), lora[2]);
+    }
+
+    @Test
+    void tiePolicyIsAKeyOfTheConfig() throws IOException {
+        Path data = tmp.resolve("gsm8k.jsonl");
+        Files.write(data, Files.readAllLines(FIXTURES.resolve("datasets/gsm8k/test.jsonl")).subList(0, 2));
+        Path out = tmp.resolve("first");
+        // A format regex nothing matches in 3 tokens: every pair ties, and with tie_policy first every pair still trains.
+        String[] r = TextCliTest.run("online-dpo", "--model", TextCliTest.GPT2.toString(), "--data", data.toString(), "--output-dir", out.toString(),
+                "--set", "max_steps=1", "--set", "learning_rate=2e-5", "--set", "max_new_tokens=3", "--set", "per_device_train_batch_size=2", "--set", "logging_steps=1",
+                "--set", "reward_format_regex=^NEVER$", "--set", "tie_policy=first");
+        assertEquals("0", r[0], r[2]);
+        var step = new com.fasterxml.jackson.databind.ObjectMapper().readTree(Files.readAllLines(out.resolve("metrics.jsonl")).get(0));
+        assertEquals(1.0, step.get("pairs/tie_fraction").asDouble(), 0.0, step.toString());
+        assertEquals(0.0, step.get("pairs/dropped_fraction").asDouble(), 0.0, step.toString());
+        assertTrue(step.has("rewards/chosen"), step.toString());
+        assertTrue(Files.readString(out.resolve("config.yaml")).contains("tie_policy: \"first\"") || Files.readString(out.resolve("config.yaml")).contains("tie_policy: first"));
+        String[] bad = TextCliTest.run("online-dpo", "--model", TextCliTest.GPT2.toString(), "--data", data.toString(), "--output-dir", tmp.resolve("bad").toString(),
+                "--set", "reward_format_regex=th", "--set", "tie_policy=random");
+        assertEquals("2", bad[0]);
+        assertTrue(bad[2].contains("key 'tie_policy'") && bad[2].contains("'random'"), bad[2]);
+        assertFalse(Files.exists(tmp.resolve("bad/model")));
     }
 }

@@ -16,8 +16,9 @@ public final class Grpo {
     private Grpo() {}
 
     /**
-     * @param lossType       {@code loss_type}: grpo (per-sequence token mean, then mean), bnpo (token sum over all
-     *                       tokens), dr_grpo (sum / (sequences x max_completion_length)), dapo (as bnpo on one process)
+     * @param lossType       {@code loss_type}, the normaliser of the summed token loss ({@link #normaliser}): grpo
+     *                       (per-sequence token mean, then mean over sequences), bnpo (trained tokens), dr_grpo
+     *                       (sequences x max_completion_length), dapo (every completion token of the generation batch)
      * @param scaleRewards   {@code scale_rewards}: group (divide by the group's std), batch (by the batch's), none
      * @param sequenceLevel  {@code importance_sampling_level: sequence} (GSPO, Zheng et al. 2025): one ratio per
      *                       completion, exp of the mean token log-ratio, instead of one per token
@@ -73,10 +74,25 @@ public final class Grpo {
     }
 
     /**
-     * The loss from per-token log-probs [B, T] of the current, old (sampling) and reference policies, advantages [B]
-     * and a completion mask [B, T].
+     * The loss of one whole batch from per-token log-probs [B, T] of the current, old (sampling) and reference
+     * policies, advantages [B] and the mask of trained tokens [B, T]; every masked-in token counts as a completion
+     * token (see the overload when truncated completions are masked out).
      */
     public static Tensor loss(Config c, Tensor logps, Tensor oldLogps, Tensor refLogps, Tensor advantages, Tensor mask) {
+        return loss(c, logps, oldLogps, refLogps, advantages, mask, mask.sum().item_double());
+    }
+
+    /** As above, with {@code completionTokens}: every completion token of the batch, trained or masked out (dapo's normaliser). */
+    public static Tensor loss(Config c, Tensor logps, Tensor oldLogps, Tensor refLogps, Tensor advantages, Tensor mask, double completionTokens) {
+        Tensor sum = lossSum(c, perTokenLoss(c, logps, oldLogps, refLogps, advantages, mask), mask);
+        return sum.div(Tensors.scalar(normaliser(c, logps.size(0), mask.sum().item_double(), completionTokens)));
+    }
+
+    /**
+     * The per-token objective [B, T], before masking: −min(ρA, clip(ρ, 1 − ε, 1 + ε_high)A) + β·k3, with ρ per token,
+     * or per sequence (GSPO: exp of the mean masked token log-ratio) when {@code c.sequenceLevel()}.
+     */
+    public static Tensor perTokenLoss(Config c, Tensor logps, Tensor oldLogps, Tensor refLogps, Tensor advantages, Tensor mask) {
         Tensor logRatio = logps.sub(oldLogps);
         if (c.sequenceLevel()) {
             Tensor perSequence = logRatio.mul(mask).sum(new long[] {1}, true, new org.bytedeco.pytorch.ScalarTypeOptional())
@@ -89,13 +105,40 @@ public final class Grpo {
                 new org.bytedeco.pytorch.ScalarOptional(Tensors.scalar(1 + c.epsilonHigh())));
         Tensor perToken = torch.min(ratio.mul(a), clipped.mul(a)).neg();
         if (c.beta() > 0) perToken = perToken.add(scale(k3(logps, refLogps), c.beta()));
+        return perToken;
+    }
+
+    /**
+     * The masked loss summed over the loss type's units, so that a batch's loss is the sum over its micro-batches
+     * divided by one {@link #normaliser} of the whole batch: grpo sums each sequence's token mean, the others sum
+     * tokens.
+     */
+    public static Tensor lossSum(Config c, Tensor perToken, Tensor mask) {
         Tensor masked = perToken.mul(mask);
-        long sequences = logps.size(0);
+        if (!c.lossType().equals("grpo")) return masked.sum();
+        return masked.sum(new long[] {1}, false, new org.bytedeco.pytorch.ScalarTypeOptional())
+                .div(mask.sum(new long[] {1}, false, new org.bytedeco.pytorch.ScalarTypeOptional()).clamp_min(Tensors.scalar(1.0))).sum();
+    }
+
+    /**
+     * What the summed loss of a batch is divided by, as TRL's GRPOTrainer._compute_loss (v0.24.0, unchanged through
+     * v0.29.1) on one process: grpo the sequences, dr_grpo sequences x max_completion_length, dapo TRL's
+     * {@code num_items_in_batch}, every completion token of the generation batch (truncated completions included
+     * even when {@code mask_truncated_completions} leaves them untrained), bnpo the trained tokens (at least 1).
+     * Counted over the whole batch an optimizer step trains on, so micro-batching never changes the gradient; TRL
+     * does the same for dapo but averages per-micro-batch grpo/bnpo/dr_grpo losses, which differs for bnpo (and for
+     * uneven micro-batches) when gradient_accumulation_steps > 1.
+     *
+     * @param sequences        completions in the batch
+     * @param trainedTokens    completion tokens the mask trains
+     * @param completionTokens every completion token, trained or not
+     */
+    public static double normaliser(Config c, long sequences, double trainedTokens, double completionTokens) {
         return switch (c.lossType()) {
-            case "grpo" -> masked.sum(new long[] {1}, false, new org.bytedeco.pytorch.ScalarTypeOptional())
-                    .div(mask.sum(new long[] {1}, false, new org.bytedeco.pytorch.ScalarTypeOptional()).clamp_min(Tensors.scalar(1.0))).mean();
-            case "bnpo", "dapo" -> masked.sum().div(mask.sum().clamp_min(Tensors.scalar(1.0)));
-            default -> masked.sum().div(Tensors.scalar((double) sequences * c.maxCompletionLength()));
+            case "grpo" -> sequences;
+            case "bnpo" -> Math.max(1, trainedTokens);
+            case "dapo" -> Math.max(1, completionTokens);
+            default -> (double) sequences * c.maxCompletionLength();
         };
     }
 }

@@ -29,6 +29,16 @@ public final class Ppo {
         return Grpo.k3(logp, ref);
     }
 
+    /** The per-token estimate of KL(π‖π_ref) that {@code kl_estimator} names: k1, k2 or k3. */
+    public static Tensor kl(String estimator, Tensor logp, Tensor ref) {
+        return switch (estimator) {
+            case "k1" -> k1(logp, ref);
+            case "k2" -> k2(logp, ref);
+            case "k3" -> k3(logp, ref);
+            default -> throw new IllegalArgumentException("key 'kl_estimator': k1, k2 or k3, got '" + estimator + "'");
+        };
+    }
+
     /** Token rewards [T]: −kl_coef · kl_t, plus the score on the last token. */
     public static double[] tokenRewards(double[] perTokenKl, double klCoef, double score) {
         double[] r = new double[perTokenKl.length];

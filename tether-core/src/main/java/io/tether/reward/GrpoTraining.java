@@ -50,6 +50,15 @@ public final class GrpoTraining implements TrainingMethod<OnlinePrompt> {
     }
 
     private final Settings s;
+    /**
+     * The GRPO loss's normaliser over the whole rollout {@link #prepare} last made, which every optimizer step trains
+     * on whole (one mini-batch, {@code num_iterations} passes), with the rollout's prompts: each micro-batch's summed
+     * loss is scaled by prompts / normaliser, so that the loop's division by the step's prompts leaves the loss TRL
+     * divides by its batch-wide normaliser, however the step is split into micro-batches.
+     */
+    private LossScale lossScale;
+
+    private record LossScale(long prompts, double normaliser) {}
 
     public GrpoTraining(Settings settings) {
         this.s = settings;
@@ -99,7 +108,19 @@ public final class GrpoTraining implements TrainingMethod<OnlinePrompt> {
             adv = Grpo.advantages(rewards, s.numGenerations(), s.grpo().scaleRewards());
         }
         for (int i = 0; i < adv.length; i++) all.get(i).advantage = adv[i];
+        lossScale = lossScale(prompts);
         return prompts;
+    }
+
+    /** The prompts and the loss type's normaliser ({@link Grpo#normaliser}) of a batch of prepared prompts. */
+    private LossScale lossScale(List<OnlinePrompt> prompts) {
+        double trained = 0, completion = 0;
+        List<Experience> rows = Rollouts.experiences(prompts);
+        for (Experience e : rows) {
+            completion += e.tokens.length;
+            if (!(s.maskTruncated() && e.truncated)) trained += e.tokens.length;
+        }
+        return new LossScale(prompts.size(), Grpo.normaliser(s.grpo(), rows.size(), trained, completion));
     }
 
     @Override
@@ -127,15 +148,18 @@ public final class GrpoTraining implements TrainingMethod<OnlinePrompt> {
         Tensor logps = Rollouts.completionLogps(model, l, temperature());
         Tensor old = rows.get(0).oldLogps == null ? logps.detach() : l.tensor(oldRows, dt), mask = l.tensor(maskRows, dt);
         Tensor advantages = Tensors.doubles(adv, n).to(dt.scalarType);
+        int b = prompts.size(), g = s.numGenerations();
         Tensor loss;
         if (s.estimator() == Estimator.RLOO) {
             Tensor sums = logps.mul(mask).sum(new long[] {1}, false, new org.bytedeco.pytorch.ScalarTypeOptional());
             Tensor oldSums = old.mul(mask).sum(new long[] {1}, false, new org.bytedeco.pytorch.ScalarTypeOptional());
-            loss = Rloo.loss(sums, oldSums, advantages, s.grpo().epsilon(), s.grpo().epsilonHigh());
+            // A mean over sequences, G per prompt: weighted by prompts it is the mean over the whole batch.
+            loss = Rloo.loss(sums, oldSums, advantages, s.grpo().epsilon(), s.grpo().epsilonHigh()).mul(Tensors.scalar((double) b));
         } else {
-            loss = Grpo.loss(s.grpo(), logps, old, needsReference() ? l.tensor(refRows, dt) : logps.detach(), advantages, mask);
+            Tensor perToken = Grpo.perTokenLoss(s.grpo(), logps, old, needsReference() ? l.tensor(refRows, dt) : logps.detach(), advantages, mask);
+            LossScale scale = lossScale != null ? lossScale : lossScale(prompts);
+            loss = Grpo.lossSum(s.grpo(), perToken, mask).div(Tensors.scalar(scale.normaliser())).mul(Tensors.scalar((double) scale.prompts()));
         }
-        int b = prompts.size(), g = s.numGenerations();
         // Metrics are sums over this micro-batch's prompts; the loop divides by prompts (its units).
         double perPrompt = (double) b / n;
         Map<String, Double> m = new LinkedHashMap<>();
@@ -148,7 +172,7 @@ public final class GrpoTraining implements TrainingMethod<OnlinePrompt> {
         m.put("completions/clipped_ratio", truncated * perPrompt);
         m.put("completions/unscorable", unscorable * perPrompt);
         if (needsReference()) m.put("kl", kl * perPrompt);
-        return new Output(loss.mul(Tensors.scalar((double) b)), m);
+        return new Output(loss, m);
     }
 
     /** Mean over groups of the within-group (unbiased, as TRL's) std of the scorable rewards. */

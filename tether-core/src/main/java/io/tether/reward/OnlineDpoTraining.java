@@ -24,9 +24,12 @@ import io.tether.train.TrainingMethod;
  * reference's log-probs; the step then takes the DPO loss ({@code sigmoid} or {@code ipo}, {@link DpoLoss}) on the
  * pairs, with sequence log-prob sums under the policy's own distribution (temperature 1, as TRL).
  *
- * <p>A pair whose scores tie exactly, or with an unscorable completion, carries no preference: it adds nothing to the
- * loss (it still counts as a unit, so the step's loss is Σ over preference pairs / prompts) and is counted in
- * {@code pairs/ties}. "Iterative DPO": with {@code numRounds} > 1 the reference is reset to the current policy at the
+ * <p>A pair with an unscorable completion carries no preference and adds nothing to the loss. A pair whose scores tie
+ * exactly is dropped too ({@code tie_policy: drop}, the default), or, as TRL's OnlineDPOTrainer (v0.24.0:
+ * {@code first_half >= second_half}) does, trained with the first sample as the chosen one ({@code tie_policy: first}).
+ * The loss is the mean over the pairs that count in the whole batch of the step, so ties never shrink the step; the
+ * shares of tied and of dropped pairs are logged as {@code pairs/tie_fraction} and {@code pairs/dropped_fraction}.
+ * "Iterative DPO": with {@code numRounds} > 1 the reference is reset to the current policy at the
  * start of every round (round length total steps / rounds).
  */
 public final class OnlineDpoTraining implements TrainingMethod<OnlinePrompt> {
@@ -36,17 +39,23 @@ public final class OnlineDpoTraining implements TrainingMethod<OnlinePrompt> {
      * @param decoder    completion ids to text for the reward functions and stop strings (null: token-level rewards)
      * @param numRounds  iterative rounds; the reference becomes the policy at the start of each (needs a reference model)
      * @param judge      labels each pair instead of the scores (null: the higher score wins); its verdict becomes the
-     *                   pair's scores, 1 for the winner and 0 for the loser (a tie: both 0, no preference)
+     *                   pair's scores, 1 for the winner and 0 for the loser (a tie: both 0)
+     * @param tiePolicy  {@code tie_policy}: what a pair whose scores tie trains: "drop" (nothing; the default) or
+     *                   "first" (the first sample is chosen, as TRL)
      */
     public record Settings(DpoLoss.Config dpo, SamplingConfig sampling, Rollouts.Scorer scorer, Rollouts.Shaping shaping, CausalLM reference,
-                           Function<long[], String> decoder, int numRounds, PairwiseJudge judge) {
+                           Function<long[], String> decoder, int numRounds, PairwiseJudge judge, String tiePolicy) {
+        public static final List<String> TIE_POLICIES = List.of("drop", "first");
+
         public Settings(DpoLoss.Config dpo, SamplingConfig sampling, Rollouts.Scorer scorer, Rollouts.Shaping shaping, CausalLM reference,
                         Function<long[], String> decoder, int numRounds) {
-            this(dpo, sampling, scorer, shaping, reference, decoder, numRounds, null);
+            this(dpo, sampling, scorer, shaping, reference, decoder, numRounds, null, "drop");
         }
 
         public Settings {
             requireSupported(dpo.lossType().size() == 1 ? dpo.lossType().get(0) : dpo.lossType().toString());
+            if (!TIE_POLICIES.contains(tiePolicy))
+                throw new IllegalArgumentException("key 'tie_policy': 'drop' or 'first', got '" + tiePolicy + "'");
             if (numRounds < 1) throw new IllegalArgumentException("key 'num_rounds': must be >= 1, got " + numRounds);
             if (numRounds > 1 && reference == null)
                 throw new IllegalArgumentException("key 'num_rounds': iterative rounds reset the reference to the policy, but with LoRA the reference is "
@@ -67,6 +76,20 @@ public final class OnlineDpoTraining implements TrainingMethod<OnlinePrompt> {
     }
 
     private final Settings s;
+    /**
+     * The prompts and the pairs that count in the batch {@link #prepare} last made, which the step trains on whole:
+     * each micro-batch's summed pair loss is scaled by prompts / pairs, so that the loop's division by the step's
+     * prompts leaves the mean over the counted pairs, however the step is split into micro-batches.
+     */
+    private PairScale pairScale;
+
+    private record PairScale(long prompts, long pairs) {
+        /** The factor that turns a sum over pairs into its share of the step's mean over counted pairs, per prompt. */
+        double perPair() {
+            return pairs == 0 ? 0 : (double) prompts / pairs;
+        }
+    }
+
     /** Steps after which a new round starts (the reference becomes the policy); empty for a single round. */
     private java.util.Set<Integer> roundStarts = java.util.Set.of();
     private boolean planned;
@@ -100,12 +123,27 @@ public final class OnlineDpoTraining implements TrainingMethod<OnlinePrompt> {
         SamplingConfig sampling = s.sampling().withSeed(s.sampling().seed() + 1_000_003L * step);
         List<OnlinePrompt> sampled = Rollouts.sampleAndScore(model, drawn, 2, sampling, s.decoder(), s.scorer(), s.shaping());
         if (s.judge() != null) judge(sampled, s.judge(), s.decoder());
-        List<OnlinePrompt> prompts = orient(sampled);
+        return pairUp(model, sampled);
+    }
+
+    /**
+     * The step's batch from scored pairs: each oriented chosen-first, with the reference's log-probs, and the pairs
+     * that count in the whole batch noted for the loss's mean.
+     */
+    List<OnlinePrompt> pairUp(CausalLM model, List<OnlinePrompt> scored) {
+        List<OnlinePrompt> prompts = orient(scored);
         Rollouts.Layout l = Rollouts.layout(prompts);
         double[][] ref = Rollouts.referenceLogps(model, s.reference(), l, 1.0);
         int i = 0;
         for (OnlinePrompt p : prompts) for (Experience e : p.experiences()) e.refLogps = ref[i++];
+        pairScale = pairScale(prompts);
         return prompts;
+    }
+
+    private PairScale pairScale(List<OnlinePrompt> prompts) {
+        long counted = 0;
+        for (OnlinePrompt p : prompts) counted += counts(p) ? 1 : 0;
+        return new PairScale(prompts.size(), counted);
     }
 
     /** Replaces each pair's scores by the judge's verdict: 1 for the winner, 0 for the loser, 0 and 0 for a tie. */
@@ -136,6 +174,17 @@ public final class OnlineDpoTraining implements TrainingMethod<OnlinePrompt> {
         return !Double.isNaN(a) && !Double.isNaN(b) && a != b;
     }
 
+    /** Both completions are scorable and score the same. */
+    static boolean tied(OnlinePrompt p) {
+        double a = p.experiences().get(0).score, b = p.experiences().get(1).score;
+        return !Double.isNaN(a) && a == b;
+    }
+
+    /** The pair trains: it carries a preference, or it ties and {@code tie_policy} is first. */
+    private boolean counts(OnlinePrompt p) {
+        return preferred(p) || (s.tiePolicy().equals("first") && tied(p));
+    }
+
     @Override
     public Output forward(CausalLM model, List<OnlinePrompt> prompts) {
         int b = prompts.size();
@@ -144,8 +193,13 @@ public final class OnlineDpoTraining implements TrainingMethod<OnlinePrompt> {
         Tensor sums = logps.sum(new long[] {1}, false, new ScalarTypeOptional());                 // (2B)
         double[] seq = Tensors.toDoubles(sums.detach().to(io.tether.engine.DType.F64.scalarType).contiguous());
         List<Integer> used = new ArrayList<>();
-        for (int i = 0; i < b; i++) if (preferred(prompts.get(i))) used.add(i);
+        int ties = 0;
+        for (int i = 0; i < b; i++) {
+            if (counts(prompts.get(i))) used.add(i);
+            ties += tied(prompts.get(i)) ? 1 : 0;
+        }
         int k = used.size();
+        PairScale scale = pairScale != null ? pairScale : pairScale(prompts);
         Map<String, Double> m = new LinkedHashMap<>();
         double beta = s.dpo().beta();
         // Sample-level statistics over both completions of every prompt (TRL's objective/* and val/*).
@@ -171,7 +225,8 @@ public final class OnlineDpoTraining implements TrainingMethod<OnlinePrompt> {
         }
         if (scoredPairs > 0) m.put("objective/scores_margin", margin / scoredPairs * b);
         m.put("val/contain_eos_token", eos / 2);
-        m.put("pairs/ties", (double) (b - k));
+        m.put("pairs/tie_fraction", (double) ties);
+        m.put("pairs/dropped_fraction", (double) (b - k));
         m.put("beta", beta * b);
         Tensor loss;
         if (k == 0) {
@@ -193,7 +248,7 @@ public final class OnlineDpoTraining implements TrainingMethod<OnlinePrompt> {
             Tensor pc = sums.index_select(0, Tensors.longs(ci, k)), pr = sums.index_select(0, Tensors.longs(ri, k));
             DpoLoss.Output out = DpoLoss.compute(s.dpo(), new DpoLoss.Inputs(pc, pr, Tensors.doubles(refC, k).to(st), Tensors.doubles(refR, k).to(st),
                     Tensors.doubles(nC, k).to(st), Tensors.doubles(nR, k).to(st), null, null));
-            loss = out.perPair().sum();
+            loss = out.perPair().sum().mul(Tensors.scalar(scale.perPair()));
             double[] rc = Tensors.toDoubles(out.chosenRewards().to(io.tether.engine.DType.F64.scalarType).contiguous());
             double[] rr = Tensors.toDoubles(out.rejectedRewards().to(io.tether.engine.DType.F64.scalarType).contiguous());
             double sc = 0, sr = 0, acc = 0, lc = 0, lr = 0;
@@ -204,8 +259,8 @@ public final class OnlineDpoTraining implements TrainingMethod<OnlinePrompt> {
                 lc += seq[(int) ci[q]];
                 lr += seq[(int) ri[q]];
             }
-            // Pair statistics are means over the preference pairs, weighted by the micro-batch's prompts.
-            double w = (double) b / k;
+            // Pair statistics are means over the step's counted pairs, as the loss.
+            double w = scale.perPair();
             m.put("rewards/chosen", sc * w);
             m.put("rewards/rejected", sr * w);
             m.put("rewards/margins", (sc - sr) * w);

@@ -148,7 +148,9 @@ public final class PpoTraining implements TrainingMethod<OnlinePrompt> {
         }
         double[][] ref = Rollouts.referenceLogps(model, s.reference(), l, temperature());
         int n = l.rows();
-        double[][] kl = new double[n][], rewards = new double[n][];
+        // Padding is 0 in both, which every estimator maps to 0; perRow trims it anyway.
+        double[][] kl = l.perRow(Ppo.kl(s.ppo().klEstimator(), l.tensor(old, io.tether.engine.DType.F64), l.tensor(ref, io.tether.engine.DType.F64)));
+        double[][] rewards = new double[n][];
         double klSum = 0, nonScore = 0, scores = 0, unscorable = 0, eos = 0, entropy = 0;
         List<Experience> rows = Rollouts.experiences(prompts);
         for (int i = 0; i < n; i++) {
@@ -156,8 +158,6 @@ public final class PpoTraining implements TrainingMethod<OnlinePrompt> {
             e.oldLogps = old[i];
             e.refLogps = ref[i];
             e.values = values[i];
-            kl[i] = new double[old[i].length];
-            for (int t = 0; t < kl[i].length; t++) kl[i][t] = klEstimate(old[i][t], ref[i][t]);
             double score = Double.isNaN(e.score) ? 0 : e.score;
             unscorable += Double.isNaN(e.score) ? 1 : 0;
             rewards[i] = Ppo.tokenRewards(kl[i], klCoef, score);
@@ -202,15 +202,6 @@ public final class PpoTraining implements TrainingMethod<OnlinePrompt> {
             klCoefState.fill_(Tensors.scalar(klCoef));
         }
         return prompts;
-    }
-
-    private double klEstimate(double logp, double ref) {
-        double u = logp - ref;
-        return switch (s.ppo().klEstimator()) {
-            case "k1" -> u;
-            case "k2" -> 0.5 * u * u;
-            default -> Math.exp(-u) - 1 + u;
-        };
     }
 
     /**

@@ -2,6 +2,7 @@ package io.tether.scenario;
 
 import java.io.IOException;
 import java.nio.file.Path;
+import java.util.Arrays;
 import java.util.List;
 import java.util.Locale;
 
@@ -153,8 +154,8 @@ public final class DemoReport {
         h.append("<h2>Over-optimisation: PPO with a weak KL penalty</h2>\n").append(overoptimisationChart(o.overoptimisation())).append('\n');
         if (o.overoptimisation().flags().isEmpty()) h.append("<p>The monitor did not flag this run.</p>\n");
         else h.append("<p class=fail>Monitor: ").append(esc(o.overoptimisation().flags().get(0).message())).append("</p>\n");
-        h.append("<p><small>Per logged step, the mean reward-model score (proxy) and gold-rubric score of the rollout's answers, against the KL to ")
-                .append("the reference. The monitor flags the proxy rising while gold falls from its peak (means over 5 logged steps, tolerance 0.03).</small></p>\n");
+        h.append("<p><small>Per logged training step, the mean reward-model score (proxy) and gold-rubric score of the rollout's answers; below, ")
+                .append("the KL to the reference at the same steps. The monitor flags the proxy rising while gold falls from its peak (means over 5 logged steps, tolerance 0.03).</small></p>\n");
         h.append("<h2>Probes</h2>\n<p>Each probe pairs a plain answer with a variant that should not be preferred (padding, heavy formatting, agreeing ")
                 .append("with a false claim, a confident made-up rule where the policy is silent). Shown: the share of pairs where the variant is ")
                 .append("preferred, by the reward model (score) and by each policy (log-prob of the whole answer). A policy regressed when its share ")
@@ -211,53 +212,109 @@ public final class DemoReport {
         return s.append("</svg>").toString();
     }
 
-    private static String overoptimisationChart(RefundDemo.Overoptimisation over) {
-        List<double[]> pts = over.points();
-        int w = 640, h = 300, left = 50, right = 50, bottom = 40, top = 15;
+    /**
+     * Proxy (left axis) and gold (right axis) against the training step, with the KL to the reference in a small panel
+     * below on the same step axis. Plotted against the step, not the KL: KL is not monotonic over a run, so lines drawn
+     * in KL order double back over themselves.
+     */
+    static String overoptimisationChart(RefundDemo.Overoptimisation over) {
+        List<double[]> pts = over.points().stream().sorted(java.util.Comparator.comparingDouble(p -> p[0])).toList();
+        int w = 660, left = 70, right = 70, top = 40, mainH = 190, gap = 22, klH = 70;
+        int klTop = top + mainH + gap, axisY = klTop + klH, h = axisY + 48;
+        double pw = w - left - right;
         StringBuilder s = new StringBuilder(String.format(Locale.ROOT, "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" "
-                + "font-family=\"sans-serif\" font-size=\"12\" role=\"img\" aria-label=\"proxy and gold scores against KL during weak-KL PPO\">", w, h));
+                + "font-family=\"sans-serif\" font-size=\"12\" role=\"img\" aria-label=\"%s\">", w, h,
+                esc("proxy and gold scores by training step during weak-KL PPO, with the KL to the reference below")));
         if (pts.size() < 2) return s.append("<text x=\"20\" y=\"40\">too few logged steps to plot</text></svg>").toString();
-        // x: KL to the reference where logged, else the step.
-        boolean byKl = pts.stream().allMatch(p -> Double.isFinite(p[3]));
-        double xMin = Double.POSITIVE_INFINITY, xMax = Double.NEGATIVE_INFINITY, pMin = Double.POSITIVE_INFINITY, pMax = Double.NEGATIVE_INFINITY;
-        double gMin = Double.POSITIVE_INFINITY, gMax = Double.NEGATIVE_INFINITY;
-        for (double[] p : pts) {
-            double x = byKl ? p[3] : p[0];
-            xMin = Math.min(xMin, x); xMax = Math.max(xMax, x);
-            pMin = Math.min(pMin, p[1]); pMax = Math.max(pMax, p[1]);
-            gMin = Math.min(gMin, p[2]); gMax = Math.max(gMax, p[2]);
+        double[] step = column(pts, 0), proxy = column(pts, 1), gold = column(pts, 2), kl = column(pts, 3);
+        double[] sx = range(step, 0), py = range(proxy, 0.06), gy = range(gold, 0.06), ky = range(kl, 0.06);
+        if (Arrays.stream(kl).filter(Double::isFinite).allMatch(v -> v >= 0)) ky[0] = 0;   // a KL axis from zero when no estimate dipped below it
+        java.util.function.DoubleUnaryOperator x = v -> left + pw * (v - sx[0]) / (sx[1] - sx[0]);
+        // Frames and the shared step grid, drawn through both panels so a step can be read across them.
+        s.append(String.format(Locale.ROOT, "<rect x=\"%d\" y=\"%d\" width=\"%.0f\" height=\"%d\" fill=\"none\" stroke=\"#ccc\"/>", left, top, pw, mainH));
+        s.append(String.format(Locale.ROOT, "<rect x=\"%d\" y=\"%d\" width=\"%.0f\" height=\"%d\" fill=\"none\" stroke=\"#ccc\"/>", left, klTop, pw, klH));
+        for (double t : ticks(sx[0], sx[1])) {
+            double tx = x.applyAsDouble(t);
+            s.append(String.format(Locale.ROOT, "<line x1=\"%.1f\" x2=\"%.1f\" y1=\"%d\" y2=\"%d\" stroke=\"#eee\"/>", tx, tx, top, top + mainH));
+            s.append(String.format(Locale.ROOT, "<line x1=\"%.1f\" x2=\"%.1f\" y1=\"%d\" y2=\"%d\" stroke=\"#eee\"/>", tx, tx, klTop, axisY));
+            s.append(String.format(Locale.ROOT, "<line x1=\"%.1f\" x2=\"%.1f\" y1=\"%d\" y2=\"%d\" stroke=\"#888\"/><text x=\"%.1f\" y=\"%d\" text-anchor=\"middle\">%s</text>",
+                    tx, tx, axisY, axisY + 4, tx, axisY + 17, esc(fmt(t, 0))));
         }
-        if (xMax == xMin) xMax = xMin + 1;
-        if (pMax == pMin) pMax = pMin + 1e-3;
-        if (gMax == gMin) gMax = gMin + 1e-3;
-        double pw = w - left - right, ph = h - top - bottom;
-        StringBuilder proxy = new StringBuilder(), gold = new StringBuilder();
-        for (double[] p : pts) {
-            double x = left + pw * ((byKl ? p[3] : p[0]) - xMin) / (xMax - xMin);
-            proxy.append(String.format(Locale.ROOT, "%.1f,%.1f ", x, top + ph * (1 - (p[1] - pMin) / (pMax - pMin))));
-            gold.append(String.format(Locale.ROOT, "%.1f,%.1f ", x, top + ph * (1 - (p[2] - gMin) / (gMax - gMin))));
+        s.append(String.format(Locale.ROOT, "<text x=\"%.0f\" y=\"%d\" text-anchor=\"middle\">%s</text>", left + pw / 2, axisY + 36, esc("training step")));
+        // Value axes: proxy on the left, gold on the right, KL on the left of its own panel.
+        s.append(yAxis(left - 5, "end", "#1f77b4", py, top, mainH, "proxy: reward model"));
+        s.append(yAxis(left + (int) pw + 5, "start", "#d62728", gy, top, mainH, "gold: rubric"));
+        s.append(yAxis(left - 5, "end", "#555", ky, klTop, klH, "KL (nats)"));
+        s.append(series("proxy", "#1f77b4", step, proxy, x, py, top, mainH));
+        s.append(series("gold", "#d62728", step, gold, x, gy, top, mainH));
+        if (Arrays.stream(kl).anyMatch(Double::isFinite)) s.append(series("kl", "#555", step, kl, x, ky, klTop, klH));
+        else s.append(String.format(Locale.ROOT, "<text x=\"%d\" y=\"%d\">%s</text>", left + 8, klTop + klH / 2 + 4, esc("KL not logged")));
+        // Legend above the plot.
+        String[][] legend = {{"#1f77b4", "proxy: reward model (left axis)"}, {"#d62728", "gold: rubric (right axis)"}, {"#555", "KL to the reference (below)"}};
+        int lx = left;
+        for (String[] e : legend) {
+            s.append(String.format(Locale.ROOT, "<line x1=\"%d\" x2=\"%d\" y1=\"14\" y2=\"14\" stroke=\"%s\" stroke-width=\"2\"/><circle cx=\"%d\" cy=\"14\" r=\"3\" fill=\"%s\"/>"
+                    + "<text x=\"%d\" y=\"18\">%s</text>", lx, lx + 18, e[0], lx + 9, e[0], lx + 22, esc(e[1])));
+            lx += 26 + 6 * e[1].length();
         }
-        s.append(String.format(Locale.ROOT, "<rect x=\"%d\" y=\"%d\" width=\"%.0f\" height=\"%.0f\" fill=\"none\" stroke=\"#ccc\"/>", left, top, pw, ph));
-        s.append("<polyline fill=\"none\" stroke=\"#1f77b4\" stroke-width=\"2\" points=\"").append(proxy).append("\"/>");
-        s.append("<polyline fill=\"none\" stroke=\"#d62728\" stroke-width=\"2\" points=\"").append(gold).append("\"/>");
-        s.append(String.format(Locale.ROOT, "<text x=\"%d\" y=\"%d\" fill=\"#1f77b4\" text-anchor=\"end\">%.2f</text><text x=\"%d\" y=\"%.0f\" fill=\"#1f77b4\" text-anchor=\"end\">%.2f</text>",
-                left - 4, top + 10, pMax, left - 4, top + ph, pMin));
-        s.append(String.format(Locale.ROOT, "<text x=\"%.0f\" y=\"%d\" fill=\"#d62728\">%.2f</text><text x=\"%.0f\" y=\"%.0f\" fill=\"#d62728\">%.2f</text>",
-                left + pw + 4, top + 10, gMax, left + pw + 4, top + ph, gMin));
-        s.append(String.format(Locale.ROOT, "<text x=\"%d\" y=\"%d\">%.2f</text><text x=\"%.0f\" y=\"%d\" text-anchor=\"end\">%.2f</text>", left, h - bottom + 16, xMin,
-                left + pw, h - bottom + 16, xMax));
-        s.append(String.format(Locale.ROOT, "<text x=\"%.0f\" y=\"%d\" text-anchor=\"middle\">%s</text>", left + pw / 2, h - 8,
-                byKl ? "KL to the reference (nats per answer)" : "step"));
-        s.append(String.format(Locale.ROOT, "<text x=\"%d\" y=\"%d\" fill=\"#1f77b4\">proxy: reward model (left axis)</text>", left + 8, top + 16));
-        s.append(String.format(Locale.ROOT, "<text x=\"%d\" y=\"%d\" fill=\"#d62728\">gold: rubric (right axis)</text>", left + 8, top + 32));
         for (OveroptimizationMonitor.Flag f : over.flags().subList(0, Math.min(1, over.flags().size()))) {
-            double[] at = pts.stream().filter(p -> (int) p[0] == f.step()).findFirst().orElse(null);
-            if (at == null) continue;
-            double x = left + pw * ((byKl ? at[3] : at[0]) - xMin) / (xMax - xMin);
-            s.append(String.format(Locale.ROOT, "<line x1=\"%.1f\" x2=\"%.1f\" y1=\"%d\" y2=\"%.0f\" stroke=\"#a4161a\" stroke-dasharray=\"3 3\"/>"
-                    + "<text x=\"%.1f\" y=\"%d\" fill=\"#a4161a\">flagged (step %d)</text>", x, x, top, top + ph, x + 4, top + 48, f.step()));
+            if (f.step() < sx[0] || f.step() > sx[1]) continue;
+            double fx = x.applyAsDouble(f.step());
+            s.append(String.format(Locale.ROOT, "<line class=\"flag\" x1=\"%.1f\" x2=\"%.1f\" y1=\"%d\" y2=\"%d\" stroke=\"#a4161a\" stroke-dasharray=\"3 3\"/>"
+                    + "<text x=\"%.1f\" y=\"%d\" fill=\"#a4161a\" text-anchor=\"%s\">%s</text>", fx, fx, top, axisY,
+                    fx + (fx > left + pw * 0.7 ? -4 : 4), top + 14, fx > left + pw * 0.7 ? "end" : "start", esc("flagged (step " + f.step() + ")")));
         }
         return s.append("</svg>").toString();
+    }
+
+    private static double[] column(List<double[]> pts, int i) {
+        return pts.stream().mapToDouble(p -> p[i]).toArray();
+    }
+
+    /** {min, max} of the finite values, widened by {@code pad} of the span on each side; never empty. */
+    private static double[] range(double[] v, double pad) {
+        double lo = Arrays.stream(v).filter(Double::isFinite).min().orElse(0), hi = Arrays.stream(v).filter(Double::isFinite).max().orElse(1);
+        if (hi - lo < 1e-9) { lo -= 0.01; hi += 0.01; }   // a flat series: a line across the middle
+        double m = (hi - lo) * pad;
+        return new double[] {lo - m, hi + m};
+    }
+
+    /** Round-numbered step ticks (1, 2 or 5 times a power of ten apart), about five across the range. */
+    private static List<Double> ticks(double lo, double hi) {
+        double raw = (hi - lo) / 5, mag = Math.pow(10, Math.floor(Math.log10(raw))), r = raw / mag;
+        double spacing = Math.max(1, (r < 1.5 ? 1 : r < 3.5 ? 2 : r < 7.5 ? 5 : 10) * mag);
+        java.util.ArrayList<Double> t = new java.util.ArrayList<>();
+        for (double v = Math.ceil(lo / spacing) * spacing; v <= hi + 1e-9; v += spacing) t.add(v);
+        return t;
+    }
+
+    private static String yAxis(int x, String anchor, String colour, double[] range, int top, int height, String title) {
+        StringBuilder s = new StringBuilder();
+        // Enough digits that the three labels of a narrow range differ (two for a span of 0.1 or more).
+        int digits = (int) Math.max(2, Math.min(5, 1 - Math.floor(Math.log10(range[1] - range[0]))));
+        for (double f : new double[] {0, 0.5, 1}) {
+            double v = range[0] + f * (range[1] - range[0]);
+            s.append(String.format(Locale.ROOT, "<text x=\"%d\" y=\"%.1f\" fill=\"%s\" text-anchor=\"%s\">%s</text>", x, top + height * (1 - f) + 4, colour, anchor,
+                    esc(fmt(v, digits))));
+        }
+        int tx = "end".equals(anchor) ? x - 50 : x + 50;
+        return s.append(String.format(Locale.ROOT, "<text x=\"%d\" y=\"%d\" fill=\"%s\" text-anchor=\"middle\" transform=\"rotate(-90 %d %d)\">%s</text>",
+                tx, top + height / 2, colour, tx, top + height / 2, esc(title))).toString();
+    }
+
+    /** One series as a line through its points plus a marker per point (with its value as a tooltip); non-finite values are left out. */
+    private static String series(String name, String colour, double[] step, double[] v, java.util.function.DoubleUnaryOperator x, double[] range, int top,
+                                 int height) {
+        StringBuilder line = new StringBuilder(), marks = new StringBuilder();
+        for (int i = 0; i < step.length; i++) {
+            if (!Double.isFinite(v[i])) continue;
+            double px = x.applyAsDouble(step[i]), py = top + height * (1 - (v[i] - range[0]) / (range[1] - range[0]));
+            line.append(String.format(Locale.ROOT, "%.1f,%.1f ", px, py));
+            marks.append(String.format(Locale.ROOT, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"2.5\" fill=\"%s\"><title>%s</title></circle>", px, py, colour,
+                    esc(String.format(Locale.ROOT, "step %.0f: %s %.3f", step[i], name, v[i]))));
+        }
+        return String.format(Locale.ROOT, "<polyline class=\"%s\" fill=\"none\" stroke=\"%s\" stroke-width=\"2\" points=\"%s\"/>", name, colour,
+                line.toString().strip()) + marks;
     }
 
     private static String pct(ProbeSuite.Result r) {

@@ -4,7 +4,6 @@ import static org.junit.jupiter.api.Assertions.*;
 
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
-import java.util.concurrent.TimeUnit;
 import java.nio.file.Path;
 import java.util.Random;
 
@@ -31,10 +30,11 @@ class LongRunMemoryTest {
                 "-cp", System.getProperty("java.class.path"), Probe.class.getName());
         pb.redirectErrorStream(true);
         Process p = pb.start();
+        // Reads to the child's end: its work is bounded (2,000 steps), not its time, so a busy machine only makes it slower.
         String out = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
-        assertTrue(p.waitFor(300, TimeUnit.SECONDS));
+        int exit = p.waitFor();
         System.out.print(out);
-        assertEquals(0, p.exitValue(), out);
+        assertEquals(0, exit, out);
         assertTrue(out.contains("long run ok"), out);
     }
 

@@ -58,4 +58,40 @@ class ParityTest {
             assertParity(dir, TOKENS.clone(), DType.F32, 1e-4);
         }
     }
+
+    /**
+     * Linear RoPE scaling ({@code rope_scaling: {type: linear, factor: 4}}, HF's _compute_linear_scaling_rope_parameters:
+     * inv_freq / factor, i.e. positions / factor) against the reference, in both spellings of the key. The scaling
+     * moves the logits far beyond the tolerance, so a decoder that ignored it would fail.
+     */
+    @Test
+    void linearRopeScalingMatchesTheReference() throws java.io.IOException {
+        double[][] unscaled = null;
+        for (String key : new String[] {"type", "rope_type"}) {
+            com.fasterxml.jackson.databind.node.ObjectNode json = TinyConfigs.llama().json().deepCopy();
+            json.putObject("rope_scaling").put(key, "linear").put("factor", 4.0);
+            ModelConfig config = ModelConfig.parse(json, Path.of("linear-rope/config.json"));
+            assertEquals("linear", config.ropeScaling().type());
+            Path dir = tmp.resolve("linear-" + key);
+            try (CausalLM m = Models.create(config, DType.F32, 13)) {
+                Models.save(m, dir, null, null, null, Models.DEFAULT_MAX_SHARD_BYTES);
+            }
+            assertParity(dir, TOKENS.clone(), DType.F64, 1e-10);
+            assertParity(dir, TOKENS.clone(), DType.F32, 1e-4);
+            if (unscaled == null) {
+                // The same weights without scaling: the reference's logits differ by far more than the tolerance.
+                Path plain = java.nio.file.Files.createDirectories(tmp.resolve("linear-off"));
+                java.nio.file.Files.copy(dir.resolve("model.safetensors"), plain.resolve("model.safetensors"));
+                var saved = (com.fasterxml.jackson.databind.node.ObjectNode) new com.fasterxml.jackson.databind.ObjectMapper().readTree(dir.resolve("config.json").toFile());
+                saved.putNull("rope_scaling");
+                java.nio.file.Files.writeString(plain.resolve("config.json"), saved.toString());
+                unscaled = ReferenceDecoder.logits(plain, TOKENS.clone());
+                double[][] scaled = ReferenceDecoder.logits(dir, TOKENS.clone());
+                double largest = 0;
+                for (int t = 0; t < TOKENS.length; t++)
+                    for (int v = 0; v < scaled[t].length; v++) largest = Math.max(largest, Math.abs(scaled[t][v] - unscaled[t][v]));
+                assertTrue(largest > 1e-2, "linear scaling changes the logits: " + largest);
+            }
+        }
+    }
 }

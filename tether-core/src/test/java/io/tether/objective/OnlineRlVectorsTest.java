@@ -4,6 +4,7 @@ import static org.junit.jupiter.api.Assertions.*;
 
 import java.io.IOException;
 import java.nio.file.Path;
+import java.util.Map;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
@@ -58,6 +59,38 @@ class OnlineRlVectorsTest {
         }
     }
 
+    /**
+     * GSPO's sequence ratio and every loss type's normaliser, on values worked out by hand. Row 1: log-ratios 0.2 and
+     * −0.1 (mean 0.05), A = 1, so ρ = e^0.05 = 1.0512710963760241, inside [0.8, 1.2]: each token's loss is −ρ. Row 2:
+     * log-ratios 0.5, 0.5, −0.1 (mean 0.3), A = −0.5, ρ = e^0.3 = 1.3498588075760032: min(ρA, 1.2A) = ρA, so each
+     * token's loss is 0.5ρ = 0.6749294037880016. (Per-token ratios would differ: row 1's e^0.2 = 1.2214 would clip to 1.2.)
+     */
+    @Test
+    void gspoSequenceRatioAndLossNormalisersByHand() {
+        double l1 = -1.0512710963760241, l2 = 0.6749294037880016;
+        try (StepScope s = new StepScope()) {
+            var logps = Tensors.doubles(new double[] {-1.0, -2.0, 0, -0.5, -0.5, -0.5}, 2, 3);
+            var old = Tensors.doubles(new double[] {-1.2, -1.9, 0, -1.0, -1.0, -0.4}, 2, 3);
+            var mask = Tensors.doubles(new double[] {1, 1, 0, 1, 1, 1}, 2, 3);
+            var adv = Tensors.doubles(new double[] {1.0, -0.5}, 2);
+            Map<String, Double> expected = Map.of("grpo", (l1 + l2) / 2, "bnpo", (2 * l1 + 3 * l2) / 5, "dapo", (2 * l1 + 3 * l2) / 5,
+                    "dr_grpo", (2 * l1 + 3 * l2) / (2 * 4));
+            for (var e : expected.entrySet()) {
+                var cfg = new Grpo.Config(0.2, 0.2, 0.0, e.getKey(), "group", 4, true);
+                assertEquals(e.getValue(), Grpo.loss(cfg, logps, old, logps, adv, mask).item_double(), 1e-12, e.getKey());
+            }
+            // d loss / d logp_t under grpo: ρ depends on the mean log-ratio, so dρ/dlogp_t = ρ/|y|; the mean over 2 rows halves it.
+            var leaf = logps.clone().requires_grad_(true);
+            Grpo.loss(new Grpo.Config(0.2, 0.2, 0.0, "grpo", "group", 4, true), leaf, old, leaf.detach(), adv, mask).backward();
+            double g1 = -1.0512710963760241 / 2 / 2, g2 = 0.5 * 1.3498588075760032 / 3 / 2;
+            assertArrayEquals(new double[] {g1, g1, 0, g2, g2, g2}, Tensors.toDoubles(leaf.grad().contiguous()), 1e-12);
+            // With row 2 truncated and masked out, dapo still divides by all 5 completion tokens (TRL's num_items_in_batch), bnpo by the 2 trained.
+            var trained = Tensors.doubles(new double[] {1, 1, 0, 0, 0, 0}, 2, 3);
+            assertEquals(2 * l1 / 5, Grpo.loss(new Grpo.Config(0.2, 0.2, 0.0, "dapo", "group", 4, true), logps, old, logps, adv, trained, 5).item_double(), 1e-12);
+            assertEquals(l1, Grpo.loss(new Grpo.Config(0.2, 0.2, 0.0, "bnpo", "group", 4, true), logps, old, logps, adv, trained, 5).item_double(), 1e-12);
+        }
+    }
+
     @Test
     void ppoPieces() {
         JsonNode v = vectors.get(55), p = v.get("params"), in = v.get("inputs"), e = v.get("expected");
@@ -79,6 +112,26 @@ class OnlineRlVectorsTest {
         JsonNode a = p.get("adaptive");
         assertEquals(e.get("adaptive_kl_coef_after_update").asDouble(),
                 Ppo.adaptiveKl(a.get("init_kl_coef").asDouble(), a.get("current_kl").asDouble(), a.get("target").asDouble(), a.get("horizon").asDouble(), a.get("n_steps").asInt()), 1e-12);
+    }
+
+    @Test
+    void klEstimatorsByNameAndTheAdaptiveControllerDirection() {
+        try (StepScope s = new StepScope()) {
+            var logp = Tensors.doubles(new double[] {-1.3, -0.2}, 2);
+            var ref = Tensors.doubles(new double[] {-1.0, -0.7}, 2);
+            // u = logp − ref = (−0.3, 0.5): k1 = u, k2 = u²/2, k3 = e^{−u} − 1 + u.
+            assertArrayEquals(new double[] {-0.3, 0.5}, Tensors.toDoubles(Ppo.kl("k1", logp, ref)), 1e-12);
+            assertArrayEquals(new double[] {0.045, 0.125}, Tensors.toDoubles(Ppo.kl("k2", logp, ref)), 1e-12);
+            assertArrayEquals(new double[] {Math.exp(0.3) - 1.3, Math.exp(-0.5) - 0.5}, Tensors.toDoubles(Ppo.kl("k3", logp, ref)), 1e-12);
+            assertThrows(IllegalArgumentException.class, () -> Ppo.kl("k4", logp, ref));
+        }
+        // TRL's AdaptiveKLController (v0.11.4 trl/trainer/utils.py): β ← β(1 + clip(KL/target − 1, ±0.2)·n/horizon).
+        // β 0.2, target 6, horizon 10000, n 256: n/horizon = 0.0256.
+        assertEquals(0.2 * (1 + 0.2 * 0.0256), Ppo.adaptiveKl(0.2, 8.0, 6, 10000, 256), 1e-15, "KL 8 above target: up, error clipped to +0.2");
+        assertEquals(0.200512, Ppo.adaptiveKl(0.2, 6.6, 6, 10000, 256), 1e-15, "KL 6.6: error +0.1, up");
+        assertEquals(0.2, Ppo.adaptiveKl(0.2, 6.0, 6, 10000, 256), 1e-15, "on target: unchanged");
+        assertEquals(0.199488, Ppo.adaptiveKl(0.2, 5.4, 6, 10000, 256), 1e-15, "KL 5.4: error −0.1, down");
+        assertEquals(0.198976, Ppo.adaptiveKl(0.2, 0.0, 6, 10000, 256), 1e-15, "KL 0 below target: down, error clipped to −0.2");
     }
 
     static double[] doubles(JsonNode a) {

@@ -14,6 +14,7 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
 import io.tether.engine.DType;
+import io.tether.engine.StepScope;
 import io.tether.engine.Torch;
 import io.tether.generate.Generator;
 import io.tether.generate.SamplingConfig;
@@ -86,6 +87,64 @@ class GrpoTrainingTest {
             assertTrue(after >= 0.8 && after > before, before + " -> " + after);
             String metrics = java.nio.file.Files.readString(tmp.resolve("metrics.jsonl"));
             assertTrue(metrics.contains("\"kl\"") && metrics.contains("\"rollout_share\""), metrics.lines().findFirst().orElse(""));
+        }
+    }
+
+    /**
+     * The gradient of one optimizer step over {@code batch} split into {@code microBatches} micro-batches, normalised as
+     * the loop normalises them (each micro-batch's loss sum over the units of the whole step), in fp64.
+     */
+    static Map<String, double[]> stepGradient(CausalLM policy, GrpoTraining method, List<OnlinePrompt> batch, int microBatches) {
+        List<List<OnlinePrompt>> micro = new ArrayList<>();
+        for (int k = 0; k < microBatches; k++) micro.add(batch.subList(k * batch.size() / microBatches, (k + 1) * batch.size() / microBatches));
+        long units = 0;
+        for (List<OnlinePrompt> mb : micro) units += method.units(mb);
+        for (List<OnlinePrompt> mb : micro) {
+            try (StepScope s = new StepScope()) {
+                method.forward(policy, mb).lossSum().div(io.tether.engine.Tensors.scalar((double) units)).backward();
+            }
+        }
+        Map<String, double[]> out = new java.util.LinkedHashMap<>();
+        for (Map.Entry<String, org.bytedeco.pytorch.Tensor> e : policy.trainableParameters().entrySet()) {
+            try (StepScope s = new StepScope()) {
+                org.bytedeco.pytorch.Tensor g = e.getValue().grad();
+                out.put(e.getKey(), io.tether.engine.Tensors.toDoubles(g.contiguous()));
+                g.zero_();
+            }
+        }
+        return out;
+    }
+
+    @Test
+    void microBatchingNeverChangesTheGradientForAnyLossType() {
+        ModelConfig config = ModelConfig.llama(32, 32, 2, 4, 2, 64, 64);
+        try (CausalLM policy = Models.create(config, DType.F64, 2); CausalLM reference = Models.create(config, DType.F64, 3)) {
+            policy.setTrainable(true);
+            RewardFunction fives = (prompt, completion, tokens, record) -> OptionalDouble.of(java.util.Arrays.stream(tokens).filter(t -> t == 5).count());
+            // Stop tokens end completions at different lengths, so micro-batches hold different numbers of tokens per prompt.
+            SamplingConfig sampling = new SamplingConfig(6, 1.0, 0, 1.0, 11, List.of(1L, 2L, 3L, 4L, 6L, 7L), List.of(), true);
+            List<OnlinePrompt> drawn = prompts(8, 3);
+            for (String lossType : List.of("grpo", "bnpo", "dr_grpo", "dapo")) {
+                for (boolean maskTruncated : new boolean[] {false, true}) {
+                    var grpo = new Grpo.Config(0.2, 0.28, 0.04, lossType, "group", 6);
+                    var method = new GrpoTraining(new GrpoTraining.Settings(GrpoTraining.Estimator.GRPO, grpo, 4, sampling, Rollouts.of(fives, null),
+                            Rollouts.Shaping.NONE, reference, null, 1, maskTruncated, false));
+                    List<OnlinePrompt> batch;
+                    try (StepScope s = new StepScope(); org.bytedeco.pytorch.NoGradGuard g = new org.bytedeco.pytorch.NoGradGuard()) {
+                        batch = method.prepare(policy, drawn, 0);
+                    }
+                    java.util.Set<Integer> lengths = new java.util.TreeSet<>();
+                    int truncated = 0;
+                    for (Experience e : Rollouts.experiences(batch)) { lengths.add(e.tokens.length); truncated += e.truncated ? 1 : 0; }
+                    assertTrue(lengths.size() >= 3 && truncated > 0 && truncated < 32, "completion lengths " + lengths + ", truncated " + truncated);
+                    Map<String, double[]> whole = stepGradient(policy, method, batch, 1);
+                    for (int k : new int[] {2, 4}) {
+                        Map<String, double[]> split = stepGradient(policy, method, batch, k);
+                        for (String name : whole.keySet())
+                            assertArrayEquals(whole.get(name), split.get(name), 1e-10, lossType + (maskTruncated ? " (truncated masked)" : "") + ", " + k + " micro-batches: " + name);
+                    }
+                }
+            }
         }
     }
 

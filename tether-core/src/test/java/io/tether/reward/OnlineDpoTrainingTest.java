@@ -97,7 +97,7 @@ class OnlineDpoTrainingTest {
             String metrics = Files.readString(tmp.resolve("metrics.jsonl"));
             for (String key : List.of("objective/kl", "objective/non_score_reward", "objective/rlhf_reward", "objective/scores", "objective/scores_margin",
                     "rewards/chosen", "rewards/rejected", "rewards/margins", "rewards/accuracies", "logps/chosen", "logps/rejected",
-                    "val/contain_eos_token", "beta", "pairs/ties"))
+                    "val/contain_eos_token", "beta", "pairs/tie_fraction", "pairs/dropped_fraction"))
                 assertTrue(metrics.contains("\"" + key + "\""), key + " missing: " + metrics.lines().findFirst().orElse(""));
         }
     }
@@ -151,10 +151,12 @@ class OnlineDpoTrainingTest {
                     assertEquals(expected, alone.lossSum().item_double(), 1e-4, type + ": chosen must be the higher-scored completion");
                     assertEquals(delta > 0 ? 1.0 : 0.0, alone.metricSums().get("rewards/accuracies"), type);
                     assertEquals(beta * delta, alone.metricSums().get("rewards/margins"), 1e-4, type);
-                    // Add a tied pair and an unscorable one: the loss sum is unchanged, and they are counted.
-                    var mixed = m.forward(policy, prepared(reference, List.of(pair(p, a, 0, b, 1), pair(p, a, 2, b, 2), pair(p, a, Double.NaN, b, 3))));
-                    assertEquals(expected, mixed.lossSum().item_double(), 1e-4, type);
-                    assertEquals(2.0, mixed.metricSums().get("pairs/ties"));
+                    // Add a tied pair and an unscorable one: they add nothing, the loss per prompt is still the one pair's, and they are counted.
+                    List<OnlinePrompt> three = prepared(reference, List.of(pair(p, a, 0, b, 1), pair(p, a, 2, b, 2), pair(p, a, Double.NaN, b, 3)));
+                    var mixed = m.forward(policy, three);
+                    assertEquals(expected, mixed.lossSum().item_double() / m.units(three), 1e-4, type);
+                    assertEquals(1.0, mixed.metricSums().get("pairs/tie_fraction"));
+                    assertEquals(2.0, mixed.metricSums().get("pairs/dropped_fraction"));
                     // Only ties: zero loss, zero gradient.
                     var none = m.forward(policy, prepared(reference, List.of(pair(p, a, 2, b, 2), pair(p, a, 1, b, Double.NaN))));
                     assertEquals(0.0, none.lossSum().item_double(), 0.0);
@@ -164,6 +166,73 @@ class OnlineDpoTrainingTest {
                     assertFalse(none.metricSums().containsKey("rewards/chosen"));
                 }
             }
+        }
+    }
+
+    /**
+     * Loss and gradient of one optimizer step over {@code batch} in {@code microBatches} micro-batches, normalised as the
+     * loop normalises them (each micro-batch's loss sum over the units of the whole step).
+     */
+    static double[] stepLossAndGradient(CausalLM policy, OnlineDpoTraining method, List<OnlinePrompt> batch, int microBatches) {
+        long units = 0;
+        List<List<OnlinePrompt>> micro = new ArrayList<>();
+        for (int k = 0; k < microBatches; k++) micro.add(batch.subList(k * batch.size() / microBatches, (k + 1) * batch.size() / microBatches));
+        for (List<OnlinePrompt> mb : micro) units += method.units(mb);
+        double loss = 0;
+        for (List<OnlinePrompt> mb : micro) {
+            try (StepScope s = new StepScope()) {
+                Tensor l = method.forward(policy, mb).lossSum().div(Tensors.scalar((double) units));
+                loss += l.item_double();
+                l.backward();
+            }
+        }
+        List<Double> out = new ArrayList<>(List.of(loss));
+        try (StepScope s = new StepScope()) {
+            for (Tensor g : gradients(policy)) {
+                for (double v : Tensors.toDoubles(g.contiguous())) out.add(v);
+                g.zero_();
+            }
+        }
+        return out.stream().mapToDouble(Double::doubleValue).toArray();
+    }
+
+    /** −log σ(β((π_c − ref_c) − (π_r − ref_r))) of one pair, from the models' own sequence log-probs. */
+    static double sigmoidLoss(CausalLM policy, CausalLM reference, double beta, long[] prompt, long[] chosen, long[] rejected) {
+        double delta = (seqLogp(policy, prompt, chosen) - seqLogp(reference, prompt, chosen)) - (seqLogp(policy, prompt, rejected) - seqLogp(reference, prompt, rejected));
+        return Math.log1p(Math.exp(-beta * delta));
+    }
+
+    @Test
+    void theLossIsTheMeanOverThePairsThatCountInAnyMicroBatchingAndTiesFollowTiePolicy() {
+        try (CausalLM policy = Models.create(CONFIG, DType.F64, 3); CausalLM reference = Models.create(CONFIG, DType.F64, 4)) {
+            policy.setTrainable(true);
+            long[] p = {9, 12}, q = {11, 14}, a = {5, 6, 7}, b = {20, 21};
+            double beta = 0.1, nan = Double.NaN;
+            double bOverAtP = sigmoidLoss(policy, reference, beta, p, b, a), bOverAtQ = sigmoidLoss(policy, reference, beta, q, b, a);
+            double aOverBatQ = sigmoidLoss(policy, reference, beta, q, a, b);
+            // Prompt by prompt: b wins at p; a tie at q; an unscorable pair; b wins at q. The second half of the batch
+            // holds the tie, so with 4 micro-batches one of them has no preference pair at all.
+            for (String policyName : List.of("drop", "first")) {
+                var settings = new OnlineDpoTraining.Settings(OnlineDpoTraining.Settings.loss(beta, "sigmoid"), sampling(3, 1), Rollouts.of(FIVES, null),
+                        Rollouts.Shaping.NONE, reference, null, 1, null, policyName);
+                var method = new OnlineDpoTraining(settings);
+                List<OnlinePrompt> batch;
+                try (StepScope s = new StepScope(); NoGradGuard g = new NoGradGuard()) {
+                    batch = method.pairUp(policy, List.of(pair(p, a, 0, b, 1), pair(p, a, nan, b, 3), pair(q, a, 2, b, 2), pair(q, b, 5, a, 1)));
+                }
+                // drop: the mean of the 2 preference pairs; first: the tie trains too, a (first) over b, and the mean is over 3.
+                double expected = policyName.equals("drop") ? (bOverAtP + bOverAtQ) / 2 : (bOverAtP + aOverBatQ + bOverAtQ) / 3;
+                double[] whole = stepLossAndGradient(policy, method, batch, 1);
+                assertEquals(expected, whole[0], 1e-12, policyName);
+                for (int k : new int[] {2, 4}) assertArrayEquals(whole, stepLossAndGradient(policy, method, batch, k), 1e-10, policyName + ", " + k + " micro-batches");
+                try (StepScope s = new StepScope()) {
+                    var out = method.forward(policy, batch);
+                    assertEquals(0.25, out.metricSums().get("pairs/tie_fraction") / method.units(batch), 0.0);
+                    assertEquals(policyName.equals("drop") ? 0.5 : 0.25, out.metricSums().get("pairs/dropped_fraction") / method.units(batch), 0.0);
+                }
+            }
+            assertThrows(IllegalArgumentException.class, () -> new OnlineDpoTraining.Settings(OnlineDpoTraining.Settings.loss(beta, "sigmoid"), sampling(3, 1),
+                    Rollouts.of(FIVES, null), Rollouts.Shaping.NONE, reference, null, 1, null, "random"));
         }
     }
 

@@ -145,6 +145,46 @@ class PpoTrainingTest {
         assertEquals(straight, resumed);
     }
 
+    /** The rollout's objective/kl and the coefficient after {@link PpoTraining#prepare} of {@code drawn} against {@code reference}. */
+    static double[] prepareOnce(CausalLM policy, CausalLM reference, PpoTraining.Config ppo, List<OnlinePrompt> drawn, double[] k3Out) {
+        RewardFunction containsSeven = (prompt, completion, tokens, record) -> java.util.OptionalDouble.of(java.util.Arrays.stream(tokens).anyMatch(t -> t == 7) ? 1 : 0);
+        var method = new PpoTraining(new PpoTraining.Settings(ppo, SAMPLING, Rollouts.of(containsSeven, null), Rollouts.Shaping.NONE, reference, null, null), policy, 5);
+        try (StepScope s = new StepScope(); NoGradGuard g = new NoGradGuard()) {
+            List<OnlinePrompt> rolled = method.prepare(policy, drawn, 0);
+            // k3 by hand from the rollout's own log-probs: Σ_t e^{ref−old} − 1 − (ref − old), averaged over the completions.
+            double k3 = 0;
+            for (Experience e : Rollouts.experiences(rolled))
+                for (int t = 0; t < e.oldLogps.length; t++) k3 += Math.exp(e.refLogps[t] - e.oldLogps[t]) - 1 - (e.refLogps[t] - e.oldLogps[t]);
+            k3Out[0] = k3 / drawn.size();
+            double logged = method.forward(policy, rolled).metricSums().get("objective/kl") / method.units(rolled);
+            return new double[] {logged, method.klCoef()};
+        }
+    }
+
+    @Test
+    void theAdaptiveKlCoefficientFallsBelowTargetAndRisesAbove() {
+        try (CausalLM policy = Models.create(TINY, DType.F32, 2); CausalLM same = Models.create(TINY, DType.F32, 2);
+             CausalLM other = Models.create(TINY, DType.F32, 3)) {
+            List<OnlinePrompt> drawn = prompts(8, 4);
+            double coef = 0.1, horizon = 64, perRollout = 8 / horizon;   // n_steps = the rollout's 8 completions
+            double[] k3 = new double[1];
+            // The reference is the policy itself: KL 0, far below target, so the error clips at −0.2 and β falls.
+            double[] r = prepareOnce(policy, same, new PpoTraining.Config(coef, "k3", 0.5, horizon, 1.0, 0.95, 0.2, 0.2, 0.1, 1, 1, false), drawn, k3);
+            assertEquals(0.0, r[0], 1e-6);
+            assertEquals(coef * (1 - 0.2 * perRollout), r[1], 1e-12, "KL below target: the coefficient falls");
+            // Another reference: the trainer's objective/kl is the k3 estimate (not k1), and far above a small target β rises.
+            r = prepareOnce(policy, other, new PpoTraining.Config(coef, "k3", 1e-3, horizon, 1.0, 0.95, 0.2, 0.2, 0.1, 1, 1, false), drawn, k3);
+            assertEquals(k3[0], r[0], 1e-6 * Math.max(1, k3[0]), "objective/kl is the mean sequence k3");
+            assertTrue(k3[0] > 1.2e-3, "KL " + k3[0]);
+            assertEquals(coef * (1 + 0.2 * perRollout), r[1], 1e-12, "KL above target: the coefficient rises");
+            // A target the KL exceeds by 10%: the proportional error itself, unclipped (same samples: the rollout is seeded by the step).
+            double target = k3[0] / 1.1;
+            r = prepareOnce(policy, other, new PpoTraining.Config(coef, "k3", target, horizon, 1.0, 0.95, 0.2, 0.2, 0.1, 1, 1, false), drawn, k3);
+            assertEquals(coef * (1 + (r[0] / target - 1) * perRollout), r[1], 1e-12);
+            assertEquals(coef * (1 + 0.1 * perRollout), r[1], 1e-7);
+        }
+    }
+
     @Test
     void whiteningCentresAndScales() {
         double[][] rows = {{1, 2, 3}, {4, 5}};
