@@ -5,9 +5,6 @@ import static org.junit.jupiter.api.Assertions.*;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.util.ArrayList;
-import java.util.List;
-import java.util.Random;
 
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -20,14 +17,7 @@ class OfflineMethodDefaultsCliTest {
     @TempDir Path tmp;
 
     private Path pairs() throws IOException {
-        Random r = new Random(5);
-        List<String> lines = new ArrayList<>();
-        for (int i = 0; i < 32; i++)
-            lines.add("{\"prompt_ids\": [" + (3 + r.nextInt(12)) + ", " + (3 + r.nextInt(12)) + "], \"chosen_ids\": [0, " + (3 + r.nextInt(12))
-                    + "], \"rejected_ids\": [1, " + (3 + r.nextInt(12)) + "]}");
-        Path p = tmp.resolve("pairs.jsonl");
-        Files.write(p, lines);
-        return p;
+        return PreferenceCommandsTest.pairs(tmp);
     }
 
     @Test

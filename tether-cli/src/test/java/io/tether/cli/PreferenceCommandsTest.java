@@ -21,12 +21,17 @@ class PreferenceCommandsTest {
     static final ObjectMapper JSON = new ObjectMapper();
 
     private Path pairs() throws IOException {
+        return pairs(tmp);
+    }
+
+    /** 96 token-id pairs in {@code dir}/pairs.jsonl: chosen answers start with token 0, rejected ones with token 1. */
+    static Path pairs(Path dir) throws IOException {
         Random r = new Random(5);
         List<String> lines = new ArrayList<>();
         for (int i = 0; i < 96; i++)
             lines.add("{\"prompt_ids\": [" + (3 + r.nextInt(12)) + ", " + (3 + r.nextInt(12)) + "], \"chosen_ids\": [0, " + (3 + r.nextInt(12))
                     + "], \"rejected_ids\": [1, " + (3 + r.nextInt(12)) + "]}");
-        Path p = tmp.resolve("pairs.jsonl");
+        Path p = dir.resolve("pairs.jsonl");
         Files.write(p, lines);
         return p;
     }
