@@ -37,7 +37,8 @@ final class OnlineCommands {
         public Integer call() throws IOException {
             root.initEngine();
             PrintWriter err = root.spec.commandLine().getErr();
-            Done d = train(run.settings(), new ProgressBar(err));
+            ConfigTree settings = run.settings();
+            Done d = train(settings, new ProgressBar(err, settings));
             ProgressBar.done(err, d.result(), d.outputDir());
             return 0;
         }

@@ -10,6 +10,7 @@ import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
 import picocli.CommandLine.ParentCommand;
 
+import io.tether.train.ConfigTree;
 import io.tether.train.PreferenceRun;
 import io.tether.train.Trainer;
 
@@ -26,9 +27,10 @@ final class PreferenceCommands {
         @Override
         public Integer call() throws IOException {
             root.initEngine();
-            PreferenceRun.Config c = PreferenceRun.Config.from(method(), run.settings());
+            ConfigTree settings = run.settings();
+            PreferenceRun.Config c = PreferenceRun.Config.from(method(), settings);
             PrintWriter err = root.spec.commandLine().getErr();
-            Trainer.Result r = PreferenceRun.run(c, run.resume, new ProgressBar(err) {
+            Trainer.Result r = PreferenceRun.run(c, run.resume, new ProgressBar(err, settings) {
                 @Override
                 public void onStep(int step, int total, Map<String, Object> m) {
                     super.onStep(step, total, m);

@@ -7,6 +7,7 @@ import java.nio.file.Path;
 import java.util.Locale;
 import java.util.Map;
 
+import io.tether.train.ConfigTree;
 import io.tether.train.Trainer;
 
 /**
@@ -55,17 +56,35 @@ class ProgressBar implements Trainer.Listener {
 
     private final PrintWriter err;
     private final Style style;
+    private final ConfigTree settings;
     private final long start = System.nanoTime();
     private int firstStep = -1;
     private int lastTenth = -1;
 
     ProgressBar(PrintWriter err) {
-        this(err, Style.fromEnvironment());
+        this(err, Style.fromEnvironment(), null);
     }
 
     ProgressBar(PrintWriter err, Style style) {
+        this(err, style, null);
+    }
+
+    /** With the run's settings, the start line says where the learning rate came from (set, or the method's TRL default). */
+    ProgressBar(PrintWriter err, ConfigTree settings) {
+        this(err, Style.fromEnvironment(), settings);
+    }
+
+    private ProgressBar(PrintWriter err, Style style, ConfigTree settings) {
         this.err = err;
         this.style = style;
+        this.settings = settings;
+    }
+
+    @Override
+    public void onStart(int totalSteps, double learningRate) {
+        String source = settings == null ? null : settings.learningRateSource();
+        err.printf(Locale.ROOT, "training %d steps at learning_rate %.2e%s%n", totalSteps, learningRate, source == null ? "" : " (" + source + ")");
+        err.flush();
     }
 
     @Override

@@ -24,6 +24,7 @@ import io.tether.reward.RewardEvaluation;
 import io.tether.reward.RewardRun;
 import io.tether.reward.RewardScorer;
 import io.tether.reward.RewardTraining;
+import io.tether.train.ConfigTree;
 import io.tether.text.TextAssets;
 
 @Command(name = "rm", mixinStandardHelpOptions = true, description = "Bradley-Terry reward models: train, score, evaluate.",
@@ -48,9 +49,10 @@ final class RmCommand implements Runnable {
         @Override
         public Integer call() throws IOException {
             rm.root.initEngine();
-            RewardRun.Config c = RewardRun.Config.from(run.settings());
+            ConfigTree settings = run.settings();
+            RewardRun.Config c = RewardRun.Config.from(settings);
             PrintWriter err = rm.root.spec.commandLine().getErr();
-            RewardRun.Result r = RewardRun.run(c, run.resume, new ProgressBar(err));
+            RewardRun.Result r = RewardRun.run(c, run.resume, new ProgressBar(err, settings));
             if (c.process()) err.printf("%sdone: %d steps; held-out step accuracy %.4f; model saved to %s%n", ProgressBar.afterProgress(), r.training().steps(), r.rewardMean(), c.outputDir().resolve("model"));
             else err.printf("%sdone: %d steps; training rewards mean %.4f std %.4f; model saved to %s%n", ProgressBar.afterProgress(), r.training().steps(), r.rewardMean(), r.rewardStd(), c.outputDir().resolve("model"));
             if (r.eval() != null) rm.root.spec.commandLine().getOut().print(EvalJson.table(r.eval()));

@@ -8,6 +8,7 @@ import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
 import picocli.CommandLine.ParentCommand;
 
+import io.tether.train.ConfigTree;
 import io.tether.train.SftConfig;
 import io.tether.train.SftRun;
 import io.tether.train.Trainer;
@@ -24,9 +25,10 @@ final class SftCommand implements Callable<Integer> {
     @Override
     public Integer call() throws IOException {
         root.initEngine();
-        SftConfig c = SftConfig.from(run.settings());
+        ConfigTree settings = run.settings();
+        SftConfig c = SftConfig.from(settings);
         PrintWriter err = root.spec.commandLine().getErr();
-        Trainer.Result r = SftRun.run(c, run.resume, new ProgressBar(err));
+        Trainer.Result r = SftRun.run(c, run.resume, new ProgressBar(err, settings));
         ProgressBar.done(err, r, c.outputDir());
         return 0;
     }

@@ -22,7 +22,7 @@ class GrpoCommandTest {
         Files.write(data, lines);
         Path out = tmp.resolve("grpo");
         String[] r = TextCliTest.run("grpo", "--model", TextCliTest.GPT2.toString(), "--data", data.toString(), "--output-dir", out.toString(),
-                "--set", "max_steps=2", "--set", "num_generations=4", "--set", "max_completion_length=6", "--set", "per_device_train_batch_size=2",
+                "--set", "max_steps=2", "--set", "learning_rate=2e-5", "--set", "num_generations=4", "--set", "max_completion_length=6", "--set", "per_device_train_batch_size=2",
                 "--set", "beta=0.04", "--set", "reward_format_regex=####");
         assertEquals("0", r[0], r[2]);
         String metrics = Files.readString(out.resolve("metrics.jsonl"));

@@ -29,7 +29,7 @@ class OnlineCommandsTest {
     void rlooWithLoraKeepsOneModelAndSavesAnAdapter() throws IOException {
         Path out = tmp.resolve("rloo");
         String[] r = TextCliTest.run("rloo", "--model", TextCliTest.GPT2.toString(), "--data", gsm8k(4).toString(), "--output-dir", out.toString(),
-                "--set", "max_steps=2", "--set", "num_generations=3", "--set", "max_completion_length=5", "--set", "per_device_train_batch_size=2",
+                "--set", "max_steps=2", "--set", "learning_rate=2e-5", "--set", "num_generations=3", "--set", "max_completion_length=5", "--set", "per_device_train_batch_size=2",
                 "--set", "use_peft=true", "--set", "lora_r=4", "--set", "lora_target_modules=[c_attn]", "--set", "reward_format_regex=\\d", "--set", "missing_eos_penalty=0.5",
                 "--set", "stop_strings=[\"\\n\"]", "--set", "normalize_rewards=true", "--set", "num_iterations=2");
         assertEquals("0", r[0], r[2]);
@@ -48,7 +48,7 @@ class OnlineCommandsTest {
         }
         Path out = tmp.resolve("ppo");
         String[] r = TextCliTest.run("ppo", "--model", TextCliTest.GPT2.toString(), "--data", gsm8k(4).toString(), "--output-dir", out.toString(),
-                "--set", "reward_model=" + rm, "--set", "max_steps=4", "--set", "num_ppo_epochs=2", "--set", "num_mini_batches=2",
+                "--set", "reward_model=" + rm, "--set", "max_steps=4", "--set", "learning_rate=2e-5", "--set", "num_ppo_epochs=2", "--set", "num_mini_batches=2",
                 "--set", "per_device_train_batch_size=1", "--set", "max_completion_length=5", "--set", "kl_target=0.5", "--set", "kl_estimator=k3", "--set", "logging_steps=1",
                 "--set", "use_peft=true", "--set", "lora_r=4", "--set", "gradient_checkpointing=true");
         assertEquals("0", r[0], r[2]);
@@ -75,7 +75,7 @@ class OnlineCommandsTest {
         Path out = tmp.resolve("grpo-world");
         String base = Path.of("../models/refund-base").toString();
         String[] r = TextCliTest.run("grpo", "--model", base, "--data", world.resolve("grpo.train.jsonl").toString(), "--output-dir", out.toString(),
-                "--set", "reward_functions=[refund-rubric]", "--set", "max_steps=1", "--set", "num_generations=2", "--set", "max_completion_length=40",
+                "--set", "reward_functions=[refund-rubric]", "--set", "max_steps=1", "--set", "learning_rate=2e-5", "--set", "num_generations=2", "--set", "max_completion_length=40",
                 "--set", "per_device_train_batch_size=2", "--set", "logging_steps=1");
         assertEquals("0", r[0], r[2]);
         String metrics = Files.readString(out.resolve("metrics.jsonl"));

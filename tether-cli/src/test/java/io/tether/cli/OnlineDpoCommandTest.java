@@ -22,7 +22,7 @@ class OnlineDpoCommandTest {
         Files.write(data, lines);
         Path out = tmp.resolve("odpo");
         String[] r = TextCliTest.run("online-dpo", "--model", TextCliTest.GPT2.toString(), "--data", data.toString(), "--output-dir", out.toString(),
-                "--set", "max_steps=2", "--set", "max_new_tokens=6", "--set", "per_device_train_batch_size=2", "--set", "num_rounds=2",
+                "--set", "max_steps=2", "--set", "learning_rate=2e-5", "--set", "max_new_tokens=6", "--set", "per_device_train_batch_size=2", "--set", "num_rounds=2",
                 "--set", "logging_steps=1", "--set", "reward_format_regex=th", "--set", "reward_format_weight=1.0", "--set", "missing_eos_penalty=0.5");
         assertEquals("0", r[0], r[2]);
         String metrics = Files.readString(out.resolve("metrics.jsonl"));
@@ -46,7 +46,7 @@ class OnlineDpoCommandTest {
         // LoRA: the reference is the policy with its adapters off; ipo loss.
         Path loraOut = tmp.resolve("odpo-lora");
         String[] ok = TextCliTest.run("online-dpo", "--model", TextCliTest.GPT2.toString(), "--data", data.toString(), "--output-dir", loraOut.toString(),
-                "--set", "use_peft=true", "--set", "max_steps=1", "--set", "max_completion_length=4", "--set", "per_device_train_batch_size=4",
+                "--set", "use_peft=true", "--set", "max_steps=1", "--set", "learning_rate=2e-5", "--set", "max_completion_length=4", "--set", "per_device_train_batch_size=4",
                 "--set", "loss_type=ipo", "--set", "reward_format_regex=th");
         assertEquals("0", ok[0], ok[2]);
         assertTrue(Files.readString(loraOut.resolve("metrics.jsonl")).contains("\"objective/kl\""));
@@ -63,7 +63,7 @@ class OnlineDpoCommandTest {
         Path out = tmp.resolve("first");
         // A format regex nothing matches in 3 tokens: every pair ties, and with tie_policy first every pair still trains.
         String[] r = TextCliTest.run("online-dpo", "--model", TextCliTest.GPT2.toString(), "--data", data.toString(), "--output-dir", out.toString(),
-                "--set", "max_steps=1", "--set", "max_new_tokens=3", "--set", "per_device_train_batch_size=2", "--set", "logging_steps=1",
+                "--set", "max_steps=1", "--set", "learning_rate=2e-5", "--set", "max_new_tokens=3", "--set", "per_device_train_batch_size=2", "--set", "logging_steps=1",
                 "--set", "reward_format_regex=^NEVER$", "--set", "tie_policy=first");
         assertEquals("0", r[0], r[2]);
         var step = new com.fasterxml.jackson.databind.ObjectMapper().readTree(Files.readAllLines(out.resolve("metrics.jsonl")).get(0));

@@ -21,12 +21,17 @@ class PreferenceCommandsTest {
     static final ObjectMapper JSON = new ObjectMapper();
 
     private Path pairs() throws IOException {
+        return pairs(tmp);
+    }
+
+    /** 96 token-id pairs in {@code dir}/pairs.jsonl: chosen answers start with token 0, rejected ones with token 1. */
+    static Path pairs(Path dir) throws IOException {
         Random r = new Random(5);
         List<String> lines = new ArrayList<>();
         for (int i = 0; i < 96; i++)
             lines.add("{\"prompt_ids\": [" + (3 + r.nextInt(12)) + ", " + (3 + r.nextInt(12)) + "], \"chosen_ids\": [0, " + (3 + r.nextInt(12))
                     + "], \"rejected_ids\": [1, " + (3 + r.nextInt(12)) + "]}");
-        Path p = tmp.resolve("pairs.jsonl");
+        Path p = dir.resolve("pairs.jsonl");
         Files.write(p, lines);
         return p;
     }
@@ -129,7 +134,7 @@ class PreferenceCommandsTest {
         assertEquals("0", out[0], out[2]);
         assertTrue(out[2].contains("little learnable signal") && out[2].contains("96 pairs, 0 ties, 48 contradicted"), out[2]);
         assertFalse(out[2].contains("length bias"), out[2]);
-        out = TextCliTest.run("dpo", "--model", LLAMA.toString(), "--data", biased.toString(), "--output-dir", tmp.resolve("bias").toString(), "--set", "max_steps=1");
+        out = TextCliTest.run("dpo", "--model", LLAMA.toString(), "--data", biased.toString(), "--output-dir", tmp.resolve("bias").toString(), "--set", "max_steps=1", "--set", "learning_rate=2e-5");
         assertEquals("0", out[0], out[2]);
         assertTrue(out[2].contains("length bias: chosen is longer than rejected in 100% of pairs"), out[2]);
     }
@@ -138,7 +143,7 @@ class PreferenceCommandsTest {
     void rdpoAlphaIsRecordedAndRefusedWhereItHasNoLogit() throws IOException {
         Path out = tmp.resolve("rdpo");
         String[] r = TextCliTest.run("dpo", "--model", LLAMA.toString(), "--data", pairs().toString(), "--output-dir", out.toString(),
-                "--set", "max_steps=2", "--set", "rdpo_alpha=0.02");
+                "--set", "max_steps=2", "--set", "learning_rate=2e-5", "--set", "rdpo_alpha=0.02");
         assertEquals("0", r[0], r[2]);
         assertTrue(Files.readString(out.resolve("config.yaml")).contains("rdpo_alpha: 0.02"), "the resolved config records it");
         assertFalse(r[2].contains("loss near ln 2"), "the length term moves the starting loss off ln 2: " + r[2]);
@@ -157,7 +162,7 @@ class PreferenceCommandsTest {
     @Test
     void combinedLossTypesFromTheConfig() throws IOException {
         Path cfg = tmp.resolve("mpo.yaml");
-        Files.writeString(cfg, "loss_type: [sigmoid, bco_pair, sft]\nloss_weights: [0.8, 0.2, 1.0]\nmax_steps: 3\n");
+        Files.writeString(cfg, "loss_type: [sigmoid, bco_pair, sft]\nloss_weights: [0.8, 0.2, 1.0]\nmax_steps: 3\nlearning_rate: 2.0e-5\n");
         String[] r = TextCliTest.run("dpo", "--config", cfg.toString(), "--model", LLAMA.toString(), "--data", pairs().toString(), "--output-dir", tmp.resolve("mpo").toString());
         assertEquals("0", r[0], r[2]);
         Files.writeString(cfg, "loss_type: [sigmoid, sft]\nloss_weights: [1.0]\n");
@@ -172,11 +177,11 @@ class PreferenceCommandsTest {
         List<String> lines = new ArrayList<>();
         for (int i = 0; i < 40; i++) lines.add("{\"prompt_ids\": [3, 4], \"completion_ids\": [" + (i % 4 == 0 ? 0 : 1) + ", 5], \"label\": " + (i % 4 == 0) + "}");
         Files.write(data, lines);
-        String[] r = TextCliTest.run("kto", "--model", LLAMA.toString(), "--data", data.toString(), "--output-dir", tmp.resolve("kto-ratio").toString(), "--set", "max_steps=2");
+        String[] r = TextCliTest.run("kto", "--model", LLAMA.toString(), "--data", data.toString(), "--output-dir", tmp.resolve("kto-ratio").toString(), "--set", "max_steps=2", "--set", "learning_rate=2e-5");
         assertEquals("0", r[0], r[2]);
         assertTrue(r[2].contains("KTO: desirable_weight x 10 desirable / (undesirable_weight x 30 undesirable) = 0.33"), r[2]);
         r = TextCliTest.run("kto", "--model", LLAMA.toString(), "--data", data.toString(), "--output-dir", tmp.resolve("kto-apo").toString(),
-                "--set", "max_steps=2", "--set", "loss_type=apo_zero_unpaired", "--set", "desirable_weight=3.0");
+                "--set", "max_steps=2", "--set", "learning_rate=2e-5", "--set", "loss_type=apo_zero_unpaired", "--set", "desirable_weight=3.0");
         assertEquals("0", r[0], r[2]);
         assertFalse(r[2].contains("outside"), r[2]);
     }

@@ -54,7 +54,7 @@ class RmCommandTest {
         // With use_peft the process reward model trains adapters plus its head, and saves both forms.
         Path lora = tmp.resolve("prm-lora");
         String[] l = TextCliTest.run("rm", "train", "--model", base.toString(), "--data", data.toString(), "--output-dir", lora.toString(),
-                "--set", "kind=process", "--set", "max_steps=5", "--set", "use_peft=true");
+                "--set", "kind=process", "--set", "max_steps=5", "--set", "learning_rate=2e-5", "--set", "use_peft=true");
         assertEquals("0", l[0], l[2]);
         assertTrue(Files.exists(lora.resolve("adapter/adapter_model.safetensors")), "the adapter in PEFT layout");
         assertEquals("LlamaForTokenClassification", new ObjectMapper().readTree(lora.resolve("model/config.json").toFile()).get("architectures").get(0).asText());

@@ -30,8 +30,9 @@ import io.tether.engine.Torch;
  */
 public final class LoraAdapters implements AutoCloseable {
     /**
-     * PEFT's LoraConfig: {@code r}, {@code lora_alpha}, {@code lora_dropout}, {@code target_modules} (module names
-     * such as q_proj, or "all-linear"), {@code use_rslora}.
+     * PEFT's LoraConfig: {@code r}, {@code lora_alpha}, {@code lora_dropout}, {@code target_modules}, {@code use_rslora}.
+     * Target modules are PEFT's list form, each a module name or a suffix of one after a dot (q_proj,
+     * self_attn.q_proj, model.layers.0.mlp.up_proj), or "all-linear": every projection but the output head.
      */
     public record Config(int r, double alpha, double dropout, List<String> targetModules, boolean useRslora) {
         public Config {
@@ -55,11 +56,15 @@ public final class LoraAdapters implements AutoCloseable {
     /** Projection weights by module path, and whether they are stored [in, out] (GPT-2's Conv1D). */
     private final Map<String, Tensor> baseWeights = new LinkedHashMap<>();
     private final Map<String, Boolean> transposed = new LinkedHashMap<>();
+    /** Every module of the model that owns parameters, and their ancestors: what target names must tell apart. */
+    private final java.util.Set<String> moduleNames = new java.util.TreeSet<>();
     private boolean enabled = true;
     private boolean merged;
 
     /** Draws A for every targeted projection of {@code model} (B = 0); the caller holds torch's seeded generator. */
     private void draw(CausalLM model) {
+        for (String name : model.parameters().keySet())
+            for (int dot = name.lastIndexOf('.'); dot > 0; dot = name.lastIndexOf('.', dot - 1)) moduleNames.add(name.substring(0, dot));
         for (Map.Entry<String, Tensor> e : model.parameters().entrySet()) {
             String name = e.getKey();
             if (!name.endsWith(".weight") || e.getValue().dim() != 2) continue;
@@ -93,12 +98,84 @@ public final class LoraAdapters implements AutoCloseable {
         return l;
     }
 
-    /** PEFT's matching: a module is targeted when its last name component is listed; all-linear takes every projection but the head. */
+    /**
+     * PEFT's matching of a list (PEFT v0.20 {@code check_target_module_exists}): a module is targeted when it is
+     * listed or ends with "." + a listed name; all-linear takes every projection but the output head and embeddings.
+     */
     private boolean targets(String module, ModelConfig c) {
         String last = module.substring(module.lastIndexOf('.') + 1);
         if (module.equals("lm_head") || module.endsWith("wte") || module.endsWith("wpe") || module.endsWith("embed_tokens") || last.equals("score")) return false;
-        if (config.targetModules().contains("all-linear")) return true;
-        return config.targetModules().contains(last);
+        if (allLinear(config.targetModules())) return true;
+        for (String t : config.targetModules()) if (module.equals(t) || module.endsWith("." + t)) return true;
+        return false;
+    }
+
+    /**
+     * PEFT's shorthand, case-insensitive. A list holding it is how Tether wrote adapters before it wrote concrete
+     * names: PEFT would take it as a module name and match nothing, Tether reads it as the shorthand it meant.
+     */
+    private static boolean allLinear(List<String> targets) {
+        return targets.stream().anyMatch(INCLUDE_LINEAR_LAYERS::equalsIgnoreCase);
+    }
+
+    static final String INCLUDE_LINEAR_LAYERS = "all-linear";
+
+    /** PEFT compresses a target list of at least this many names to the suffixes that tell them apart (MIN_TARGET_MODULES_FOR_OPTIMIZATION). */
+    static final int MIN_TARGETS_TO_COMPRESS = 20;
+
+    /**
+     * {@code target_modules} as PEFT saves it: PEFT expands all-linear into the full names of the modules it
+     * adapted and writes a list given by the user as given; a list of 20 or more names becomes the shortest suffixes
+     * that still separate the targets from every other module (so all-linear on a real model saves q_proj, k_proj,
+     * ...). Sorted, where PEFT writes a set in no fixed order.
+     */
+    List<String> savedTargetModules() {
+        List<String> names = allLinear(config.targetModules()) ? new ArrayList<>(adapters.keySet()) : new ArrayList<>(new java.util.TreeSet<>(config.targetModules()));
+        if (names.size() < MIN_TARGETS_TO_COMPRESS) return names.stream().sorted().toList();
+        java.util.Set<String> others = new java.util.TreeSet<>(moduleNames);
+        others.removeAll(adapters.keySet());
+        return minimalSuffixes(names, others);
+    }
+
+    /**
+     * The fewest dot-separated suffixes that cover every target and none of {@code others} (the behaviour of PEFT
+     * v0.20's {@code _find_minimal_target_modules}): targets in the order of their suffixes, shortest first; a target
+     * already covered adds nothing, else its shortest suffix that no other module ends with.
+     */
+    static List<String> minimalSuffixes(List<String> targets, java.util.Set<String> others) {
+        java.util.Set<String> otherSuffixes = new java.util.HashSet<>();
+        for (String o : others) otherSuffixes.addAll(suffixes(o));
+        List<List<String>> bySuffixes = new ArrayList<>();
+        for (String t : new java.util.TreeSet<>(targets)) bySuffixes.add(suffixes(t));
+        bySuffixes.sort((x, y) -> {
+            for (int i = 0; i < Math.min(x.size(), y.size()); i++) {
+                int c = x.get(i).compareTo(y.get(i));
+                if (c != 0) return c;
+            }
+            return Integer.compare(x.size(), y.size());
+        });
+        java.util.Set<String> required = new java.util.TreeSet<>();
+        for (List<String> sfx : bySuffixes) {
+            String target = sfx.get(sfx.size() - 1);
+            if (required.stream().anyMatch(r -> target.endsWith("." + r))) continue;
+            for (String candidate : sfx)
+                if (!otherSuffixes.contains(candidate) && !required.contains(candidate)) {
+                    required.add(candidate);
+                    break;
+                }
+        }
+        return required.isEmpty() ? targets.stream().sorted().toList() : List.copyOf(required);
+    }
+
+    /** "a.b.c" -> [c, b.c, a.b.c]. */
+    private static List<String> suffixes(String name) {
+        List<String> out = new ArrayList<>();
+        for (int dot = name.lastIndexOf('.'); dot >= 0; dot = name.lastIndexOf('.', dot - 1)) {
+            out.add(name.substring(dot + 1));
+            if (dot == 0) break;
+        }
+        out.add(name);
+        return out;
     }
 
     public Config config() { return config; }
@@ -173,7 +250,7 @@ public final class LoraAdapters implements AutoCloseable {
         c.put("bias", "none");
         c.put("fan_in_fan_out", transposed.values().stream().anyMatch(Boolean::booleanValue));
         var targets = c.putArray("target_modules");
-        config.targetModules().forEach(targets::add);
+        savedTargetModules().forEach(targets::add);
         Safetensors.write(dir.resolve("adapter_model.safetensors"), parameters(), Map.of("format", "pt"));
         AtomicFiles.write(dir.resolve("adapter_config.json"), w -> w.write(Models.jsonMapper().writerWithDefaultPrettyPrinter().writeValueAsString(c) + "\n"));
     }
@@ -188,10 +265,14 @@ public final class LoraAdapters implements AutoCloseable {
             throw new CheckpointException(cfgFile, null, "file not found");
         }
         if (!"LORA".equals(c.path("peft_type").asText())) throw new CheckpointException(cfgFile, null, "key 'peft_type': only LORA adapters are supported");
+        // PEFT's two forms: a list of module names (or suffixes), or a string, which is the all-linear shorthand or a
+        // regular expression that must match a module's full name.
         List<String> targets = new ArrayList<>();
         JsonNode t = c.get("target_modules");
         if (t != null && t.isArray()) t.forEach(x -> targets.add(x.asText()));
-        else if (t != null && t.isTextual()) targets.add(t.asText());
+        else if (t != null && t.isTextual() && t.asText().equalsIgnoreCase(INCLUDE_LINEAR_LAYERS)) targets.add(INCLUDE_LINEAR_LAYERS);
+        else if (t != null && t.isTextual()) targets.addAll(matchingModules(model, cfgFile, t.asText()));
+        else throw new CheckpointException(cfgFile, null, "key 'target_modules': expected a list of module names or a string, got " + t);
         Config config = new Config(c.path("r").asInt(8), c.path("lora_alpha").asDouble(8), c.path("lora_dropout").asDouble(0), targets, c.path("use_rslora").asBoolean(false));
         LoraAdapters l = attach(model, config, 0);
         Safetensors.Reader r = Safetensors.open(dir.resolve("adapter_model.safetensors"));
@@ -199,7 +280,29 @@ public final class LoraAdapters implements AutoCloseable {
             if (!r.entries().containsKey(e.getKey())) throw new CheckpointException(r.file(), e.getKey(), "missing from the adapter");
             r.readInto(e.getKey(), e.getValue());
         }
+        // A tensor no target claims would be dropped without a word, and the merged model would differ from PEFT's.
+        for (String name : r.entries().keySet())
+            if (!l.parameters().containsKey(name))
+                throw new CheckpointException(r.file(), name, "adapter tensor of a module that target_modules " + targets + " does not select on " + model.config().architecture());
         return l;
+    }
+
+    /** The projections whose full module name the PEFT regular expression matches in full (PEFT's re.fullmatch). */
+    private static List<String> matchingModules(CausalLM model, Path cfgFile, String regex) {
+        java.util.regex.Pattern p;
+        try {
+            p = java.util.regex.Pattern.compile(regex);
+        } catch (java.util.regex.PatternSyntaxException e) {
+            throw new CheckpointException(cfgFile, null, "key 'target_modules': not a valid regular expression: " + e.getDescription());
+        }
+        List<String> out = new ArrayList<>();
+        for (Map.Entry<String, Tensor> e : model.parameters().entrySet()) {
+            if (!e.getKey().endsWith(".weight") || e.getValue().dim() != 2) continue;
+            String module = e.getKey().substring(0, e.getKey().length() - ".weight".length());
+            if (p.matcher(module).matches()) out.add(module);
+        }
+        if (out.isEmpty()) throw new CheckpointException(cfgFile, null, "key 'target_modules': '" + regex + "' matches no module of " + model.config().architecture());
+        return out;
     }
 
     @Override

@@ -90,10 +90,23 @@ public final class DpoLoss {
     /** The batch loss (scalar), per-pair losses [B] and the implicit rewards β·c and β·r [B]. */
     public record Output(Tensor loss, Tensor perPair, Tensor chosenRewards, Tensor rejectedRewards) {}
 
-    /** Running mean of rewards for legacy bco_pair (TRL's RunningMoments); null for other semantics. */
+    /**
+     * Legacy bco_pair's δ: TRL v0.28's {@code RunningMoments} mean over the batch means of the implicit rewards. TRL
+     * folds in each batch's mean as one observation (it updates with the scalar mean, so {@code xs.numel()} is 1),
+     * so every micro-batch weighs the same whatever its size. A trainer keeps one across steps and checkpoints.
+     */
     public static final class RunningMean {
         private double mean;
         private long count;
+
+        public RunningMean() {}
+
+        /** The state a checkpoint recorded. */
+        public RunningMean(double mean, long count) {
+            if (count < 0) throw new IllegalArgumentException("running mean count must be >= 0, got " + count);
+            this.mean = mean;
+            this.count = count;
+        }
 
         /** Folds in a batch of values and returns the updated mean. */
         public double update(double batchMean, long batchCount) {
@@ -102,6 +115,13 @@ public final class DpoLoss {
             count = total;
             return mean;
         }
+
+        public double mean() { return mean; }
+
+        /** Batches folded in so far. */
+        public long count() { return count; }
+
+        public RunningMean copy() { return new RunningMean(mean, count); }
     }
 
     public static Output compute(Config cfg, Inputs in) {
@@ -147,9 +167,9 @@ public final class DpoLoss {
                 case "bco_pair" -> {
                     double shift = 0;
                     if (cfg.semantics() == Semantics.TRL_LEGACY) {
-                        // δ: running mean of the batch's chosen and rejected rewards, updated before use
+                        // δ: running mean of the batches' mean chosen and rejected rewards, updated with this batch before use
                         double batchMean = torch.cat(new org.bytedeco.pytorch.TensorVector(scale(c, beta).detach(), scale(r, beta).detach())).mean().item_double();
-                        shift = (bcoMean == null ? new RunningMean() : bcoMean).update(batchMean, 2 * c.size(0));
+                        shift = (bcoMean == null ? new RunningMean() : bcoMean).update(batchMean, 1);
                     }
                     yield logSigmoid(plus(scale(sw, beta), -shift)).neg().sub(logSigmoid(plus(scale(sr, beta), -shift).neg()));
                 }

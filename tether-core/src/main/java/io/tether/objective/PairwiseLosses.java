@@ -47,10 +47,18 @@ public final class PairwiseLosses {
      * α → 0 recovers SimPO.
      */
     public static Output alphapo(double beta, double gamma, double alpha, double cpoAlpha, Tensor chosenAvgLogps, Tensor rejectedAvgLogps, Tensor chosenNll) {
-        Tensor rw = scale(plus(scale(chosenAvgLogps, -alpha).exp().neg(), 1), 1 / alpha);
-        Tensor rl = scale(plus(scale(rejectedAvgLogps, -alpha).exp().neg(), 1), 1 / alpha);
+        Tensor rw = alphaReward(chosenAvgLogps, alpha), rl = alphaReward(rejectedAvgLogps, alpha);
         Tensor perPair = logSigmoid(plus(scale(rw.sub(rl), beta), -gamma)).neg();
         return new Output(perPair.mean().add(scale(chosenNll, cpoAlpha)), perPair, scale(rw, beta).detach(), scale(rl, beta).detach());
+    }
+
+    /**
+     * AlphaPO's reward shape (TRL CPOConfig {@code alpha}): r = (1 − p^{−α})/α = (1 − e^{−αℓ})/α for log-probs ℓ;
+     * α = 0 returns ℓ itself (the limit).
+     */
+    public static Tensor alphaReward(Tensor logps, double alpha) {
+        if (alpha == 0) return logps;
+        return scale(plus(scale(logps, -alpha).exp().neg(), 1), 1 / alpha);
     }
 
     /**

@@ -26,7 +26,8 @@ public final class GrpoRun {
 
         public static Config from(ConfigTree c, GrpoTraining.Estimator estimator) {
             boolean rloo = estimator == GrpoTraining.Estimator.RLOO;
-            OnlineRun.Common common = OnlineRun.Common.read(c, new OnlineRun.Defaults(1.0, 256, "answer"));
+            OnlineRun.Common common = OnlineRun.Common.read(c, new OnlineRun.Defaults(1.0, 256, "answer",
+                    estimator == GrpoTraining.Estimator.RLOO ? io.tether.train.LearningRateDefault.RLOO : io.tether.train.LearningRateDefault.GRPO));
             // TRL: GRPO 8 generations, beta 0 (no reference loaded); RLOO 2 generations, beta 0.05 in the reward.
             double eps = c.number("epsilon", 0.2), epsHigh = c.number("epsilon_high", eps), beta = c.number("beta", rloo ? 0.05 : 0.0);
             String lossType = rloo ? "grpo" : c.string("loss_type", "dapo"), scale = rloo ? "none" : c.string("scale_rewards", "group");

@@ -26,7 +26,7 @@ public final class OnlineDpoRun {
             int maxNew = c.integer("max_new_tokens", 64);
             if (newTokensSet && c.raw("max_completion_length") != null)
                 throw new IllegalArgumentException("key 'max_new_tokens': set either max_new_tokens or max_completion_length, not both");
-            OnlineRun.Common common = OnlineRun.Common.read(c, new OnlineRun.Defaults(0.9, maxNew, "answer"));
+            OnlineRun.Common common = OnlineRun.Common.read(c, new OnlineRun.Defaults(0.9, maxNew, "answer", io.tether.train.LearningRateDefault.ONLINE_DPO));
             double beta = c.number("beta", 0.1);
             String lossType = c.string("loss_type", "sigmoid");
             int rounds = c.integer("num_rounds", 1);

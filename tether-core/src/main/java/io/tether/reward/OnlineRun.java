@@ -33,7 +33,7 @@ final class OnlineRun {
     private OnlineRun() {}
 
     /** Per-method defaults of the shared keys (TRL's differ: GRPO samples at 1.0, PPO at 0.7, online DPO at 0.9). */
-    record Defaults(double temperature, int maxCompletionLength, String answerField) {}
+    record Defaults(double temperature, int maxCompletionLength, String answerField, io.tether.train.LearningRateDefault learningRate) {}
 
     /**
      * @param answerField   record field with the verifiable answer (exact-answer reward), null for none
@@ -64,7 +64,7 @@ final class OnlineRun {
             // TRL's max_prompt_length (GRPOConfig/RLOOConfig v0.24: 512); unset, it also leaves room for the completion in the model's positions.
             int maxPrompt = c.raw("max_prompt_length") == null ? 0 : c.integer("max_prompt_length", 0);
             if (c.raw("max_prompt_length") != null && maxPrompt < 1) throw new IllegalArgumentException("key 'max_prompt_length': must be >= 1, got " + maxPrompt);
-            TrainerConfig t = c.trainerConfig();
+            TrainerConfig t = c.trainerConfig(d.learningRate());
             LoraAdapters.Config lora = PeftSettings.from(c);
             if (model == null) throw new IllegalArgumentException("key 'model': missing");
             if (data == null) throw new IllegalArgumentException("key 'data': missing");

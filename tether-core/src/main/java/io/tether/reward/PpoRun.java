@@ -26,7 +26,7 @@ public final class PpoRun {
     public record Config(OnlineRun.Common common, PpoTraining.Config ppo, Path valueModel, boolean valueHead, List<String> goldRewards,
                          Map<String, Object> resolved) {
         public static Config from(ConfigTree c) {
-            OnlineRun.Common common = OnlineRun.Common.read(c, new OnlineRun.Defaults(0.7, 53, null));
+            OnlineRun.Common common = OnlineRun.Common.read(c, new OnlineRun.Defaults(0.7, 53, null, io.tether.train.LearningRateDefault.PPO));
             PpoTraining.Config d = PpoTraining.Config.defaults();
             double klCoef = c.number("kl_coef", d.klCoef()), target = c.number("kl_target", d.klTarget()), horizon = c.number("kl_horizon", d.klHorizon());
             String estimator = c.string("kl_estimator", d.klEstimator());

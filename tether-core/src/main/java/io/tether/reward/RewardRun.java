@@ -62,7 +62,7 @@ public final class RewardRun {
                 throw new IllegalArgumentException("key 'kind': expected bradley_terry or process, got '" + kind + "'");
             String separator = c.string("step_separator", "\n");
             boolean lastOnly = c.bool("train_on_last_step_only", false);
-            TrainerConfig t = c.trainerConfig();
+            TrainerConfig t = c.trainerConfig(kind.equals("process") ? io.tether.train.LearningRateDefault.PRM : io.tether.train.LearningRateDefault.REWARD);
             io.tether.model.LoraAdapters.Config lora = io.tether.train.PeftSettings.from(c);
             c.rejectUnknownKeys();
             Map<String, Object> resolved = c.resolved();

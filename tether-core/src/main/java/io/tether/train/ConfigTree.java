@@ -25,6 +25,7 @@ public final class ConfigTree {
     private final String source;
     private final Set<String> read = new LinkedHashSet<>();
     private final Map<String, Object> used = new LinkedHashMap<>();   // every key read, with the value in force (defaults included)
+    private String learningRateSource;
 
     private ConfigTree(ObjectNode tree, String source) {
         this.tree = tree;
@@ -173,14 +174,24 @@ public final class ConfigTree {
         return prev[b.length()];
     }
 
-    /** Reads the loop's keys (HF TrainingArguments names), defaults from {@link TrainerConfig#defaults}. */
-    public TrainerConfig trainerConfig() {
+    /** True when the file or an override gives {@code key} a value (false when its default is in force). */
+    public boolean given(String key) {
+        JsonNode n = tree.get(key);
+        return n != null && !n.isNull();
+    }
+
+    /**
+     * Reads the loop's keys (HF TrainingArguments names), defaults from {@link TrainerConfig#defaults} except
+     * {@code learning_rate}, whose default is the method's ({@code learningRate}).
+     */
+    public TrainerConfig trainerConfig(LearningRateDefault learningRate) {
         TrainerConfig d = TrainerConfig.defaults();
+        learningRateSource = given("learning_rate") ? "set" : learningRate.citation();
         int maxSteps = integer("max_steps", d.maxSteps());
         double epochs = number("num_train_epochs", d.numTrainEpochs());
         int batch = integer("per_device_train_batch_size", d.perDeviceTrainBatchSize());
         int accumulation = integer("gradient_accumulation_steps", d.gradientAccumulationSteps());
-        double lr = number("learning_rate", d.learningRate());
+        double lr = number("learning_rate", learningRate.value());
         String scheduler = string("lr_scheduler_type", d.lrSchedulerType());
         int warmup = integer("warmup_steps", d.warmupSteps());
         double warmupRatio = number("warmup_ratio", d.warmupRatio());
@@ -194,6 +205,11 @@ public final class ConfigTree {
         boolean bf16 = bool("bf16", d.bf16()), checkpointing = bool("gradient_checkpointing", d.gradientCheckpointing());
         return validated(() -> new TrainerConfig(maxSteps, epochs, batch, accumulation, lr, scheduler, warmup, warmupRatio, wd, b1, b2, eps,
                 clip, seed, logging, evalSteps, save, limit, nan, bf16, checkpointing));
+    }
+
+    /** Where the learning rate in force came from: "set", or the method's default with its citation (null before {@link #trainerConfig}). */
+    public String learningRateSource() {
+        return learningRateSource;
     }
 
 }

@@ -43,7 +43,8 @@ public final class PreferenceRun {
                          double evalFraction, Path outputDir, DataSettings reading, DpoLoss.Config dpo, double simpoGamma, double cpoAlpha,
                          double desirableWeight, double undesirableWeight, boolean syncRefModel, double refModelMixupAlpha,
                          int refModelSyncSteps, Double ldAlpha, boolean useWeighting, String ktoLossType, String dtype, TrainerConfig trainer,
-                         io.tether.model.LoraAdapters.Config lora, Map<String, Object> resolved) {
+                         io.tether.model.LoraAdapters.Config lora, Map<String, Object> resolved, String cpoLossType,
+                         PreferenceTraining.ReferenceFree referenceFreeOptions) {
 
         public static Config from(String method, ConfigTree c) {
             Path model = c.path("model"), ref = c.path("ref_model"), refLogprobs = c.path("ref_logprobs"), data = c.path("data"),
@@ -56,12 +57,20 @@ public final class PreferenceRun {
             List<String> types = new ArrayList<>();
             JsonNode lt = c.raw("loss_type");
             if (lt != null && lt.isArray()) lt.forEach(x -> types.add(x.asText()));
-            else types.add(c.string("loss_type", method.equals("kto") ? "kto" : "sigmoid"));
+            else types.add(c.string("loss_type", method.equals("kto") ? "kto" : method.equals("simpo") ? "simpo" : "sigmoid"));
             String ktoLossType = "kto";
             if (method.equals("kto")) {
                 ktoLossType = types.get(0);
                 if (types.size() != 1 || !(ktoLossType.equals("kto") || ktoLossType.equals("apo_zero_unpaired")))
                     throw new IllegalArgumentException("key 'loss_type': KTO takes kto or apo_zero_unpaired, got " + types);
+                types.set(0, "sigmoid");
+            }
+            // TRL's CPOConfig loss_type for cpo and simpo (the simpo command is CPO with SimPO's defaults); alphapo is TRL's
+            // shorthand for simpo with cpo_alpha 0, its reward shaped by 'alpha'.
+            String cpoLossType = types.get(0);
+            if (method.equals("cpo") || method.equals("simpo")) {
+                if (types.size() != 1 || !List.of("sigmoid", "simpo", "alphapo").contains(cpoLossType))
+                    throw new IllegalArgumentException("key 'loss_type': " + method + " takes sigmoid, simpo or alphapo, got " + types);
                 types.set(0, "sigmoid");
             }
             List<Double> weights = null;
@@ -78,6 +87,16 @@ public final class PreferenceRun {
             String semantics = c.string("semantics", "trl");
             double rdpoAlpha = c.number("rdpo_alpha", 0.0);
             double gamma = c.number("simpo_gamma", 0.5), cpoAlpha = c.number("cpo_alpha", method.equals("simpo") ? 0.0 : 1.0);
+            double alphapoAlpha = method.equals("cpo") || method.equals("simpo") ? c.number("alpha", 0.0) : 0.0;
+            String orpoNll = method.equals("orpo") ? c.string("orpo_nll_tokens", "prompt_and_completion") : "prompt_and_completion";
+            if (!orpoNll.equals("prompt_and_completion") && !orpoNll.equals("completion"))
+                throw new IllegalArgumentException("key 'orpo_nll_tokens': expected prompt_and_completion (TRL's ORPO) or completion, got '" + orpoNll + "'");
+            if (cpoLossType.equals("alphapo") && (method.equals("cpo") || method.equals("simpo"))) {
+                if (cpoAlpha != 0 && c.given("cpo_alpha"))
+                    throw new IllegalArgumentException("key 'cpo_alpha': loss_type alphapo trains without the NLL term (cpo_alpha 0, as TRL's CPOConfig sets it); "
+                            + "use loss_type simpo with 'alpha' to keep it");
+                cpoAlpha = 0.0;
+            }
             double dw = c.number("desirable_weight", 1.0), uw = c.number("undesirable_weight", 1.0);
             boolean sync = c.bool("sync_ref_model", false);
             double mixup = c.number("ref_model_mixup_alpha", 0.6);
@@ -85,7 +104,12 @@ public final class PreferenceRun {
             Double ldAlpha = c.raw("ld_alpha") != null ? c.number("ld_alpha", 1.0) : null;
             boolean useWeighting = c.bool("use_weighting", false);
             String dtype = c.string("dtype", "fp32");
-            TrainerConfig t = c.trainerConfig();
+            TrainerConfig t = c.trainerConfig(LearningRateDefault.forPreference(method));
+            if (method.equals("kto") && ktoLossType.equals("kto") && t.perDeviceTrainBatchSize() < 2)
+                // TRL's KTOTrainer refuses this too ("Actual (not effective) batch size must be > 1"): gradient accumulation does not help.
+                throw new IllegalArgumentException("key 'per_device_train_batch_size': KTO estimates its KL term from each batch's prompts paired with "
+                        + "other examples' completions, so a batch needs at least 2 examples (got 1; gradient_accumulation_steps does not count). "
+                        + "loss_type apo_zero_unpaired needs no KL term");
             io.tether.model.LoraAdapters.Config lora = PeftSettings.from(c);
             c.rejectUnknownKeys();
             if (lora != null && sync) throw new IllegalArgumentException("key 'sync_ref_model': TR-DPO needs a separate reference model, and with use_peft the reference is the policy without adapters");
@@ -107,8 +131,10 @@ public final class PreferenceRun {
             Map<String, Object> resolved = new LinkedHashMap<>();
             resolved.put("method", method);
             resolved.putAll(c.resolved());
+            String cpoLoss = !(method.equals("cpo") || method.equals("simpo")) ? null : cpoLossType.equals("sigmoid") ? "sigmoid" : "simpo";
             return new Config(method, model, ref, refLogprobs, precompute, data, evalData, evalFraction, out, reading, dpo, gamma, cpoAlpha,
-                    dw, uw, sync, mixup, syncSteps, ldAlpha, useWeighting, ktoLossType, dtype, t, lora, resolved);
+                    dw, uw, sync, mixup, syncSteps, ldAlpha, useWeighting, ktoLossType, dtype, t, lora, resolved, cpoLoss,
+                    c.validated(() -> new PreferenceTraining.ReferenceFree(alphapoAlpha, orpoNll.equals("prompt_and_completion"))));
         }
 
         /** DPO with the sigmoid loss alone: the loss whose start at ln 2 the diagnostics know. */
@@ -236,12 +262,12 @@ public final class PreferenceRun {
             PreferenceTraining.Kind kind = switch (c.method()) {
                 case "dpo" -> PreferenceTraining.Kind.DPO;
                 case "orpo" -> PreferenceTraining.Kind.ORPO;
-                case "simpo" -> PreferenceTraining.Kind.SIMPO;
-                case "cpo" -> PreferenceTraining.Kind.CPO;
+                case "simpo", "cpo" -> c.cpoLossType().equals("simpo") ? PreferenceTraining.Kind.SIMPO : PreferenceTraining.Kind.CPO;
                 default -> throw new IllegalArgumentException("unknown method " + c.method());
             };
             var settings = new PreferenceTraining.Settings(kind, c.dpo(), c.simpoGamma(), c.cpoAlpha(), reference,
-                    c.syncRefModel() ? c.refModelMixupAlpha() : 0, c.syncRefModel() ? c.refModelSyncSteps() : 0, c.ldAlpha(), c.useWeighting());
+                    c.syncRefModel() ? c.refModelMixupAlpha() : 0, c.syncRefModel() ? c.refModelSyncSteps() : 0, c.ldAlpha(), c.useWeighting(),
+                    c.referenceFreeOptions());
             return finish(c, run, policy, new Trainer<>(policy.model(), new PreferenceTraining(settings), train, eval, c.trainer(), run,
                     GradientSync.SINGLE_PROCESS, diagnostics, c.model()).train(resume));
         } finally {
@@ -463,6 +489,8 @@ public final class PreferenceRun {
             if (sampled > 1.5 * chosen)
                 inner.onNotice(String.format(java.util.Locale.ROOT, "step %d: greedy responses average %.1f tokens against %.1f for chosen ones: the policy is growing verbose", step, sampled, chosen));
         }
+
+        @Override public void onStart(int totalSteps, double learningRate) { inner.onStart(totalSteps, learningRate); }
 
         @Override public void onCheckpoint(int step, Path dir) { inner.onCheckpoint(step, dir); }
 

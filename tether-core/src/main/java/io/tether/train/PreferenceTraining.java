@@ -33,21 +33,68 @@ public final class PreferenceTraining implements TrainingMethod<PreferenceTraini
     public enum Kind { DPO, CPO, SIMPO, ORPO }
 
     /**
+     * Options of the reference-free losses.
+     *
+     * @param alpha              TRL CPOConfig {@code alpha} (CPO and SimPO): AlphaPO's reward r = (1 − p^{−α})/α in place of
+     *                           the log-prob (Gupta et al. 2025); 0 keeps the log-prob
+     * @param orpoNllWithPrompt  ORPO's NLL term over the chosen rows' prompt and completion tokens, as TRL's ORPOTrainer
+     *                           computes it (true, the default), or over the completion alone (false; {@code orpo_nll_tokens: completion})
+     */
+    public record ReferenceFree(double alpha, boolean orpoNllWithPrompt) {
+        public static final ReferenceFree TRL = new ReferenceFree(0.0, true);
+
+        public ReferenceFree {
+            if (!Double.isFinite(alpha)) throw new IllegalArgumentException("key 'alpha': must be a finite number, got " + alpha);
+        }
+    }
+
+    /**
      * @param reference the frozen reference model when reference log-probs are not precomputed (DPO only)
      * @param simpoGamma SimPO's γ; {@code cpoAlpha} weights the NLL term of CPO/SimPO; ORPO's λ is {@code dpo.beta()}
      */
     public record Settings(Kind kind, DpoLoss.Config dpo, double simpoGamma, double cpoAlpha, CausalLM reference,
-                           double syncAlpha, int syncSteps, Double ldAlpha, boolean useWeighting) {
+                           double syncAlpha, int syncSteps, Double ldAlpha, boolean useWeighting, ReferenceFree referenceFree) {
+        public Settings {
+            if (referenceFree == null) referenceFree = ReferenceFree.TRL;
+        }
+
+        public Settings(Kind kind, DpoLoss.Config dpo, double simpoGamma, double cpoAlpha, CausalLM reference,
+                        double syncAlpha, int syncSteps, Double ldAlpha, boolean useWeighting) {
+            this(kind, dpo, simpoGamma, cpoAlpha, reference, syncAlpha, syncSteps, ldAlpha, useWeighting, ReferenceFree.TRL);
+        }
+
         public Settings(Kind kind, DpoLoss.Config dpo, double simpoGamma, double cpoAlpha, CausalLM reference, double syncAlpha, int syncSteps) {
             this(kind, dpo, simpoGamma, cpoAlpha, reference, syncAlpha, syncSteps, null, false);
         }
     }
 
     private final Settings s;
+    /** Legacy bco_pair's δ, carried across steps and checkpoints as TRL v0.28 carried it across steps. */
+    private DpoLoss.RunningMean bcoMean = new DpoLoss.RunningMean();
 
     public PreferenceTraining(Settings settings) {
         this.s = settings;
     }
+
+    private boolean runningBcoMean() {
+        return s.kind() == Kind.DPO && s.dpo().semantics() == DpoLoss.Semantics.TRL_LEGACY && s.dpo().lossType().contains("bco_pair");
+    }
+
+    /** Legacy bco_pair's running mean and the batches folded into it; nothing for other losses. */
+    @Override
+    public Map<String, Double> state() {
+        if (!runningBcoMean()) return Map.of();
+        return Map.of(BCO_MEAN, bcoMean.mean(), BCO_COUNT, (double) bcoMean.count());
+    }
+
+    @Override
+    public void restoreState(Map<String, Double> state) {
+        // A checkpoint written before the mean was saved restarts it, as every step did then.
+        if (runningBcoMean() && state.containsKey(BCO_MEAN) && state.containsKey(BCO_COUNT))
+            bcoMean = new DpoLoss.RunningMean(state.get(BCO_MEAN), Math.round(state.get(BCO_COUNT)));
+    }
+
+    static final String BCO_MEAN = "bco_pair_running_mean", BCO_COUNT = "bco_pair_running_count";
 
     /** Completion log-prob sums, completion token counts and mean completion logits of rows [B] (prompt + completion). */
     record Scored(Tensor logps, Tensor tokens, Tensor meanLogits, Tensor tokenLogps, Tensor mask, Tensor wpoWeights) {}
@@ -127,21 +174,30 @@ public final class PreferenceTraining implements TrainingMethod<PreferenceTraini
                     rr = Tensors.doubles(r, b).to(model.dtype().scalarType);
                 }
                 Tensor pairWeights = pol.wpoWeights() == null ? null : pol.wpoWeights().narrow(0, 0, b).mul(pol.wpoWeights().narrow(0, b, b));
-                DpoLoss.Output o = DpoLoss.compute(s.dpo(), new DpoLoss.Inputs(pc, pr, rc, rr, nc, nr, chosenNll, pairWeights));
+                // Evaluation (no gradients) folds its batch into a copy: held-out batches must not move the training run's δ.
+                DpoLoss.RunningMean mean = org.bytedeco.pytorch.GradMode.is_enabled() ? bcoMean : bcoMean.copy();
+                DpoLoss.Output o = DpoLoss.compute(s.dpo(), new DpoLoss.Inputs(pc, pr, rc, rr, nc, nr, chosenNll, pairWeights), mean);
                 loss = o.loss();
                 chosenRewards = o.chosenRewards();
                 rejectedRewards = o.rejectedRewards();
             }
             case CPO -> {
-                PairwiseLosses.Output o = PairwiseLosses.cpo(s.dpo().beta(), s.dpo().labelSmoothing(), s.cpoAlpha(), pc, pr, chosenNll);
+                // AlphaPO's reward shape applies to CPO's summed log-probs too, as TRL's CPOTrainer applies it to every loss type.
+                double alpha = s.referenceFree().alpha();
+                PairwiseLosses.Output o = PairwiseLosses.cpo(s.dpo().beta(), s.dpo().labelSmoothing(), s.cpoAlpha(),
+                        PairwiseLosses.alphaReward(pc, alpha), PairwiseLosses.alphaReward(pr, alpha), chosenNll);
                 loss = o.loss(); chosenRewards = o.chosenRewards(); rejectedRewards = o.rejectedRewards();
             }
             case SIMPO -> {
-                PairwiseLosses.Output o = PairwiseLosses.simpo(s.dpo().beta(), s.simpoGamma(), s.cpoAlpha(), pc.div(nc), pr.div(nr), chosenNll);
+                double alpha = s.referenceFree().alpha();
+                PairwiseLosses.Output o = alpha == 0
+                        ? PairwiseLosses.simpo(s.dpo().beta(), s.simpoGamma(), s.cpoAlpha(), pc.div(nc), pr.div(nr), chosenNll)
+                        : PairwiseLosses.alphapo(s.dpo().beta(), s.simpoGamma(), alpha, s.cpoAlpha(), pc.div(nc), pr.div(nr), chosenNll);
                 loss = o.loss(); chosenRewards = o.chosenRewards(); rejectedRewards = o.rejectedRewards();
             }
             case ORPO -> {
-                PairwiseLosses.Output o = PairwiseLosses.orpo(s.dpo().beta(), pc.div(nc), pr.div(nr), chosenNll);
+                Tensor nll = s.referenceFree().orpoNllWithPrompt() ? promptAndCompletionNll(pol.tokenLogps().narrow(0, 0, b), pairs) : chosenNll;
+                PairwiseLosses.Output o = PairwiseLosses.orpo(s.dpo().beta(), pc.div(nc), pr.div(nr), nll);
                 loss = o.loss(); chosenRewards = o.chosenRewards(); rejectedRewards = o.rejectedRewards();
             }
             default -> throw new IllegalStateException();
@@ -167,6 +223,24 @@ public final class PreferenceTraining implements TrainingMethod<PreferenceTraini
         m.put("lengths/chosen", stc);
         m.put("lengths/rejected", str);
         return new Output(loss.mul(Tensors.scalar((double) b)), m);
+    }
+
+    /**
+     * TRL's ORPO NLL: the token-mean cross-entropy of the chosen rows over every predicted token of prompt and
+     * completion (all but each row's first token; padding masked). {@code chosenTokenLogps} [B, L-1] as {@link #score}
+     * lays them out, rows in the order of {@code pairs}.
+     */
+    static Tensor promptAndCompletionNll(Tensor chosenTokenLogps, List<Pair> pairs) {
+        long width = chosenTokenLogps.size(1);
+        double[] mask = new double[(int) (pairs.size() * width)];
+        long tokens = 0;
+        for (int i = 0; i < pairs.size(); i++) {
+            int predicted = pairs.get(i).prompt().length + pairs.get(i).chosen().length - 1;
+            java.util.Arrays.fill(mask, (int) (i * width), (int) (i * width + predicted), 1.0);
+            tokens += predicted;
+        }
+        Tensor m = Tensors.doubles(mask, pairs.size(), width).to(chosenTokenLogps.scalar_type());
+        return chosenTokenLogps.mul(m).sum().neg().div(Tensors.scalar((double) tokens));
     }
 
     /**

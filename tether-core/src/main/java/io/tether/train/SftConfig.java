@@ -44,7 +44,7 @@ public record SftConfig(Path model, Path modelConfig, Path tokenizer, Path data,
         boolean packing = c.bool("packing", false), completionOnly = c.bool("completion_only_loss", true);
         boolean assistantOnly = c.bool("assistant_only_loss", false);
         String dtype = c.string("dtype", "fp32");
-        TrainerConfig trainer = c.trainerConfig();
+        TrainerConfig trainer = c.trainerConfig(LearningRateDefault.SFT);
         io.tether.model.LoraAdapters.Config lora = PeftSettings.from(c);
         c.rejectUnknownKeys();
         return c.validated(() -> new SftConfig(model, modelConfig, tokenizer, data, evalData, evalFraction, out, reading, packing, completionOnly, assistantOnly, dtype, trainer, lora, c.resolved()));

@@ -33,6 +33,9 @@ import io.tether.model.Models;
 public final class Trainer<E> {
     /** Progress reports; the CLI draws a progress bar from them. Library code never prints. */
     public interface Listener {
+        /** Once, before the first step (after a resume has restored its checkpoint): the run's length and base learning rate. */
+        default void onStart(int totalSteps, double learningRate) {}
+
         default void onStep(int step, int totalSteps, Map<String, Object> metrics) {}
 
         default void onEval(int step, Map<String, Object> metrics) {}
@@ -114,12 +117,14 @@ public final class Trainer<E> {
                         throw new IllegalArgumentException("key 'seed': the run was started with seed " + s.seed() + ", not " + config.seed());
                     restoreWeights(latest.get());
                     optimizer.load(latest.get().resolve("optimizer.safetensors"));
+                    method.restoreState(s.methodState());
                     step = s.globalStep();
                     cursor = new Cursor(s.epoch(), s.position());
                     lastCheckpoint = latest.get();
                     run.truncateMetricsAfter(step);
                 }
             }
+            listener.onStart(total, config.learningRate());
             double lastLoss = Double.NaN, evalLoss = Double.NaN;
             double intervalLoss = 0;
             int intervalSteps = 0;
@@ -311,7 +316,7 @@ public final class Trainer<E> {
         }
         if (!extraParams.isEmpty()) Safetensors.write(tmp.resolve("extra_parameters.safetensors"), extraParams, Map.of("format", "pt"));
         optimizer.save(tmp.resolve("optimizer.safetensors"));
-        new TrainerState(step, cursor.epoch, cursor.position, config.seed(), total).write(tmp);
+        new TrainerState(step, cursor.epoch, cursor.position, config.seed(), total, method.state()).write(tmp);
         if (Files.exists(dir)) deleteRecursively(dir);
         AtomicFiles.move(tmp, dir);
         List<Path> all = run.checkpointDirs();

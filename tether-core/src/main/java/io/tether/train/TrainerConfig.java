@@ -7,7 +7,7 @@ package io.tether.train;
  * @param numTrainEpochs            {@code num_train_epochs}, used when maxSteps is 0
  * @param perDeviceTrainBatchSize   {@code per_device_train_batch_size}: examples per micro-batch
  * @param gradientAccumulationSteps {@code gradient_accumulation_steps}: micro-batches per optimizer step
- * @param learningRate              {@code learning_rate} (TRL's SFT default 2e-5)
+ * @param learningRate              {@code learning_rate}: each method's TRL default, see {@link LearningRateDefault}
  * @param lrSchedulerType           {@code lr_scheduler_type}: constant, linear or cosine
  * @param warmupSteps               {@code warmup_steps}; overrides warmupRatio when > 0
  * @param warmupRatio               {@code warmup_ratio} of the total steps
@@ -57,9 +57,9 @@ public record TrainerConfig(int maxSteps, double numTrainEpochs, int perDeviceTr
                 warmupRatio, weightDecay, adamBeta1, adamBeta2, adamEpsilon, maxGradNorm, seed, loggingSteps, evalSteps, saveSteps, saveTotalLimit, nanPolicy, bf16, on);
     }
 
-    /** TRL SFTConfig / HF TrainingArguments defaults. */
+    /** TRL SFTConfig / HF TrainingArguments defaults (the learning rate SFT's; other methods have their own). */
     public static TrainerConfig defaults() {
-        return new TrainerConfig(0, 1.0, 8, 1, 2e-5, "linear", 0, 0.0, 0.0, 0.9, 0.999, 1e-8, 1.0, 42, 10, 0, 500, 3, "stop", false);
+        return new TrainerConfig(0, 1.0, 8, 1, LearningRateDefault.SFT.value(), "linear", 0, 0.0, 0.0, 0.9, 0.999, 1e-8, 1.0, 42, 10, 0, 500, 3, "stop", false);
     }
 
     public AdamW.Config adam() {

@@ -3,6 +3,8 @@ package io.tether.train;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.LinkedHashMap;
+import java.util.Map;
 
 import com.fasterxml.jackson.databind.JsonNode;
 
@@ -12,10 +14,19 @@ import io.tether.engine.CheckpointException;
 /**
  * Where the loop stands: optimizer steps taken and the data cursor. With the seed this is all the state a resume
  * needs: the data order of an epoch is a pure function of (seed, epoch), the schedule of the step, and the
- * optimizer moments live beside it in {@code optimizer.safetensors}.
+ * optimizer moments live beside it in {@code optimizer.safetensors}. {@code methodState} is what the training method
+ * keeps beside its parameters ({@link TrainingMethod#state}), under {@code method_state}.
  */
-public record TrainerState(int globalStep, int epoch, int position, long seed, int totalSteps) {
+public record TrainerState(int globalStep, int epoch, int position, long seed, int totalSteps, Map<String, Double> methodState) {
     public static final String FILE = "trainer_state.json";
+
+    public TrainerState {
+        methodState = Map.copyOf(methodState);
+    }
+
+    public TrainerState(int globalStep, int epoch, int position, long seed, int totalSteps) {
+        this(globalStep, epoch, position, seed, totalSteps, Map.of());
+    }
 
     public void write(Path dir) throws IOException {
         var o = RunDirectory.JSON.createObjectNode();
@@ -24,6 +35,10 @@ public record TrainerState(int globalStep, int epoch, int position, long seed, i
         o.put("position", position);
         o.put("seed", seed);
         o.put("total_steps", totalSteps);
+        if (!methodState.isEmpty()) {
+            var state = o.putObject("method_state");
+            new java.util.TreeMap<>(methodState).forEach(state::put);
+        }
         AtomicFiles.write(dir.resolve(FILE), w -> w.write(RunDirectory.JSON.writerWithDefaultPrettyPrinter().writeValueAsString(o) + "\n"));
     }
 
@@ -33,8 +48,17 @@ public record TrainerState(int globalStep, int epoch, int position, long seed, i
             JsonNode n = RunDirectory.JSON.readTree(Files.readString(f));
             for (String k : new String[] {"global_step", "epoch", "position", "seed", "total_steps"})
                 if (n == null || !n.has(k) || !n.get(k).isIntegralNumber()) throw new CheckpointException(f, null, "key '" + k + "': missing or not an integer");
+            Map<String, Double> methodState = new LinkedHashMap<>();
+            JsonNode state = n.get("method_state");
+            if (state != null && !state.isObject()) throw new CheckpointException(f, null, "key 'method_state': expected an object of numbers");
+            if (state != null)
+                for (var it = state.fields(); it.hasNext(); ) {
+                    var e = it.next();
+                    if (!e.getValue().isNumber()) throw new CheckpointException(f, null, "key 'method_state." + e.getKey() + "': expected a number");
+                    methodState.put(e.getKey(), e.getValue().asDouble());
+                }
             return new TrainerState(n.get("global_step").asInt(), n.get("epoch").asInt(), n.get("position").asInt(),
-                    n.get("seed").asLong(), n.get("total_steps").asInt());
+                    n.get("seed").asLong(), n.get("total_steps").asInt(), methodState);
         } catch (IOException e) {
             throw new CheckpointException(f, null, "cannot read trainer state: " + e.getMessage(), e);
         }

@@ -44,6 +44,15 @@ public interface TrainingMethod<E> {
     default List<E> prepare(CausalLM model, List<E> drawn, int step) { return drawn; }
 
     /**
+     * State beside the parameters that a resumed run needs to continue exactly (legacy bco_pair's running mean),
+     * as named numbers; the loop saves it in {@code trainer_state.json} at each checkpoint. Nothing by default.
+     */
+    default Map<String, Double> state() { return Map.of(); }
+
+    /** Restores what {@link #state} returned at the checkpoint a run resumes from (empty for a checkpoint without it). */
+    default void restoreState(Map<String, Double> state) {}
+
+    /**
      * Parameters the loop trains beside the model's own (PPO's separate critic), under names unique to them; they
      * are clipped, updated and checkpointed with the model's.
      */

@@ -1,0 +1,55 @@
+package io.tether.train;
+
+import static org.junit.jupiter.api.Assertions.*;
+
+import java.util.ArrayList;
+import java.util.List;
+
+import org.junit.jupiter.api.Test;
+
+import io.tether.reward.GrpoRun;
+import io.tether.reward.GrpoTraining;
+import io.tether.reward.OnlineDpoRun;
+import io.tether.reward.PpoRun;
+import io.tether.reward.RewardRun;
+
+/**
+ * Each command's learning_rate default is its TRL config class's, read at TRL v0.29.1: DPOConfig, KTOConfig,
+ * ORPOConfig, CPOConfig, GRPOConfig, RLOOConfig 1e-6; PPOConfig 3e-6; OnlineDPOConfig 5e-7; SFTConfig 2e-5;
+ * RewardConfig 1e-4; PRMConfig 1e-5. A value that is set wins, and the tree says which applied.
+ */
+class LearningRateDefaultTest {
+    static ConfigTree tree(String... extra) {
+        List<String> keys = new ArrayList<>(List.of("model=m", "data=d.jsonl", "output_dir=o"));
+        keys.addAll(List.of(extra));
+        return ConfigTree.load(null, keys);
+    }
+
+    @Test
+    void everyMethodDefaultsToItsTrlConfigsLearningRate() {
+        assertEquals(1e-6, PreferenceRun.Config.from("dpo", tree()).trainer().learningRate());
+        assertEquals(1e-6, PreferenceRun.Config.from("kto", tree()).trainer().learningRate());
+        assertEquals(1e-6, PreferenceRun.Config.from("orpo", tree()).trainer().learningRate());
+        assertEquals(1e-6, PreferenceRun.Config.from("cpo", tree()).trainer().learningRate());
+        assertEquals(1e-6, PreferenceRun.Config.from("simpo", tree()).trainer().learningRate());
+        assertEquals(2e-5, SftConfig.from(tree()).trainer().learningRate());
+        assertEquals(1e-4, RewardRun.Config.from(tree()).trainer().learningRate());
+        assertEquals(1e-5, RewardRun.Config.from(tree("kind=process")).trainer().learningRate());
+        // The online configs' trainer settings are package-private; config.yaml's resolved values show the same number.
+        assertEquals(1e-6, GrpoRun.Config.from(tree("reward_format_regex=x"), GrpoTraining.Estimator.GRPO).resolved().get("learning_rate"));
+        assertEquals(1e-6, GrpoRun.Config.from(tree("reward_format_regex=x"), GrpoTraining.Estimator.RLOO).resolved().get("learning_rate"));
+        assertEquals(3e-6, PpoRun.Config.from(tree("reward_format_regex=x")).resolved().get("learning_rate"));
+        assertEquals(5e-7, OnlineDpoRun.Config.from(tree("reward_format_regex=x")).resolved().get("learning_rate"));
+    }
+
+    @Test
+    void aLearningRateThatIsSetWinsAndTheSourceSaysSo() {
+        ConfigTree set = tree("learning_rate=2e-4");
+        assertEquals(2e-4, PreferenceRun.Config.from("dpo", set).trainer().learningRate());
+        assertEquals("set", set.learningRateSource());
+        ConfigTree dflt = tree();
+        PreferenceRun.Config c = PreferenceRun.Config.from("kto", dflt);
+        assertEquals("TRL v0.29.1 KTOConfig default", dflt.learningRateSource());
+        assertEquals(1e-6, c.resolved().get("learning_rate"), "config.yaml records the default in force");
+    }
+}
