@@ -219,15 +219,15 @@ class HostileDataTest {
                 {"dpo", implicit},
                 {"rm train", FIXTURES.resolve("datasets/llamafactory/v1_dpo_demo.jsonl")},
         };
+        List<String> trained = new ArrayList<>();
         for (Object[] run : runs) {
             Path data = (Path) run[1];
             String[] v = TextCliTest.run("data", "validate", data.toString());
             if (!v[0].equals("0")) continue;   // only files validate accepts are promised to train
             Path out = tmp.resolve("ok-" + data.getFileName() + "-" + run[0].toString().replace(' ', '-'));
-            // skip, so that the one known failure shows as a count: message content with template syntax ({{ }}) is
-            // still rendered as template code (the template-injection item of issue 19, fixed apart from the reader).
-            // Short sequences keep it cheap; the reward model truncates (keep_start) rather than leave long pairs out.
-            List<String> a = new ArrayList<>(List.of(trainer((String) run[0], data, out, "invalid_records=skip", "max_length=64",
+            // The default policy (invalid_records: error): a file validate accepts trains with nothing skipped. Short
+            // sequences keep it cheap; the reward model truncates (keep_start) rather than leave long pairs out.
+            List<String> a = new ArrayList<>(List.of(trainer((String) run[0], data, out, "max_length=64",
                     run[0].equals("rm train") ? "truncation_mode=keep_start" : "max_prompt_length=32")));
             a.set(a.indexOf(GPT2.toString()), chat.toString());
             String[] r = TextCliTest.run(a.toArray(new String[0]));
@@ -236,8 +236,11 @@ class HostileDataTest {
             JsonNode reading = JSON.readTree(out.resolve("provenance.json").toFile()).get("data_reading");
             var codes = new java.util.HashSet<String>();
             reading.path("skipped_by_code").fieldNames().forEachRemaining(codes::add);
-            codes.remove("chat-template");
+            trained.add(run[0] + " " + data.getFileName());
             assertTrue(codes.isEmpty(), data + ": a record validate accepts was skipped: " + reading);
         }
+        // The files the issue names must be among those validate accepts (else this test would prove nothing of them).
+        for (String named : List.of("dpo dpo_en_demo.json", "kto kto_en_demo.json", "dpo stack_exchange_paired_tiny.json", "dpo implicit.jsonl"))
+            assertTrue(trained.contains(named), named + " was not trained; trained: " + trained);
     }
 }

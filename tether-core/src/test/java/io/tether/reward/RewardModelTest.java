@@ -214,11 +214,16 @@ class RewardModelTest {
         }
         var config = new ObjectMapper().readTree(out.resolve("model/config.json").toFile());
         assertEquals("GPT2ForSequenceClassification", config.get("architectures").get(0).asText());
-        // The normalisation statistics saved with the model are the ones the run computed, over its 24 pairs.
+        // Pairs longer than max_length are left out, as TRL's RewardTrainer filters them (3 of these 24 at 256
+        // tokens), and counted in the provenance.
+        JsonNode reading = new ObjectMapper().readTree(out.resolve("provenance.json").toFile()).get("data_reading");
+        assertEquals(3, reading.get("records_dropped").asInt(), reading.toString());
+        assertEquals("drop", reading.get("truncation_mode").asText(), reading.toString());
+        // The normalisation statistics saved with the model are the ones the run computed, over the 21 pairs it kept.
         JsonNode norm = config.get("tether_reward_normalization");
         assertEquals(r.rewardMean(), norm.get("mean").asDouble(), 0.0);
         assertEquals(r.rewardStd(), norm.get("std").asDouble(), 0.0);
-        assertEquals(24, norm.get("pairs").asInt());
+        assertEquals(21, norm.get("pairs").asInt());
         assertTrue(r.rewardStd() > 0, "48 different responses do not all score the same: " + r.rewardStd());
         assertTrue(Files.exists(out.resolve("model/tokenizer.json")));
     }
