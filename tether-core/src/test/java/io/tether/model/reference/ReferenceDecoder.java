@@ -14,8 +14,9 @@ import java.nio.file.Path;
  * the config from Jackson, and every operation is written out as plain loops in {@code double}. It is
  * meant to be obviously correct rather than fast; use it on tiny checkpoints and short sequences.
  *
- * <p>Supported {@code model_type}s: {@code llama}, {@code mistral}, {@code qwen2} (mirroring
- * {@code modeling_llama.py} / {@code modeling_mistral.py} / {@code modeling_qwen2.py}) and {@code gpt2}
+ * <p>Supported {@code model_type}s: {@code llama}, {@code mistral}, {@code qwen2}, {@code qwen3}, {@code olmo2},
+ * {@code smollm3} (mirroring {@code modeling_llama.py} / {@code modeling_mistral.py} / {@code modeling_qwen2.py} /
+ * {@code modeling_qwen3.py} / {@code modeling_olmo2.py} / {@code modeling_smollm3.py}) and {@code gpt2}
  * (mirroring {@code modeling_gpt2.py}), in eval mode (no dropout), for one unpadded sequence whose
  * positions are {@code 0..T-1}, without KV cache.
  */
@@ -55,6 +56,9 @@ public final class ReferenceDecoder {
             case "llama":
             case "mistral":
             case "qwen2":
+            case "qwen3":
+            case "olmo2":
+            case "smollm3":
                 return llamaFamily(modelType, config, weights, tokenIds);
             case "gpt2":
                 return gpt2(config, weights, tokenIds);
@@ -73,11 +77,11 @@ public final class ReferenceDecoder {
         final int nHeads = intReq(cfg, "num_attention_heads");
         // GQA: num_key_value_heads defaults to num_attention_heads (HF config __init__).
         final int nKv = intOr(cfg, "num_key_value_heads", nHeads);
-        // head_dim: explicit config value wins, else hidden_size // num_attention_heads.
-        final int headDim = intOr(cfg, "head_dim", hidden / nHeads);
+        // head_dim: explicit config value wins, else hidden_size // num_attention_heads; Qwen3Config's default is 128.
+        final int headDim = intOr(cfg, "head_dim", type.equals("qwen3") ? 128 : hidden / nHeads);
         final int inter = intReq(cfg, "intermediate_size");
         final int vocab = intReq(cfg, "vocab_size");
-        final double eps = dblOr(cfg, "rms_norm_eps", 1e-6);
+        final double eps = dblOr(cfg, "rms_norm_eps", type.equals("olmo2") ? 1e-5 : 1e-6); // Olmo2Config: 1e-5
         final String act = text(cfg, "hidden_act", "silu");
         if (nHeads % nKv != 0) {
             throw new IllegalArgumentException("num_attention_heads " + nHeads + " not divisible by num_key_value_heads " + nKv);
@@ -99,14 +103,30 @@ public final class ReferenceDecoder {
                 oBias = false;
                 mlpBias = false;
                 break;
+            case "qwen3": // Qwen3Attention / Olmo2Attention / SmolLM3 (LlamaAttention): q,k,v,o bias=config.attention_bias
+            case "olmo2":
+            case "smollm3":
+                qkvBias = bool(cfg, "attention_bias", false);
+                oBias = qkvBias;
+                // Qwen3MLP and Olmo2MLP are built with bias=False; SmolLM3 uses LlamaMLP (bias=config.mlp_bias).
+                mlpBias = type.equals("smollm3") && bool(cfg, "mlp_bias", false);
+                break;
             default: // MistralAttention / MistralMLP: no biases
                 qkvBias = false;
                 oBias = false;
                 mlpBias = false;
         }
 
+        // Qwen3: q_norm/k_norm of head_dim applied to each head; OLMo 2: q_norm over all query heads and k_norm over
+        // all key heads, applied before the reshape to heads. Both before RoPE.
+        final boolean headNorm = type.equals("qwen3");
+        final boolean fullNorm = type.equals("olmo2");
+        // OLMo 2's block: x + post_attention_layernorm(attn(x)), then x + post_feedforward_layernorm(mlp(x)).
+        final boolean normsAfter = type.equals("olmo2");
+        boolean[] rope = ropeLayers(type, cfg, nLayers);
+
         // Sliding window per layer (null entry = full causal attention).
-        Integer[] window = slidingWindows(type, cfg, nLayers);
+        Integer[] window = slidingWindows(type, cfg, nLayers, rope);
 
         double[] invFreq = ropeInvFreq(cfg, headDim);
 
@@ -114,7 +134,7 @@ public final class ReferenceDecoder {
         double[] embed = w.get(p + "embed_tokens.weight", vocab, hidden);
         // LM head: tied to embed_tokens when tie_word_embeddings (default False for these configs),
         // else lm_head.weight; a checkpoint without lm_head.weight falls back to the embedding.
-        boolean tie = bool(cfg, "tie_word_embeddings", false);
+        boolean tie = bool(cfg, "tie_word_embeddings", type.equals("smollm3")); // SmolLM3Config ties by default
         double[] head = (!tie && w.has("lm_head.weight")) ? w.get("lm_head.weight", vocab, hidden) : embed;
 
         final int T = ids.length;
@@ -126,7 +146,7 @@ public final class ReferenceDecoder {
 
         for (int l = 0; l < nLayers; l++) {
             String lp = p + "layers." + l + ".";
-            double[] ln1 = w.get(lp + "input_layernorm.weight", hidden);
+            double[] ln1 = normsAfter ? null : w.get(lp + "input_layernorm.weight", hidden);
             double[] wq = w.get(lp + "self_attn.q_proj.weight", (long) nHeads * headDim, hidden);
             double[] wk = w.get(lp + "self_attn.k_proj.weight", (long) nKv * headDim, hidden);
             double[] wv = w.get(lp + "self_attn.v_proj.weight", (long) nKv * headDim, hidden);
@@ -142,17 +162,34 @@ public final class ReferenceDecoder {
             double[] bg = mlpBias ? w.get(lp + "mlp.gate_proj.bias", inter) : null;
             double[] bu = mlpBias ? w.get(lp + "mlp.up_proj.bias", inter) : null;
             double[] bd = mlpBias ? w.get(lp + "mlp.down_proj.bias", hidden) : null;
+            double[] qn = headNorm ? w.get(lp + "self_attn.q_norm.weight", headDim)
+                    : fullNorm ? w.get(lp + "self_attn.q_norm.weight", (long) nHeads * headDim) : null;
+            double[] kn = headNorm ? w.get(lp + "self_attn.k_norm.weight", headDim)
+                    : fullNorm ? w.get(lp + "self_attn.k_norm.weight", (long) nKv * headDim) : null;
+            double[] ln3 = normsAfter ? w.get(lp + "post_feedforward_layernorm.weight", hidden) : null;
 
             // --- LlamaDecoderLayer: residual + self_attn(input_layernorm(x)) ---
             double[][] q = new double[T][];
             double[][] k = new double[T][];
             double[][] v = new double[T][];
             for (int t = 0; t < T; t++) {
-                double[] x = rmsNorm(h[t], ln1, eps);
+                double[] x = normsAfter ? h[t] : rmsNorm(h[t], ln1, eps);
                 q[t] = linear(x, wq, bq, nHeads * headDim, hidden);
                 k[t] = linear(x, wk, bk, nKv * headDim, hidden);
                 v[t] = linear(x, wv, bv, nKv * headDim, hidden);
-                // apply_rotary_pos_emb after the projections (and their biases), per head, position t.
+                if (fullNorm) {
+                    q[t] = rmsNorm(q[t], qn, eps);
+                    k[t] = rmsNorm(k[t], kn, eps);
+                }
+                if (headNorm) {
+                    rmsNormEachHead(q[t], qn, nHeads, headDim, eps);
+                    rmsNormEachHead(k[t], kn, nKv, headDim, eps);
+                }
+                // apply_rotary_pos_emb after the projections (and their biases), per head, position t;
+                // SmolLM3's NoPE layers skip it.
+                if (!rope[l]) {
+                    continue;
+                }
                 for (int hh = 0; hh < nHeads; hh++) {
                     applyRopeInPlace(q[t], hh * headDim, headDim, t, invFreq);
                 }
@@ -164,18 +201,19 @@ public final class ReferenceDecoder {
             double[][] attn = attention(q, k, v, nHeads, groups, headDim, scale, window[l]);
             for (int t = 0; t < T; t++) {
                 double[] o = linear(attn[t], wo, bo, hidden, nHeads * headDim);
-                addInPlace(h[t], o);
+                addInPlace(h[t], normsAfter ? rmsNorm(o, ln2, eps) : o);
             }
 
             // --- residual + mlp(post_attention_layernorm(x)); LlamaMLP: down(act(gate(x)) * up(x)) ---
             for (int t = 0; t < T; t++) {
-                double[] x = rmsNorm(h[t], ln2, eps);
+                double[] x = normsAfter ? h[t] : rmsNorm(h[t], ln2, eps);
                 double[] g = linear(x, wg, bg, inter, hidden);
                 double[] u = linear(x, wu, bu, inter, hidden);
                 for (int i = 0; i < inter; i++) {
                     g[i] = activation(act, g[i]) * u[i];
                 }
-                addInPlace(h[t], linear(g, wd, bd, hidden, inter));
+                double[] m = linear(g, wd, bd, hidden, inter);
+                addInPlace(h[t], normsAfter ? rmsNorm(m, ln3, eps) : m);
             }
         }
 
@@ -200,12 +238,24 @@ public final class ReferenceDecoder {
      *       with use_sliding_window False the window is None, so no layer slides.
      * </ul>
      */
-    static Integer[] slidingWindows(String type, JsonNode cfg, int nLayers) {
+    static Integer[] slidingWindows(String type, JsonNode cfg, int nLayers, boolean[] rope) {
         Integer[] out = new Integer[nLayers];
         if (type.equals("mistral")) {
             Integer sw = cfg.has("sliding_window") ? nullableInt(cfg, "sliding_window") : Integer.valueOf(4096);
             java.util.Arrays.fill(out, sw);
-        } else if (type.equals("qwen2")) {
+        } else if (type.equals("smollm3")) {
+            // SmolLM3Config: layer_types, else sliding where use_sliding_window, a sliding_window and no RoPE; the
+            // attention slides only when use_sliding_window and the layer's type is sliding_attention.
+            boolean use = bool(cfg, "use_sliding_window", false);
+            Integer sw = nullableInt(cfg, "sliding_window");
+            JsonNode layerTypes = cfg.get("layer_types");
+            for (int i = 0; i < nLayers; i++) {
+                boolean sliding = layerTypes != null && layerTypes.isArray()
+                        ? layerTypes.get(i).asText().equals("sliding_attention")
+                        : use && sw != null && !rope[i];
+                out[i] = use && sliding ? sw : null;
+            }
+        } else if (type.equals("qwen2") || type.equals("qwen3")) {
             boolean use = bool(cfg, "use_sliding_window", false);
             // Qwen2Config: self.sliding_window = sliding_window if use_sliding_window else None
             Integer sw = !use ? null
@@ -223,6 +273,33 @@ public final class ReferenceDecoder {
             }
         }
         return out;
+    }
+
+    /**
+     * Whether each layer applies RoPE. SmolLM3: {@code no_rope_layers[i] == 1} (RoPE) or 0 (NoPE), else
+     * generated by SmolLM3Config as {@code (i + 1) % no_rope_layer_interval != 0} (interval default 4). Every
+     * other family rotates in every layer.
+     */
+    static boolean[] ropeLayers(String type, JsonNode cfg, int nLayers) {
+        boolean[] out = new boolean[nLayers];
+        java.util.Arrays.fill(out, true);
+        if (!type.equals("smollm3")) {
+            return out;
+        }
+        JsonNode list = cfg.get("no_rope_layers");
+        int interval = intOr(cfg, "no_rope_layer_interval", 4);
+        for (int i = 0; i < nLayers; i++) {
+            out[i] = list != null && list.isArray() ? list.get(i).asInt() != 0 : (i + 1) % interval != 0;
+        }
+        return out;
+    }
+
+    /** Qwen3RMSNorm over each head of {@code x} ({@code heads} blocks of {@code headDim}), in place, one shared weight. */
+    public static void rmsNormEachHead(double[] x, double[] w, int heads, int headDim, double eps) {
+        for (int hh = 0; hh < heads; hh++) {
+            double[] head = java.util.Arrays.copyOfRange(x, hh * headDim, (hh + 1) * headDim);
+            System.arraycopy(rmsNorm(head, w, eps), 0, x, hh * headDim, headDim);
+        }
     }
 
     /**
@@ -288,8 +365,10 @@ public final class ReferenceDecoder {
             scaling = (params != null && params.isObject()) ? params : null;
         }
         double theta = dblOr(cfg, "rope_theta", Double.NaN);
+        // SmolLM3Config's default base is 2e6; every other family's 1e4.
+        double defaultTheta = "smollm3".equals(text(cfg, "model_type", "")) ? 2_000_000.0 : 10000.0;
         if (Double.isNaN(theta)) {
-            theta = scaling != null ? dblOr(scaling, "rope_theta", 10000.0) : 10000.0;
+            theta = scaling != null ? dblOr(scaling, "rope_theta", defaultTheta) : defaultTheta;
         }
         double[] inv = defaultInvFreq(theta, headDim);
         if (scaling == null) {
