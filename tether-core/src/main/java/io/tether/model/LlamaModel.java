@@ -14,7 +14,8 @@ import io.tether.engine.Tensors;
 /**
  * The Llama decoder, which with config switches is also Qwen2 (q/k/v biases), Mistral (sliding window), Qwen3
  * (RMSNorm on each head of q and k before RoPE), OLMo 2 (RMSNorm on the full q and k projections, and norms after
- * the attention and the MLP instead of before) and SmolLM3 (some layers without RoPE): pre-norm blocks of RMSNorm,
+ * the attention and the MLP instead of before), SmolLM3 (some layers without RoPE) and Phi-3 (fused qkv_proj and
+ * gate_up_proj, RoPE on part of each head, longrope): pre-norm blocks of RMSNorm,
  * grouped-query attention with rotary positions, RMSNorm, SwiGLU MLP.
  */
 public final class LlamaModel implements CausalLM {
@@ -35,7 +36,8 @@ public final class LlamaModel implements CausalLM {
      */
     private record Layer(String prefix, Tensor inputNorm, Tensor q, Tensor qBias, Tensor k, Tensor kBias, Tensor v, Tensor vBias,
                          Tensor o, Tensor oBias, Tensor postNorm, Tensor gate, Tensor up, Tensor down,
-                         Tensor gateBias, Tensor upBias, Tensor downBias, Tensor qNorm, Tensor kNorm, Tensor feedForwardNorm) {}
+                         Tensor gateBias, Tensor upBias, Tensor downBias, Tensor qNorm, Tensor kNorm, Tensor feedForwardNorm,
+                         Tensor qkv, Tensor gateUp) {}
 
     LlamaModel(ModelConfig config, DType dtype, Map<String, Tensor> parameters) {
         this.config = config;
@@ -59,7 +61,8 @@ public final class LlamaModel implements CausalLM {
                     parameters.get(p + "mlp.down_proj.weight"), parameters.get(p + "mlp.gate_proj.bias"),
                     parameters.get(p + "mlp.up_proj.bias"), parameters.get(p + "mlp.down_proj.bias"),
                     parameters.get(p + "self_attn.q_norm.weight"), parameters.get(p + "self_attn.k_norm.weight"),
-                    parameters.get(p + "post_feedforward_layernorm.weight"));
+                    parameters.get(p + "post_feedforward_layernorm.weight"),
+                    parameters.get(p + "self_attn.qkv_proj.weight"), parameters.get(p + "mlp.gate_up_proj.weight"));
         }
         rope = new Rope(config, dtype);
     }
@@ -71,6 +74,16 @@ public final class LlamaModel implements CausalLM {
         s.put("model.embed_tokens.weight", new long[] {c.vocabSize(), h});
         for (int i = 0; i < c.numHiddenLayers(); i++) {
             String p = "model.layers." + i + ".";
+            if (c.layout().fused()) {
+                // Phi-3: q, k and v rows in one projection, gate and up rows in another; no biases.
+                s.put(p + "self_attn.qkv_proj.weight", new long[] {qDim + 2 * kvDim, h});
+                s.put(p + "self_attn.o_proj.weight", new long[] {h, qDim});
+                s.put(p + "mlp.gate_up_proj.weight", new long[] {2L * c.intermediateSize(), h});
+                s.put(p + "mlp.down_proj.weight", new long[] {h, c.intermediateSize()});
+                s.put(p + "input_layernorm.weight", new long[] {h});
+                s.put(p + "post_attention_layernorm.weight", new long[] {h});
+                continue;
+            }
             s.put(p + "self_attn.q_proj.weight", new long[] {qDim, h});
             if (c.attentionBias()) s.put(p + "self_attn.q_proj.bias", new long[] {qDim});
             s.put(p + "self_attn.k_proj.weight", new long[] {kvDim, h});
@@ -163,21 +176,31 @@ public final class LlamaModel implements CausalLM {
         boolean normsAfter = config.layout().normsAfter();
         // Attention: RMSNorm, project, (normalise q and k), rotate q and k, attend over past and present, project back.
         Tensor x = normsAfter ? h : Tensors.rmsNorm(h, l.inputNorm(), eps);
-        Tensor q = project(l.prefix() + "self_attn.q_proj", x, l.q(), l.qBias());
-        Tensor k = project(l.prefix() + "self_attn.k_proj", x, l.k(), l.kBias());
+        Tensor q, k, vFlat;
+        if (l.qkv() != null) {
+            Tensor qkv = project(l.prefix() + "self_attn.qkv_proj", x, l.qkv(), null);
+            long qDim = (long) heads * hd, kvDim = (long) kvHeads * hd;
+            q = qkv.narrow(-1, 0, qDim);
+            k = qkv.narrow(-1, qDim, kvDim);
+            vFlat = qkv.narrow(-1, qDim + kvDim, kvDim);
+        } else {
+            q = project(l.prefix() + "self_attn.q_proj", x, l.q(), l.qBias());
+            k = project(l.prefix() + "self_attn.k_proj", x, l.k(), l.kBias());
+            vFlat = project(l.prefix() + "self_attn.v_proj", x, l.v(), l.vBias());
+        }
         if (config.layout().qkNorm() == ModelConfig.QkNorm.FULL) {
             q = Tensors.rmsNorm(q, l.qNorm(), eps);
             k = Tensors.rmsNorm(k, l.kNorm(), eps);
         }
-        q = q.view(b, t, heads, hd);
-        k = k.view(b, t, kvHeads, hd);
+        q = q.reshape(b, t, heads, hd);
+        k = k.reshape(b, t, kvHeads, hd);
         if (config.layout().qkNorm() == ModelConfig.QkNorm.PER_HEAD) {
             q = Tensors.rmsNorm(q, l.qNorm(), eps);
             k = Tensors.rmsNorm(k, l.kNorm(), eps);
         }
         q = q.transpose(1, 2);                                                                     // (B, H, T, hd)
         k = k.transpose(1, 2);                                                                     // (B, Hkv, T, hd)
-        Tensor v = project(l.prefix() + "self_attn.v_proj", x, l.v(), l.vBias()).view(b, t, kvHeads, hd).transpose(1, 2);   // (B, Hkv, T, hd)
+        Tensor v = vFlat.reshape(b, t, kvHeads, hd).transpose(1, 2);                               // (B, Hkv, T, hd)
         if (config.ropeAt(i)) {
             q = Rope.apply(q, cosSin[0], cosSin[1]);
             k = Rope.apply(k, cosSin[0], cosSin[1]);
@@ -194,7 +217,15 @@ public final class LlamaModel implements CausalLM {
         h = h.add(normsAfter ? Tensors.rmsNorm(attended, l.postNorm(), eps) : attended);
         // MLP: RMSNorm, SwiGLU (OLMo 2: SwiGLU, RMSNorm).
         x = normsAfter ? h : Tensors.rmsNorm(h, l.postNorm(), eps);
-        Tensor gated = torch.silu(project(l.prefix() + "mlp.gate_proj", x, l.gate(), l.gateBias())).mul(project(l.prefix() + "mlp.up_proj", x, l.up(), l.upBias()));
+        Tensor gated;
+        if (l.gateUp() != null) {
+            // Phi-3: the first intermediate_size outputs are the gate, the rest the up projection.
+            Tensor gateUp = project(l.prefix() + "mlp.gate_up_proj", x, l.gateUp(), null);
+            long inter = config.intermediateSize();
+            gated = torch.silu(gateUp.narrow(-1, 0, inter)).mul(gateUp.narrow(-1, inter, inter));
+        } else {
+            gated = torch.silu(project(l.prefix() + "mlp.gate_proj", x, l.gate(), l.gateBias())).mul(project(l.prefix() + "mlp.up_proj", x, l.up(), l.upBias()));
+        }
         Tensor fed = project(l.prefix() + "mlp.down_proj", gated, l.down(), l.downBias());
         h = h.add(normsAfter ? Tensors.rmsNorm(fed, l.feedForwardNorm(), eps) : fed);
         return h;

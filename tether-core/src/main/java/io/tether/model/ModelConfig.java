@@ -65,12 +65,19 @@ public record ModelConfig(
     public enum Family { LLAMA, GPT2 }
 
     /**
-     * {@code rope_scaling}. {@code type} is "default", "linear" or "llama3"; the llama3 fields follow Meta's
-     * frequency-band rescaling.
+     * {@code rope_scaling}. {@code type} is "default", "linear", "llama3" or "longrope"; the llama3 fields follow
+     * Meta's frequency-band rescaling. longrope (Phi-3) divides each frequency by its {@code shortFactor} entry, or
+     * by its {@code longFactor} entry in a forward whose positions reach past {@code originalMaxPositionEmbeddings},
+     * and scales cos and sin by {@code attentionFactor}.
      */
     public record RopeScaling(String type, double factor, double lowFreqFactor, double highFreqFactor,
-                              int originalMaxPositionEmbeddings) {
-        public static final RopeScaling NONE = new RopeScaling("default", 1, 0, 0, 0);
+                              int originalMaxPositionEmbeddings, List<Double> shortFactor, List<Double> longFactor,
+                              double attentionFactor) {
+        public static final RopeScaling NONE = new RopeScaling("default", 1, 0, 0, 0, null, null, 1);
+
+        RopeScaling(String type, double factor, double lowFreqFactor, double highFreqFactor, int originalMaxPositionEmbeddings) {
+            this(type, factor, lowFreqFactor, highFreqFactor, originalMaxPositionEmbeddings, null, null, 1);
+        }
     }
 
     /** Where q and k are RMS-normalised before RoPE: not at all, per head (Qwen3), or over the full projection (OLMo 2). */
@@ -85,9 +92,14 @@ public record ModelConfig(
      * @param ropeLayers     per layer, whether it rotates q and k (SmolLM3's no_rope_layers); null means every layer
      * @param slidingLayers  per layer, whether it uses the sliding window; null means Qwen2's rule
      *                       (every layer from {@code slidingWindowFromLayer} on)
+     * @param fused          Phi-3: one {@code qkv_proj} (q rows, then k, then v) and one {@code gate_up_proj} (gate
+     *                       rows, then up) instead of separate projections
+     * @param rotaryDim      the leading dimensions of each head that RoPE rotates (Phi-3's
+     *                       {@code partial_rotary_factor} x head_dim); the rest pass through; 0 means all of head_dim
      */
-    public record BlockLayout(QkNorm qkNorm, boolean normsAfter, List<Boolean> ropeLayers, List<Boolean> slidingLayers) {
-        public static final BlockLayout LLAMA = new BlockLayout(QkNorm.NONE, false, null, null);
+    public record BlockLayout(QkNorm qkNorm, boolean normsAfter, List<Boolean> ropeLayers, List<Boolean> slidingLayers,
+                              boolean fused, int rotaryDim) {
+        public static final BlockLayout LLAMA = new BlockLayout(QkNorm.NONE, false, null, null, false, 0);
     }
 
     static final ObjectMapper JSON = new ObjectMapper();
@@ -126,17 +138,18 @@ public record ModelConfig(
                 case "qwen3" -> "Qwen3ForCausalLM";
                 case "olmo2" -> "Olmo2ForCausalLM";
                 case "smollm3" -> "SmolLM3ForCausalLM";
+                case "phi3" -> "Phi3ForCausalLM";
                 case "gpt2" -> "GPT2LMHeadModel";
-                default -> throw k.error("model_type", "'" + modelType + "' is not supported (supported: llama, mistral, qwen2, qwen3, olmo2, smollm3, gpt2)");
+                default -> throw k.error("model_type", "'" + modelType + "' is not supported (supported: llama, mistral, qwen2, qwen3, olmo2, smollm3, phi3, gpt2)");
             };
         }
         if (arch.endsWith("ForSequenceClassification") || arch.endsWith("ForTokenClassification")) {
             String base = arch.replace("ForSequenceClassification", "").replace("ForTokenClassification", "");
             ModelConfig lm = switch (base) {
-                case "Llama", "Mistral", "Qwen2", "Qwen3", "SmolLM3" -> parseLlamaFamily(k, base + "ForCausalLM", json);
+                case "Llama", "Mistral", "Qwen2", "Qwen3", "SmolLM3", "Phi3" -> parseLlamaFamily(k, base + "ForCausalLM", json);
                 case "GPT2" -> parseGpt2(k, "GPT2Model", json);
                 // transformers has no Olmo2ForSequenceClassification, so an OLMo 2 classifier is refused like any other.
-                default -> throw k.error("architectures", "'" + arch + "' is not supported (supported: Llama, Qwen2, Qwen3, Mistral, SmolLM3 and GPT2 with ForSequenceClassification or ForTokenClassification)");
+                default -> throw k.error("architectures", "'" + arch + "' is not supported (supported: Llama, Qwen2, Qwen3, Mistral, SmolLM3, Phi3 and GPT2 with ForSequenceClassification or ForTokenClassification)");
             };
             int labels = k.positive("num_labels", 2);
             if (!json.has("num_labels") && json.has("id2label") && json.get("id2label").isObject()) labels = json.get("id2label").size();
@@ -144,7 +157,7 @@ public record ModelConfig(
         }
         return switch (arch) {
             case "LlamaForCausalLM", "MistralForCausalLM", "Qwen2ForCausalLM", "Qwen3ForCausalLM", "Olmo2ForCausalLM",
-                 "SmolLM3ForCausalLM" -> parseLlamaFamily(k, arch, json);
+                 "SmolLM3ForCausalLM", "Phi3ForCausalLM" -> parseLlamaFamily(k, arch, json);
             case "GPT2LMHeadModel", "GPT2Model" -> parseGpt2(k, arch, json);
             default -> throw k.error("architectures", "'" + arch + "' is not supported (supported: " + String.join(", ", CAUSAL_LM_ARCHITECTURES) + ")");
         };
@@ -152,15 +165,16 @@ public record ModelConfig(
 
     /** The causal-LM architectures Tether loads, as config.json's {@code architectures} names them. */
     public static final List<String> CAUSAL_LM_ARCHITECTURES = List.of("LlamaForCausalLM", "Qwen2ForCausalLM", "Qwen3ForCausalLM",
-            "MistralForCausalLM", "Olmo2ForCausalLM", "SmolLM3ForCausalLM", "GPT2LMHeadModel", "GPT2Model");
+            "MistralForCausalLM", "Olmo2ForCausalLM", "SmolLM3ForCausalLM", "Phi3ForCausalLM", "GPT2LMHeadModel", "GPT2Model");
 
     private static ModelConfig parseLlamaFamily(Keys k, String arch, ObjectNode json) {
         boolean qwen2 = arch.equals("Qwen2ForCausalLM");
         boolean qwen3 = arch.equals("Qwen3ForCausalLM");
         boolean olmo2 = arch.equals("Olmo2ForCausalLM");
         boolean smollm3 = arch.equals("SmolLM3ForCausalLM");
+        boolean phi3 = arch.equals("Phi3ForCausalLM");
         boolean mistral = arch.equals("MistralForCausalLM");
-        String defaultType = qwen2 ? "qwen2" : qwen3 ? "qwen3" : olmo2 ? "olmo2" : smollm3 ? "smollm3" : mistral ? "mistral" : "llama";
+        String defaultType = qwen2 ? "qwen2" : qwen3 ? "qwen3" : olmo2 ? "olmo2" : smollm3 ? "smollm3" : phi3 ? "phi3" : mistral ? "mistral" : "llama";
         int hidden = k.positive("hidden_size", null);
         int heads = k.positive("num_attention_heads", null);
         int kvHeads = k.positive("num_key_value_heads", heads);
@@ -176,6 +190,13 @@ public record ModelConfig(
             headDim = hidden / heads;
         }
         if (headDim % 2 != 0) throw k.error("head_dim", "rotary embeddings need an even head dimension, got " + headDim);
+        int rotaryDim = headDim;
+        if (phi3 && k.has("partial_rotary_factor")) {
+            double f = k.positiveDouble("partial_rotary_factor", null);
+            rotaryDim = (int) (headDim * f);   // HF: int(head_dim * partial_rotary_factor)
+            if (f > 1 || rotaryDim < 2 || rotaryDim % 2 != 0)
+                throw k.error("partial_rotary_factor", f + " x head_dim " + headDim + " must give an even rotary dimension of at least 2, got " + rotaryDim);
+        }
         String act = k.string("hidden_act", "silu");
         if (!act.equals("silu")) throw k.error("hidden_act", "'" + act + "' is not supported for " + arch + " (expected silu)");
         int layers = k.positive("num_hidden_layers", null);
@@ -188,6 +209,9 @@ public record ModelConfig(
         } else if ((qwen2 || qwen3) && k.bool("use_sliding_window", false)) {
             window = k.has("sliding_window") ? k.optionalPositive("sliding_window") : 4096;
             windowFrom = k.nonNegative("max_window_layers", 28);
+        } else if (phi3) {
+            // Phi3Config: sliding_window defaults to None; when set, every layer slides.
+            window = k.optionalPositive("sliding_window");
         } else if (smollm3 && k.bool("use_sliding_window", false)) {
             // SmolLM3Config: with use_sliding_window and a window, the layers without RoPE slide (no default window).
             window = k.optionalPositive("sliding_window");
@@ -196,13 +220,15 @@ public record ModelConfig(
         if (qwen3 && k.has("layer_types") && window > 0) slidingLayers = layerTypes(k, layers);
         if (smollm3 && k.has("layer_types") && window > 0) slidingLayers = layerTypes(k, layers);
         QkNorm qkNorm = qwen3 ? QkNorm.PER_HEAD : olmo2 ? QkNorm.FULL : QkNorm.NONE;
-        BlockLayout layout = qkNorm == QkNorm.NONE && ropeLayers == null && slidingLayers == null ? BlockLayout.LLAMA
-                : new BlockLayout(qkNorm, olmo2, ropeLayers, slidingLayers);
-        // Each config class's own defaults: OLMo 2's rms_norm_eps 1e-5, SmolLM3's rope_theta 2e6 and tied head.
+        BlockLayout layout = qkNorm == QkNorm.NONE && ropeLayers == null && slidingLayers == null && !phi3 ? BlockLayout.LLAMA
+                : new BlockLayout(qkNorm, olmo2, ropeLayers, slidingLayers, phi3, rotaryDim == headDim ? 0 : rotaryDim);
+        int maxPositions = k.positive("max_position_embeddings", qwen3 || smollm3 ? 32768 : phi3 ? 4096 : 2048);
+        // Each config class's own defaults: OLMo 2's and Phi-3's rms_norm_eps 1e-5, SmolLM3's rope_theta 2e6 and tied head.
         return new ModelConfig(Family.LLAMA, arch, k.string("model_type", defaultType),
                 k.positive("vocab_size", null), hidden, layers, heads, kvHeads, headDim,
-                k.positive("intermediate_size", null), k.positive("max_position_embeddings", qwen3 || smollm3 ? 32768 : 2048),
-                k.positiveDouble("rms_norm_eps", olmo2 ? 1e-5 : 1e-6), k.positiveDouble("rope_theta", smollm3 ? 2_000_000.0 : 10000.0), ropeScaling(k),
+                k.positive("intermediate_size", null), maxPositions,
+                k.positiveDouble("rms_norm_eps", olmo2 || phi3 ? 1e-5 : 1e-6), k.positiveDouble("rope_theta", smollm3 ? 2_000_000.0 : 10000.0),
+                ropeScaling(k, rotaryDim, maxPositions, phi3 ? 4096 : null),
                 qwen2 || k.bool("attention_bias", false), k.bool("mlp_bias", false), window, windowFrom, act,
                 k.bool("tie_word_embeddings", smollm3), k.positiveDouble("initializer_range", 0.02), true, false,
                 k.optionalId("bos_token_id"), k.ids("eos_token_id"), k.optionalId("pad_token_id"), 0, json, layout);
@@ -309,7 +335,12 @@ public record ModelConfig(
     /** The classification head's parameter name prefix: HF calls it "score", GPT-2's token classifier "classifier". */
     public String headName() { return family == Family.GPT2 && isTokenClassifier() ? "classifier" : "score"; }
 
-    private static RopeScaling ropeScaling(Keys k) {
+    /**
+     * @param rotaryDim               the dimensions RoPE rotates (longrope's factor lists hold half as many numbers)
+     * @param defaultOriginalMax      the config class's {@code original_max_position_embeddings} default (Phi3Config:
+     *                                4096), or null where the class has none
+     */
+    private static RopeScaling ropeScaling(Keys k, int rotaryDim, int maxPositions, Integer defaultOriginalMax) {
         JsonNode rs = k.json.get("rope_scaling");
         if (rs == null || rs.isNull()) return RopeScaling.NONE;
         if (!rs.isObject()) throw k.error("rope_scaling", "must be an object or null");
@@ -325,7 +356,18 @@ public record ModelConfig(
                 yield new RopeScaling("llama3", s.positiveDouble("factor", null), low, high,
                         s.positive("original_max_position_embeddings", null));
             }
-            default -> throw k.error("rope_scaling.rope_type", "'" + type + "' is not supported (expected default, linear or llama3)");
+            case "longrope" -> {
+                // HF's _compute_longrope_parameters: the original context from rope_scaling, else the config's top
+                // level; with a top-level original_max_position_embeddings, factor = max_position_embeddings / it.
+                Integer topOriginal = k.has("original_max_position_embeddings") ? Integer.valueOf(k.positive("original_max_position_embeddings", null)) : defaultOriginalMax;
+                int original = s.has("original_max_position_embeddings") ? s.positive("original_max_position_embeddings", null)
+                        : topOriginal != null ? topOriginal : maxPositions;
+                double factor = topOriginal != null ? (double) maxPositions / topOriginal : s.has("factor") ? s.positiveDouble("factor", null) : 1.0;
+                double attention = s.has("attention_factor") && !s.json.get("attention_factor").isNull() ? s.positiveDouble("attention_factor", null)
+                        : factor <= 1.0 ? 1.0 : Math.sqrt(1 + Math.log(factor) / Math.log(original));
+                yield new RopeScaling("longrope", factor, 0, 0, original, s.factors("short_factor", rotaryDim / 2), s.factors("long_factor", rotaryDim / 2), attention);
+            }
+            default -> throw k.error("rope_scaling.rope_type", "'" + type + "' is not supported (expected default, linear, llama3 or longrope)");
         };
     }
 
@@ -336,6 +378,9 @@ public record ModelConfig(
         if (slidingWindow <= 0) return false;
         return layout.slidingLayers() != null ? layout.slidingLayers().get(layer) : layer >= slidingWindowFromLayer;
     }
+
+    /** The leading dimensions of each head that RoPE rotates: head_dim, or Phi-3's partial share of it. */
+    public int rotaryDim() { return layout.rotaryDim() > 0 ? layout.rotaryDim() : headDim; }
 
     /** Whether layer {@code layer} rotates q and k (all but SmolLM3's no-RoPE layers). */
     public boolean ropeAt(int layer) { return layout.ropeLayers() == null || layout.ropeLayers().get(layer); }
@@ -434,6 +479,19 @@ public record ModelConfig(
             if (n == null || n.isNull()) return dflt;
             if (!n.isTextual()) throw error(key, "expected a string, got " + n);
             return n.asText();
+        }
+
+        /** A list of {@code n} positive numbers (longrope's per-frequency factors). */
+        List<Double> factors(String key, int n) {
+            JsonNode a = json.get(key);
+            if (a == null || a.isNull()) throw error(key, "missing");
+            if (!a.isArray() || a.size() != n) throw error(key, "expected " + n + " numbers (half the rotary dimension), got " + a);
+            List<Double> out = new ArrayList<>();
+            for (JsonNode e : a) {
+                if (!e.isNumber() || !(e.asDouble() > 0)) throw error(key, "expected positive numbers, got " + e);
+                out.add(e.asDouble());
+            }
+            return List.copyOf(out);
         }
 
         Long optionalId(String key) {

@@ -56,7 +56,9 @@ class BlockLayoutTest {
                 "smollm3-sliding", withJson(TinyConfigs.smollm3(), "smollm3-sliding", j -> {
                     j.put("use_sliding_window", true);
                     j.put("sliding_window", 4);
-                }));
+                }),
+                "phi3", TinyConfigs.phi3(),
+                "phi3-mini", TinyConfigs.phi3Mini());
     }
 
     /** A model of {@code config} whose norm weights are drawn around one (HF initialises them to exactly one). */
@@ -89,18 +91,42 @@ class BlockLayoutTest {
         return worst;
     }
 
+    /** Tokens a longrope config can take without switching to its long factors (original_max_position_embeddings). */
+    private static int shortLength(ModelConfig c) {
+        return c.ropeScaling().type().equals("longrope") ? c.ropeScaling().originalMaxPositionEmbeddings() : TOKENS.length;
+    }
+
+    /** Parity on the 20 test tokens, and for longrope also on as many as stay within the short factors' range. */
     @Test
     void everyNewFamilyMatchesTheReferenceInFp64AndFp32() {
         for (Map.Entry<String, ModelConfig> e : configs().entrySet()) {
             Path dir = saved(e.getKey(), e.getValue());
-            double[][] expected = ReferenceDecoder.logits(dir, TOKENS);
-            for (DType dtype : new DType[] {DType.F64, DType.F32}) {
-                try (Models.LoadedModel m = Models.load(dir, dtype); StepScope s = new StepScope(); NoGradGuard g = new NoGradGuard()) {
-                    double worst = worstRelativeError(expected, Tensors.toDoubles(m.model().forward(Tensors.longs(TOKENS, 1, TOKENS.length))));
-                    assertTrue(worst < (dtype == DType.F64 ? 1e-10 : 1e-4), e.getKey() + " " + dtype + ": worst relative logit error " + worst);
+            for (int length : new int[] {TOKENS.length, shortLength(e.getValue())}) {
+                long[] tokens = java.util.Arrays.copyOf(TOKENS, length);
+                double[][] expected = ReferenceDecoder.logits(dir, tokens);
+                for (DType dtype : new DType[] {DType.F64, DType.F32}) {
+                    try (Models.LoadedModel m = Models.load(dir, dtype); StepScope s = new StepScope(); NoGradGuard g = new NoGradGuard()) {
+                        double worst = worstRelativeError(expected, Tensors.toDoubles(m.model().forward(Tensors.longs(tokens, 1, length))));
+                        assertTrue(worst < (dtype == DType.F64 ? 1e-10 : 1e-4), e.getKey() + " " + dtype + " on " + length + " tokens: worst relative logit error " + worst);
+                    }
                 }
             }
         }
+    }
+
+    /**
+     * Phi-3's longrope: past original_max_position_embeddings the reference switches to the long factors, and the
+     * logits of the first tokens move by far more than the tolerance; the decoder follows (parity above on both).
+     */
+    @Test
+    void longropeSwitchesToTheLongFactorsPastTheOriginalContext() {
+        Path dir = saved("phi3", TinyConfigs.phi3());
+        int original = TinyConfigs.phi3().ropeScaling().originalMaxPositionEmbeddings();
+        double[][] within = ReferenceDecoder.logits(dir, java.util.Arrays.copyOf(TOKENS, original));
+        double[][] beyond = ReferenceDecoder.logits(dir, java.util.Arrays.copyOf(TOKENS, original + 1));
+        assertTrue(largestDifference(within, java.util.Arrays.copyOf(beyond, original)) > 1e-3, "long factors rotate the same positions differently");
+        assertEquals(Math.sqrt(1 + Math.log(32) / Math.log(8)), TinyConfigs.phi3().ropeScaling().attentionFactor(), 1e-15,
+                "attention_factor sqrt(1 + ln(max/original) / ln(original))");
     }
 
     /**
@@ -131,21 +157,26 @@ class BlockLayoutTest {
     @Test
     void cachedDecodingEqualsTheFullForward() {
         for (Map.Entry<String, ModelConfig> e : configs().entrySet()) {
-            try (CausalLM m = randomModel(e.getValue(), DType.F64, 5); KvCache cache = m.newCache(1, TOKENS.length);
+            // longrope switches factors per forward, as HF does, so cached = full holds within the original context.
+            long[] tokens = java.util.Arrays.copyOf(TOKENS, shortLength(e.getValue()));
+            try (CausalLM m = randomModel(e.getValue(), DType.F64, 5); KvCache cache = m.newCache(1, tokens.length);
                  StepScope s = new StepScope(); NoGradGuard g = new NoGradGuard()) {
-                double[] full = Tensors.toDoubles(m.forward(Tensors.longs(TOKENS, 1, TOKENS.length)));
+                double[] full = Tensors.toDoubles(m.forward(Tensors.longs(tokens, 1, tokens.length)));
                 int vocab = e.getValue().vocabSize(), prefill = 6;
-                double[] step = Tensors.toDoubles(m.forward(Tensors.longs(java.util.Arrays.copyOf(TOKENS, prefill), 1, prefill), null, null, cache));
+                double[] step = Tensors.toDoubles(m.forward(Tensors.longs(java.util.Arrays.copyOf(tokens, prefill), 1, prefill), null, null, cache));
                 for (int i = 0; i < prefill * vocab; i++) assertEquals(full[i], step[i], 1e-10, e.getKey() + " prefill");
-                for (int t = prefill; t < TOKENS.length; t++) {
-                    double[] one = Tensors.toDoubles(m.forward(Tensors.longs(new long[] {TOKENS[t]}, 1, 1), null, null, cache));
+                for (int t = prefill; t < tokens.length; t++) {
+                    double[] one = Tensors.toDoubles(m.forward(Tensors.longs(new long[] {tokens[t]}, 1, 1), null, null, cache));
                     for (int v = 0; v < vocab; v++) assertEquals(full[t * vocab + v], one[v], 1e-10, e.getKey() + " decode step at " + t);
                 }
             }
         }
     }
 
-    /** A left-padded row in a batch gets the logits it gets alone (fp64, 1e-10), sliding windows included. */
+    /**
+     * A left-padded row in a batch gets the logits it gets alone (fp64, 1e-10), sliding windows included; with
+     * longrope the 12-token row uses the long factors and the 7-token row the short ones, in the batch as alone.
+     */
     @Test
     void aLeftPaddedRowInABatchMatchesItselfAlone() {
         long[] a = java.util.Arrays.copyOf(TOKENS, 12), b = {7, 2, 9, 4, 1, 8, 3};
@@ -197,17 +228,21 @@ class BlockLayoutTest {
         assertFalse(olmo2.containsKey("model.layers.1.input_layernorm.weight"), "OLMo 2 has no pre-norm");
     }
 
-    /** all-linear adapts the seven projections per layer under PEFT's names and never a norm; merged = unmerged. */
+    /**
+     * all-linear adapts every projection under PEFT's names (q_proj ... down_proj; Phi-3's fused qkv_proj and
+     * gate_up_proj) and never a norm; merged = unmerged.
+     */
     @Test
     void loraTargetsProjectionsAsPeftNamesThemAndNeverNorms() throws IOException {
-        for (ModelConfig config : new ModelConfig[] {TinyConfigs.qwen3(), TinyConfigs.olmo2(), TinyConfigs.smollm3()}) {
+        for (ModelConfig config : new ModelConfig[] {TinyConfigs.qwen3(), TinyConfigs.olmo2(), TinyConfigs.smollm3(), TinyConfigs.phi3()}) {
             try (CausalLM m = randomModel(config, DType.F32, 3)) {
                 float[] base = LoraTest.logits(m);
                 LoraAdapters l = LoraAdapters.attach(m, new LoraAdapters.Config(4, 8, 0.0, List.of("all-linear"), false), 1);
-                assertEquals(config.numHiddenLayers() * 7 * 2, l.parameters().size(), config.architecture() + ": " + l.parameters().keySet());
+                boolean fused = config.layout().fused();
+                assertEquals(config.numHiddenLayers() * (fused ? 4 : 7) * 2, l.parameters().size(), config.architecture() + ": " + l.parameters().keySet());
                 assertTrue(l.parameters().keySet().stream().noneMatch(k -> k.contains("norm")), l.parameters().keySet().toString());
-                assertTrue(l.parameters().containsKey("base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight"));
-                assertTrue(l.parameters().containsKey("base_model.model.model.layers.0.mlp.gate_proj.lora_B.weight"));
+                assertTrue(l.parameters().containsKey("base_model.model.model.layers.0.self_attn." + (fused ? "qkv_proj" : "q_proj") + ".lora_A.weight"));
+                assertTrue(l.parameters().containsKey("base_model.model.model.layers.0.mlp." + (fused ? "gate_up_proj" : "gate_proj") + ".lora_B.weight"));
                 assertArrayEquals(base, LoraTest.logits(m), 0f, "B = 0 changes nothing");
                 LoraTest.perturb(l);
                 float[] adapted = LoraTest.logits(m);
@@ -217,7 +252,7 @@ class BlockLayoutTest {
                 Path dir = tmp.resolve(config.modelType() + "-adapter");
                 l.save(dir, "tiny");
                 var saved = Models.jsonMapper().readTree(dir.resolve("adapter_config.json").toFile()).get("target_modules");
-                saved.forEach(n -> assertTrue(n.asText().matches(".*(q|k|v|o|gate|up|down)_proj"), config.architecture() + " target " + n));
+                saved.forEach(n -> assertTrue(n.asText().matches(".*(q|k|v|o|qkv|gate|up|gate_up|down)_proj"), config.architecture() + " target " + n));
             }
             try (CausalLM m = Models.create(config, DType.F32, 3)) {
                 var e = assertThrows(IllegalArgumentException.class, () -> LoraAdapters.attach(m, new LoraAdapters.Config(2, 4, 0, List.of("q_norm"), false), 1));
@@ -279,14 +314,20 @@ class BlockLayoutTest {
         assertTrue(msg.contains("'layer_types'"), msg);
         msg = parseError(TinyConfigs.olmo2(), j -> j.putArray("architectures").add("Olmo2ForSequenceClassification"));
         assertTrue(msg.contains("'architectures': 'Olmo2ForSequenceClassification' is not supported"), msg);
+        msg = parseError(TinyConfigs.phi3(), j -> ((ObjectNode) j.get("rope_scaling")).putArray("long_factor").add(1.0));
+        assertTrue(msg.contains("'rope_scaling.long_factor': expected 3 numbers"), msg);
+        msg = parseError(TinyConfigs.phi3(), j -> ((ObjectNode) j.get("rope_scaling")).remove("short_factor"));
+        assertTrue(msg.contains("'rope_scaling.short_factor': missing"), msg);
+        msg = parseError(TinyConfigs.phi3(), j -> j.put("partial_rotary_factor", 0.7));
+        assertTrue(msg.contains("'partial_rotary_factor'"), msg);
         var e = assertThrows(IllegalArgumentException.class, () -> TinyConfigs.olmo2().asRewardModel());
         assertTrue(e.getMessage().contains("Olmo2ForSequenceClassification"), e.getMessage());
     }
 
-    /** Reward heads on the families transformers gives them (Qwen3, SmolLM3), under HF's class names. */
+    /** Reward heads on the families transformers gives them (Qwen3, SmolLM3, Phi-3), under HF's class names. */
     @Test
-    void qwen3AndSmolLm3CarryRewardHeads() {
-        for (ModelConfig config : new ModelConfig[] {TinyConfigs.qwen3(), TinyConfigs.smollm3()}) {
+    void qwen3SmolLm3AndPhi3CarryRewardHeads() {
+        for (ModelConfig config : new ModelConfig[] {TinyConfigs.qwen3(), TinyConfigs.smollm3(), TinyConfigs.phi3()}) {
             try (CausalLM lm = randomModel(config, DType.F32, 3); CausalLM rm = Models.withRewardHead(lm, 4); StepScope s = new StepScope()) {
                 assertEquals(config.architecture().replace("ForCausalLM", "ForSequenceClassification"), rm.config().architecture());
                 ModelConfig reread = ModelConfig.parse(rm.config().json().deepCopy(), Path.of("rm/config.json"));

@@ -46,6 +46,10 @@ class GradientCheckTest {
     @Test
     void smolLm3NoRopeGradientsMatchFiniteDifferences() { check(TinyConfigs.smollm3()); }
 
+    /** Phi-3's fused qkv_proj and gate_up_proj, partial rotary dimensions and longrope (9 tokens > its 8). */
+    @Test
+    void phi3FusedProjectionGradientsMatchFiniteDifferences() { check(TinyConfigs.phi3()); }
+
     private static void check(ModelConfig config) {
         try (CausalLM model = Models.create(config, DType.F64, 7); StepScope scope = new StepScope()) {
             model.setTrainable(true);

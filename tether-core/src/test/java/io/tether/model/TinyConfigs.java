@@ -119,6 +119,48 @@ public final class TinyConfigs {
         return ModelConfig.parse(j, Path.of("tiny-smollm3/config.json"));
     }
 
+    /**
+     * Phi-4-mini-instruct's config.json scaled down: 24 heads with 8 KV heads (here 3 and 1), head_dim 128 of which
+     * partial_rotary_factor 0.75 rotates 96 (here 8 and 6), intermediate 2.67 x hidden (64 for 24), longrope with
+     * original_max_position_embeddings 4096 against max_position_embeddings 131072 (the same factor 32 here: 8 and
+     * 256) and one short and one long factor per rotated frequency pair (48 there, 3 here), rms_norm_eps 1e-5,
+     * rope_theta 1e4, sliding_window 262144 (longer than any sequence), tied head.
+     */
+    public static ModelConfig phi3() {
+        ObjectNode j = llamaJson("Phi3ForCausalLM", "phi3");
+        j.put("hidden_size", 24);
+        j.put("num_attention_heads", 3);
+        j.put("num_key_value_heads", 1);
+        j.put("intermediate_size", 64);
+        j.put("max_position_embeddings", 256);
+        j.put("original_max_position_embeddings", 8);
+        j.put("partial_rotary_factor", 0.75);
+        j.put("rms_norm_eps", 1e-5);
+        j.put("sliding_window", 512);
+        j.put("tie_word_embeddings", true);
+        j.put("attention_bias", false);
+        ObjectNode rs = j.putObject("rope_scaling");
+        rs.put("type", "longrope");
+        rs.putArray("short_factor").add(1.0).add(1.25).add(1.5);
+        rs.putArray("long_factor").add(1.0).add(4.0).add(20.0);
+        return ModelConfig.parse(j, Path.of("tiny-phi3/config.json"));
+    }
+
+    /**
+     * Phi-3-mini-4k-instruct's config.json scaled down: 32 heads, all of them KV heads (here 4 and 4), full rotary,
+     * no rope_scaling, sliding_window 2047 against 4096 positions (here 4, shorter than the test sequences), untied.
+     */
+    public static ModelConfig phi3Mini() {
+        ObjectNode j = llamaJson("Phi3ForCausalLM", "phi3");
+        j.put("num_key_value_heads", 4);
+        j.put("intermediate_size", 43);
+        j.put("original_max_position_embeddings", 64);
+        j.put("rms_norm_eps", 1e-5);
+        j.put("sliding_window", 4);
+        j.putNull("rope_scaling");
+        return ModelConfig.parse(j, Path.of("tiny-phi3-mini/config.json"));
+    }
+
     public static ModelConfig gpt2() {
         ObjectNode j = JSON.createObjectNode();
         j.putArray("architectures").add("GPT2LMHeadModel");
@@ -134,7 +176,13 @@ public final class TinyConfigs {
         return ModelConfig.parse(j, Path.of("tiny-gpt2/config.json"));
     }
 
+    /**
+     * One config per family. Phi-3 appears as Phi-3-mini (fused projections, sliding window): with longrope, a
+     * generation crossing original_max_position_embeddings switches to the long factors, and transformers' generate
+     * then recomputes the cache, which Tether's Generator does not yet do, so {@link #phi3} is tested on its own
+     * (BlockLayoutTest).
+     */
     public static ModelConfig[] all() {
-        return new ModelConfig[] {llama(), qwen2(), mistral(), gpt2(), qwen3(), olmo2(), smollm3()};
+        return new ModelConfig[] {llama(), qwen2(), mistral(), gpt2(), qwen3(), olmo2(), smollm3(), phi3Mini()};
     }
 }

@@ -15,8 +15,9 @@ import java.nio.file.Path;
  * meant to be obviously correct rather than fast; use it on tiny checkpoints and short sequences.
  *
  * <p>Supported {@code model_type}s: {@code llama}, {@code mistral}, {@code qwen2}, {@code qwen3}, {@code olmo2},
- * {@code smollm3} (mirroring {@code modeling_llama.py} / {@code modeling_mistral.py} / {@code modeling_qwen2.py} /
- * {@code modeling_qwen3.py} / {@code modeling_olmo2.py} / {@code modeling_smollm3.py}) and {@code gpt2}
+ * {@code smollm3}, {@code phi3} (mirroring {@code modeling_llama.py} / {@code modeling_mistral.py} /
+ * {@code modeling_qwen2.py} / {@code modeling_qwen3.py} / {@code modeling_olmo2.py} / {@code modeling_smollm3.py} /
+ * {@code modeling_phi3.py}) and {@code gpt2}
  * (mirroring {@code modeling_gpt2.py}), in eval mode (no dropout), for one unpadded sequence whose
  * positions are {@code 0..T-1}, without KV cache.
  */
@@ -59,6 +60,7 @@ public final class ReferenceDecoder {
             case "qwen3":
             case "olmo2":
             case "smollm3":
+            case "phi3":
                 return llamaFamily(modelType, config, weights, tokenIds);
             case "gpt2":
                 return gpt2(config, weights, tokenIds);
@@ -81,7 +83,8 @@ public final class ReferenceDecoder {
         final int headDim = intOr(cfg, "head_dim", type.equals("qwen3") ? 128 : hidden / nHeads);
         final int inter = intReq(cfg, "intermediate_size");
         final int vocab = intReq(cfg, "vocab_size");
-        final double eps = dblOr(cfg, "rms_norm_eps", type.equals("olmo2") ? 1e-5 : 1e-6); // Olmo2Config: 1e-5
+        // Olmo2Config and Phi3Config: 1e-5
+        final double eps = dblOr(cfg, "rms_norm_eps", type.equals("olmo2") || type.equals("phi3") ? 1e-5 : 1e-6);
         final String act = text(cfg, "hidden_act", "silu");
         if (nHeads % nKv != 0) {
             throw new IllegalArgumentException("num_attention_heads " + nHeads + " not divisible by num_key_value_heads " + nKv);
@@ -111,6 +114,7 @@ public final class ReferenceDecoder {
                 // Qwen3MLP and Olmo2MLP are built with bias=False; SmolLM3 uses LlamaMLP (bias=config.mlp_bias).
                 mlpBias = type.equals("smollm3") && bool(cfg, "mlp_bias", false);
                 break;
+            case "phi3": // Phi3Attention: qkv_proj and o_proj bias=False; Phi3MLP: gate_up_proj and down_proj bias=False
             default: // MistralAttention / MistralMLP: no biases
                 qkvBias = false;
                 oBias = false;
@@ -128,7 +132,12 @@ public final class ReferenceDecoder {
         // Sliding window per layer (null entry = full causal attention).
         Integer[] window = slidingWindows(type, cfg, nLayers, rope);
 
-        double[] invFreq = ropeInvFreq(cfg, headDim);
+        // Phi-3: RoPE on the first int(head_dim * partial_rotary_factor) dimensions of each head; longrope picks
+        // its long factors when the sequence (max position + 1 = T here) exceeds original_max_position_embeddings.
+        final int rotaryDim = type.equals("phi3") ? (int) (headDim * dblOr(cfg, "partial_rotary_factor", 1.0)) : headDim;
+        final boolean phi3 = type.equals("phi3");
+        double[] invFreq = phi3 ? phi3InvFreq(cfg, rotaryDim, ids.length) : ropeInvFreq(cfg, headDim);
+        final double ropeScale = phi3 ? phi3AttentionFactor(cfg) : 1.0;
 
         String p = "model.";
         double[] embed = w.get(p + "embed_tokens.weight", vocab, hidden);
@@ -147,17 +156,33 @@ public final class ReferenceDecoder {
         for (int l = 0; l < nLayers; l++) {
             String lp = p + "layers." + l + ".";
             double[] ln1 = normsAfter ? null : w.get(lp + "input_layernorm.weight", hidden);
-            double[] wq = w.get(lp + "self_attn.q_proj.weight", (long) nHeads * headDim, hidden);
-            double[] wk = w.get(lp + "self_attn.k_proj.weight", (long) nKv * headDim, hidden);
-            double[] wv = w.get(lp + "self_attn.v_proj.weight", (long) nKv * headDim, hidden);
+            double[] wq, wk, wv;
+            if (phi3) { // qkv_proj rows: the query heads, then the key heads, then the value heads
+                double[] qkv = w.get(lp + "self_attn.qkv_proj.weight", (long) (nHeads + 2 * nKv) * headDim, hidden);
+                int qRows = nHeads * headDim * hidden, kvRows = nKv * headDim * hidden;
+                wq = java.util.Arrays.copyOfRange(qkv, 0, qRows);
+                wk = java.util.Arrays.copyOfRange(qkv, qRows, qRows + kvRows);
+                wv = java.util.Arrays.copyOfRange(qkv, qRows + kvRows, qRows + 2 * kvRows);
+            } else {
+                wq = w.get(lp + "self_attn.q_proj.weight", (long) nHeads * headDim, hidden);
+                wk = w.get(lp + "self_attn.k_proj.weight", (long) nKv * headDim, hidden);
+                wv = w.get(lp + "self_attn.v_proj.weight", (long) nKv * headDim, hidden);
+            }
             double[] wo = w.get(lp + "self_attn.o_proj.weight", hidden, (long) nHeads * headDim);
             double[] bq = qkvBias ? w.get(lp + "self_attn.q_proj.bias", (long) nHeads * headDim) : null;
             double[] bk = qkvBias ? w.get(lp + "self_attn.k_proj.bias", (long) nKv * headDim) : null;
             double[] bv = qkvBias ? w.get(lp + "self_attn.v_proj.bias", (long) nKv * headDim) : null;
             double[] bo = oBias ? w.get(lp + "self_attn.o_proj.bias", hidden) : null;
             double[] ln2 = w.get(lp + "post_attention_layernorm.weight", hidden);
-            double[] wg = w.get(lp + "mlp.gate_proj.weight", inter, hidden);
-            double[] wu = w.get(lp + "mlp.up_proj.weight", inter, hidden);
+            double[] wg, wu;
+            if (phi3) { // gate_up_proj output chunked in two: gate first, then up
+                double[] gu = w.get(lp + "mlp.gate_up_proj.weight", 2L * inter, hidden);
+                wg = java.util.Arrays.copyOfRange(gu, 0, inter * hidden);
+                wu = java.util.Arrays.copyOfRange(gu, inter * hidden, 2 * inter * hidden);
+            } else {
+                wg = w.get(lp + "mlp.gate_proj.weight", inter, hidden);
+                wu = w.get(lp + "mlp.up_proj.weight", inter, hidden);
+            }
             double[] wd = w.get(lp + "mlp.down_proj.weight", hidden, inter);
             double[] bg = mlpBias ? w.get(lp + "mlp.gate_proj.bias", inter) : null;
             double[] bu = mlpBias ? w.get(lp + "mlp.up_proj.bias", inter) : null;
@@ -191,10 +216,10 @@ public final class ReferenceDecoder {
                     continue;
                 }
                 for (int hh = 0; hh < nHeads; hh++) {
-                    applyRopeInPlace(q[t], hh * headDim, headDim, t, invFreq);
+                    applyRopeInPlace(q[t], hh * headDim, rotaryDim, t, invFreq, ropeScale);
                 }
                 for (int hh = 0; hh < nKv; hh++) {
-                    applyRopeInPlace(k[t], hh * headDim, headDim, t, invFreq);
+                    applyRopeInPlace(k[t], hh * headDim, rotaryDim, t, invFreq, ropeScale);
                 }
             }
             double scale = 1.0 / Math.sqrt(headDim); // self.scaling = head_dim ** -0.5
@@ -240,7 +265,9 @@ public final class ReferenceDecoder {
      */
     static Integer[] slidingWindows(String type, JsonNode cfg, int nLayers, boolean[] rope) {
         Integer[] out = new Integer[nLayers];
-        if (type.equals("mistral")) {
+        if (type.equals("phi3")) { // Phi3Config: sliding_window None by default; when set, on every layer
+            java.util.Arrays.fill(out, nullableInt(cfg, "sliding_window"));
+        } else if (type.equals("mistral")) {
             Integer sw = cfg.has("sliding_window") ? nullableInt(cfg, "sliding_window") : Integer.valueOf(4096);
             java.util.Arrays.fill(out, sw);
         } else if (type.equals("smollm3")) {
@@ -393,6 +420,47 @@ public final class ReferenceDecoder {
         }
     }
 
+    /**
+     * Phi-3's inverse frequencies over the rotary dimensions: default RoPE, or with {@code rope_scaling} type
+     * longrope {@code 1 / (ext[j] * theta^(2j / rotaryDim))}, ext being {@code long_factor} when the sequence length
+     * exceeds original_max_position_embeddings (rope_scaling's, else the config's, Phi3Config default 4096) and
+     * {@code short_factor} otherwise.
+     */
+    static double[] phi3InvFreq(JsonNode cfg, int rotaryDim, int seqLen) {
+        double[] inv = defaultInvFreq(dblOr(cfg, "rope_theta", 10000.0), rotaryDim);
+        JsonNode rs = cfg.get("rope_scaling");
+        if (rs == null || rs.isNull()) {
+            return inv;
+        }
+        String ropeType = text(rs, "rope_type", text(rs, "type", "default"));
+        if (!ropeType.equals("longrope")) {
+            throw new UnsupportedOperationException("reference decoder supports only longrope for phi3, got " + ropeType);
+        }
+        int original = intOr(rs, "original_max_position_embeddings", intOr(cfg, "original_max_position_embeddings", 4096));
+        JsonNode ext = rs.get(seqLen > original ? "long_factor" : "short_factor");
+        for (int j = 0; j < inv.length; j++) {
+            inv[j] = 1.0 / (ext.get(j).asDouble() * Math.pow(dblOr(cfg, "rope_theta", 10000.0), (2.0 * j) / rotaryDim));
+        }
+        return inv;
+    }
+
+    /**
+     * longrope's attention_factor: rope_scaling's, else sqrt(1 + ln(factor) / ln(original)) with factor =
+     * max_position_embeddings / original_max_position_embeddings (1 when factor <= 1); 1 without longrope.
+     */
+    static double phi3AttentionFactor(JsonNode cfg) {
+        JsonNode rs = cfg.get("rope_scaling");
+        if (rs == null || rs.isNull()) {
+            return 1.0;
+        }
+        if (present(rs, "attention_factor")) {
+            return rs.get("attention_factor").asDouble();
+        }
+        int original = intOr(cfg, "original_max_position_embeddings", 4096);
+        double factor = (double) intOr(cfg, "max_position_embeddings", 4096) / original;
+        return factor <= 1.0 ? 1.0 : Math.sqrt(1 + Math.log(factor) / Math.log(intOr(rs, "original_max_position_embeddings", original)));
+    }
+
     /** {@code inv_freq[j] = 1 / theta^(2j / headDim)} for {@code j in [0, headDim/2)}. */
     public static double[] defaultInvFreq(double theta, int headDim) {
         if (headDim % 2 != 0) {
@@ -431,11 +499,19 @@ public final class ReferenceDecoder {
      * cos/sin of index {@code i} use angle {@code pos * invFreq[i mod D/2]}.
      */
     public static void applyRopeInPlace(double[] x, int off, int headDim, int pos, double[] invFreq) {
-        int half = headDim / 2;
+        applyRopeInPlace(x, off, headDim, pos, invFreq, 1.0);
+    }
+
+    /**
+     * As above on the first {@code rotaryDim} entries of the head at {@code off} (the rest untouched), with cos and
+     * sin multiplied by {@code scale} (HF's attention_scaling).
+     */
+    public static void applyRopeInPlace(double[] x, int off, int rotaryDim, int pos, double[] invFreq, double scale) {
+        int half = rotaryDim / 2;
         for (int j = 0; j < half; j++) {
             double angle = pos * invFreq[j];
-            double c = Math.cos(angle);
-            double s = Math.sin(angle);
+            double c = Math.cos(angle) * scale;
+            double s = Math.sin(angle) * scale;
             double a = x[off + j];
             double b = x[off + j + half];
             x[off + j] = a * c - b * s;
