@@ -12,8 +12,11 @@ import io.tether.engine.StepScope;
 import io.tether.engine.Tensors;
 
 /**
- * The Llama decoder, which with config switches is also Qwen2 (q/k/v biases) and Mistral (sliding window):
- * pre-norm blocks of RMSNorm, grouped-query attention with rotary positions, RMSNorm, SwiGLU MLP.
+ * The Llama decoder, which with config switches is also Qwen2 (q/k/v biases), Mistral (sliding window), Qwen3
+ * (RMSNorm on each head of q and k before RoPE), OLMo 2 (RMSNorm on the full q and k projections, and norms after
+ * the attention and the MLP instead of before), SmolLM3 (some layers without RoPE) and Phi-3 (fused qkv_proj and
+ * gate_up_proj, RoPE on part of each head, longrope): pre-norm blocks of RMSNorm,
+ * grouped-query attention with rotary positions, RMSNorm, SwiGLU MLP.
  */
 public final class LlamaModel implements CausalLM {
     private final ModelConfig config;
@@ -27,10 +30,14 @@ public final class LlamaModel implements CausalLM {
     private final Rope rope;
     private LoraAdapters lora;
 
-    /** One decoder block's weights; biases are null where the architecture has none. */
+    /**
+     * One decoder block's weights; biases and norms are null where the architecture has none (OLMo 2 has no
+     * input_layernorm, only it has post_feedforward_layernorm, only Qwen3 and OLMo 2 have q_norm and k_norm).
+     */
     private record Layer(String prefix, Tensor inputNorm, Tensor q, Tensor qBias, Tensor k, Tensor kBias, Tensor v, Tensor vBias,
                          Tensor o, Tensor oBias, Tensor postNorm, Tensor gate, Tensor up, Tensor down,
-                         Tensor gateBias, Tensor upBias, Tensor downBias) {}
+                         Tensor gateBias, Tensor upBias, Tensor downBias, Tensor qNorm, Tensor kNorm, Tensor feedForwardNorm,
+                         Tensor qkv, Tensor gateUp) {}
 
     LlamaModel(ModelConfig config, DType dtype, Map<String, Tensor> parameters) {
         this.config = config;
@@ -52,7 +59,10 @@ public final class LlamaModel implements CausalLM {
                     parameters.get(p + "post_attention_layernorm.weight"),
                     parameters.get(p + "mlp.gate_proj.weight"), parameters.get(p + "mlp.up_proj.weight"),
                     parameters.get(p + "mlp.down_proj.weight"), parameters.get(p + "mlp.gate_proj.bias"),
-                    parameters.get(p + "mlp.up_proj.bias"), parameters.get(p + "mlp.down_proj.bias"));
+                    parameters.get(p + "mlp.up_proj.bias"), parameters.get(p + "mlp.down_proj.bias"),
+                    parameters.get(p + "self_attn.q_norm.weight"), parameters.get(p + "self_attn.k_norm.weight"),
+                    parameters.get(p + "post_feedforward_layernorm.weight"),
+                    parameters.get(p + "self_attn.qkv_proj.weight"), parameters.get(p + "mlp.gate_up_proj.weight"));
         }
         rope = new Rope(config, dtype);
     }
@@ -64,6 +74,16 @@ public final class LlamaModel implements CausalLM {
         s.put("model.embed_tokens.weight", new long[] {c.vocabSize(), h});
         for (int i = 0; i < c.numHiddenLayers(); i++) {
             String p = "model.layers." + i + ".";
+            if (c.layout().fused()) {
+                // Phi-3: q, k and v rows in one projection, gate and up rows in another; no biases.
+                s.put(p + "self_attn.qkv_proj.weight", new long[] {qDim + 2 * kvDim, h});
+                s.put(p + "self_attn.o_proj.weight", new long[] {h, qDim});
+                s.put(p + "mlp.gate_up_proj.weight", new long[] {2L * c.intermediateSize(), h});
+                s.put(p + "mlp.down_proj.weight", new long[] {h, c.intermediateSize()});
+                s.put(p + "input_layernorm.weight", new long[] {h});
+                s.put(p + "post_attention_layernorm.weight", new long[] {h});
+                continue;
+            }
             s.put(p + "self_attn.q_proj.weight", new long[] {qDim, h});
             if (c.attentionBias()) s.put(p + "self_attn.q_proj.bias", new long[] {qDim});
             s.put(p + "self_attn.k_proj.weight", new long[] {kvDim, h});
@@ -73,14 +93,27 @@ public final class LlamaModel implements CausalLM {
             s.put(p + "self_attn.o_proj.weight", new long[] {h, qDim});
             // Llama's attention_bias also covers o_proj; Qwen2's biases stop at q/k/v.
             if (c.attentionBias() && !c.modelType().equals("qwen2")) s.put(p + "self_attn.o_proj.bias", new long[] {h});
+            // Qwen3 normalises each head (weights of head_dim), OLMo 2 the whole projection.
+            switch (c.layout().qkNorm()) {
+                case PER_HEAD -> {
+                    s.put(p + "self_attn.q_norm.weight", new long[] {c.headDim()});
+                    s.put(p + "self_attn.k_norm.weight", new long[] {c.headDim()});
+                }
+                case FULL -> {
+                    s.put(p + "self_attn.q_norm.weight", new long[] {qDim});
+                    s.put(p + "self_attn.k_norm.weight", new long[] {kvDim});
+                }
+                case NONE -> { }
+            }
             s.put(p + "mlp.gate_proj.weight", new long[] {c.intermediateSize(), h});
             if (c.mlpBias()) s.put(p + "mlp.gate_proj.bias", new long[] {c.intermediateSize()});
             s.put(p + "mlp.up_proj.weight", new long[] {c.intermediateSize(), h});
             if (c.mlpBias()) s.put(p + "mlp.up_proj.bias", new long[] {c.intermediateSize()});
             s.put(p + "mlp.down_proj.weight", new long[] {h, c.intermediateSize()});
             if (c.mlpBias()) s.put(p + "mlp.down_proj.bias", new long[] {h});
-            s.put(p + "input_layernorm.weight", new long[] {h});
+            if (!c.layout().normsAfter()) s.put(p + "input_layernorm.weight", new long[] {h});
             s.put(p + "post_attention_layernorm.weight", new long[] {h});
+            if (c.layout().normsAfter()) s.put(p + "post_feedforward_layernorm.weight", new long[] {h});
         }
         s.put("model.norm.weight", new long[] {h});
         // A sequence classifier (reward model) has a score head instead of the LM head.
@@ -132,17 +165,46 @@ public final class LlamaModel implements CausalLM {
         return Tensors.rmsNorm(h, norm, config.normEps());
     }
 
-    /** Decoder block {@code i}: attention then MLP, each with a pre-norm and a residual. */
+    /**
+     * Decoder block {@code i}: attention then MLP, each with a residual; the norm comes before each sublayer (Llama)
+     * or after it, on its output before the residual add (OLMo 2).
+     */
     private Tensor block(int i, Tensor h, Tensor[] cosSin, Tensor fullMask, Tensor windowMask, KvCache cache, long b, long t, int past) {
         int heads = config.numAttentionHeads(), kvHeads = config.numKeyValueHeads(), hd = config.headDim();
+        double eps = config.normEps();
         Layer l = layers[i];
-        // Attention: RMSNorm, project, rotate q and k, attend over past and present, project back.
-        Tensor x = Tensors.rmsNorm(h, l.inputNorm(), config.normEps());
-        Tensor q = project(l.prefix() + "self_attn.q_proj", x, l.q(), l.qBias()).view(b, t, heads, hd).transpose(1, 2);     // (B, H, T, hd)
-        Tensor k = project(l.prefix() + "self_attn.k_proj", x, l.k(), l.kBias()).view(b, t, kvHeads, hd).transpose(1, 2);   // (B, Hkv, T, hd)
-        Tensor v = project(l.prefix() + "self_attn.v_proj", x, l.v(), l.vBias()).view(b, t, kvHeads, hd).transpose(1, 2);   // (B, Hkv, T, hd)
-        q = Rope.apply(q, cosSin[0], cosSin[1]);
-        k = Rope.apply(k, cosSin[0], cosSin[1]);
+        boolean normsAfter = config.layout().normsAfter();
+        // Attention: RMSNorm, project, (normalise q and k), rotate q and k, attend over past and present, project back.
+        Tensor x = normsAfter ? h : Tensors.rmsNorm(h, l.inputNorm(), eps);
+        Tensor q, k, vFlat;
+        if (l.qkv() != null) {
+            Tensor qkv = project(l.prefix() + "self_attn.qkv_proj", x, l.qkv(), null);
+            long qDim = (long) heads * hd, kvDim = (long) kvHeads * hd;
+            q = qkv.narrow(-1, 0, qDim);
+            k = qkv.narrow(-1, qDim, kvDim);
+            vFlat = qkv.narrow(-1, qDim + kvDim, kvDim);
+        } else {
+            q = project(l.prefix() + "self_attn.q_proj", x, l.q(), l.qBias());
+            k = project(l.prefix() + "self_attn.k_proj", x, l.k(), l.kBias());
+            vFlat = project(l.prefix() + "self_attn.v_proj", x, l.v(), l.vBias());
+        }
+        if (config.layout().qkNorm() == ModelConfig.QkNorm.FULL) {
+            q = Tensors.rmsNorm(q, l.qNorm(), eps);
+            k = Tensors.rmsNorm(k, l.kNorm(), eps);
+        }
+        q = q.reshape(b, t, heads, hd);
+        k = k.reshape(b, t, kvHeads, hd);
+        if (config.layout().qkNorm() == ModelConfig.QkNorm.PER_HEAD) {
+            q = Tensors.rmsNorm(q, l.qNorm(), eps);
+            k = Tensors.rmsNorm(k, l.kNorm(), eps);
+        }
+        q = q.transpose(1, 2);                                                                     // (B, H, T, hd)
+        k = k.transpose(1, 2);                                                                     // (B, Hkv, T, hd)
+        Tensor v = vFlat.reshape(b, t, kvHeads, hd).transpose(1, 2);                               // (B, Hkv, T, hd)
+        if (config.ropeAt(i)) {
+            q = Rope.apply(q, cosSin[0], cosSin[1]);
+            k = Rope.apply(k, cosSin[0], cosSin[1]);
+        }
         if (cache != null) {
             Tensor[] kv = cache.append(i, k, v);                                                   // (B, Hkv, past+T, hd)
             k = kv[0];
@@ -151,11 +213,21 @@ public final class LlamaModel implements CausalLM {
         Tensor mask = config.slidingAt(i) ? windowMask : fullMask;
         Tensor a = Tensors.attention(q, k, v, mask, Attention.causal(mask, past), heads != kvHeads, null); // (B, H, T, hd)
         a = a.transpose(1, 2).reshape(b, t, (long) heads * hd);
-        h = h.add(project(l.prefix() + "self_attn.o_proj", a, l.o(), l.oBias()));
-        // MLP: RMSNorm, SwiGLU.
-        x = Tensors.rmsNorm(h, l.postNorm(), config.normEps());
-        Tensor gated = torch.silu(project(l.prefix() + "mlp.gate_proj", x, l.gate(), l.gateBias())).mul(project(l.prefix() + "mlp.up_proj", x, l.up(), l.upBias()));
-        h = h.add(project(l.prefix() + "mlp.down_proj", gated, l.down(), l.downBias()));
+        Tensor attended = project(l.prefix() + "self_attn.o_proj", a, l.o(), l.oBias());
+        h = h.add(normsAfter ? Tensors.rmsNorm(attended, l.postNorm(), eps) : attended);
+        // MLP: RMSNorm, SwiGLU (OLMo 2: SwiGLU, RMSNorm).
+        x = normsAfter ? h : Tensors.rmsNorm(h, l.postNorm(), eps);
+        Tensor gated;
+        if (l.gateUp() != null) {
+            // Phi-3: the first intermediate_size outputs are the gate, the rest the up projection.
+            Tensor gateUp = project(l.prefix() + "mlp.gate_up_proj", x, l.gateUp(), null);
+            long inter = config.intermediateSize();
+            gated = torch.silu(gateUp.narrow(-1, 0, inter)).mul(gateUp.narrow(-1, inter, inter));
+        } else {
+            gated = torch.silu(project(l.prefix() + "mlp.gate_proj", x, l.gate(), l.gateBias())).mul(project(l.prefix() + "mlp.up_proj", x, l.up(), l.upBias()));
+        }
+        Tensor fed = project(l.prefix() + "mlp.down_proj", gated, l.down(), l.downBias());
+        h = h.add(normsAfter ? Tensors.rmsNorm(fed, l.feedForwardNorm(), eps) : fed);
         return h;
     }
 

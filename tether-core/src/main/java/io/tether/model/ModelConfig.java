@@ -27,6 +27,8 @@ import io.tether.engine.CheckpointException;
  * @param numLabels               0 for a causal LM; for *ForSequenceClassification (reward models) {@code num_labels},
  *                                the rows of the {@code score.weight} head read at the last real token
  * @param json                    the file as read, written back unchanged (but for torch_dtype) on save
+ * @param layout                  where a Llama-family block departs from Llama's (Qwen3's and OLMo 2's q/k norms,
+ *                                OLMo 2's norms after each sublayer, SmolLM3's layers without RoPE)
  */
 public record ModelConfig(
         Family family,
@@ -56,18 +58,48 @@ public record ModelConfig(
         List<Long> eosTokenIds,
         Long padTokenId,
         int numLabels,
-        ObjectNode json) {
+        ObjectNode json,
+        BlockLayout layout) {
 
     /** The decoder implementation a config maps to. */
     public enum Family { LLAMA, GPT2 }
 
     /**
-     * {@code rope_scaling}. {@code type} is "default", "linear" or "llama3"; the llama3 fields follow Meta's
-     * frequency-band rescaling.
+     * {@code rope_scaling}. {@code type} is "default", "linear", "llama3" or "longrope"; the llama3 fields follow
+     * Meta's frequency-band rescaling. longrope (Phi-3) divides each frequency by its {@code shortFactor} entry, or
+     * by its {@code longFactor} entry in a forward whose positions reach past {@code originalMaxPositionEmbeddings},
+     * and scales cos and sin by {@code attentionFactor}.
      */
     public record RopeScaling(String type, double factor, double lowFreqFactor, double highFreqFactor,
-                              int originalMaxPositionEmbeddings) {
-        public static final RopeScaling NONE = new RopeScaling("default", 1, 0, 0, 0);
+                              int originalMaxPositionEmbeddings, List<Double> shortFactor, List<Double> longFactor,
+                              double attentionFactor) {
+        public static final RopeScaling NONE = new RopeScaling("default", 1, 0, 0, 0, null, null, 1);
+
+        RopeScaling(String type, double factor, double lowFreqFactor, double highFreqFactor, int originalMaxPositionEmbeddings) {
+            this(type, factor, lowFreqFactor, highFreqFactor, originalMaxPositionEmbeddings, null, null, 1);
+        }
+    }
+
+    /** Where q and k are RMS-normalised before RoPE: not at all, per head (Qwen3), or over the full projection (OLMo 2). */
+    public enum QkNorm { NONE, PER_HEAD, FULL }
+
+    /**
+     * A decoder block's departures from Llama's.
+     *
+     * @param qkNorm         q_norm / k_norm weights of head_dim (PER_HEAD) or of the projection's width (FULL)
+     * @param normsAfter     OLMo 2: no pre-norms; post_attention_layernorm normalises the attention output and
+     *                       post_feedforward_layernorm the MLP output, each before its residual add
+     * @param ropeLayers     per layer, whether it rotates q and k (SmolLM3's no_rope_layers); null means every layer
+     * @param slidingLayers  per layer, whether it uses the sliding window; null means Qwen2's rule
+     *                       (every layer from {@code slidingWindowFromLayer} on)
+     * @param fused          Phi-3: one {@code qkv_proj} (q rows, then k, then v) and one {@code gate_up_proj} (gate
+     *                       rows, then up) instead of separate projections
+     * @param rotaryDim      the leading dimensions of each head that RoPE rotates (Phi-3's
+     *                       {@code partial_rotary_factor} x head_dim); the rest pass through; 0 means all of head_dim
+     */
+    public record BlockLayout(QkNorm qkNorm, boolean normsAfter, List<Boolean> ropeLayers, List<Boolean> slidingLayers,
+                              boolean fused, int rotaryDim) {
+        public static final BlockLayout LLAMA = new BlockLayout(QkNorm.NONE, false, null, null, false, 0);
     }
 
     static final ObjectMapper JSON = new ObjectMapper();
@@ -103,33 +135,46 @@ public record ModelConfig(
                 case "llama" -> "LlamaForCausalLM";
                 case "mistral" -> "MistralForCausalLM";
                 case "qwen2" -> "Qwen2ForCausalLM";
+                case "qwen3" -> "Qwen3ForCausalLM";
+                case "olmo2" -> "Olmo2ForCausalLM";
+                case "smollm3" -> "SmolLM3ForCausalLM";
+                case "phi3" -> "Phi3ForCausalLM";
                 case "gpt2" -> "GPT2LMHeadModel";
-                default -> throw k.error("model_type", "'" + modelType + "' is not supported (supported: llama, mistral, qwen2, gpt2)");
+                default -> throw k.error("model_type", "'" + modelType + "' is not supported (supported: llama, mistral, qwen2, qwen3, olmo2, smollm3, phi3, gpt2)");
             };
         }
         if (arch.endsWith("ForSequenceClassification") || arch.endsWith("ForTokenClassification")) {
             String base = arch.replace("ForSequenceClassification", "").replace("ForTokenClassification", "");
             ModelConfig lm = switch (base) {
-                case "Llama", "Mistral", "Qwen2" -> parseLlamaFamily(k, base + "ForCausalLM", json);
+                case "Llama", "Mistral", "Qwen2", "Qwen3", "SmolLM3", "Phi3" -> parseLlamaFamily(k, base + "ForCausalLM", json);
                 case "GPT2" -> parseGpt2(k, "GPT2Model", json);
-                default -> throw k.error("architectures", "'" + arch + "' is not supported (supported: Llama, Qwen2, Mistral and GPT2 with ForSequenceClassification or ForTokenClassification)");
+                // transformers has no Olmo2ForSequenceClassification, so an OLMo 2 classifier is refused like any other.
+                default -> throw k.error("architectures", "'" + arch + "' is not supported (supported: Llama, Qwen2, Qwen3, Mistral, SmolLM3, Phi3 and GPT2 with ForSequenceClassification or ForTokenClassification)");
             };
             int labels = k.positive("num_labels", 2);
             if (!json.has("num_labels") && json.has("id2label") && json.get("id2label").isObject()) labels = json.get("id2label").size();
             return lm.withHead(arch, labels);
         }
         return switch (arch) {
-            case "LlamaForCausalLM", "MistralForCausalLM", "Qwen2ForCausalLM" -> parseLlamaFamily(k, arch, json);
+            case "LlamaForCausalLM", "MistralForCausalLM", "Qwen2ForCausalLM", "Qwen3ForCausalLM", "Olmo2ForCausalLM",
+                 "SmolLM3ForCausalLM", "Phi3ForCausalLM" -> parseLlamaFamily(k, arch, json);
             case "GPT2LMHeadModel", "GPT2Model" -> parseGpt2(k, arch, json);
-            default -> throw k.error("architectures", "'" + arch + "' is not supported (supported: LlamaForCausalLM, "
-                    + "Qwen2ForCausalLM, MistralForCausalLM, GPT2LMHeadModel, GPT2Model)");
+            default -> throw k.error("architectures", "'" + arch + "' is not supported (supported: " + String.join(", ", CAUSAL_LM_ARCHITECTURES) + ")");
         };
     }
 
+    /** The causal-LM architectures Tether loads, as config.json's {@code architectures} names them. */
+    public static final List<String> CAUSAL_LM_ARCHITECTURES = List.of("LlamaForCausalLM", "Qwen2ForCausalLM", "Qwen3ForCausalLM",
+            "MistralForCausalLM", "Olmo2ForCausalLM", "SmolLM3ForCausalLM", "Phi3ForCausalLM", "GPT2LMHeadModel", "GPT2Model");
+
     private static ModelConfig parseLlamaFamily(Keys k, String arch, ObjectNode json) {
         boolean qwen2 = arch.equals("Qwen2ForCausalLM");
+        boolean qwen3 = arch.equals("Qwen3ForCausalLM");
+        boolean olmo2 = arch.equals("Olmo2ForCausalLM");
+        boolean smollm3 = arch.equals("SmolLM3ForCausalLM");
+        boolean phi3 = arch.equals("Phi3ForCausalLM");
         boolean mistral = arch.equals("MistralForCausalLM");
-        String defaultType = qwen2 ? "qwen2" : mistral ? "mistral" : "llama";
+        String defaultType = qwen2 ? "qwen2" : qwen3 ? "qwen3" : olmo2 ? "olmo2" : smollm3 ? "smollm3" : phi3 ? "phi3" : mistral ? "mistral" : "llama";
         int hidden = k.positive("hidden_size", null);
         int heads = k.positive("num_attention_heads", null);
         int kvHeads = k.positive("num_key_value_heads", heads);
@@ -138,29 +183,94 @@ public record ModelConfig(
         int headDim;
         if (k.has("head_dim")) {
             headDim = k.positive("head_dim", null);
+        } else if (qwen3) {
+            headDim = 128;   // Qwen3Config's default, not hidden_size / num_attention_heads
         } else {
             if (hidden % heads != 0) throw k.error("num_attention_heads", heads + " does not divide hidden_size " + hidden);
             headDim = hidden / heads;
         }
         if (headDim % 2 != 0) throw k.error("head_dim", "rotary embeddings need an even head dimension, got " + headDim);
+        int rotaryDim = headDim;
+        if (phi3 && k.has("partial_rotary_factor")) {
+            double f = k.positiveDouble("partial_rotary_factor", null);
+            rotaryDim = (int) (headDim * f);   // HF: int(head_dim * partial_rotary_factor)
+            if (f > 1 || rotaryDim < 2 || rotaryDim % 2 != 0)
+                throw k.error("partial_rotary_factor", f + " x head_dim " + headDim + " must give an even rotary dimension of at least 2, got " + rotaryDim);
+        }
         String act = k.string("hidden_act", "silu");
         if (!act.equals("silu")) throw k.error("hidden_act", "'" + act + "' is not supported for " + arch + " (expected silu)");
+        int layers = k.positive("num_hidden_layers", null);
         int window = 0, windowFrom = 0;
+        List<Boolean> ropeLayers = smollm3 ? smolLm3RopeLayers(k, layers) : null;
+        List<Boolean> slidingLayers = null;
         if (mistral) {
             // MistralConfig defaults sliding_window to 4096 when the key is absent; an explicit null disables it.
             window = k.has("sliding_window") ? k.optionalPositive("sliding_window") : 4096;
-        } else if (qwen2 && k.bool("use_sliding_window", false)) {
+        } else if ((qwen2 || qwen3) && k.bool("use_sliding_window", false)) {
             window = k.has("sliding_window") ? k.optionalPositive("sliding_window") : 4096;
             windowFrom = k.nonNegative("max_window_layers", 28);
+        } else if (phi3) {
+            // Phi3Config: sliding_window defaults to None; when set, every layer slides.
+            window = k.optionalPositive("sliding_window");
+        } else if (smollm3 && k.bool("use_sliding_window", false)) {
+            // SmolLM3Config: with use_sliding_window and a window, the layers without RoPE slide (no default window).
+            window = k.optionalPositive("sliding_window");
+            slidingLayers = ropeLayers.stream().map(rope -> !rope).toList();
         }
-        int layers = k.positive("num_hidden_layers", null);
+        if (qwen3 && k.has("layer_types") && window > 0) slidingLayers = layerTypes(k, layers);
+        if (smollm3 && k.has("layer_types") && window > 0) slidingLayers = layerTypes(k, layers);
+        QkNorm qkNorm = qwen3 ? QkNorm.PER_HEAD : olmo2 ? QkNorm.FULL : QkNorm.NONE;
+        BlockLayout layout = qkNorm == QkNorm.NONE && ropeLayers == null && slidingLayers == null && !phi3 ? BlockLayout.LLAMA
+                : new BlockLayout(qkNorm, olmo2, ropeLayers, slidingLayers, phi3, rotaryDim == headDim ? 0 : rotaryDim);
+        int maxPositions = k.positive("max_position_embeddings", qwen3 || smollm3 ? 32768 : phi3 ? 4096 : 2048);
+        // Each config class's own defaults: OLMo 2's and Phi-3's rms_norm_eps 1e-5, SmolLM3's rope_theta 2e6 and tied head.
         return new ModelConfig(Family.LLAMA, arch, k.string("model_type", defaultType),
                 k.positive("vocab_size", null), hidden, layers, heads, kvHeads, headDim,
-                k.positive("intermediate_size", null), k.positive("max_position_embeddings", 2048),
-                k.positiveDouble("rms_norm_eps", 1e-6), k.positiveDouble("rope_theta", 10000.0), ropeScaling(k),
+                k.positive("intermediate_size", null), maxPositions,
+                k.positiveDouble("rms_norm_eps", olmo2 || phi3 ? 1e-5 : 1e-6), k.positiveDouble("rope_theta", smollm3 ? 2_000_000.0 : 10000.0),
+                ropeScaling(k, rotaryDim, maxPositions, phi3 ? 4096 : null),
                 qwen2 || k.bool("attention_bias", false), k.bool("mlp_bias", false), window, windowFrom, act,
-                k.bool("tie_word_embeddings", false), k.positiveDouble("initializer_range", 0.02), true, false,
-                k.optionalId("bos_token_id"), k.ids("eos_token_id"), k.optionalId("pad_token_id"), 0, json);
+                k.bool("tie_word_embeddings", smollm3), k.positiveDouble("initializer_range", 0.02), true, false,
+                k.optionalId("bos_token_id"), k.ids("eos_token_id"), k.optionalId("pad_token_id"), 0, json, layout);
+    }
+
+    /**
+     * SmolLM3's {@code no_rope_layers}: one entry per layer (the list may be longer), 1 where the layer uses RoPE and
+     * 0 where it does not; absent, every {@code no_rope_layer_interval}-th layer (default 4: layers 3, 7, ...) has none.
+     */
+    private static List<Boolean> smolLm3RopeLayers(Keys k, int layers) {
+        List<Boolean> rope = new ArrayList<>();
+        JsonNode n = k.json.get("no_rope_layers");
+        if (n == null || n.isNull()) {
+            int interval = k.positive("no_rope_layer_interval", 4);
+            for (int i = 0; i < layers; i++) rope.add((i + 1) % interval != 0);
+            return List.copyOf(rope);
+        }
+        if (!n.isArray() || n.size() < layers)
+            throw k.error("no_rope_layers", "expected a list of 0/1 with an entry for each of the " + layers + " layers, got " + n);
+        for (int i = 0; i < layers; i++) {
+            JsonNode e = n.get(i);
+            if (!e.isIntegralNumber() || (e.asInt() != 0 && e.asInt() != 1))
+                throw k.error("no_rope_layers", "entry " + i + " must be 1 (RoPE) or 0 (no RoPE), got " + e);
+            rope.add(e.asInt() == 1);
+        }
+        return List.copyOf(rope);
+    }
+
+    /** {@code layer_types}: "full_attention" or "sliding_attention" for each layer. */
+    private static List<Boolean> layerTypes(Keys k, int layers) {
+        JsonNode n = k.json.get("layer_types");
+        if (n == null || n.isNull()) return null;
+        if (!n.isArray() || n.size() != layers)
+            throw k.error("layer_types", "expected a list of " + layers + " entries (full_attention or sliding_attention), got " + n);
+        List<Boolean> sliding = new ArrayList<>();
+        for (int i = 0; i < layers; i++) {
+            String t = n.get(i).asText();
+            if (!t.equals("full_attention") && !t.equals("sliding_attention"))
+                throw k.error("layer_types", "entry " + i + " must be full_attention or sliding_attention, got " + n.get(i));
+            sliding.add(t.equals("sliding_attention"));
+        }
+        return List.copyOf(sliding);
     }
 
     private static ModelConfig parseGpt2(Keys k, String arch, ObjectNode json) {
@@ -178,7 +288,7 @@ public record ModelConfig(
                 k.positiveDouble("layer_norm_epsilon", 1e-5), 0, RopeScaling.NONE, true, true, 0, 0, act,
                 k.bool("tie_word_embeddings", true), k.positiveDouble("initializer_range", 0.02),
                 k.bool("scale_attn_weights", true), k.bool("scale_attn_by_inverse_layer_idx", false),
-                k.optionalId("bos_token_id"), k.ids("eos_token_id"), k.optionalId("pad_token_id"), 0, json);
+                k.optionalId("bos_token_id"), k.ids("eos_token_id"), k.optionalId("pad_token_id"), 0, json, BlockLayout.LLAMA);
     }
 
     /** The same backbone with a sequence-classification head of {@code labels} rows (a reward model when 1). */
@@ -186,7 +296,7 @@ public record ModelConfig(
         return new ModelConfig(family, architecture, modelType, vocabSize, hiddenSize, numHiddenLayers, numAttentionHeads,
                 numKeyValueHeads, headDim, intermediateSize, maxPositionEmbeddings, normEps, ropeTheta, ropeScaling, attentionBias,
                 mlpBias, slidingWindow, slidingWindowFromLayer, hiddenAct, tieWordEmbeddings, initializerRange, scaleAttnWeights,
-                scaleAttnByInverseLayerIdx, bosTokenId, eosTokenIds, padTokenId, labels, json);
+                scaleAttnByInverseLayerIdx, bosTokenId, eosTokenIds, padTokenId, labels, json, layout);
     }
 
     /** A reward-model config (HF's *ForSequenceClassification with num_labels 1) on this causal LM's backbone. */
@@ -200,6 +310,8 @@ public record ModelConfig(
     }
 
     private ModelConfig asClassifier(String suffix, int labels) {
+        if (architecture.equals("Olmo2ForCausalLM"))
+            throw new IllegalArgumentException("transformers has no Olmo2" + suffix + ": an OLMo 2 backbone cannot carry a classification head that HF loads");
         String arch = switch (family) {
             case LLAMA -> architecture.replace("ForCausalLM", suffix);
             case GPT2 -> "GPT2" + suffix;
@@ -212,7 +324,7 @@ public record ModelConfig(
         return new ModelConfig(family, arch, modelType, vocabSize, hiddenSize, numHiddenLayers, numAttentionHeads,
                 numKeyValueHeads, headDim, intermediateSize, maxPositionEmbeddings, normEps, ropeTheta, ropeScaling, attentionBias,
                 mlpBias, slidingWindow, slidingWindowFromLayer, hiddenAct, tieWordEmbeddings, initializerRange, scaleAttnWeights,
-                scaleAttnByInverseLayerIdx, bosTokenId, eosTokenIds, padTokenId, labels, j);
+                scaleAttnByInverseLayerIdx, bosTokenId, eosTokenIds, padTokenId, labels, j, layout);
     }
 
     public boolean isClassifier() { return numLabels > 0; }
@@ -223,7 +335,12 @@ public record ModelConfig(
     /** The classification head's parameter name prefix: HF calls it "score", GPT-2's token classifier "classifier". */
     public String headName() { return family == Family.GPT2 && isTokenClassifier() ? "classifier" : "score"; }
 
-    private static RopeScaling ropeScaling(Keys k) {
+    /**
+     * @param rotaryDim               the dimensions RoPE rotates (longrope's factor lists hold half as many numbers)
+     * @param defaultOriginalMax      the config class's {@code original_max_position_embeddings} default (Phi3Config:
+     *                                4096), or null where the class has none
+     */
+    private static RopeScaling ropeScaling(Keys k, int rotaryDim, int maxPositions, Integer defaultOriginalMax) {
         JsonNode rs = k.json.get("rope_scaling");
         if (rs == null || rs.isNull()) return RopeScaling.NONE;
         if (!rs.isObject()) throw k.error("rope_scaling", "must be an object or null");
@@ -239,14 +356,34 @@ public record ModelConfig(
                 yield new RopeScaling("llama3", s.positiveDouble("factor", null), low, high,
                         s.positive("original_max_position_embeddings", null));
             }
-            default -> throw k.error("rope_scaling.rope_type", "'" + type + "' is not supported (expected default, linear or llama3)");
+            case "longrope" -> {
+                // HF's _compute_longrope_parameters: the original context from rope_scaling, else the config's top
+                // level; with a top-level original_max_position_embeddings, factor = max_position_embeddings / it.
+                Integer topOriginal = k.has("original_max_position_embeddings") ? Integer.valueOf(k.positive("original_max_position_embeddings", null)) : defaultOriginalMax;
+                int original = s.has("original_max_position_embeddings") ? s.positive("original_max_position_embeddings", null)
+                        : topOriginal != null ? topOriginal : maxPositions;
+                double factor = topOriginal != null ? (double) maxPositions / topOriginal : s.has("factor") ? s.positiveDouble("factor", null) : 1.0;
+                double attention = s.has("attention_factor") && !s.json.get("attention_factor").isNull() ? s.positiveDouble("attention_factor", null)
+                        : factor <= 1.0 ? 1.0 : Math.sqrt(1 + Math.log(factor) / Math.log(original));
+                yield new RopeScaling("longrope", factor, 0, 0, original, s.factors("short_factor", rotaryDim / 2), s.factors("long_factor", rotaryDim / 2), attention);
+            }
+            default -> throw k.error("rope_scaling.rope_type", "'" + type + "' is not supported (expected default, linear, llama3 or longrope)");
         };
     }
 
     public int kvGroups() { return numAttentionHeads / numKeyValueHeads; }
 
     /** Whether layer {@code layer} uses the sliding window. */
-    public boolean slidingAt(int layer) { return slidingWindow > 0 && layer >= slidingWindowFromLayer; }
+    public boolean slidingAt(int layer) {
+        if (slidingWindow <= 0) return false;
+        return layout.slidingLayers() != null ? layout.slidingLayers().get(layer) : layer >= slidingWindowFromLayer;
+    }
+
+    /** The leading dimensions of each head that RoPE rotates: head_dim, or Phi-3's partial share of it. */
+    public int rotaryDim() { return layout.rotaryDim() > 0 ? layout.rotaryDim() : headDim; }
+
+    /** Whether layer {@code layer} rotates q and k (all but SmolLM3's no-RoPE layers). */
+    public boolean ropeAt(int layer) { return layout.ropeLayers() == null || layout.ropeLayers().get(layer); }
 
     /**
      * A small Llama-layout config for models trained from scratch and for benchmarks. The JSON is what HF writes
@@ -342,6 +479,19 @@ public record ModelConfig(
             if (n == null || n.isNull()) return dflt;
             if (!n.isTextual()) throw error(key, "expected a string, got " + n);
             return n.asText();
+        }
+
+        /** A list of {@code n} positive numbers (longrope's per-frequency factors). */
+        List<Double> factors(String key, int n) {
+            JsonNode a = json.get(key);
+            if (a == null || a.isNull()) throw error(key, "missing");
+            if (!a.isArray() || a.size() != n) throw error(key, "expected " + n + " numbers (half the rotary dimension), got " + a);
+            List<Double> out = new ArrayList<>();
+            for (JsonNode e : a) {
+                if (!e.isNumber() || !(e.asDouble() > 0)) throw error(key, "expected positive numbers, got " + e);
+                out.add(e.asDouble());
+            }
+            return List.copyOf(out);
         }
 
         Long optionalId(String key) {

@@ -15,22 +15,44 @@ import io.tether.engine.Tensors;
  * position x frequency) and cast to the model dtype, so fp32 logits match transformers.
  */
 final class Rope implements AutoCloseable {
-    private final Tensor cos; // (maxPositions, headDim)
-    private final Tensor sin; // (maxPositions, headDim)
+    private final Tensor cos; // (maxPositions, rotaryDim)
+    private final Tensor sin; // (maxPositions, rotaryDim)
+    /** longrope's tables with the long factors, used by a forward reaching past {@link #longFrom}; else null. */
+    private final Tensor longCos, longSin;
+    private final int longFrom;
     private final int maxPositions;
 
     Rope(ModelConfig c, DType dtype) {
-        int dim = c.headDim();
         DType tableType = dtype == DType.F64 ? DType.F64 : DType.F32;
-        double[] invFreq = inverseFrequencies(c, tableType);
         // Tables cover the configured context, and more if the caller asks for longer sequences.
         maxPositions = Math.max(c.maxPositionEmbeddings(), 1);
+        ModelConfig.RopeScaling s = c.ropeScaling();
+        Tensor[] table = table(inverseFrequencies(c, tableType, false), s.attentionFactor(), tableType, dtype);
+        cos = table[0];
+        sin = table[1];
+        if (s.type().equals("longrope")) {
+            Tensor[] longTable = table(inverseFrequencies(c, tableType, true), s.attentionFactor(), tableType, dtype);
+            longCos = longTable[0];
+            longSin = longTable[1];
+            longFrom = s.originalMaxPositionEmbeddings();
+        } else {
+            longCos = longSin = null;
+            longFrom = Integer.MAX_VALUE;
+        }
+    }
+
+    /** cos and sin of position x frequency for every position, times HF's attention_scaling, in {@code dtype}. */
+    private Tensor[] table(double[] invFreq, double attentionFactor, DType tableType, DType dtype) {
         Tensor inv = Tensors.doubles(invFreq, invFreq.length).to(tableType.scalarType);
         Tensor pos = Tensors.arange(maxPositions, tableType);
         Tensor freqs = torch.outer(pos, inv);                         // (P, dim/2)
         Tensor emb = torch.cat(new TensorVector(freqs, freqs), -1);   // (P, dim)
-        cos = emb.cos().to(dtype.scalarType);
-        sin = emb.sin().to(dtype.scalarType);
+        Tensor c = emb.cos(), s = emb.sin();
+        if (attentionFactor != 1) {
+            c = c.mul(Tensors.scalar(attentionFactor));
+            s = s.mul(Tensors.scalar(attentionFactor));
+        }
+        return new Tensor[] {c.to(dtype.scalarType), s.to(dtype.scalarType)};
     }
 
     /**
@@ -39,18 +61,26 @@ final class Rope implements AutoCloseable {
      * keeps our rounding identical.
      */
     static double[] inverseFrequencies(ModelConfig c, DType tableType) {
-        int dim = c.headDim();
+        return inverseFrequencies(c, tableType, false);
+    }
+
+    /** As above; for longrope, divided by the long factors when {@code long_} and the short ones otherwise. */
+    static double[] inverseFrequencies(ModelConfig c, DType tableType, boolean long_) {
+        int dim = c.rotaryDim();
+        ModelConfig.RopeScaling s = c.ropeScaling();
+        java.util.List<Double> ext = s.type().equals("longrope") ? (long_ ? s.longFactor() : s.shortFactor()) : null;
         double[] inv = new double[dim / 2];
         for (int j = 0; j < inv.length; j++) {
             if (tableType == DType.F32) {
                 float exponent = (float) (2 * j) / (float) dim;
                 float p = (float) Math.pow((float) c.ropeTheta(), exponent);
-                inv[j] = 1.0f / p;
+                // longrope: 1 / (ext * base^(2j/dim)), the product rounded to fp32 as torch computes it.
+                inv[j] = ext == null ? 1.0f / p : 1.0f / (ext.get(j).floatValue() * p);
             } else {
-                inv[j] = 1.0 / Math.pow(c.ropeTheta(), (double) (2 * j) / dim);
+                double p = Math.pow(c.ropeTheta(), (double) (2 * j) / dim);
+                inv[j] = ext == null ? 1.0 / p : 1.0 / (ext.get(j) * p);
             }
         }
-        ModelConfig.RopeScaling s = c.ropeScaling();
         switch (s.type()) {
             case "linear" -> {
                 for (int j = 0; j < inv.length; j++) inv[j] /= s.factor();
@@ -77,7 +107,14 @@ final class Rope implements AutoCloseable {
         return inv;
     }
 
-    /** cos and sin for positions [B, T], each shaped (B, 1, T, headDim) to broadcast over heads. */
+    /**
+     * cos and sin for positions [B, T], each shaped (B, 1, T, rotaryDim) to broadcast over heads. With longrope, a
+     * row whose largest position + 1 in this forward exceeds original_max_position_embeddings uses the long factors
+     * for all its positions, as HF's dynamic_rope_update decides per forward. Keys cached before the switch keep
+     * their short rotation (transformers' forward does the same; its Phi-3 generate drops the cache at the switch
+     * and recomputes it). HF decides once for the whole batch (by its largest position), so a short row batched with
+     * a long one would change; Tether decides per row, so a row gets what it gets alone.
+     */
     Tensor[] at(Tensor positions) {
         long b = positions.size(0), t = positions.size(1);
         Tensor flat = positions.reshape(-1);
@@ -86,11 +123,27 @@ final class Rope implements AutoCloseable {
             throw new IllegalArgumentException("position " + maxPos + " is outside the rotary table [0, " + maxPositions + ")");
         Tensor c = cos.index_select(0, flat).view(b, 1, t, -1);
         Tensor s = sin.index_select(0, flat).view(b, 1, t, -1);
-        return new Tensor[] {c, s};
+        if (longCos == null || maxPos + 1 <= longFrom) return new Tensor[] {c, s};
+        long[] all = Tensors.toLongs(positions);
+        boolean[] rowLong = new boolean[(int) b];
+        for (int r = 0; r < b; r++)
+            for (int i = 0; i < t; i++) rowLong[r] |= all[(int) (r * t + i)] + 1 > longFrom;
+        Tensor useLong = Tensors.bools(rowLong, b, 1, 1, 1);
+        Tensor lc = longCos.index_select(0, flat).view(b, 1, t, -1);
+        Tensor ls = longSin.index_select(0, flat).view(b, 1, t, -1);
+        return new Tensor[] {torch.where(useLong, lc, c), torch.where(useLong, ls, s)};
     }
 
-    /** x * cos + rotate_half(x) * sin for x (B, H, T, headDim). */
+    /**
+     * x * cos + rotate_half(x) * sin for x (B, H, T, headDim) over the first rotaryDim (= cos's width) dimensions;
+     * the rest of each head passes through unrotated (Phi-3's partial rotary factor).
+     */
     static Tensor apply(Tensor x, Tensor cos, Tensor sin) {
+        long rotary = cos.size(-1);
+        if (rotary < x.size(-1)) {
+            Tensor rotated = apply(x.narrow(-1, 0, rotary), cos, sin);
+            return torch.cat(new TensorVector(rotated, x.narrow(-1, rotary, x.size(-1) - rotary)), -1);
+        }
         long half = x.size(-1) / 2;
         Tensor x1 = x.narrow(-1, 0, half);
         Tensor x2 = x.narrow(-1, half, half);
@@ -102,5 +155,9 @@ final class Rope implements AutoCloseable {
     public void close() {
         cos.close();
         sin.close();
+        if (longCos != null) {
+            longCos.close();
+            longSin.close();
+        }
     }
 }

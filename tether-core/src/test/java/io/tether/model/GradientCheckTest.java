@@ -34,6 +34,22 @@ class GradientCheckTest {
     @Test
     void gpt2GradientsMatchFiniteDifferences() { check(TinyConfigs.gpt2()); }
 
+    /** Qwen3's per-head q_norm / k_norm (weights of head_dim shared by every head) and its explicit head_dim. */
+    @Test
+    void qwen3HeadNormGradientsMatchFiniteDifferences() { check(TinyConfigs.qwen3()); }
+
+    /** OLMo 2's q_norm / k_norm over the full projections and its post-attention and post-feed-forward norms. */
+    @Test
+    void olmo2NormGradientsMatchFiniteDifferences() { check(TinyConfigs.olmo2()); }
+
+    /** SmolLM3's layers without RoPE beside layers with it. */
+    @Test
+    void smolLm3NoRopeGradientsMatchFiniteDifferences() { check(TinyConfigs.smollm3()); }
+
+    /** Phi-3's fused qkv_proj and gate_up_proj, partial rotary dimensions and longrope (9 tokens > its 8). */
+    @Test
+    void phi3FusedProjectionGradientsMatchFiniteDifferences() { check(TinyConfigs.phi3()); }
+
     private static void check(ModelConfig config) {
         try (CausalLM model = Models.create(config, DType.F64, 7); StepScope scope = new StepScope()) {
             model.setTrainable(true);

@@ -14,8 +14,10 @@ import java.nio.file.Path;
  * the config from Jackson, and every operation is written out as plain loops in {@code double}. It is
  * meant to be obviously correct rather than fast; use it on tiny checkpoints and short sequences.
  *
- * <p>Supported {@code model_type}s: {@code llama}, {@code mistral}, {@code qwen2} (mirroring
- * {@code modeling_llama.py} / {@code modeling_mistral.py} / {@code modeling_qwen2.py}) and {@code gpt2}
+ * <p>Supported {@code model_type}s: {@code llama}, {@code mistral}, {@code qwen2}, {@code qwen3}, {@code olmo2},
+ * {@code smollm3}, {@code phi3} (mirroring {@code modeling_llama.py} / {@code modeling_mistral.py} /
+ * {@code modeling_qwen2.py} / {@code modeling_qwen3.py} / {@code modeling_olmo2.py} / {@code modeling_smollm3.py} /
+ * {@code modeling_phi3.py}) and {@code gpt2}
  * (mirroring {@code modeling_gpt2.py}), in eval mode (no dropout), for one unpadded sequence whose
  * positions are {@code 0..T-1}, without KV cache.
  */
@@ -55,6 +57,10 @@ public final class ReferenceDecoder {
             case "llama":
             case "mistral":
             case "qwen2":
+            case "qwen3":
+            case "olmo2":
+            case "smollm3":
+            case "phi3":
                 return llamaFamily(modelType, config, weights, tokenIds);
             case "gpt2":
                 return gpt2(config, weights, tokenIds);
@@ -73,11 +79,12 @@ public final class ReferenceDecoder {
         final int nHeads = intReq(cfg, "num_attention_heads");
         // GQA: num_key_value_heads defaults to num_attention_heads (HF config __init__).
         final int nKv = intOr(cfg, "num_key_value_heads", nHeads);
-        // head_dim: explicit config value wins, else hidden_size // num_attention_heads.
-        final int headDim = intOr(cfg, "head_dim", hidden / nHeads);
+        // head_dim: explicit config value wins, else hidden_size // num_attention_heads; Qwen3Config's default is 128.
+        final int headDim = intOr(cfg, "head_dim", type.equals("qwen3") ? 128 : hidden / nHeads);
         final int inter = intReq(cfg, "intermediate_size");
         final int vocab = intReq(cfg, "vocab_size");
-        final double eps = dblOr(cfg, "rms_norm_eps", 1e-6);
+        // Olmo2Config and Phi3Config: 1e-5
+        final double eps = dblOr(cfg, "rms_norm_eps", type.equals("olmo2") || type.equals("phi3") ? 1e-5 : 1e-6);
         final String act = text(cfg, "hidden_act", "silu");
         if (nHeads % nKv != 0) {
             throw new IllegalArgumentException("num_attention_heads " + nHeads + " not divisible by num_key_value_heads " + nKv);
@@ -99,22 +106,44 @@ public final class ReferenceDecoder {
                 oBias = false;
                 mlpBias = false;
                 break;
+            case "qwen3": // Qwen3Attention / Olmo2Attention / SmolLM3 (LlamaAttention): q,k,v,o bias=config.attention_bias
+            case "olmo2":
+            case "smollm3":
+                qkvBias = bool(cfg, "attention_bias", false);
+                oBias = qkvBias;
+                // Qwen3MLP and Olmo2MLP are built with bias=False; SmolLM3 uses LlamaMLP (bias=config.mlp_bias).
+                mlpBias = type.equals("smollm3") && bool(cfg, "mlp_bias", false);
+                break;
+            case "phi3": // Phi3Attention: qkv_proj and o_proj bias=False; Phi3MLP: gate_up_proj and down_proj bias=False
             default: // MistralAttention / MistralMLP: no biases
                 qkvBias = false;
                 oBias = false;
                 mlpBias = false;
         }
 
-        // Sliding window per layer (null entry = full causal attention).
-        Integer[] window = slidingWindows(type, cfg, nLayers);
+        // Qwen3: q_norm/k_norm of head_dim applied to each head; OLMo 2: q_norm over all query heads and k_norm over
+        // all key heads, applied before the reshape to heads. Both before RoPE.
+        final boolean headNorm = type.equals("qwen3");
+        final boolean fullNorm = type.equals("olmo2");
+        // OLMo 2's block: x + post_attention_layernorm(attn(x)), then x + post_feedforward_layernorm(mlp(x)).
+        final boolean normsAfter = type.equals("olmo2");
+        boolean[] rope = ropeLayers(type, cfg, nLayers);
 
-        double[] invFreq = ropeInvFreq(cfg, headDim);
+        // Sliding window per layer (null entry = full causal attention).
+        Integer[] window = slidingWindows(type, cfg, nLayers, rope);
+
+        // Phi-3: RoPE on the first int(head_dim * partial_rotary_factor) dimensions of each head; longrope picks
+        // its long factors when the sequence (max position + 1 = T here) exceeds original_max_position_embeddings.
+        final int rotaryDim = type.equals("phi3") ? (int) (headDim * dblOr(cfg, "partial_rotary_factor", 1.0)) : headDim;
+        final boolean phi3 = type.equals("phi3");
+        double[] invFreq = phi3 ? phi3InvFreq(cfg, rotaryDim, ids.length) : ropeInvFreq(cfg, headDim);
+        final double ropeScale = phi3 ? phi3AttentionFactor(cfg) : 1.0;
 
         String p = "model.";
         double[] embed = w.get(p + "embed_tokens.weight", vocab, hidden);
         // LM head: tied to embed_tokens when tie_word_embeddings (default False for these configs),
         // else lm_head.weight; a checkpoint without lm_head.weight falls back to the embedding.
-        boolean tie = bool(cfg, "tie_word_embeddings", false);
+        boolean tie = bool(cfg, "tie_word_embeddings", type.equals("smollm3")); // SmolLM3Config ties by default
         double[] head = (!tie && w.has("lm_head.weight")) ? w.get("lm_head.weight", vocab, hidden) : embed;
 
         final int T = ids.length;
@@ -126,56 +155,90 @@ public final class ReferenceDecoder {
 
         for (int l = 0; l < nLayers; l++) {
             String lp = p + "layers." + l + ".";
-            double[] ln1 = w.get(lp + "input_layernorm.weight", hidden);
-            double[] wq = w.get(lp + "self_attn.q_proj.weight", (long) nHeads * headDim, hidden);
-            double[] wk = w.get(lp + "self_attn.k_proj.weight", (long) nKv * headDim, hidden);
-            double[] wv = w.get(lp + "self_attn.v_proj.weight", (long) nKv * headDim, hidden);
+            double[] ln1 = normsAfter ? null : w.get(lp + "input_layernorm.weight", hidden);
+            double[] wq, wk, wv;
+            if (phi3) { // qkv_proj rows: the query heads, then the key heads, then the value heads
+                double[] qkv = w.get(lp + "self_attn.qkv_proj.weight", (long) (nHeads + 2 * nKv) * headDim, hidden);
+                int qRows = nHeads * headDim * hidden, kvRows = nKv * headDim * hidden;
+                wq = java.util.Arrays.copyOfRange(qkv, 0, qRows);
+                wk = java.util.Arrays.copyOfRange(qkv, qRows, qRows + kvRows);
+                wv = java.util.Arrays.copyOfRange(qkv, qRows + kvRows, qRows + 2 * kvRows);
+            } else {
+                wq = w.get(lp + "self_attn.q_proj.weight", (long) nHeads * headDim, hidden);
+                wk = w.get(lp + "self_attn.k_proj.weight", (long) nKv * headDim, hidden);
+                wv = w.get(lp + "self_attn.v_proj.weight", (long) nKv * headDim, hidden);
+            }
             double[] wo = w.get(lp + "self_attn.o_proj.weight", hidden, (long) nHeads * headDim);
             double[] bq = qkvBias ? w.get(lp + "self_attn.q_proj.bias", (long) nHeads * headDim) : null;
             double[] bk = qkvBias ? w.get(lp + "self_attn.k_proj.bias", (long) nKv * headDim) : null;
             double[] bv = qkvBias ? w.get(lp + "self_attn.v_proj.bias", (long) nKv * headDim) : null;
             double[] bo = oBias ? w.get(lp + "self_attn.o_proj.bias", hidden) : null;
             double[] ln2 = w.get(lp + "post_attention_layernorm.weight", hidden);
-            double[] wg = w.get(lp + "mlp.gate_proj.weight", inter, hidden);
-            double[] wu = w.get(lp + "mlp.up_proj.weight", inter, hidden);
+            double[] wg, wu;
+            if (phi3) { // gate_up_proj output chunked in two: gate first, then up
+                double[] gu = w.get(lp + "mlp.gate_up_proj.weight", 2L * inter, hidden);
+                wg = java.util.Arrays.copyOfRange(gu, 0, inter * hidden);
+                wu = java.util.Arrays.copyOfRange(gu, inter * hidden, 2 * inter * hidden);
+            } else {
+                wg = w.get(lp + "mlp.gate_proj.weight", inter, hidden);
+                wu = w.get(lp + "mlp.up_proj.weight", inter, hidden);
+            }
             double[] wd = w.get(lp + "mlp.down_proj.weight", hidden, inter);
             double[] bg = mlpBias ? w.get(lp + "mlp.gate_proj.bias", inter) : null;
             double[] bu = mlpBias ? w.get(lp + "mlp.up_proj.bias", inter) : null;
             double[] bd = mlpBias ? w.get(lp + "mlp.down_proj.bias", hidden) : null;
+            double[] qn = headNorm ? w.get(lp + "self_attn.q_norm.weight", headDim)
+                    : fullNorm ? w.get(lp + "self_attn.q_norm.weight", (long) nHeads * headDim) : null;
+            double[] kn = headNorm ? w.get(lp + "self_attn.k_norm.weight", headDim)
+                    : fullNorm ? w.get(lp + "self_attn.k_norm.weight", (long) nKv * headDim) : null;
+            double[] ln3 = normsAfter ? w.get(lp + "post_feedforward_layernorm.weight", hidden) : null;
 
             // --- LlamaDecoderLayer: residual + self_attn(input_layernorm(x)) ---
             double[][] q = new double[T][];
             double[][] k = new double[T][];
             double[][] v = new double[T][];
             for (int t = 0; t < T; t++) {
-                double[] x = rmsNorm(h[t], ln1, eps);
+                double[] x = normsAfter ? h[t] : rmsNorm(h[t], ln1, eps);
                 q[t] = linear(x, wq, bq, nHeads * headDim, hidden);
                 k[t] = linear(x, wk, bk, nKv * headDim, hidden);
                 v[t] = linear(x, wv, bv, nKv * headDim, hidden);
-                // apply_rotary_pos_emb after the projections (and their biases), per head, position t.
+                if (fullNorm) {
+                    q[t] = rmsNorm(q[t], qn, eps);
+                    k[t] = rmsNorm(k[t], kn, eps);
+                }
+                if (headNorm) {
+                    rmsNormEachHead(q[t], qn, nHeads, headDim, eps);
+                    rmsNormEachHead(k[t], kn, nKv, headDim, eps);
+                }
+                // apply_rotary_pos_emb after the projections (and their biases), per head, position t;
+                // SmolLM3's NoPE layers skip it.
+                if (!rope[l]) {
+                    continue;
+                }
                 for (int hh = 0; hh < nHeads; hh++) {
-                    applyRopeInPlace(q[t], hh * headDim, headDim, t, invFreq);
+                    applyRopeInPlace(q[t], hh * headDim, rotaryDim, t, invFreq, ropeScale);
                 }
                 for (int hh = 0; hh < nKv; hh++) {
-                    applyRopeInPlace(k[t], hh * headDim, headDim, t, invFreq);
+                    applyRopeInPlace(k[t], hh * headDim, rotaryDim, t, invFreq, ropeScale);
                 }
             }
             double scale = 1.0 / Math.sqrt(headDim); // self.scaling = head_dim ** -0.5
             double[][] attn = attention(q, k, v, nHeads, groups, headDim, scale, window[l]);
             for (int t = 0; t < T; t++) {
                 double[] o = linear(attn[t], wo, bo, hidden, nHeads * headDim);
-                addInPlace(h[t], o);
+                addInPlace(h[t], normsAfter ? rmsNorm(o, ln2, eps) : o);
             }
 
             // --- residual + mlp(post_attention_layernorm(x)); LlamaMLP: down(act(gate(x)) * up(x)) ---
             for (int t = 0; t < T; t++) {
-                double[] x = rmsNorm(h[t], ln2, eps);
+                double[] x = normsAfter ? h[t] : rmsNorm(h[t], ln2, eps);
                 double[] g = linear(x, wg, bg, inter, hidden);
                 double[] u = linear(x, wu, bu, inter, hidden);
                 for (int i = 0; i < inter; i++) {
                     g[i] = activation(act, g[i]) * u[i];
                 }
-                addInPlace(h[t], linear(g, wd, bd, hidden, inter));
+                double[] m = linear(g, wd, bd, hidden, inter);
+                addInPlace(h[t], normsAfter ? rmsNorm(m, ln3, eps) : m);
             }
         }
 
@@ -200,12 +263,26 @@ public final class ReferenceDecoder {
      *       with use_sliding_window False the window is None, so no layer slides.
      * </ul>
      */
-    static Integer[] slidingWindows(String type, JsonNode cfg, int nLayers) {
+    static Integer[] slidingWindows(String type, JsonNode cfg, int nLayers, boolean[] rope) {
         Integer[] out = new Integer[nLayers];
-        if (type.equals("mistral")) {
+        if (type.equals("phi3")) { // Phi3Config: sliding_window None by default; when set, on every layer
+            java.util.Arrays.fill(out, nullableInt(cfg, "sliding_window"));
+        } else if (type.equals("mistral")) {
             Integer sw = cfg.has("sliding_window") ? nullableInt(cfg, "sliding_window") : Integer.valueOf(4096);
             java.util.Arrays.fill(out, sw);
-        } else if (type.equals("qwen2")) {
+        } else if (type.equals("smollm3")) {
+            // SmolLM3Config: layer_types, else sliding where use_sliding_window, a sliding_window and no RoPE; the
+            // attention slides only when use_sliding_window and the layer's type is sliding_attention.
+            boolean use = bool(cfg, "use_sliding_window", false);
+            Integer sw = nullableInt(cfg, "sliding_window");
+            JsonNode layerTypes = cfg.get("layer_types");
+            for (int i = 0; i < nLayers; i++) {
+                boolean sliding = layerTypes != null && layerTypes.isArray()
+                        ? layerTypes.get(i).asText().equals("sliding_attention")
+                        : use && sw != null && !rope[i];
+                out[i] = use && sliding ? sw : null;
+            }
+        } else if (type.equals("qwen2") || type.equals("qwen3")) {
             boolean use = bool(cfg, "use_sliding_window", false);
             // Qwen2Config: self.sliding_window = sliding_window if use_sliding_window else None
             Integer sw = !use ? null
@@ -223,6 +300,33 @@ public final class ReferenceDecoder {
             }
         }
         return out;
+    }
+
+    /**
+     * Whether each layer applies RoPE. SmolLM3: {@code no_rope_layers[i] == 1} (RoPE) or 0 (NoPE), else
+     * generated by SmolLM3Config as {@code (i + 1) % no_rope_layer_interval != 0} (interval default 4). Every
+     * other family rotates in every layer.
+     */
+    static boolean[] ropeLayers(String type, JsonNode cfg, int nLayers) {
+        boolean[] out = new boolean[nLayers];
+        java.util.Arrays.fill(out, true);
+        if (!type.equals("smollm3")) {
+            return out;
+        }
+        JsonNode list = cfg.get("no_rope_layers");
+        int interval = intOr(cfg, "no_rope_layer_interval", 4);
+        for (int i = 0; i < nLayers; i++) {
+            out[i] = list != null && list.isArray() ? list.get(i).asInt() != 0 : (i + 1) % interval != 0;
+        }
+        return out;
+    }
+
+    /** Qwen3RMSNorm over each head of {@code x} ({@code heads} blocks of {@code headDim}), in place, one shared weight. */
+    public static void rmsNormEachHead(double[] x, double[] w, int heads, int headDim, double eps) {
+        for (int hh = 0; hh < heads; hh++) {
+            double[] head = java.util.Arrays.copyOfRange(x, hh * headDim, (hh + 1) * headDim);
+            System.arraycopy(rmsNorm(head, w, eps), 0, x, hh * headDim, headDim);
+        }
     }
 
     /**
@@ -288,8 +392,10 @@ public final class ReferenceDecoder {
             scaling = (params != null && params.isObject()) ? params : null;
         }
         double theta = dblOr(cfg, "rope_theta", Double.NaN);
+        // SmolLM3Config's default base is 2e6; every other family's 1e4.
+        double defaultTheta = "smollm3".equals(text(cfg, "model_type", "")) ? 2_000_000.0 : 10000.0;
         if (Double.isNaN(theta)) {
-            theta = scaling != null ? dblOr(scaling, "rope_theta", 10000.0) : 10000.0;
+            theta = scaling != null ? dblOr(scaling, "rope_theta", defaultTheta) : defaultTheta;
         }
         double[] inv = defaultInvFreq(theta, headDim);
         if (scaling == null) {
@@ -312,6 +418,47 @@ public final class ReferenceDecoder {
             default:
                 throw new UnsupportedOperationException("reference decoder does not support rope_type " + ropeType);
         }
+    }
+
+    /**
+     * Phi-3's inverse frequencies over the rotary dimensions: default RoPE, or with {@code rope_scaling} type
+     * longrope {@code 1 / (ext[j] * theta^(2j / rotaryDim))}, ext being {@code long_factor} when the sequence length
+     * exceeds original_max_position_embeddings (rope_scaling's, else the config's, Phi3Config default 4096) and
+     * {@code short_factor} otherwise.
+     */
+    static double[] phi3InvFreq(JsonNode cfg, int rotaryDim, int seqLen) {
+        double[] inv = defaultInvFreq(dblOr(cfg, "rope_theta", 10000.0), rotaryDim);
+        JsonNode rs = cfg.get("rope_scaling");
+        if (rs == null || rs.isNull()) {
+            return inv;
+        }
+        String ropeType = text(rs, "rope_type", text(rs, "type", "default"));
+        if (!ropeType.equals("longrope")) {
+            throw new UnsupportedOperationException("reference decoder supports only longrope for phi3, got " + ropeType);
+        }
+        int original = intOr(rs, "original_max_position_embeddings", intOr(cfg, "original_max_position_embeddings", 4096));
+        JsonNode ext = rs.get(seqLen > original ? "long_factor" : "short_factor");
+        for (int j = 0; j < inv.length; j++) {
+            inv[j] = 1.0 / (ext.get(j).asDouble() * Math.pow(dblOr(cfg, "rope_theta", 10000.0), (2.0 * j) / rotaryDim));
+        }
+        return inv;
+    }
+
+    /**
+     * longrope's attention_factor: rope_scaling's, else sqrt(1 + ln(factor) / ln(original)) with factor =
+     * max_position_embeddings / original_max_position_embeddings (1 when factor <= 1); 1 without longrope.
+     */
+    static double phi3AttentionFactor(JsonNode cfg) {
+        JsonNode rs = cfg.get("rope_scaling");
+        if (rs == null || rs.isNull()) {
+            return 1.0;
+        }
+        if (present(rs, "attention_factor")) {
+            return rs.get("attention_factor").asDouble();
+        }
+        int original = intOr(cfg, "original_max_position_embeddings", 4096);
+        double factor = (double) intOr(cfg, "max_position_embeddings", 4096) / original;
+        return factor <= 1.0 ? 1.0 : Math.sqrt(1 + Math.log(factor) / Math.log(intOr(rs, "original_max_position_embeddings", original)));
     }
 
     /** {@code inv_freq[j] = 1 / theta^(2j / headDim)} for {@code j in [0, headDim/2)}. */
@@ -352,11 +499,19 @@ public final class ReferenceDecoder {
      * cos/sin of index {@code i} use angle {@code pos * invFreq[i mod D/2]}.
      */
     public static void applyRopeInPlace(double[] x, int off, int headDim, int pos, double[] invFreq) {
-        int half = headDim / 2;
+        applyRopeInPlace(x, off, headDim, pos, invFreq, 1.0);
+    }
+
+    /**
+     * As above on the first {@code rotaryDim} entries of the head at {@code off} (the rest untouched), with cos and
+     * sin multiplied by {@code scale} (HF's attention_scaling).
+     */
+    public static void applyRopeInPlace(double[] x, int off, int rotaryDim, int pos, double[] invFreq, double scale) {
+        int half = rotaryDim / 2;
         for (int j = 0; j < half; j++) {
             double angle = pos * invFreq[j];
-            double c = Math.cos(angle);
-            double s = Math.sin(angle);
+            double c = Math.cos(angle) * scale;
+            double s = Math.sin(angle) * scale;
             double a = x[off + j];
             double b = x[off + j + half];
             x[off + j] = a * c - b * s;
