@@ -66,19 +66,13 @@ public final class PpoTraining implements TrainingMethod<OnlinePrompt> {
 
     private final Settings s;
     private final Tensor valueHead;
-    /**
-     * The adaptive controller's coefficient as a one-element tensor among the extra parameters: it has no gradient,
-     * so the optimizer never moves it, but it is checkpointed, so a resumed run continues with the coefficient the
-     * controller had reached.
-     */
-    private final Tensor klCoefState;
+    /** The KL coefficient; the adaptive controller moves it and {@link #state} checkpoints it (not a parameter). */
     private double klCoef;
     private Map<String, Double> rolloutMetrics = Map.of();
 
     public PpoTraining(Settings settings, CausalLM policy, long seed) {
         this.s = settings;
         this.klCoef = settings.ppo().klCoef();
-        this.klCoefState = Tensors.doubles(new double[] {klCoef}, 1);
         if (settings.valueModel() == null) {
             long hidden = policy.config().hiddenSize();
             // As a fresh classification head: N(0, initializer_range).
@@ -104,8 +98,28 @@ public final class PpoTraining implements TrainingMethod<OnlinePrompt> {
         Map<String, Tensor> out = new LinkedHashMap<>();
         if (valueHead != null) out.put("value_head.weight", valueHead);
         else s.valueModel().trainableParameters().forEach((k, v) -> out.put("value_model." + k, v));
-        if (!Double.isNaN(s.ppo().klTarget())) out.put("ppo.adaptive_kl_coef", klCoefState);
         return out;
+    }
+
+    /**
+     * The name of the adaptive coefficient in {@code method_state}: the name it had as a one-element extra parameter in
+     * checkpoints written before methods had a state hook, so the loop reads those back into this state.
+     */
+    static final String ADAPTIVE_KL_COEF = "ppo.adaptive_kl_coef";
+
+    private boolean adaptiveKl() {
+        return !Double.isNaN(s.ppo().klTarget());
+    }
+
+    /** The coefficient the adaptive controller has reached, so that a resumed run continues with it; nothing when fixed. */
+    @Override
+    public Map<String, Double> state() {
+        return adaptiveKl() ? Map.of(ADAPTIVE_KL_COEF, klCoef) : Map.of();
+    }
+
+    @Override
+    public void restoreState(Map<String, Double> state) {
+        if (adaptiveKl() && state.containsKey(ADAPTIVE_KL_COEF)) klCoef = state.get(ADAPTIVE_KL_COEF);
     }
 
     /** The loss is a token mean over the mini-batch, as TRL's masked_mean: one unit per completion token. */
@@ -137,7 +151,6 @@ public final class PpoTraining implements TrainingMethod<OnlinePrompt> {
     @Override
     public List<OnlinePrompt> prepare(CausalLM model, List<OnlinePrompt> drawn, int step) {
         SamplingConfig sampling = s.sampling().withSeed(s.sampling().seed() + 1_000_003L * step);
-        klCoef = klCoefState.item_double();   // as restored from a checkpoint, or as the last rollout left it
         List<OnlinePrompt> prompts = Rollouts.sampleAndScore(model, drawn, 1, sampling, s.decoder(), s.scorer(), s.shaping());
         Rollouts.Layout l = Rollouts.layout(prompts);
         double[][] old, values;
@@ -197,10 +210,7 @@ public final class PpoTraining implements TrainingMethod<OnlinePrompt> {
         m.put("completions/unscorable", unscorable / n);
         rolloutMetrics = m;
         // The adaptive controller moves the coefficient for the next rollout from this one's KL.
-        if (!Double.isNaN(s.ppo().klTarget())) {
-            klCoef = Ppo.adaptiveKl(klCoef, klSum / n, s.ppo().klTarget(), s.ppo().klHorizon(), n);
-            klCoefState.fill_(Tensors.scalar(klCoef));
-        }
+        if (adaptiveKl()) klCoef = Ppo.adaptiveKl(klCoef, klSum / n, s.ppo().klTarget(), s.ppo().klHorizon(), n);
         return prompts;
     }
 
