@@ -5,7 +5,9 @@ import org.bytedeco.javacpp.DoublePointer;
 import org.bytedeco.javacpp.FloatPointer;
 import org.bytedeco.javacpp.LongPointer;
 import org.bytedeco.javacpp.Pointer;
+import org.bytedeco.pytorch.MemoryFormatOptional;
 import org.bytedeco.pytorch.Scalar;
+import org.bytedeco.pytorch.ScalarOptional;
 import org.bytedeco.pytorch.ScalarTypeOptional;
 import org.bytedeco.pytorch.Tensor;
 import org.bytedeco.pytorch.TensorOptions;
@@ -64,7 +66,12 @@ public final class Tensors {
     }
 
     public static Tensor empty(DType dtype, long... shape) {
-        return torch.empty(shape, options(dtype), new org.bytedeco.pytorch.MemoryFormatOptional());
+        return torch.empty(shape, options(dtype), new MemoryFormatOptional());
+    }
+
+    /** {@code x} clamped to [min, max], both bounds given (libtorch's clamp takes each as an optional). */
+    public static Tensor clamp(Tensor x, double min, double max) {
+        return x.clamp(new ScalarOptional(scalar(min)), new ScalarOptional(scalar(max)));
     }
 
     public static Tensor arange(long end, DType dtype) {

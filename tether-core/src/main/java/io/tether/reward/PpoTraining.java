@@ -254,14 +254,10 @@ public final class PpoTraining implements TrainingMethod<OnlinePrompt> {
             Tensor diff = logps.sub(oldT);
             Tensor ratio = diff.exp();
             m.put("policy/approxkl_avg", diff.mul(diff).mul(mask).sum().item_double() * 0.5);
-            Tensor unclipped = advT.mul(ratio).neg();
-            Tensor clipped = advT.mul(ratio.clamp(new org.bytedeco.pytorch.ScalarOptional(Tensors.scalar(1 - s.ppo().cliprange())),
-                    new org.bytedeco.pytorch.ScalarOptional(Tensors.scalar(1 + s.ppo().cliprange())))).neg();
-            m.put("policy/clipfrac_avg", clipped.gt(unclipped).to(dt.scalarType).mul(mask).sum().item_double());
+            m.put("policy/clipfrac_avg", Ppo.surrogateClipped(ratio, advT, s.ppo().cliprange(), s.ppo().cliprange()).to(dt.scalarType).mul(mask).sum().item_double());
             m.put("loss/policy_avg", pg.item_double());
             m.put("loss/value_avg", vf.item_double());
-            Tensor vClipped = valT.add(values.sub(valT).clamp(new org.bytedeco.pytorch.ScalarOptional(Tensors.scalar(-s.ppo().cliprangeValue())),
-                    new org.bytedeco.pytorch.ScalarOptional(Tensors.scalar(s.ppo().cliprangeValue()))));
+            Tensor vClipped = valT.add(Tensors.clamp(values.sub(valT), -s.ppo().cliprangeValue(), s.ppo().cliprangeValue()));
             m.put("val/clipfrac_avg", vClipped.sub(retT).square().gt(values.sub(retT).square()).to(dt.scalarType).mul(mask).sum().item_double());
             m.put("val/ratio", ratio.mul(mask).sum().item_double());
             m.put("policy/entropy_avg", tokenEntropy(f.logits(), l).mul(mask).sum().item_double());
