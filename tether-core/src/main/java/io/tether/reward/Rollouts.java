@@ -14,6 +14,7 @@ import io.tether.generate.Generator;
 import io.tether.generate.SamplingConfig;
 import io.tether.model.CausalLM;
 import io.tether.model.LogProbs;
+import io.tether.model.PromptCompletionRows;
 import io.tether.model.LoraAdapters;
 import io.tether.objective.NanStats;
 
@@ -162,26 +163,19 @@ public final class Rollouts {
      */
     public record Layout(Tensor ids, Tensor index, Tensor mask, int rows, int completionLength, int[] lengths) {
         public static Layout of(List<long[]> prompts, List<long[]> completions) {
-            int n = prompts.size(), len = 2, t = 1;
-            for (int i = 0; i < n; i++) {
-                len = Math.max(len, prompts.get(i).length + completions.get(i).length);
-                t = Math.max(t, completions.get(i).length);
-            }
-            long[] ids = new long[n * len], index = new long[n * t];
+            PromptCompletionRows rows = PromptCompletionRows.of(prompts, completions, 2);
+            int n = rows.rows(), t = 1;
+            for (long[] c : completions) t = Math.max(t, c.length);
+            long[] index = new long[n * t];
             double[] mask = new double[n * t];
-            int[] lengths = new int[n];
+            int[] lengths = rows.completionLengths();
             for (int i = 0; i < n; i++) {
-                long[] p = prompts.get(i), c = completions.get(i);
-                if (p.length == 0) throw new IllegalArgumentException("row " + i + ": empty prompt");
-                System.arraycopy(p, 0, ids, i * len, p.length);
-                System.arraycopy(c, 0, ids, i * len + p.length, c.length);
-                lengths[i] = c.length;
-                for (int j = 0; j < c.length; j++) {
-                    index[i * t + j] = p.length + j - 1;
+                for (int j = 0; j < lengths[i]; j++) {
+                    index[i * t + j] = rows.predictionColumn(i, j);
                     mask[i * t + j] = 1;
                 }
             }
-            return new Layout(Tensors.longs(ids, n, len), Tensors.longs(index, n, t), Tensors.doubles(mask, n, t), n, t, lengths);
+            return new Layout(rows.idsTensor(), Tensors.longs(index, n, t), Tensors.doubles(mask, n, t), n, t, lengths);
         }
 
         /** A [N, T] tensor's rows as Java arrays trimmed to each completion's length. */

@@ -12,6 +12,7 @@ import io.tether.engine.StepScope;
 import io.tether.engine.Tensors;
 import io.tether.model.CausalLM;
 import io.tether.model.LogProbs;
+import io.tether.model.PromptCompletionRows;
 import io.tether.model.LoraAdapters;
 import io.tether.objective.DpoLoss;
 import io.tether.objective.PairwiseLosses;
@@ -109,28 +110,25 @@ public final class PreferenceTraining implements TrainingMethod<PreferenceTraini
      * @param wpo      also compute WPO's sequence weights exp(mean_t[log p_t − log Σ_v p_v²]) without gradient
      */
     static Scored score(CausalLM model, List<long[]> prompts, List<long[]> completions, Double ldAlpha, boolean wpo) {
-        int b = prompts.size(), len = 0;
-        for (int i = 0; i < b; i++) len = Math.max(len, prompts.get(i).length + completions.get(i).length);
-        long[] ids = new long[b * len], mask = new long[b * (len - 1)];
+        int b = prompts.size();
+        PromptCompletionRows rows = PromptCompletionRows.of(prompts, completions, 0);
+        int len = rows.length();
+        long[] mask = new long[b * (len - 1)];
         double[] counts = new double[b];
         for (int i = 0; i < b; i++) {
-            long[] p = prompts.get(i), c = completions.get(i);
-            System.arraycopy(p, 0, ids, i * len, p.length);
-            System.arraycopy(c, 0, ids, i * len + p.length, c.length);
-            for (int j = 0; j < c.length; j++) mask[i * (len - 1) + p.length + j - 1] = 1;   // token p+j predicted at p+j-1
-            counts[i] = c.length;
+            for (int j = 0; j < completions.get(i).length; j++) mask[rows.predictionIndex(i, j)] = 1;
+            counts[i] = completions.get(i).length;
         }
         double[] weights = null;
         if (ldAlpha != null) {
             int pairs = b / 2;
             weights = new double[mask.length];
             for (int i = 0; i < b; i++) {
-                long[] p = prompts.get(i);
                 int shared = Math.min(completions.get(i % pairs).length, completions.get(i % pairs + pairs).length);
-                for (int j = 0; j < completions.get(i).length; j++) weights[i * (len - 1) + p.length + j - 1] = j < shared ? 1 : ldAlpha;
+                for (int j = 0; j < completions.get(i).length; j++) weights[rows.predictionIndex(i, j)] = j < shared ? 1 : ldAlpha;
             }
         }
-        Tensor input = Tensors.longs(ids, b, len);
+        Tensor input = rows.idsTensor();
         Tensor logits = LogProbs.predictionLogits(model, input, null, null);                           // (B, L-1, V)
         Tensor tokenLogps = LogProbs.tokenLogprobs(logits, input);
         Tensor m = Tensors.longs(mask, b, len - 1).to(model.dtype().scalarType);
