@@ -135,12 +135,12 @@ public final class Tensors {
         if (!Autocast.active()) return torch.scaled_dot_product_attention(q, k, v, mask, 0.0, causal, s, gqa);
         // SDPA in bf16 is 10-15x slower than fp32 on CPUs (engine-notes.md): attention runs in fp32 even under
         // autocast; the projections around it still get bf16 matmuls.
-        torch.set_autocast_enabled(org.bytedeco.pytorch.global.torch.DeviceType.CPU, false);
+        torch.set_autocast_enabled(torch.DeviceType.CPU, false);
         try {
-            org.bytedeco.pytorch.global.torch.ScalarType f32 = DType.F32.scalarType;
+            torch.ScalarType f32 = DType.F32.scalarType;
             return torch.scaled_dot_product_attention(q.to(f32), k.to(f32), v.to(f32), mask, 0.0, causal, s, gqa);
         } finally {
-            torch.set_autocast_enabled(org.bytedeco.pytorch.global.torch.DeviceType.CPU, true);
+            torch.set_autocast_enabled(torch.DeviceType.CPU, true);
         }
     }
 

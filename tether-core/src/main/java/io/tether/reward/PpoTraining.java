@@ -7,12 +7,16 @@ import java.util.Map;
 import java.util.function.Function;
 
 import org.bytedeco.pytorch.NoGradGuard;
+import org.bytedeco.pytorch.ScalarTypeOptional;
 import org.bytedeco.pytorch.Tensor;
 import org.bytedeco.pytorch.global.torch;
 
+import io.tether.engine.DType;
 import io.tether.engine.Tensors;
+import io.tether.engine.Torch;
 import io.tether.generate.SamplingConfig;
 import io.tether.model.CausalLM;
+import io.tether.model.LogProbs;
 import io.tether.objective.Ppo;
 import io.tether.train.TrainingMethod;
 
@@ -76,7 +80,7 @@ public final class PpoTraining implements TrainingMethod<OnlinePrompt> {
         if (settings.valueModel() == null) {
             long hidden = policy.config().hiddenSize();
             // As a fresh classification head: N(0, initializer_range).
-            valueHead = io.tether.engine.Torch.seeded(seed, () -> torch.randn(new long[] {1, hidden}, Tensors.options(policy.dtype()))
+            valueHead = Torch.seeded(seed, () -> torch.randn(new long[] {1, hidden}, Tensors.options(policy.dtype()))
                     .mul(Tensors.scalar(policy.config().initializerRange())));
         } else {
             valueHead = null;
@@ -141,7 +145,7 @@ public final class PpoTraining implements TrainingMethod<OnlinePrompt> {
     private PolicyForward policyForward(CausalLM model, Rollouts.Layout l) {
         Tensor hidden = model.hiddenStates(l.ids(), null, null, null);                               // (N, L, H)
         long len = l.ids().size(1);
-        Tensor logits = io.tether.model.LogProbs.predictionLogits(model, hidden);
+        Tensor logits = LogProbs.predictionLogits(model, hidden);
         Tensor logps = Rollouts.gatherLogps(logits, l, temperature()).mul(l.mask(model.dtype()));
         if (valueHead == null) return new PolicyForward(logits, logps, Rollouts.completionValues(s.valueModel(), l));
         Tensor v = torch.matmul(hidden.narrow(1, 0, len - 1), valueHead.t()).squeeze(-1);       // (N, L-1)
@@ -162,7 +166,7 @@ public final class PpoTraining implements TrainingMethod<OnlinePrompt> {
         double[][] ref = Rollouts.referenceLogps(model, s.reference(), l, temperature());
         int n = l.rows();
         // Padding is 0 in both, which every estimator maps to 0; perRow trims it anyway.
-        double[][] kl = l.perRow(Ppo.kl(s.ppo().klEstimator(), l.tensor(old, io.tether.engine.DType.F64), l.tensor(ref, io.tether.engine.DType.F64)));
+        double[][] kl = l.perRow(Ppo.kl(s.ppo().klEstimator(), l.tensor(old, DType.F64), l.tensor(ref, DType.F64)));
         double[][] rewards = new double[n][];
         double klSum = 0, nonScore = 0, scores = 0, unscorable = 0, eos = 0, entropy = 0;
         List<Experience> rows = Rollouts.experiences(prompts);
@@ -273,7 +277,7 @@ public final class PpoTraining implements TrainingMethod<OnlinePrompt> {
      */
     private Tensor tokenEntropy(Tensor predictionLogits, Rollouts.Layout l) {
         Tensor logp = torch.log_softmax(predictionLogits.detach().div(Tensors.scalar(temperature())), -1);
-        Tensor h = logp.exp().mul(logp).sum(new long[] {-1}, false, new org.bytedeco.pytorch.ScalarTypeOptional()).neg();   // (N, L-1)
+        Tensor h = logp.exp().mul(logp).sum(new long[] {-1}, false, new ScalarTypeOptional()).neg();   // (N, L-1)
         return torch.gather(h, 1, l.index());
     }
 }

@@ -1,19 +1,22 @@
 package io.tether.train;
 
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 
+import org.bytedeco.pytorch.GradMode;
 import org.bytedeco.pytorch.NoGradGuard;
+import org.bytedeco.pytorch.ScalarTypeOptional;
 import org.bytedeco.pytorch.Tensor;
 
 import io.tether.engine.StepScope;
 import io.tether.engine.Tensors;
 import io.tether.model.CausalLM;
 import io.tether.model.LogProbs;
-import io.tether.model.PromptCompletionRows;
 import io.tether.model.LoraAdapters;
+import io.tether.model.PromptCompletionRows;
 import io.tether.objective.DpoLoss;
 import io.tether.objective.PairwiseLosses;
 
@@ -133,15 +136,15 @@ public final class PreferenceTraining implements TrainingMethod<PreferenceTraini
         Tensor tokenLogps = LogProbs.tokenLogprobs(logits, input);
         Tensor m = Tensors.longs(mask, b, len - 1).to(model.dtype().scalarType);
         Tensor w = weights == null ? m : Tensors.doubles(weights, b, len - 1).to(model.dtype().scalarType);
-        Tensor sums = tokenLogps.mul(w).sum(new long[] {1}, false, new org.bytedeco.pytorch.ScalarTypeOptional());
+        Tensor sums = tokenLogps.mul(w).sum(new long[] {1}, false, new ScalarTypeOptional());
         Tensor wpoWeights = null;
         if (wpo) {
             try (NoGradGuard g = new NoGradGuard()) {
                 wpoWeights = DpoLoss.wpoWeight(logits, input.narrow(1, 1, len - 1), Tensors.longs(mask, b, len - 1));
             }
         }
-        Tensor meanLogits = logits.detach().mean(new long[] {-1}, false, new org.bytedeco.pytorch.ScalarTypeOptional()).mul(m)
-                .sum(new long[] {1}, false, new org.bytedeco.pytorch.ScalarTypeOptional());
+        Tensor meanLogits = logits.detach().mean(new long[] {-1}, false, new ScalarTypeOptional()).mul(m)
+                .sum(new long[] {1}, false, new ScalarTypeOptional());
         Tensor tokens = Tensors.doubles(counts, b).to(model.dtype().scalarType);
         return new Scored(sums, tokens, meanLogits.div(tokens), tokenLogps, m, wpoWeights);
     }
@@ -173,7 +176,7 @@ public final class PreferenceTraining implements TrainingMethod<PreferenceTraini
                 }
                 Tensor pairWeights = pol.wpoWeights() == null ? null : pol.wpoWeights().narrow(0, 0, b).mul(pol.wpoWeights().narrow(0, b, b));
                 // Evaluation (no gradients) folds its batch into a copy: held-out batches must not move the training run's δ.
-                DpoLoss.RunningMean mean = org.bytedeco.pytorch.GradMode.is_enabled() ? bcoMean : bcoMean.copy();
+                DpoLoss.RunningMean mean = GradMode.is_enabled() ? bcoMean : bcoMean.copy();
                 DpoLoss.Output o = DpoLoss.compute(s.dpo(), new DpoLoss.Inputs(pc, pr, rc, rr, nc, nr, chosenNll, pairWeights), mean);
                 loss = o.loss();
                 chosenRewards = o.chosenRewards();
@@ -234,7 +237,7 @@ public final class PreferenceTraining implements TrainingMethod<PreferenceTraini
         long tokens = 0;
         for (int i = 0; i < pairs.size(); i++) {
             int predicted = pairs.get(i).prompt().length + pairs.get(i).chosen().length - 1;
-            java.util.Arrays.fill(mask, (int) (i * width), (int) (i * width + predicted), 1.0);
+            Arrays.fill(mask, (int) (i * width), (int) (i * width + predicted), 1.0);
             tokens += predicted;
         }
         Tensor m = Tensors.doubles(mask, pairs.size(), width).to(chosenTokenLogps.scalar_type());

@@ -3,18 +3,21 @@ package io.tether.train;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.ArrayDeque;
 import java.util.ArrayList;
 import java.util.Collections;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Random;
+import java.util.Set;
 
 import org.bytedeco.pytorch.NoGradGuard;
 import org.bytedeco.pytorch.Tensor;
 
 import io.tether.engine.AtomicFiles;
 import io.tether.engine.Autocast;
+import io.tether.engine.DType;
 import io.tether.engine.ProcessMemory;
 import io.tether.engine.Safetensors;
 import io.tether.engine.StepScope;
@@ -131,7 +134,7 @@ public final class Trainer<E> {
             int intervalSteps = 0;
             long intervalUnits = 0;
             long intervalStart = System.nanoTime();
-            java.util.ArrayDeque<List<List<E>>> planned = new java.util.ArrayDeque<>();
+            ArrayDeque<List<List<E>>> planned = new ArrayDeque<>();
             while (step < total) {
                 long t0 = System.nanoTime();
                 if (planned.isEmpty()) planned.addAll(drawAndPrepare(cursor, step));
@@ -356,18 +359,18 @@ public final class Trainer<E> {
     }
 
     private void restoreTensors(Path file) {
-        restoreTensors(file, java.util.Set.of());
+        restoreTensors(file, Set.of());
     }
 
     /** Reads every tensor of {@code file} into its parameter; one-element tensors named in {@code stateNames} are returned as state instead. */
-    private Map<String, Double> restoreTensors(Path file, java.util.Set<String> stateNames) {
+    private Map<String, Double> restoreTensors(Path file, Set<String> stateNames) {
         Safetensors.Reader r = Safetensors.open(file);
         Map<String, Double> state = new LinkedHashMap<>();
         for (String name : r.entries().keySet()) {
             Tensor target = params.get(name);
             if (target == null && stateNames.contains(name) && r.entry(name).numel() == 1) {
                 try (StepScope scope = new StepScope()) {
-                    state.put(name, r.read(name, io.tether.engine.DType.F64).item_double());
+                    state.put(name, r.read(name, DType.F64).item_double());
                 }
                 continue;
             }
