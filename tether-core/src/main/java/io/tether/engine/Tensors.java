@@ -5,7 +5,9 @@ import org.bytedeco.javacpp.DoublePointer;
 import org.bytedeco.javacpp.FloatPointer;
 import org.bytedeco.javacpp.LongPointer;
 import org.bytedeco.javacpp.Pointer;
+import org.bytedeco.pytorch.MemoryFormatOptional;
 import org.bytedeco.pytorch.Scalar;
+import org.bytedeco.pytorch.ScalarOptional;
 import org.bytedeco.pytorch.ScalarTypeOptional;
 import org.bytedeco.pytorch.Tensor;
 import org.bytedeco.pytorch.TensorOptions;
@@ -64,7 +66,12 @@ public final class Tensors {
     }
 
     public static Tensor empty(DType dtype, long... shape) {
-        return torch.empty(shape, options(dtype), new org.bytedeco.pytorch.MemoryFormatOptional());
+        return torch.empty(shape, options(dtype), new MemoryFormatOptional());
+    }
+
+    /** {@code x} clamped to [min, max], both bounds given (libtorch's clamp takes each as an optional). */
+    public static Tensor clamp(Tensor x, double min, double max) {
+        return x.clamp(new ScalarOptional(scalar(min)), new ScalarOptional(scalar(max)));
     }
 
     public static Tensor arange(long end, DType dtype) {
@@ -128,12 +135,12 @@ public final class Tensors {
         if (!Autocast.active()) return torch.scaled_dot_product_attention(q, k, v, mask, 0.0, causal, s, gqa);
         // SDPA in bf16 is 10-15x slower than fp32 on CPUs (engine-notes.md): attention runs in fp32 even under
         // autocast; the projections around it still get bf16 matmuls.
-        torch.set_autocast_enabled(org.bytedeco.pytorch.global.torch.DeviceType.CPU, false);
+        torch.set_autocast_enabled(torch.DeviceType.CPU, false);
         try {
-            org.bytedeco.pytorch.global.torch.ScalarType f32 = DType.F32.scalarType;
+            torch.ScalarType f32 = DType.F32.scalarType;
             return torch.scaled_dot_product_attention(q.to(f32), k.to(f32), v.to(f32), mask, 0.0, causal, s, gqa);
         } finally {
-            torch.set_autocast_enabled(org.bytedeco.pytorch.global.torch.DeviceType.CPU, true);
+            torch.set_autocast_enabled(torch.DeviceType.CPU, true);
         }
     }
 

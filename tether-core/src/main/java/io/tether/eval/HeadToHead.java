@@ -1,5 +1,7 @@
 package io.tether.eval;
 
+import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.List;
 import java.util.function.Function;
 
@@ -82,10 +84,10 @@ public final class HeadToHead {
         if (batchSize < 1) throw new IllegalArgumentException("batch size must be >= 1, got " + batchSize);
         Rollouts.Scorer scorer = proxy != null ? proxy : (ps, cs) -> {
             double[] nan = new double[cs.size()];
-            java.util.Arrays.fill(nan, Double.NaN);
+            Arrays.fill(nan, Double.NaN);
             return nan;
         };
-        List<OnlinePrompt> out = new java.util.ArrayList<>();
+        List<OnlinePrompt> out = new ArrayList<>();
         for (int start = 0; start < prompts.size(); start += batchSize) {
             List<OnlinePrompt> batch = prompts.subList(start, Math.min(prompts.size(), start + batchSize));
             try (StepScope s = new StepScope(); NoGradGuard g = new NoGradGuard()) {

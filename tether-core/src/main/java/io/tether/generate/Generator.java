@@ -7,8 +7,10 @@ import java.util.function.Function;
 
 import org.bytedeco.pytorch.NoGradGuard;
 import org.bytedeco.pytorch.Tensor;
+import org.bytedeco.pytorch.TensorVector;
 import org.bytedeco.pytorch.global.torch;
 
+import io.tether.engine.DType;
 import io.tether.engine.StepScope;
 import io.tether.engine.Tensors;
 import io.tether.model.CausalLM;
@@ -149,7 +151,7 @@ public final class Generator {
                         if (input != sequence) input.close();
                         input = StepScope.keep(nextTensor);
                     } else {
-                        Tensor grown = torch.cat(new org.bytedeco.pytorch.TensorVector(sequence, nextTensor), 1);
+                        Tensor grown = torch.cat(new TensorVector(sequence, nextTensor), 1);
                         sequence.close();
                         sequence = StepScope.keep(grown);
                     }
@@ -190,7 +192,7 @@ public final class Generator {
     /** log softmax(logits / T)[token] per row (T = 1 when greedy). */
     private static Tensor samplingLogprobs(Tensor lastLogits, Tensor tokens, SamplingConfig config) {
         // At least fp32 (bf16 logits are too coarse for a log-softmax); fp64 models keep fp64.
-        Tensor scores = io.tether.engine.Tensors.dtype(lastLogits) == io.tether.engine.DType.F64 ? lastLogits : lastLogits.to(io.tether.engine.DType.F32.scalarType);
+        Tensor scores = Tensors.dtype(lastLogits) == DType.F64 ? lastLogits : lastLogits.to(DType.F32.scalarType);
         if (!config.greedy()) scores = scores.div(Tensors.scalar(config.temperature()));
         Tensor picked = torch.gather(scores, -1, tokens.unsqueeze(-1)).squeeze(-1);
         return picked.sub(torch.logsumexp(scores, new long[] {-1}, false));

@@ -2,10 +2,12 @@ package io.tether.generate;
 
 import org.bytedeco.pytorch.Generator;
 import org.bytedeco.pytorch.GeneratorOptional;
+import org.bytedeco.pytorch.LongOptional;
 import org.bytedeco.pytorch.T_TensorTensor_T;
 import org.bytedeco.pytorch.Tensor;
 import org.bytedeco.pytorch.global.torch;
 
+import io.tether.engine.DType;
 import io.tether.engine.Tensors;
 
 /**
@@ -23,8 +25,8 @@ public final class Sampler implements AutoCloseable {
 
     /** Next token ids [B] (int64). */
     public Tensor next(Tensor logits) {
-        if (config.greedy()) return logits.argmax(new org.bytedeco.pytorch.LongOptional(-1), false);
-        Tensor scores = logits.to(io.tether.engine.DType.F32.scalarType).div(Tensors.scalar(config.temperature()));
+        if (config.greedy()) return logits.argmax(new LongOptional(-1), false);
+        Tensor scores = logits.to(DType.F32.scalarType).div(Tensors.scalar(config.temperature()));
         if (config.topK() > 0 && config.topK() < scores.size(-1)) {
             // Keep the k best: everything below the k-th largest logit is removed.
             T_TensorTensor_T top = torch.topk(scores, config.topK(), -1, true, true);

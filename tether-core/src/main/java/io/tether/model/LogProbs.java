@@ -24,8 +24,6 @@ public final class LogProbs {
         public Sequence {
             if (prompt.length == 0) throw new IllegalArgumentException("empty prompt: at least one token (e.g. BOS) must precede the completion");
         }
-
-        int length() { return prompt.length + completion.length; }
     }
 
     /** Summed log-prob, the number of completion tokens, and the per-token log-probs. */
@@ -81,29 +79,23 @@ public final class LogProbs {
     }
 
     private static List<Result> scoreBatch(CausalLM model, List<Sequence> batch) {
-        int maxLen = 0;
-        for (Sequence s : batch) maxLen = Math.max(maxLen, s.length());
-        long[] ids = new long[batch.size() * maxLen];  // right padding with token 0: never seen by real tokens
-        for (int b = 0; b < batch.size(); b++) {
-            Sequence s = batch.get(b);
-            System.arraycopy(s.prompt(), 0, ids, b * maxLen, s.prompt().length);
-            System.arraycopy(s.completion(), 0, ids, b * maxLen + s.prompt().length, s.completion().length);
-        }
-        if (maxLen < 2) {
+        List<long[]> prompts = new ArrayList<>(batch.size()), completions = new ArrayList<>(batch.size());
+        for (Sequence s : batch) { prompts.add(s.prompt()); completions.add(s.completion()); }
+        PromptCompletionRows rows = PromptCompletionRows.of(prompts, completions, 0);   // right padding: never seen by real tokens
+        if (rows.length() < 2) {
             List<Result> empty = new ArrayList<>();
             for (int b = 0; b < batch.size(); b++) empty.add(new Result(0, 0, new double[0]));
             return empty;
         }
-        double[] lp = Tensors.toDoubles(tokenLogprobs(model, Tensors.longs(ids, batch.size(), maxLen)));
+        double[] lp = Tensors.toDoubles(tokenLogprobs(model, rows.idsTensor()));
         List<Result> results = new ArrayList<>(batch.size());
         for (int b = 0; b < batch.size(); b++) {
             Sequence s = batch.get(b);
             int n = s.completion().length;
             double[] per = new double[n];
             double sum = 0;
-            // Completion token j sits at position p+j and is predicted from position p+j-1: column p+j-1.
             for (int j = 0; j < n; j++) {
-                per[j] = lp[b * (maxLen - 1) + s.prompt().length + j - 1];
+                per[j] = lp[rows.predictionIndex(b, j)];
                 sum += per[j];
             }
             results.add(new Result(sum, n, per));

@@ -2,9 +2,12 @@ package io.tether.objective;
 
 import java.util.List;
 
+import org.bytedeco.pytorch.ScalarTypeOptional;
 import org.bytedeco.pytorch.Tensor;
+import org.bytedeco.pytorch.TensorVector;
 import org.bytedeco.pytorch.global.torch;
 
+import io.tether.engine.DType;
 import io.tether.engine.Tensors;
 
 import static io.tether.objective.Ops.*;
@@ -168,7 +171,7 @@ public final class DpoLoss {
                     double shift = 0;
                     if (cfg.semantics() == Semantics.TRL_LEGACY) {
                         // δ: running mean of the batches' mean chosen and rejected rewards, updated with this batch before use
-                        double batchMean = torch.cat(new org.bytedeco.pytorch.TensorVector(scale(c, beta).detach(), scale(r, beta).detach())).mean().item_double();
+                        double batchMean = torch.cat(new TensorVector(scale(c, beta).detach(), scale(r, beta).detach())).mean().item_double();
                         shift = (bcoMean == null ? new RunningMean() : bcoMean).update(batchMean, 1);
                     }
                     yield logSigmoid(plus(scale(sw, beta), -shift)).neg().sub(logSigmoid(plus(scale(sr, beta), -shift).neg()));
@@ -232,10 +235,10 @@ public final class DpoLoss {
      */
     public static Tensor ldLogps(Tensor tokenLogps, Tensor sharedLength, double alpha) {
         long t = tokenLogps.size(1);
-        Tensor positions = Tensors.arange(t, io.tether.engine.DType.I64).view(1, t);
+        Tensor positions = Tensors.arange(t, DType.I64).view(1, t);
         Tensor head = positions.lt(sharedLength.view(-1, 1)).to(tokenLogps.scalar_type());
         Tensor weights = head.add(plus(head.neg(), 1).mul(Tensors.scalar(alpha)));
-        return tokenLogps.mul(weights).sum(new long[] {1}, false, new org.bytedeco.pytorch.ScalarTypeOptional());
+        return tokenLogps.mul(weights).sum(new long[] {1}, false, new ScalarTypeOptional());
     }
 
     /**
@@ -248,7 +251,7 @@ public final class DpoLoss {
         Tensor logSumSq = torch.logsumexp(scale(logProbs, 2), new long[] {-1}, false);
         Tensor m = mask.to(logits.scalar_type());
         Tensor perToken = picked.sub(logSumSq).mul(m);
-        return perToken.sum(new long[] {1}, false, new org.bytedeco.pytorch.ScalarTypeOptional())
-                .div(m.sum(new long[] {1}, false, new org.bytedeco.pytorch.ScalarTypeOptional())).exp();
+        return perToken.sum(new long[] {1}, false, new ScalarTypeOptional())
+                .div(m.sum(new long[] {1}, false, new ScalarTypeOptional())).exp();
     }
 }

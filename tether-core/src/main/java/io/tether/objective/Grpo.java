@@ -1,7 +1,7 @@
 package io.tether.objective;
 
+import org.bytedeco.pytorch.ScalarTypeOptional;
 import org.bytedeco.pytorch.Tensor;
-import org.bytedeco.pytorch.global.torch;
 
 import io.tether.engine.Tensors;
 
@@ -95,15 +95,11 @@ public final class Grpo {
     public static Tensor perTokenLoss(Config c, Tensor logps, Tensor oldLogps, Tensor refLogps, Tensor advantages, Tensor mask) {
         Tensor logRatio = logps.sub(oldLogps);
         if (c.sequenceLevel()) {
-            Tensor perSequence = logRatio.mul(mask).sum(new long[] {1}, true, new org.bytedeco.pytorch.ScalarTypeOptional())
-                    .div(mask.sum(new long[] {1}, true, new org.bytedeco.pytorch.ScalarTypeOptional()).clamp_min(Tensors.scalar(1.0)));
+            Tensor perSequence = logRatio.mul(mask).sum(new long[] {1}, true, new ScalarTypeOptional())
+                    .div(mask.sum(new long[] {1}, true, new ScalarTypeOptional()).clamp_min(Tensors.scalar(1.0)));
             logRatio = perSequence.expand_as(logps);
         }
-        Tensor ratio = logRatio.exp();
-        Tensor a = advantages.unsqueeze(1);
-        Tensor clipped = ratio.clamp(new org.bytedeco.pytorch.ScalarOptional(Tensors.scalar(1 - c.epsilon())),
-                new org.bytedeco.pytorch.ScalarOptional(Tensors.scalar(1 + c.epsilonHigh())));
-        Tensor perToken = torch.min(ratio.mul(a), clipped.mul(a)).neg();
+        Tensor perToken = Ppo.clippedSurrogate(logRatio.exp(), advantages.unsqueeze(1), c.epsilon(), c.epsilonHigh());
         if (c.beta() > 0) perToken = perToken.add(scale(k3(logps, refLogps), c.beta()));
         return perToken;
     }
@@ -116,8 +112,8 @@ public final class Grpo {
     public static Tensor lossSum(Config c, Tensor perToken, Tensor mask) {
         Tensor masked = perToken.mul(mask);
         if (!c.lossType().equals("grpo")) return masked.sum();
-        return masked.sum(new long[] {1}, false, new org.bytedeco.pytorch.ScalarTypeOptional())
-                .div(mask.sum(new long[] {1}, false, new org.bytedeco.pytorch.ScalarTypeOptional()).clamp_min(Tensors.scalar(1.0))).sum();
+        return masked.sum(new long[] {1}, false, new ScalarTypeOptional())
+                .div(mask.sum(new long[] {1}, false, new ScalarTypeOptional()).clamp_min(Tensors.scalar(1.0))).sum();
     }
 
     /**

@@ -1,8 +1,10 @@
 package io.tether.objective;
 
 import org.bytedeco.pytorch.Tensor;
+import org.bytedeco.pytorch.TensorVector;
 import org.bytedeco.pytorch.global.torch;
 
+import io.tether.engine.DType;
 
 import static io.tether.objective.Ops.*;
 
@@ -39,7 +41,7 @@ public final class KtoLoss {
         Tensor rho = policy.sub(ref);
         double z0 = 0;
         if (c.lossType().equals("kto")) z0 = Math.max(0, policyKl.sub(refKl).mean().detach().item_double());
-        Tensor mask = desirable.to(io.tether.engine.DType.BOOL.scalarType);
+        Tensor mask = desirable.to(DType.BOOL.scalarType);
         Tensor d = rho.masked_select(mask), u = rho.masked_select(mask.logical_not());
         Tensor ld, lu;
         if (c.lossType().equals("kto")) {
@@ -49,7 +51,7 @@ public final class KtoLoss {
             ld = plus(sigmoid(scale(d, c.beta())).neg(), 1);
             lu = sigmoid(scale(u, c.beta()));
         }
-        Tensor all = torch.cat(new org.bytedeco.pytorch.TensorVector(scale(ld, c.desirableWeight()), scale(lu, c.undesirableWeight())));
+        Tensor all = torch.cat(new TensorVector(scale(ld, c.desirableWeight()), scale(lu, c.undesirableWeight())));
         return new Output(all.mean(), all, scale(d, c.beta()).detach(), scale(u, c.beta()).detach(), z0);
     }
 

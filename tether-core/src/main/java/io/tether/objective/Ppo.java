@@ -1,6 +1,7 @@
 package io.tether.objective;
 
 import org.bytedeco.pytorch.Tensor;
+import org.bytedeco.pytorch.global.torch;
 
 import io.tether.engine.Tensors;
 
@@ -68,17 +69,29 @@ public final class Ppo {
         return coef * (1 + error * nSteps / horizon);
     }
 
+    /**
+     * The clipped surrogate −min(ρA, clip(ρ, 1 − ε_low, 1 + ε_high)A), element-wise (ρ and A broadcast): PPO's policy
+     * loss per token (ε_low = ε_high), GRPO's per token or per sequence (DAPO's ε_high), RLOO's per completion.
+     */
+    public static Tensor clippedSurrogate(Tensor ratio, Tensor advantages, double epsilonLow, double epsilonHigh) {
+        Tensor clipped = Tensors.clamp(ratio, 1 - epsilonLow, 1 + epsilonHigh);
+        return torch.min(ratio.mul(advantages), clipped.mul(advantages)).neg();
+    }
+
+    /** Where {@link #clippedSurrogate} takes the clipped term: −clip(ρ)A > −ρA (TRL's pg_clipfrac counts these), boolean. */
+    public static Tensor surrogateClipped(Tensor ratio, Tensor advantages, double epsilonLow, double epsilonHigh) {
+        Tensor clipped = Tensors.clamp(ratio, 1 - epsilonLow, 1 + epsilonHigh);
+        return clipped.mul(advantages).neg().gt(ratio.mul(advantages).neg());
+    }
+
     /** The clipped surrogate −min(ρA, clip(ρ, 1±ε)A) per token. */
     public static Tensor policyLoss(Tensor logp, Tensor oldLogp, Tensor advantages, double epsilon) {
-        Tensor ratio = logp.sub(oldLogp).exp();
-        Tensor clipped = ratio.clamp(new org.bytedeco.pytorch.ScalarOptional(Tensors.scalar(1 - epsilon)), new org.bytedeco.pytorch.ScalarOptional(Tensors.scalar(1 + epsilon)));
-        return org.bytedeco.pytorch.global.torch.max(ratio.mul(advantages).neg(), clipped.mul(advantages).neg());
+        return clippedSurrogate(logp.sub(oldLogp).exp(), advantages, epsilon, epsilon);
     }
 
     /** The clipped value loss ½ max((V − R)², (clip(V, V_old ± ε) − R)²) per token. */
     public static Tensor valueLoss(Tensor values, Tensor oldValues, Tensor returns, double clipRange) {
-        Tensor clipped = oldValues.add(values.sub(oldValues).clamp(new org.bytedeco.pytorch.ScalarOptional(Tensors.scalar(-clipRange)),
-                new org.bytedeco.pytorch.ScalarOptional(Tensors.scalar(clipRange))));
-        return scale(org.bytedeco.pytorch.global.torch.max(square(values.sub(returns)), square(clipped.sub(returns))), 0.5);
+        Tensor clipped = oldValues.add(Tensors.clamp(values.sub(oldValues), -clipRange, clipRange));
+        return scale(torch.max(square(values.sub(returns)), square(clipped.sub(returns))), 0.5);
     }
 }

@@ -1,9 +1,6 @@
 package io.tether.objective;
 
 import org.bytedeco.pytorch.Tensor;
-import org.bytedeco.pytorch.global.torch;
-
-import io.tether.engine.Tensors;
 
 /**
  * REINFORCE Leave-One-Out (Ahmadian et al. 2024) as TRL's RLOOTrainer computes it: the KL to the reference is
@@ -46,9 +43,6 @@ public final class Rloo {
 
     /** mean_i −min(ρ_i A_i, clip(ρ_i, 1 − ε, 1 + ε_high) A_i) from sequence log-prob sums [B] and advantages [B]. */
     public static Tensor loss(Tensor logpSums, Tensor oldLogpSums, Tensor advantages, double epsilon, double epsilonHigh) {
-        Tensor ratio = logpSums.sub(oldLogpSums).exp();
-        Tensor clipped = ratio.clamp(new org.bytedeco.pytorch.ScalarOptional(Tensors.scalar(1 - epsilon)),
-                new org.bytedeco.pytorch.ScalarOptional(Tensors.scalar(1 + epsilonHigh)));
-        return torch.min(ratio.mul(advantages), clipped.mul(advantages)).neg().mean();
+        return Ppo.clippedSurrogate(logpSums.sub(oldLogpSums).exp(), advantages, epsilon, epsilonHigh).mean();
     }
 }

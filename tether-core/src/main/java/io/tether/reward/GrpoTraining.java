@@ -1,11 +1,13 @@
 package io.tether.reward;
 
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.function.Function;
 
+import org.bytedeco.pytorch.ScalarTypeOptional;
 import org.bytedeco.pytorch.Tensor;
 
 import io.tether.engine.Tensors;
@@ -136,7 +138,7 @@ public final class GrpoTraining implements TrainingMethod<OnlinePrompt> {
             oldRows[i] = e.oldLogps;
             refRows[i] = e.refLogps;
             maskRows[i] = new double[e.tokens.length];
-            java.util.Arrays.fill(maskRows[i], s.maskTruncated() && e.truncated ? 0 : 1);
+            Arrays.fill(maskRows[i], s.maskTruncated() && e.truncated ? 0 : 1);
             adv[i] = e.advantage;
             rewards[i] = e.score;
             length += e.tokens.length;
@@ -151,8 +153,8 @@ public final class GrpoTraining implements TrainingMethod<OnlinePrompt> {
         int b = prompts.size(), g = s.numGenerations();
         Tensor loss;
         if (s.estimator() == Estimator.RLOO) {
-            Tensor sums = logps.mul(mask).sum(new long[] {1}, false, new org.bytedeco.pytorch.ScalarTypeOptional());
-            Tensor oldSums = old.mul(mask).sum(new long[] {1}, false, new org.bytedeco.pytorch.ScalarTypeOptional());
+            Tensor sums = logps.mul(mask).sum(new long[] {1}, false, new ScalarTypeOptional());
+            Tensor oldSums = old.mul(mask).sum(new long[] {1}, false, new ScalarTypeOptional());
             // A mean over sequences, G per prompt: weighted by prompts it is the mean over the whole batch.
             loss = Rloo.loss(sums, oldSums, advantages, s.grpo().epsilon(), s.grpo().epsilonHigh()).mul(Tensors.scalar((double) b));
         } else {

@@ -7,12 +7,16 @@ import java.util.Map;
 import java.util.function.Function;
 
 import org.bytedeco.pytorch.NoGradGuard;
+import org.bytedeco.pytorch.ScalarTypeOptional;
 import org.bytedeco.pytorch.Tensor;
 import org.bytedeco.pytorch.global.torch;
 
+import io.tether.engine.DType;
 import io.tether.engine.Tensors;
+import io.tether.engine.Torch;
 import io.tether.generate.SamplingConfig;
 import io.tether.model.CausalLM;
+import io.tether.model.LogProbs;
 import io.tether.objective.Ppo;
 import io.tether.train.TrainingMethod;
 
@@ -66,23 +70,17 @@ public final class PpoTraining implements TrainingMethod<OnlinePrompt> {
 
     private final Settings s;
     private final Tensor valueHead;
-    /**
-     * The adaptive controller's coefficient as a one-element tensor among the extra parameters: it has no gradient,
-     * so the optimizer never moves it, but it is checkpointed, so a resumed run continues with the coefficient the
-     * controller had reached.
-     */
-    private final Tensor klCoefState;
+    /** The KL coefficient; the adaptive controller moves it and {@link #state} checkpoints it (not a parameter). */
     private double klCoef;
     private Map<String, Double> rolloutMetrics = Map.of();
 
     public PpoTraining(Settings settings, CausalLM policy, long seed) {
         this.s = settings;
         this.klCoef = settings.ppo().klCoef();
-        this.klCoefState = Tensors.doubles(new double[] {klCoef}, 1);
         if (settings.valueModel() == null) {
             long hidden = policy.config().hiddenSize();
             // As a fresh classification head: N(0, initializer_range).
-            valueHead = io.tether.engine.Torch.seeded(seed, () -> torch.randn(new long[] {1, hidden}, Tensors.options(policy.dtype()))
+            valueHead = Torch.seeded(seed, () -> torch.randn(new long[] {1, hidden}, Tensors.options(policy.dtype()))
                     .mul(Tensors.scalar(policy.config().initializerRange())));
         } else {
             valueHead = null;
@@ -104,8 +102,28 @@ public final class PpoTraining implements TrainingMethod<OnlinePrompt> {
         Map<String, Tensor> out = new LinkedHashMap<>();
         if (valueHead != null) out.put("value_head.weight", valueHead);
         else s.valueModel().trainableParameters().forEach((k, v) -> out.put("value_model." + k, v));
-        if (!Double.isNaN(s.ppo().klTarget())) out.put("ppo.adaptive_kl_coef", klCoefState);
         return out;
+    }
+
+    /**
+     * The name of the adaptive coefficient in {@code method_state}: the name it had as a one-element extra parameter in
+     * checkpoints written before methods had a state hook, so the loop reads those back into this state.
+     */
+    static final String ADAPTIVE_KL_COEF = "ppo.adaptive_kl_coef";
+
+    private boolean adaptiveKl() {
+        return !Double.isNaN(s.ppo().klTarget());
+    }
+
+    /** The coefficient the adaptive controller has reached, so that a resumed run continues with it; nothing when fixed. */
+    @Override
+    public Map<String, Double> state() {
+        return adaptiveKl() ? Map.of(ADAPTIVE_KL_COEF, klCoef) : Map.of();
+    }
+
+    @Override
+    public void restoreState(Map<String, Double> state) {
+        if (adaptiveKl() && state.containsKey(ADAPTIVE_KL_COEF)) klCoef = state.get(ADAPTIVE_KL_COEF);
     }
 
     /** The loss is a token mean over the mini-batch, as TRL's masked_mean: one unit per completion token. */
@@ -127,7 +145,7 @@ public final class PpoTraining implements TrainingMethod<OnlinePrompt> {
     private PolicyForward policyForward(CausalLM model, Rollouts.Layout l) {
         Tensor hidden = model.hiddenStates(l.ids(), null, null, null);                               // (N, L, H)
         long len = l.ids().size(1);
-        Tensor logits = io.tether.model.LogProbs.predictionLogits(model, hidden);
+        Tensor logits = LogProbs.predictionLogits(model, hidden);
         Tensor logps = Rollouts.gatherLogps(logits, l, temperature()).mul(l.mask(model.dtype()));
         if (valueHead == null) return new PolicyForward(logits, logps, Rollouts.completionValues(s.valueModel(), l));
         Tensor v = torch.matmul(hidden.narrow(1, 0, len - 1), valueHead.t()).squeeze(-1);       // (N, L-1)
@@ -137,7 +155,6 @@ public final class PpoTraining implements TrainingMethod<OnlinePrompt> {
     @Override
     public List<OnlinePrompt> prepare(CausalLM model, List<OnlinePrompt> drawn, int step) {
         SamplingConfig sampling = s.sampling().withSeed(s.sampling().seed() + 1_000_003L * step);
-        klCoef = klCoefState.item_double();   // as restored from a checkpoint, or as the last rollout left it
         List<OnlinePrompt> prompts = Rollouts.sampleAndScore(model, drawn, 1, sampling, s.decoder(), s.scorer(), s.shaping());
         Rollouts.Layout l = Rollouts.layout(prompts);
         double[][] old, values;
@@ -149,7 +166,7 @@ public final class PpoTraining implements TrainingMethod<OnlinePrompt> {
         double[][] ref = Rollouts.referenceLogps(model, s.reference(), l, temperature());
         int n = l.rows();
         // Padding is 0 in both, which every estimator maps to 0; perRow trims it anyway.
-        double[][] kl = l.perRow(Ppo.kl(s.ppo().klEstimator(), l.tensor(old, io.tether.engine.DType.F64), l.tensor(ref, io.tether.engine.DType.F64)));
+        double[][] kl = l.perRow(Ppo.kl(s.ppo().klEstimator(), l.tensor(old, DType.F64), l.tensor(ref, DType.F64)));
         double[][] rewards = new double[n][];
         double klSum = 0, nonScore = 0, scores = 0, unscorable = 0, eos = 0, entropy = 0;
         List<Experience> rows = Rollouts.experiences(prompts);
@@ -197,10 +214,7 @@ public final class PpoTraining implements TrainingMethod<OnlinePrompt> {
         m.put("completions/unscorable", unscorable / n);
         rolloutMetrics = m;
         // The adaptive controller moves the coefficient for the next rollout from this one's KL.
-        if (!Double.isNaN(s.ppo().klTarget())) {
-            klCoef = Ppo.adaptiveKl(klCoef, klSum / n, s.ppo().klTarget(), s.ppo().klHorizon(), n);
-            klCoefState.fill_(Tensors.scalar(klCoef));
-        }
+        if (adaptiveKl()) klCoef = Ppo.adaptiveKl(klCoef, klSum / n, s.ppo().klTarget(), s.ppo().klHorizon(), n);
         return prompts;
     }
 
@@ -244,14 +258,10 @@ public final class PpoTraining implements TrainingMethod<OnlinePrompt> {
             Tensor diff = logps.sub(oldT);
             Tensor ratio = diff.exp();
             m.put("policy/approxkl_avg", diff.mul(diff).mul(mask).sum().item_double() * 0.5);
-            Tensor unclipped = advT.mul(ratio).neg();
-            Tensor clipped = advT.mul(ratio.clamp(new org.bytedeco.pytorch.ScalarOptional(Tensors.scalar(1 - s.ppo().cliprange())),
-                    new org.bytedeco.pytorch.ScalarOptional(Tensors.scalar(1 + s.ppo().cliprange())))).neg();
-            m.put("policy/clipfrac_avg", clipped.gt(unclipped).to(dt.scalarType).mul(mask).sum().item_double());
+            m.put("policy/clipfrac_avg", Ppo.surrogateClipped(ratio, advT, s.ppo().cliprange(), s.ppo().cliprange()).to(dt.scalarType).mul(mask).sum().item_double());
             m.put("loss/policy_avg", pg.item_double());
             m.put("loss/value_avg", vf.item_double());
-            Tensor vClipped = valT.add(values.sub(valT).clamp(new org.bytedeco.pytorch.ScalarOptional(Tensors.scalar(-s.ppo().cliprangeValue())),
-                    new org.bytedeco.pytorch.ScalarOptional(Tensors.scalar(s.ppo().cliprangeValue()))));
+            Tensor vClipped = valT.add(Tensors.clamp(values.sub(valT), -s.ppo().cliprangeValue(), s.ppo().cliprangeValue()));
             m.put("val/clipfrac_avg", vClipped.sub(retT).square().gt(values.sub(retT).square()).to(dt.scalarType).mul(mask).sum().item_double());
             m.put("val/ratio", ratio.mul(mask).sum().item_double());
             m.put("policy/entropy_avg", tokenEntropy(f.logits(), l).mul(mask).sum().item_double());
@@ -267,7 +277,7 @@ public final class PpoTraining implements TrainingMethod<OnlinePrompt> {
      */
     private Tensor tokenEntropy(Tensor predictionLogits, Rollouts.Layout l) {
         Tensor logp = torch.log_softmax(predictionLogits.detach().div(Tensors.scalar(temperature())), -1);
-        Tensor h = logp.exp().mul(logp).sum(new long[] {-1}, false, new org.bytedeco.pytorch.ScalarTypeOptional()).neg();   // (N, L-1)
+        Tensor h = logp.exp().mul(logp).sum(new long[] {-1}, false, new ScalarTypeOptional()).neg();   // (N, L-1)
         return torch.gather(h, 1, l.index());
     }
 }

@@ -4,6 +4,7 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
 
+import org.bytedeco.pytorch.LongOptional;
 import org.bytedeco.pytorch.NoGradGuard;
 import org.bytedeco.pytorch.Tensor;
 import org.bytedeco.pytorch.global.torch;
@@ -66,7 +67,7 @@ public final class ProcessReward implements TrainingMethod<ProcessReward.Example
         Tensor target = Tensors.longs(labels, labels.length);
         Tensor logp = torch.log_softmax(logits.to(model.dtype().scalarType), -1);
         Tensor nll = torch.gather(logp, 1, target.unsqueeze(1)).sum().neg();
-        long[] predicted = Tensors.toLongs(logits.argmax(new org.bytedeco.pytorch.LongOptional(-1), false));
+        long[] predicted = Tensors.toLongs(logits.argmax(new LongOptional(-1), false));
         double correct = 0;
         for (int i = 0; i < labels.length; i++) correct += predicted[i] == labels[i] ? 1 : 0;
         return new Output(nll, Map.of("step_accuracy", correct));

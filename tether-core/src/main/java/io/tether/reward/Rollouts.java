@@ -1,6 +1,7 @@
 package io.tether.reward;
 
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.List;
 import java.util.OptionalDouble;
 import java.util.function.Function;
@@ -9,12 +10,14 @@ import org.bytedeco.pytorch.NoGradGuard;
 import org.bytedeco.pytorch.Tensor;
 import org.bytedeco.pytorch.global.torch;
 
+import io.tether.engine.DType;
 import io.tether.engine.Tensors;
 import io.tether.generate.Generator;
 import io.tether.generate.SamplingConfig;
 import io.tether.model.CausalLM;
 import io.tether.model.LogProbs;
 import io.tether.model.LoraAdapters;
+import io.tether.model.PromptCompletionRows;
 import io.tether.objective.NanStats;
 
 /**
@@ -162,44 +165,37 @@ public final class Rollouts {
      */
     public record Layout(Tensor ids, Tensor index, Tensor mask, int rows, int completionLength, int[] lengths) {
         public static Layout of(List<long[]> prompts, List<long[]> completions) {
-            int n = prompts.size(), len = 2, t = 1;
-            for (int i = 0; i < n; i++) {
-                len = Math.max(len, prompts.get(i).length + completions.get(i).length);
-                t = Math.max(t, completions.get(i).length);
-            }
-            long[] ids = new long[n * len], index = new long[n * t];
+            PromptCompletionRows rows = PromptCompletionRows.of(prompts, completions, 2);
+            int n = rows.rows(), t = 1;
+            for (long[] c : completions) t = Math.max(t, c.length);
+            long[] index = new long[n * t];
             double[] mask = new double[n * t];
-            int[] lengths = new int[n];
+            int[] lengths = rows.completionLengths();
             for (int i = 0; i < n; i++) {
-                long[] p = prompts.get(i), c = completions.get(i);
-                if (p.length == 0) throw new IllegalArgumentException("row " + i + ": empty prompt");
-                System.arraycopy(p, 0, ids, i * len, p.length);
-                System.arraycopy(c, 0, ids, i * len + p.length, c.length);
-                lengths[i] = c.length;
-                for (int j = 0; j < c.length; j++) {
-                    index[i * t + j] = p.length + j - 1;
+                for (int j = 0; j < lengths[i]; j++) {
+                    index[i * t + j] = rows.predictionColumn(i, j);
                     mask[i * t + j] = 1;
                 }
             }
-            return new Layout(Tensors.longs(ids, n, len), Tensors.longs(index, n, t), Tensors.doubles(mask, n, t), n, t, lengths);
+            return new Layout(rows.idsTensor(), Tensors.longs(index, n, t), Tensors.doubles(mask, n, t), n, t, lengths);
         }
 
         /** A [N, T] tensor's rows as Java arrays trimmed to each completion's length. */
         public double[][] perRow(Tensor v) {
-            double[] flat = Tensors.toDoubles(v.to(io.tether.engine.DType.F64.scalarType).contiguous());
+            double[] flat = Tensors.toDoubles(v.to(DType.F64.scalarType).contiguous());
             double[][] out = new double[rows][];
-            for (int i = 0; i < rows; i++) out[i] = java.util.Arrays.copyOfRange(flat, i * completionLength, i * completionLength + lengths[i]);
+            for (int i = 0; i < rows; i++) out[i] = Arrays.copyOfRange(flat, i * completionLength, i * completionLength + lengths[i]);
             return out;
         }
 
         /** Java arrays (each up to its row's length) as a [N, T] tensor, zero past the end. */
-        public Tensor tensor(double[][] perRow, io.tether.engine.DType dtype) {
+        public Tensor tensor(double[][] perRow, DType dtype) {
             double[] flat = new double[rows * completionLength];
             for (int i = 0; i < rows; i++) System.arraycopy(perRow[i], 0, flat, i * completionLength, perRow[i].length);
             return Tensors.doubles(flat, rows, completionLength).to(dtype.scalarType);
         }
 
-        public Tensor mask(io.tether.engine.DType dtype) {
+        public Tensor mask(DType dtype) {
             return mask.to(dtype.scalarType);
         }
     }
@@ -245,7 +241,7 @@ public final class Rollouts {
     }
 
     static long[] concat(long[] a, long[] b) {
-        long[] out = java.util.Arrays.copyOf(a, a.length + b.length);
+        long[] out = Arrays.copyOf(a, a.length + b.length);
         System.arraycopy(b, 0, out, a.length, b.length);
         return out;
     }

@@ -1,11 +1,14 @@
 package io.tether.train;
 
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 
+import org.bytedeco.pytorch.GradMode;
 import org.bytedeco.pytorch.NoGradGuard;
+import org.bytedeco.pytorch.ScalarTypeOptional;
 import org.bytedeco.pytorch.Tensor;
 
 import io.tether.engine.StepScope;
@@ -13,6 +16,7 @@ import io.tether.engine.Tensors;
 import io.tether.model.CausalLM;
 import io.tether.model.LogProbs;
 import io.tether.model.LoraAdapters;
+import io.tether.model.PromptCompletionRows;
 import io.tether.objective.DpoLoss;
 import io.tether.objective.PairwiseLosses;
 
@@ -109,41 +113,38 @@ public final class PreferenceTraining implements TrainingMethod<PreferenceTraini
      * @param wpo      also compute WPO's sequence weights exp(mean_t[log p_t − log Σ_v p_v²]) without gradient
      */
     static Scored score(CausalLM model, List<long[]> prompts, List<long[]> completions, Double ldAlpha, boolean wpo) {
-        int b = prompts.size(), len = 0;
-        for (int i = 0; i < b; i++) len = Math.max(len, prompts.get(i).length + completions.get(i).length);
-        long[] ids = new long[b * len], mask = new long[b * (len - 1)];
+        int b = prompts.size();
+        PromptCompletionRows rows = PromptCompletionRows.of(prompts, completions, 0);
+        int len = rows.length();
+        long[] mask = new long[b * (len - 1)];
         double[] counts = new double[b];
         for (int i = 0; i < b; i++) {
-            long[] p = prompts.get(i), c = completions.get(i);
-            System.arraycopy(p, 0, ids, i * len, p.length);
-            System.arraycopy(c, 0, ids, i * len + p.length, c.length);
-            for (int j = 0; j < c.length; j++) mask[i * (len - 1) + p.length + j - 1] = 1;   // token p+j predicted at p+j-1
-            counts[i] = c.length;
+            for (int j = 0; j < completions.get(i).length; j++) mask[rows.predictionIndex(i, j)] = 1;
+            counts[i] = completions.get(i).length;
         }
         double[] weights = null;
         if (ldAlpha != null) {
             int pairs = b / 2;
             weights = new double[mask.length];
             for (int i = 0; i < b; i++) {
-                long[] p = prompts.get(i);
                 int shared = Math.min(completions.get(i % pairs).length, completions.get(i % pairs + pairs).length);
-                for (int j = 0; j < completions.get(i).length; j++) weights[i * (len - 1) + p.length + j - 1] = j < shared ? 1 : ldAlpha;
+                for (int j = 0; j < completions.get(i).length; j++) weights[rows.predictionIndex(i, j)] = j < shared ? 1 : ldAlpha;
             }
         }
-        Tensor input = Tensors.longs(ids, b, len);
+        Tensor input = rows.idsTensor();
         Tensor logits = LogProbs.predictionLogits(model, input, null, null);                           // (B, L-1, V)
         Tensor tokenLogps = LogProbs.tokenLogprobs(logits, input);
         Tensor m = Tensors.longs(mask, b, len - 1).to(model.dtype().scalarType);
         Tensor w = weights == null ? m : Tensors.doubles(weights, b, len - 1).to(model.dtype().scalarType);
-        Tensor sums = tokenLogps.mul(w).sum(new long[] {1}, false, new org.bytedeco.pytorch.ScalarTypeOptional());
+        Tensor sums = tokenLogps.mul(w).sum(new long[] {1}, false, new ScalarTypeOptional());
         Tensor wpoWeights = null;
         if (wpo) {
             try (NoGradGuard g = new NoGradGuard()) {
                 wpoWeights = DpoLoss.wpoWeight(logits, input.narrow(1, 1, len - 1), Tensors.longs(mask, b, len - 1));
             }
         }
-        Tensor meanLogits = logits.detach().mean(new long[] {-1}, false, new org.bytedeco.pytorch.ScalarTypeOptional()).mul(m)
-                .sum(new long[] {1}, false, new org.bytedeco.pytorch.ScalarTypeOptional());
+        Tensor meanLogits = logits.detach().mean(new long[] {-1}, false, new ScalarTypeOptional()).mul(m)
+                .sum(new long[] {1}, false, new ScalarTypeOptional());
         Tensor tokens = Tensors.doubles(counts, b).to(model.dtype().scalarType);
         return new Scored(sums, tokens, meanLogits.div(tokens), tokenLogps, m, wpoWeights);
     }
@@ -175,7 +176,7 @@ public final class PreferenceTraining implements TrainingMethod<PreferenceTraini
                 }
                 Tensor pairWeights = pol.wpoWeights() == null ? null : pol.wpoWeights().narrow(0, 0, b).mul(pol.wpoWeights().narrow(0, b, b));
                 // Evaluation (no gradients) folds its batch into a copy: held-out batches must not move the training run's δ.
-                DpoLoss.RunningMean mean = org.bytedeco.pytorch.GradMode.is_enabled() ? bcoMean : bcoMean.copy();
+                DpoLoss.RunningMean mean = GradMode.is_enabled() ? bcoMean : bcoMean.copy();
                 DpoLoss.Output o = DpoLoss.compute(s.dpo(), new DpoLoss.Inputs(pc, pr, rc, rr, nc, nr, chosenNll, pairWeights), mean);
                 loss = o.loss();
                 chosenRewards = o.chosenRewards();
@@ -236,7 +237,7 @@ public final class PreferenceTraining implements TrainingMethod<PreferenceTraini
         long tokens = 0;
         for (int i = 0; i < pairs.size(); i++) {
             int predicted = pairs.get(i).prompt().length + pairs.get(i).chosen().length - 1;
-            java.util.Arrays.fill(mask, (int) (i * width), (int) (i * width + predicted), 1.0);
+            Arrays.fill(mask, (int) (i * width), (int) (i * width + predicted), 1.0);
             tokens += predicted;
         }
         Tensor m = Tensors.doubles(mask, pairs.size(), width).to(chosenTokenLogps.scalar_type());

@@ -3,18 +3,21 @@ package io.tether.train;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.ArrayDeque;
 import java.util.ArrayList;
 import java.util.Collections;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Random;
+import java.util.Set;
 
 import org.bytedeco.pytorch.NoGradGuard;
 import org.bytedeco.pytorch.Tensor;
 
 import io.tether.engine.AtomicFiles;
 import io.tether.engine.Autocast;
+import io.tether.engine.DType;
 import io.tether.engine.ProcessMemory;
 import io.tether.engine.Safetensors;
 import io.tether.engine.StepScope;
@@ -115,9 +118,10 @@ public final class Trainer<E> {
                     TrainerState s = TrainerState.read(latest.get());
                     if (s.seed() != config.seed())
                         throw new IllegalArgumentException("key 'seed': the run was started with seed " + s.seed() + ", not " + config.seed());
-                    restoreWeights(latest.get());
+                    Map<String, Double> methodState = new LinkedHashMap<>(restoreWeights(latest.get()));
+                    methodState.putAll(s.methodState());
                     optimizer.load(latest.get().resolve("optimizer.safetensors"));
-                    method.restoreState(s.methodState());
+                    method.restoreState(methodState);
                     step = s.globalStep();
                     cursor = new Cursor(s.epoch(), s.position());
                     lastCheckpoint = latest.get();
@@ -130,7 +134,7 @@ public final class Trainer<E> {
             int intervalSteps = 0;
             long intervalUnits = 0;
             long intervalStart = System.nanoTime();
-            java.util.ArrayDeque<List<List<E>>> planned = new java.util.ArrayDeque<>();
+            ArrayDeque<List<List<E>>> planned = new ArrayDeque<>();
             while (step < total) {
                 long t0 = System.nanoTime();
                 if (planned.isEmpty()) planned.addAll(drawAndPrepare(cursor, step));
@@ -331,12 +335,18 @@ public final class Trainer<E> {
         if (!heads.isEmpty()) Safetensors.write(dir.resolve("trainable_heads.safetensors"), heads, Map.of("format", "pt"));
     }
 
-    private void restoreWeights(Path checkpoint) {
-        if (!extraParams.isEmpty()) restoreTensors(checkpoint.resolve("extra_parameters.safetensors"));
+    /**
+     * Copies the checkpoint's parameters into this run's. Returns method state found among the extra parameters:
+     * checkpoints written before methods had {@link TrainingMethod#state} kept such state (PPO's adaptive KL
+     * coefficient) as a one-element extra parameter under the name the state now has.
+     */
+    private Map<String, Double> restoreWeights(Path checkpoint) {
+        Map<String, Double> legacyState = Map.of();
+        if (!extraParams.isEmpty()) legacyState = restoreTensors(checkpoint.resolve("extra_parameters.safetensors"), method.state().keySet());
         if (model.lora() != null) {
             restoreTensors(checkpoint.resolve("adapter_model.safetensors"));
             if (Files.exists(checkpoint.resolve("trainable_heads.safetensors"))) restoreTensors(checkpoint.resolve("trainable_heads.safetensors"));
-            return;
+            return legacyState;
         }
         try (Models.LoadedModel saved = Models.load(checkpoint, model.dtype()); NoGradGuard g = new NoGradGuard()) {
             for (Map.Entry<String, Tensor> e : modelParams.entrySet()) {
@@ -345,15 +355,29 @@ public final class Trainer<E> {
                 e.getValue().copy_(src);
             }
         }
+        return legacyState;
     }
 
     private void restoreTensors(Path file) {
+        restoreTensors(file, Set.of());
+    }
+
+    /** Reads every tensor of {@code file} into its parameter; one-element tensors named in {@code stateNames} are returned as state instead. */
+    private Map<String, Double> restoreTensors(Path file, Set<String> stateNames) {
         Safetensors.Reader r = Safetensors.open(file);
+        Map<String, Double> state = new LinkedHashMap<>();
         for (String name : r.entries().keySet()) {
             Tensor target = params.get(name);
+            if (target == null && stateNames.contains(name) && r.entry(name).numel() == 1) {
+                try (StepScope scope = new StepScope()) {
+                    state.put(name, r.read(name, DType.F64).item_double());
+                }
+                continue;
+            }
             if (target == null) throw new IllegalArgumentException(file + ": tensor " + name + " is not trainable in this run");
             r.readInto(name, target);
         }
+        return state;
     }
 
     static void deleteRecursively(Path p) throws IOException {

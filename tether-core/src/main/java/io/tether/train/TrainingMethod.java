@@ -44,7 +44,7 @@ public interface TrainingMethod<E> {
     default List<E> prepare(CausalLM model, List<E> drawn, int step) { return drawn; }
 
     /**
-     * State beside the parameters that a resumed run needs to continue exactly (legacy bco_pair's running mean),
+     * State beside the parameters that a resumed run needs to continue exactly (legacy bco_pair's running mean, PPO's adaptive KL coefficient),
      * as named numbers; the loop saves it in {@code trainer_state.json} at each checkpoint. Nothing by default.
      */
     default Map<String, Double> state() { return Map.of(); }

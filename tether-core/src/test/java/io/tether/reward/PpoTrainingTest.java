@@ -121,18 +121,75 @@ class PpoTrainingTest {
 
     /** Losses logged by a run of {@code steps} (resumed from {@code dir}'s latest checkpoint when asked). */
     List<Double> ppoLosses(Path dir, int steps, boolean resume) throws IOException {
+        return adaptivePpo(dir, steps, resume).losses();
+    }
+
+    /** What an adaptive-KL PPO run left: its logged losses, the coefficient its controller reached, its extra parameters' names. */
+    record AdaptiveRun(List<Double> losses, double klCoef, java.util.Set<String> extraParameters) {}
+
+    AdaptiveRun adaptivePpo(Path dir, int steps, boolean resume) throws IOException {
+        double klCoef;
+        java.util.Set<String> extra;
         try (CausalLM policy = Models.create(TINY, DType.F32, 2); CausalLM reference = Models.create(TINY, DType.F32, 2)) {
             // The adaptive controller (target 0.01, short horizon) moves kl_coef every rollout: it must survive the resume.
             var ppo = new PpoTraining.Config(0.05, "k3", 0.01, 64, 1.0, 0.95, 0.2, 0.2, 0.1, 2, 1, false);
             var settings = new PpoTraining.Settings(ppo, SAMPLING, Rollouts.rewardModel(rewardModel, 64), Rollouts.Shaping.NONE, reference, null, null);
             TrainerConfig c = new TrainerConfig(steps, 1, 8, 1, 3e-3, "constant", 0, 0, 0.0, 0.9, 0.999, 1e-8, 1.0, 3, 1, 0, 2, 5, "stop", false);
-            new Trainer<>(policy, new PpoTraining(settings, policy, 5), prompts(64, 1), List.of(), c, RunDirectory.open(dir, resume),
+            PpoTraining method = new PpoTraining(settings, policy, 5);
+            new Trainer<>(policy, method, prompts(64, 1), List.of(), c, RunDirectory.open(dir, resume),
                     GradientSync.SINGLE_PROCESS, null, null).train(resume);
+            klCoef = method.klCoef();
+            extra = java.util.Set.copyOf(method.extraParameters().keySet());
         }
         List<Double> losses = new ArrayList<>();
         for (String line : Files.readAllLines(dir.resolve("metrics.jsonl")))
             losses.add(new com.fasterxml.jackson.databind.ObjectMapper().readTree(line).get("loss").asDouble());
-        return losses;
+        return new AdaptiveRun(losses, klCoef, extra);
+    }
+
+    /**
+     * The adaptive coefficient is method state in trainer_state.json, not a parameter: a resumed run continues with
+     * the coefficient and losses of an uninterrupted one, and so does one resumed from a checkpoint written when the
+     * coefficient was a one-element extra parameter (with optimizer moments).
+     */
+    @Test
+    void theAdaptiveKlCoefficientIsCheckpointedAsMethodStateAndOldCheckpointsStillResume() throws IOException {
+        AdaptiveRun straight = adaptivePpo(tmp.resolve("straight"), 4, false);
+        assertEquals(4, straight.losses().size());
+        assertNotEquals(0.05, straight.klCoef(), "the controller should have moved the coefficient");
+        assertEquals(java.util.Set.of("value_head.weight"), straight.extraParameters(), "the coefficient is no parameter the optimizer sees");
+
+        AdaptiveRun first = adaptivePpo(tmp.resolve("resumed"), 2, false);
+        Path step2 = tmp.resolve("resumed/checkpoints/step-2");
+        var state = new com.fasterxml.jackson.databind.ObjectMapper().readTree(step2.resolve("trainer_state.json").toFile());
+        assertEquals(first.klCoef(), state.get("method_state").get(PpoTraining.ADAPTIVE_KL_COEF).asDouble(), 0.0);
+        assertFalse(io.tether.engine.Safetensors.open(step2.resolve("extra_parameters.safetensors")).entries().containsKey(PpoTraining.ADAPTIVE_KL_COEF));
+        AdaptiveRun resumed = adaptivePpo(tmp.resolve("resumed"), 4, true);
+        assertEquals(straight.losses(), resumed.losses());
+        assertEquals(straight.klCoef(), resumed.klCoef(), 0.0);
+
+        // The same checkpoint rewritten as the code before the state hook wrote it.
+        adaptivePpo(tmp.resolve("legacy"), 2, false);
+        Path legacy = tmp.resolve("legacy/checkpoints/step-2");
+        var stateNode = (com.fasterxml.jackson.databind.node.ObjectNode) new com.fasterxml.jackson.databind.ObjectMapper().readTree(legacy.resolve("trainer_state.json").toFile());
+        double coef = stateNode.remove("method_state").get(PpoTraining.ADAPTIVE_KL_COEF).asDouble();
+        Files.writeString(legacy.resolve("trainer_state.json"), stateNode.toPrettyString());
+        try (StepScope s = new StepScope()) {
+            var extra = io.tether.engine.Safetensors.open(legacy.resolve("extra_parameters.safetensors"));
+            Map<String, org.bytedeco.pytorch.Tensor> tensors = new java.util.LinkedHashMap<>();
+            for (String name : extra.entries().keySet()) tensors.put(name, extra.read(name));
+            tensors.put(PpoTraining.ADAPTIVE_KL_COEF, io.tether.engine.Tensors.doubles(new double[] {coef}, 1));
+            io.tether.engine.Safetensors.write(legacy.resolve("extra_parameters.safetensors"), tensors, Map.of("format", "pt"));
+            var opt = io.tether.engine.Safetensors.open(legacy.resolve("optimizer.safetensors"));
+            Map<String, org.bytedeco.pytorch.Tensor> moments = new java.util.LinkedHashMap<>();
+            for (String name : opt.entries().keySet()) moments.put(name, opt.read(name));
+            moments.put("exp_avg." + PpoTraining.ADAPTIVE_KL_COEF, io.tether.engine.Tensors.zeros(DType.F64, 1));
+            moments.put("exp_avg_sq." + PpoTraining.ADAPTIVE_KL_COEF, io.tether.engine.Tensors.zeros(DType.F64, 1));
+            io.tether.engine.Safetensors.write(legacy.resolve("optimizer.safetensors"), moments, opt.metadata());
+        }
+        AdaptiveRun fromLegacy = adaptivePpo(tmp.resolve("legacy"), 4, true);
+        assertEquals(straight.losses(), fromLegacy.losses());
+        assertEquals(straight.klCoef(), fromLegacy.klCoef(), 0.0);
     }
 
     @Test
