@@ -20,6 +20,7 @@ import picocli.CommandLine.Option;
 import picocli.CommandLine.ParentCommand;
 
 import io.tether.engine.AtomicFiles;
+import io.tether.engine.ConfigException;
 import io.tether.engine.DType;
 import io.tether.engine.StepScope;
 import io.tether.engine.Tensors;
@@ -475,7 +476,7 @@ final class BenchCommand implements Runnable {
                     phase(o, "dpo_lora", config, pairs, batch, new io.tether.train.PreferenceTraining(settings), tokensPerStep,
                             new io.tether.model.LoraAdapters.Config(16, 32, 0.0, List.of("all-linear"), false));
                 }
-                default -> throw new IllegalArgumentException("--phase must be sft, live, precomputed or lora");
+                default -> throw new ConfigException("--phase must be sft, live, precomputed or lora");
             }
             o.remove("benchmark");
             o.remove("matmul_1024_fp32_gflops_peak");

@@ -13,6 +13,7 @@ import picocli.CommandLine.Option;
 import picocli.CommandLine.ParentCommand;
 
 import io.tether.engine.AtomicFiles;
+import io.tether.engine.ConfigException;
 import io.tether.engine.DType;
 import io.tether.eval.HeadToHead;
 import io.tether.eval.ReleaseGate;
@@ -54,14 +55,14 @@ final class EvalCommand implements Callable<Integer> {
     public Integer call() throws IOException {
         root.initEngine();
         if (answerField == null && rewardModel == null && judgeName == null)
-            throw new IllegalArgumentException("choose a judge: --answer-field, --reward-model or --judge refund-rubric");
-        if (judgeName != null && !judgeName.equals("refund-rubric")) throw new IllegalArgumentException("--judge: only 'refund-rubric' is built in, got '" + judgeName + "'");
-        if (batchSize < 1) throw new IllegalArgumentException("--batch-size must be >= 1, got " + batchSize);
+            throw new ConfigException("choose a judge: --answer-field, --reward-model or --judge refund-rubric");
+        if (judgeName != null && !judgeName.equals("refund-rubric")) throw new ConfigException("--judge: only 'refund-rubric' is built in, got '" + judgeName + "'");
+        if (batchSize < 1) throw new ConfigException("--batch-size must be >= 1, got " + batchSize);
         try (Models.LoadedModel candidate = Models.load(model, DType.F32); Models.LoadedModel base = Models.load(baseline, DType.F32);
              TextAssets text = TextAssets.load(model).orElse(null);
              CausalLM rm = rewardModel == null ? null : Models.load(rewardModel, DType.F32).model()) {
             if (candidate.model().config().vocabSize() != base.model().config().vocabSize())
-                throw new IllegalArgumentException(baseline + ": vocabulary of " + base.model().config().vocabSize() + " tokens, the candidate has "
+                throw new ConfigException(baseline + ": vocabulary of " + base.model().config().vocabSize() + " tokens, the candidate has "
                         + candidate.model().config().vocabSize());
             List<OnlinePrompt> prompts = OnlinePrompt.read(data, text, candidate.model().config().vocabSize());
             if (limit > 0 && prompts.size() > limit) prompts = prompts.subList(0, limit);

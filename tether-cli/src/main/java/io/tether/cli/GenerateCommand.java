@@ -14,6 +14,7 @@ import picocli.CommandLine.Option;
 import picocli.CommandLine.ParentCommand;
 
 import io.tether.data.PromptRecords;
+import io.tether.engine.ConfigException;
 import io.tether.engine.DType;
 import io.tether.generate.Generator;
 import io.tether.generate.SamplingConfig;
@@ -82,13 +83,13 @@ final class GenerateCommand implements Callable<Integer> {
     @Override
     public Integer call() throws IOException {
         root.initEngine();
-        if (batchSize < 1) throw new IllegalArgumentException("--batch-size must be >= 1, got " + batchSize);
+        if (batchSize < 1) throw new ConfigException("--batch-size must be >= 1, got " + batchSize);
         try (Models.LoadedModel m = Models.load(model, DType.parse(dtype)); TextAssets text = TextAssets.load(model).orElse(null)) {
             CausalLM lm = m.model();
             List<long[]> inputs = readPrompts(text, lm.config().vocabSize());
             List<Long> stops = stopIds != null ? stopIds : m.defaultStopIds();
             List<String> stopText = stopStrings == null ? List.of() : stopStrings;
-            if (!stopText.isEmpty() && text == null) throw new IllegalArgumentException("--stop needs a tokenizer.json in " + model);
+            if (!stopText.isEmpty() && text == null) throw new ConfigException("--stop needs a tokenizer.json in " + model);
             SamplingConfig config = new SamplingConfig(maxNewTokens, temperature, topK, topP, seed, stops, stopText, !noCache);
             long start = System.nanoTime();
             List<String> lines = new ArrayList<>();
@@ -118,7 +119,7 @@ final class GenerateCommand implements Callable<Integer> {
 
     private List<long[]> readPrompts(TextAssets text, int vocab) {
         if (prompts.prompt != null) {
-            if (text == null) throw new IllegalArgumentException("--prompt needs a tokenizer.json in " + model + " (or pass --prompt-ids)");
+            if (text == null) throw new ConfigException("--prompt needs a tokenizer.json in " + model + " (or pass --prompt-ids)");
             long[] ids = text.tokenizer().encode(prompts.prompt, true);
             check(ids, vocab, "--prompt");
             return List.of(ids);
@@ -133,9 +134,9 @@ final class GenerateCommand implements Callable<Integer> {
     }
 
     private static void check(long[] ids, int vocab, String option) {
-        if (ids.length == 0) throw new IllegalArgumentException(option + " is empty: generation needs at least one prompt token");
+        if (ids.length == 0) throw new ConfigException(option + " is empty: generation needs at least one prompt token");
         for (int j = 0; j < ids.length; j++)
             if (ids[j] < 0 || ids[j] >= vocab)
-                throw new IllegalArgumentException(option + "[" + j + "] = " + ids[j] + " is outside the vocabulary [0, " + vocab + ")");
+                throw new ConfigException(option + "[" + j + "] = " + ids[j] + " is outside the vocabulary [0, " + vocab + ")");
     }
 }

@@ -16,6 +16,7 @@ import picocli.CommandLine.ParentCommand;
 
 import io.tether.data.TokenRecords;
 import io.tether.engine.AtomicFiles;
+import io.tether.engine.ConfigException;
 import io.tether.engine.DType;
 import io.tether.model.LogProbs;
 import io.tether.model.Models;
@@ -59,7 +60,7 @@ final class LogprobsCommand implements Callable<Integer> {
     @Override
     public Integer call() throws IOException {
         root.initEngine();
-        if (batchSize < 1) throw new IllegalArgumentException("--batch-size must be >= 1, got " + batchSize);
+        if (batchSize < 1) throw new ConfigException("--batch-size must be >= 1, got " + batchSize);
         long start = System.nanoTime();
         try (Models.LoadedModel m = Models.load(model, DType.parse(dtype));
              TextAssets text = TextAssets.load(model).orElse(null)) {

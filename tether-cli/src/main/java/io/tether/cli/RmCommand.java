@@ -17,6 +17,7 @@ import picocli.CommandLine.ParentCommand;
 
 import io.tether.data.TokenRecords;
 import io.tether.engine.AtomicFiles;
+import io.tether.engine.ConfigException;
 import io.tether.engine.DType;
 import io.tether.model.Models;
 import io.tether.reward.EvalJson;
@@ -115,7 +116,7 @@ final class RmCommand implements Runnable {
 
     /** A process reward model: per-step P(good) for every stepwise record, and the weakest step's score. */
     static Integer scoreSteps(RmCommand rm, Path data, Path out, Models.LoadedModel m, TextAssets text) throws IOException {
-        if (text == null) throw new IllegalArgumentException("scoring steps needs a tokenizer.json beside the model");
+        if (text == null) throw new ConfigException("scoring steps needs a tokenizer.json beside the model");
         List<io.tether.reward.ProcessReward.Example> examples = new ArrayList<>();
         io.tether.data.JsonLines.forEach(data, (line, n) -> {
             if (!n.path("prompt").isTextual() || !n.path("completions").isArray())
