@@ -69,6 +69,16 @@ class ExitCodesTest {
     }
 
     @Test
+    void aRecordLongerThanTheModelsPositionsIsBadInputNotABug() throws java.io.IOException {
+        // No reader checks logprobs records against the model's positions; the model's own check names the limit.
+        StringBuilder ids = new StringBuilder("1");
+        for (int i = 1; i < 1100; i++) ids.append(", ").append(i % 100 + 1);
+        Path data = tmp.resolve("long.jsonl");
+        java.nio.file.Files.writeString(data, "{\"prompt_ids\": [1], \"completion_ids\": [" + ids + "]}\n");
+        assertOneLineWithoutTrace(tether("logprobs", "--model", TextCliTest.GPT2.toString(), "--data", data.toString()), "exceeds n_positions 1024");
+    }
+
+    @Test
     void aCommandLinePicocliCannotParseIsOneLineAndExitTwo() {
         assertOneLineWithoutTrace(tether("generate", "--model", "m"), "Missing required argument");
         assertOneLineWithoutTrace(tether("merge", "--model", "m", "--adapter", "a", "--out", "o", "--dtype"), "Missing required parameter for option '--dtype'");
