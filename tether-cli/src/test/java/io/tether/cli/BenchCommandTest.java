@@ -43,6 +43,8 @@ class BenchCommandTest {
             assertTrue(o.get(k).asDouble() > 0, k + ": " + o);
         assertEquals(o, JSON.readTree(Files.readString(out)), "--out holds the printed report");
         assertEquals("forward", report(bench("forward", "--seq", "8", "--runs", "1")[1]).get("benchmark").asText());
+        JsonNode generate = report(bench("generate", "--runs", "1", "--prompt-len", "2", "--new-tokens", "4")[1]);
+        assertTrue(generate.get("cached_tokens_per_second").asDouble() > 0 && generate.get("cache_speedup").asDouble() > 0, generate.toString());
     }
 
     @Test
