@@ -30,6 +30,7 @@ import io.tether.data.Problems;
 import io.tether.data.RatedCompletions;
 import io.tether.data.UnpairedFeedback;
 import io.tether.engine.AtomicFiles;
+import io.tether.engine.ConfigException;
 import io.tether.text.TextAssets;
 
 /** {@code tether data}: preference data checked, described, split and converted before any training sees it. */
@@ -93,7 +94,7 @@ final class DataCommand implements Runnable {
 
     static TextAssets tokenizer(Path dir) {
         if (dir == null) return null;
-        return TextAssets.load(dir).orElseThrow(() -> new IllegalArgumentException(dir + ": no tokenizer.json"));
+        return TextAssets.load(dir).orElseThrow(() -> new ConfigException(dir + ": no tokenizer.json"));
     }
 
     @Command(name = "validate", mixinStandardHelpOptions = true,
@@ -111,7 +112,7 @@ final class DataCommand implements Runnable {
 
         @Override
         public Integer call() throws IOException {
-            if (maxErrors < 1) throw new IllegalArgumentException("--max-errors must be at least 1");
+            if (maxErrors < 1) throw new ConfigException("--max-errors must be at least 1");
             PrintWriter out = data.root.spec.commandLine().getOut();
             Problems problems = new Problems(maxErrors);
             boolean stopped = false;
@@ -203,7 +204,7 @@ final class DataCommand implements Runnable {
 
         @Override
         public Integer call() throws IOException {
-            if (stratify != null && !stratify.equals("source")) throw new IllegalArgumentException("--stratify takes 'source', got '" + stratify + "'");
+            if (stratify != null && !stratify.equals("source")) throw new ConfigException("--stratify takes 'source', got '" + stratify + "'");
             Problems problems = skipping.problems();
             PreferenceSplit.Result r = PreferenceSplit.split(file, format == null ? null : PreferenceReader.Format.parse(format), outDir, evalFraction, seed,
                     stratify != null, problems);
@@ -255,7 +256,7 @@ final class DataCommand implements Runnable {
 
         @Override
         public Integer call() throws IOException {
-            if (!to.equals("trl") && !to.equals("kto")) throw new IllegalArgumentException("--to takes trl or kto, got '" + to + "'");
+            if (!to.equals("trl") && !to.equals("kto")) throw new ConfigException("--to takes trl or kto, got '" + to + "'");
             Binarize.Strategy strategy = Binarize.Strategy.parse(binarize);
             long[] n = new long[4];   // written, skipped ties/unresolved, rated prompts tied, prompts without completions
             Problems problems = skipping.problems();

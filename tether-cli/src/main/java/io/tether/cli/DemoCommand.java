@@ -13,6 +13,7 @@ import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.ParentCommand;
 
+import io.tether.engine.ConfigException;
 import io.tether.scenario.DemoReport;
 import io.tether.scenario.RefundDemo;
 import io.tether.train.Trainer;
@@ -40,8 +41,8 @@ final class DemoCommand implements Callable<Integer> {
     public Integer call() throws IOException {
         root.initEngine();
         Path base = baseModel != null ? baseModel : defaultBaseModel();
-        if (!Files.isDirectory(base)) throw new IllegalArgumentException(base + ": base model directory not found (pass --base-model)");
-        if (lanes != null && lanes < 1) throw new IllegalArgumentException("--lanes: at least 1 stage at a time, got " + lanes);
+        if (!Files.isDirectory(base)) throw new ConfigException(base + ": base model directory not found (pass --base-model)");
+        if (lanes != null && lanes < 1) throw new ConfigException("--lanes: at least 1 stage at a time, got " + lanes);
         RefundDemo.Settings s = quick ? RefundDemo.Settings.quick(out, base) : RefundDemo.Settings.full(out, base);
         PrintWriter o = root.spec.commandLine().getOut(), err = root.spec.commandLine().getErr();
         StageBoard board = new StageBoard(err);

@@ -9,10 +9,12 @@ import java.util.concurrent.Callable;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.ParentCommand;
 
 import io.tether.engine.AtomicFiles;
+import io.tether.engine.ConfigException;
 import io.tether.engine.DType;
 import io.tether.eval.HeadToHead;
 import io.tether.eval.ReleaseGate;
@@ -43,9 +45,9 @@ final class EvalCommand implements Callable<Integer> {
             + "(tether world data's grpo files); overrides the reward model as judge") String judgeName;
     @Option(names = "--max-new-tokens", defaultValue = "64") int maxNewTokens;
     @Option(names = "--temperature", defaultValue = "0", description = "0 = greedy (default)") double temperature;
-    @Option(names = "--seed", defaultValue = "0") long seed;
+    @Mixin SharedOptions.SamplingSeed seed;
     @Option(names = "--limit", defaultValue = "0", description = "evaluate the first N prompts (0: all)") int limit;
-    @Option(names = "--batch-size", defaultValue = "8") int batchSize;
+    @Mixin SharedOptions.BatchSize batchSize;
     @Option(names = "--out", description = "also write the result as JSON") Path out;
     @Option(names = "--samples", description = "also write every prompt's two completions (and their scores) as JSONL") Path samples;
     @Option(names = "--fail-on-gate", description = "exit 1 when the release gate fails") boolean failOnGate;
@@ -54,14 +56,14 @@ final class EvalCommand implements Callable<Integer> {
     public Integer call() throws IOException {
         root.initEngine();
         if (answerField == null && rewardModel == null && judgeName == null)
-            throw new IllegalArgumentException("choose a judge: --answer-field, --reward-model or --judge refund-rubric");
-        if (judgeName != null && !judgeName.equals("refund-rubric")) throw new IllegalArgumentException("--judge: only 'refund-rubric' is built in, got '" + judgeName + "'");
-        if (batchSize < 1) throw new IllegalArgumentException("--batch-size must be >= 1, got " + batchSize);
+            throw new ConfigException("choose a judge: --answer-field, --reward-model or --judge refund-rubric");
+        if (judgeName != null && !judgeName.equals("refund-rubric")) throw new ConfigException("--judge: only 'refund-rubric' is built in, got '" + judgeName + "'");
+        int batchSize = this.batchSize.get();
         try (Models.LoadedModel candidate = Models.load(model, DType.F32); Models.LoadedModel base = Models.load(baseline, DType.F32);
              TextAssets text = TextAssets.load(model).orElse(null);
              CausalLM rm = rewardModel == null ? null : Models.load(rewardModel, DType.F32).model()) {
             if (candidate.model().config().vocabSize() != base.model().config().vocabSize())
-                throw new IllegalArgumentException(baseline + ": vocabulary of " + base.model().config().vocabSize() + " tokens, the candidate has "
+                throw new ConfigException(baseline + ": vocabulary of " + base.model().config().vocabSize() + " tokens, the candidate has "
                         + candidate.model().config().vocabSize());
             List<OnlinePrompt> prompts = OnlinePrompt.read(data, text, candidate.model().config().vocabSize());
             if (limit > 0 && prompts.size() > limit) prompts = prompts.subList(0, limit);
@@ -71,7 +73,7 @@ final class EvalCommand implements Callable<Integer> {
             RewardFunction rubric = judgeName != null ? new io.tether.scenario.GoldRubric().asReward() : null;
             PairwiseJudge judge = rubric != null ? HeadToHead.byScore(Rollouts.of(rubric, decoder))
                     : answerField != null ? HeadToHead.byScore(Rollouts.of(RewardFunction.exactAnswer(answerField), decoder)) : null;
-            SamplingConfig sampling = new SamplingConfig(maxNewTokens, temperature, 0, 1.0, seed, candidate.defaultStopIds(), List.of(), true);
+            SamplingConfig sampling = new SamplingConfig(maxNewTokens, temperature, 0, 1.0, seed.value, candidate.defaultStopIds(), List.of(), true);
             HeadToHead.Result r = HeadToHead.compare(candidate.model(), base.model(), prompts, judge, sampling, decoder, proxy, batchSize);
             ReleaseGate.Verdict gate = ReleaseGate.SEED.check(r.winRate(), r.lengthDelta(), List.of());
             WinRate w = r.winRate();

@@ -10,11 +10,12 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import picocli.CommandLine.ArgGroup;
 import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.ParentCommand;
 
 import io.tether.data.PromptRecords;
-import io.tether.engine.DType;
+import io.tether.engine.ConfigException;
 import io.tether.generate.Generator;
 import io.tether.generate.SamplingConfig;
 import io.tether.model.CausalLM;
@@ -27,8 +28,7 @@ import io.tether.text.TextAssets;
 final class GenerateCommand implements Callable<Integer> {
     @ParentCommand TetherCommand root;
 
-    @Option(names = "--model", required = true, description = "Hugging Face model directory")
-    Path model;
+    @Mixin SharedOptions.Model model;
 
     static final class Prompts {
         @Option(names = "--prompt-ids", split = ",", description = "one prompt as comma-separated token ids")
@@ -56,8 +56,7 @@ final class GenerateCommand implements Callable<Integer> {
     @Option(names = "--top-p", defaultValue = "1.0", description = "nucleus sampling mass; 1.0 disables (default)")
     double topP;
 
-    @Option(names = "--seed", defaultValue = "0", description = "sampling seed (default: ${DEFAULT-VALUE})")
-    long seed;
+    @Mixin SharedOptions.SamplingSeed seed;
 
     @Option(names = "--stop-id", description = "token id that ends a completion (repeatable; default: the model's eos_token_id)")
     List<Long> stopIds;
@@ -68,28 +67,25 @@ final class GenerateCommand implements Callable<Integer> {
     @Option(names = "--no-cache", description = "recompute the whole sequence every step (for comparison)")
     boolean noCache;
 
-    @Option(names = "--batch-size", defaultValue = "8", description = "prompts generated together (default: ${DEFAULT-VALUE})")
-    int batchSize;
+    @Mixin SharedOptions.BatchSize batchSize;
 
-    @Option(names = "--dtype", defaultValue = "fp32", description = "compute dtype (default: ${DEFAULT-VALUE})")
-    String dtype;
+    @Mixin SharedOptions.ComputeDtype dtype;
 
-    @Option(names = "--out", description = "output JSONL (default: stdout)")
-    Path out;
+    @Mixin JsonlOutput out;
 
     private static final ObjectMapper JSON = new ObjectMapper();
 
     @Override
     public Integer call() throws IOException {
         root.initEngine();
-        if (batchSize < 1) throw new IllegalArgumentException("--batch-size must be >= 1, got " + batchSize);
-        try (Models.LoadedModel m = Models.load(model, DType.parse(dtype)); TextAssets text = TextAssets.load(model).orElse(null)) {
+        int batchSize = this.batchSize.get();
+        try (Models.LoadedModel m = Models.load(model.path, dtype.parse()); TextAssets text = TextAssets.load(model.path).orElse(null)) {
             CausalLM lm = m.model();
             List<long[]> inputs = readPrompts(text, lm.config().vocabSize());
             List<Long> stops = stopIds != null ? stopIds : m.defaultStopIds();
             List<String> stopText = stopStrings == null ? List.of() : stopStrings;
-            if (!stopText.isEmpty() && text == null) throw new IllegalArgumentException("--stop needs a tokenizer.json in " + model);
-            SamplingConfig config = new SamplingConfig(maxNewTokens, temperature, topK, topP, seed, stops, stopText, !noCache);
+            if (!stopText.isEmpty() && text == null) throw new ConfigException("--stop needs a tokenizer.json in " + model.path);
+            SamplingConfig config = new SamplingConfig(maxNewTokens, temperature, topK, topP, seed.value, stops, stopText, !noCache);
             long start = System.nanoTime();
             List<String> lines = new ArrayList<>();
             int generated = 0;
@@ -109,7 +105,7 @@ final class GenerateCommand implements Callable<Integer> {
                 }
             }
             double seconds = (System.nanoTime() - start) / 1e9;
-            JsonlOutput.write(root, out, lines);
+            out.write(root, lines);
             root.spec.commandLine().getErr().printf("generated %d tokens for %d prompts in %.2f s (%.1f tokens/s)%n",
                     generated, inputs.size(), seconds, generated / seconds);
         }
@@ -118,7 +114,7 @@ final class GenerateCommand implements Callable<Integer> {
 
     private List<long[]> readPrompts(TextAssets text, int vocab) {
         if (prompts.prompt != null) {
-            if (text == null) throw new IllegalArgumentException("--prompt needs a tokenizer.json in " + model + " (or pass --prompt-ids)");
+            if (text == null) throw new ConfigException("--prompt needs a tokenizer.json in " + model.path + " (or pass --prompt-ids)");
             long[] ids = text.tokenizer().encode(prompts.prompt, true);
             check(ids, vocab, "--prompt");
             return List.of(ids);
@@ -133,9 +129,9 @@ final class GenerateCommand implements Callable<Integer> {
     }
 
     private static void check(long[] ids, int vocab, String option) {
-        if (ids.length == 0) throw new IllegalArgumentException(option + " is empty: generation needs at least one prompt token");
+        if (ids.length == 0) throw new ConfigException(option + " is empty: generation needs at least one prompt token");
         for (int j = 0; j < ids.length; j++)
             if (ids[j] < 0 || ids[j] >= vocab)
-                throw new IllegalArgumentException(option + "[" + j + "] = " + ids[j] + " is outside the vocabulary [0, " + vocab + ")");
+                throw new ConfigException(option + "[" + j + "] = " + ids[j] + " is outside the vocabulary [0, " + vocab + ")");
     }
 }

@@ -7,19 +7,24 @@ import java.util.List;
 
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
+import picocli.CommandLine.Option;
 
 import io.tether.data.TokenRecords;
 import io.tether.engine.AtomicFiles;
 
-/** Where a command's JSONL results go: {@code --out} (a temporary name, then renamed: never half-written) or stdout. */
+/**
+ * Where a command's JSONL results go, as a picocli mixin: {@code --out} (a temporary name, then renamed: never
+ * half-written) or stdout.
+ */
 final class JsonlOutput {
-    private JsonlOutput() {}
-
     private static final ObjectMapper JSON = new ObjectMapper();
 
-    static void write(TetherCommand root, Path out, List<String> lines) throws IOException {
-        if (out != null) {
-            AtomicFiles.write(out, w -> writeLines(w, lines));
+    @Option(names = "--out", paramLabel = "<out>", description = "output JSONL (default: stdout); written to a temporary file, then renamed")
+    Path path;
+
+    void write(TetherCommand root, List<String> lines) throws IOException {
+        if (path != null) {
+            AtomicFiles.write(path, w -> writeLines(w, lines));
         } else {
             Writer w = root.spec.commandLine().getOut();
             writeLines(w, lines);

@@ -11,12 +11,12 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.ParentCommand;
 
 import io.tether.data.TokenRecords;
 import io.tether.engine.AtomicFiles;
-import io.tether.engine.DType;
 import io.tether.model.LogProbs;
 import io.tether.model.Models;
 import io.tether.text.TextAssets;
@@ -30,23 +30,19 @@ import io.tether.text.TextAssets;
 final class LogprobsCommand implements Callable<Integer> {
     @ParentCommand TetherCommand root;
 
-    @Option(names = "--model", required = true, description = "Hugging Face model directory (config.json + safetensors)")
-    Path model;
+    @Mixin SharedOptions.Model model;
 
     @Option(names = "--data", required = true, description = "JSONL (or .jsonl.gz) records of token ids")
     Path data;
 
-    @Option(names = "--out", description = "output JSONL (default: stdout); written to a temporary file, then renamed")
-    Path out;
+    @Mixin JsonlOutput out;
 
     @Option(names = "--per-token", description = "also write each completion token's log-prob")
     boolean perToken;
 
-    @Option(names = "--batch-size", defaultValue = "8", description = "sequences per forward pass (default: ${DEFAULT-VALUE})")
-    int batchSize;
+    @Mixin SharedOptions.BatchSize batchSize;
 
-    @Option(names = "--dtype", defaultValue = "fp32", description = "compute dtype: fp32 or fp64 (default: ${DEFAULT-VALUE})")
-    String dtype;
+    @Mixin SharedOptions.ComputeDtype dtype;
 
     @Option(names = "--no-eos", description = "do not append EOS to text completions (TRL appends it)")
     boolean noEos;
@@ -59,10 +55,10 @@ final class LogprobsCommand implements Callable<Integer> {
     @Override
     public Integer call() throws IOException {
         root.initEngine();
-        if (batchSize < 1) throw new IllegalArgumentException("--batch-size must be >= 1, got " + batchSize);
+        int batchSize = this.batchSize.get();
         long start = System.nanoTime();
-        try (Models.LoadedModel m = Models.load(model, DType.parse(dtype));
-             TextAssets text = TextAssets.load(model).orElse(null)) {
+        try (Models.LoadedModel m = Models.load(model.path, dtype.parse());
+             TextAssets text = TextAssets.load(model.path).orElse(null)) {
             TokenRecords.TextEncoder encoder = text == null ? null : new TokenRecords.TextEncoder(text.tokenizer(), text.template(), !noEos);
             List<TokenRecords.TokenRecord> records = TokenRecords.read(data, m.model().config().vocabSize(), encoder);
             reportMismatches(records);
@@ -75,7 +71,7 @@ final class LogprobsCommand implements Callable<Integer> {
                     seqs.add(new LogProbs.Sequence(r.prompt(), r.completion()));
                 }
             }
-            List<LogProbs.Result> results = scoreByLength(m, seqs);
+            List<LogProbs.Result> results = scoreByLength(m, seqs, batchSize);
             List<String> lines = new ArrayList<>(records.size());
             int k = 0;
             for (TokenRecords.TokenRecord r : records) {
@@ -88,11 +84,11 @@ final class LogprobsCommand implements Callable<Integer> {
                 }
                 lines.add(JSON.writeValueAsString(o));
             }
-            JsonlOutput.write(root, out, lines);
-            if (out != null) {
+            out.write(root, lines);
+            if (out.path != null) {
                 // The key a trainer checks before reusing these as reference log-probs: data and weights hashes.
-                var key = io.tether.train.PreferenceRun.key(data, model);
-                AtomicFiles.write(out.resolveSibling(out.getFileName() + ".meta.json"), w -> w.write(key.toString() + "\n"));
+                var key = io.tether.train.PreferenceRun.key(data, model.path);
+                AtomicFiles.write(out.path.resolveSibling(out.path.getFileName() + ".meta.json"), w -> w.write(key.toString() + "\n"));
             }
             root.spec.commandLine().getErr().printf("scored %d records (%d sequences) in %.1f s%n", records.size(), seqs.size(), (System.nanoTime() - start) / 1e9);
         }
@@ -112,7 +108,7 @@ final class LogprobsCommand implements Callable<Integer> {
     }
 
     /** Batches sequences of similar length together (less padding); results come back in input order. */
-    private List<LogProbs.Result> scoreByLength(Models.LoadedModel m, List<LogProbs.Sequence> seqs) {
+    private static List<LogProbs.Result> scoreByLength(Models.LoadedModel m, List<LogProbs.Sequence> seqs, int batchSize) {
         Integer[] order = new Integer[seqs.size()];
         for (int i = 0; i < order.length; i++) order[i] = i;
         java.util.Arrays.sort(order, Comparator.comparingInt(i -> seqs.get(i).prompt().length + seqs.get(i).completion().length));

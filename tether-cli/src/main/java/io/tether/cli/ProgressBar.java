@@ -7,6 +7,7 @@ import java.nio.file.Path;
 import java.util.Locale;
 import java.util.Map;
 
+import io.tether.engine.ConfigException;
 import io.tether.train.ConfigTree;
 import io.tether.train.Trainer;
 
@@ -32,7 +33,7 @@ class ProgressBar implements Trainer.Listener {
             return switch (override.trim().toLowerCase(Locale.ROOT)) {
                 case "bar" -> BAR;
                 case "plain" -> PLAIN;
-                default -> throw new IllegalArgumentException(ENV + "=" + override + ": expected bar, plain or auto");
+                default -> throw new ConfigException(ENV + "=" + override + ": expected bar, plain or auto");
             };
         }
 

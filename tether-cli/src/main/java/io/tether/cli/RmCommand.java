@@ -17,6 +17,7 @@ import picocli.CommandLine.ParentCommand;
 
 import io.tether.data.TokenRecords;
 import io.tether.engine.AtomicFiles;
+import io.tether.engine.ConfigException;
 import io.tether.engine.DType;
 import io.tether.model.Models;
 import io.tether.reward.EvalJson;
@@ -70,15 +71,16 @@ final class RmCommand implements Runnable {
     @Command(name = "score", mixinStandardHelpOptions = true, description = "Reward of every record: chosen_reward/rejected_reward for pairs, reward otherwise.")
     static final class Score implements Callable<Integer> {
         @ParentCommand RmCommand rm;
-        @Option(names = "--model", required = true) Path model;
+        @Mixin SharedOptions.Model model;
         @Option(names = "--data", required = true) Path data;
-        @Option(names = "--out", description = "output JSONL (default: stdout)") Path out;
-        @Option(names = "--batch-size", defaultValue = "8") int batchSize;
+        @Mixin JsonlOutput out;
+        @Mixin SharedOptions.BatchSize batchSize;
 
         @Override
         public Integer call() throws IOException {
             rm.root.initEngine();
-            try (Models.LoadedModel m = Models.load(model, DType.F32); TextAssets text = TextAssets.load(model).orElse(null)) {
+            int batchSize = this.batchSize.get();
+            try (Models.LoadedModel m = Models.load(model.path, DType.F32); TextAssets text = TextAssets.load(model.path).orElse(null)) {
                 if (m.model().config().isTokenClassifier()) return scoreSteps(rm, data, out, m, text);
                 List<TokenRecords.TokenRecord> records = records(data, m.model().config().vocabSize(), text);
                 List<long[]> seqs = new ArrayList<>();
@@ -107,15 +109,15 @@ final class RmCommand implements Runnable {
                     }
                     lines.add(JSON.writeValueAsString(o));
                 }
-                JsonlOutput.write(rm.root, out, lines);
+                out.write(rm.root, lines);
             }
             return 0;
         }
     }
 
     /** A process reward model: per-step P(good) for every stepwise record, and the weakest step's score. */
-    static Integer scoreSteps(RmCommand rm, Path data, Path out, Models.LoadedModel m, TextAssets text) throws IOException {
-        if (text == null) throw new IllegalArgumentException("scoring steps needs a tokenizer.json beside the model");
+    static Integer scoreSteps(RmCommand rm, Path data, JsonlOutput out, Models.LoadedModel m, TextAssets text) throws IOException {
+        if (text == null) throw new ConfigException("scoring steps needs a tokenizer.json beside the model");
         List<io.tether.reward.ProcessReward.Example> examples = new ArrayList<>();
         io.tether.data.JsonLines.forEach(data, (line, n) -> {
             if (!n.path("prompt").isTextual() || !n.path("completions").isArray())
@@ -136,7 +138,7 @@ final class RmCommand implements Runnable {
             o.put("min_step_score", min);
             outLines.add(JSON.writeValueAsString(o));
         }
-        JsonlOutput.write(rm.root, out, outLines);
+        out.write(rm.root, outLines);
         return 0;
     }
 
@@ -144,16 +146,17 @@ final class RmCommand implements Runnable {
             description = "Accuracy (overall and by slice), calibration and length correlation on preference pairs; a table on stdout, JSON with --out.")
     static final class Eval implements Callable<Integer> {
         @ParentCommand RmCommand rm;
-        @Option(names = "--model", required = true) Path model;
+        @Mixin SharedOptions.Model model;
         @Option(names = "--data", required = true) Path data;
         @Option(names = "--slice-field", defaultValue = "source") String sliceField;
         @Option(names = "--out", description = "write the report as JSON") Path out;
-        @Option(names = "--batch-size", defaultValue = "8") int batchSize;
+        @Mixin SharedOptions.BatchSize batchSize;
 
         @Override
         public Integer call() throws IOException {
             rm.root.initEngine();
-            try (Models.LoadedModel m = Models.load(model, DType.F32); TextAssets text = TextAssets.load(model).orElse(null)) {
+            int batchSize = this.batchSize.get();
+            try (Models.LoadedModel m = Models.load(model.path, DType.F32); TextAssets text = TextAssets.load(model.path).orElse(null)) {
                 List<RewardTraining.Pair> pairs = new ArrayList<>();
                 for (TokenRecords.TokenRecord r : records(data, m.model().config().vocabSize(), text)) {
                     if (!r.isPreference()) throw new io.tether.data.DataFormatException(data, r.line(), "evaluation needs preference records (chosen and rejected)");

@@ -18,7 +18,6 @@ import picocli.CommandLine.ParentCommand;
 
 import io.tether.data.DataFormatException;
 import io.tether.text.ChatTemplate;
-import io.tether.text.ChatTemplateException;
 
 @Command(name = "template", mixinStandardHelpOptions = true,
         description = {"Print exactly what a tokenizer's chat template renders for a JSON array of {role, content} messages",
@@ -49,12 +48,7 @@ final class TemplateCommand implements Callable<Integer> {
         List<Map<String, Object>> msgs = readJson(messages, new TypeReference<>() {});
         Map<String, Object> extra = new LinkedHashMap<>();
         if (tools != null) extra.put("tools", readJson(tools, new TypeReference<List<Object>>() {}));
-        String out;
-        try {
-            out = t.render(msgs, addGenerationPrompt, extra).text();
-        } catch (ChatTemplateException e) {
-            throw new IllegalArgumentException(e.getMessage(), e);
-        }
+        String out = t.render(msgs, addGenerationPrompt, extra).text();
         PrintWriter w = root.spec.commandLine().getOut();
         w.print(out);
         w.flush();

@@ -9,6 +9,7 @@ import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.ParentCommand;
 
+import io.tether.engine.ConfigException;
 import io.tether.scenario.DemoData;
 import io.tether.scenario.NoisyAnnotator;
 import io.tether.text.ByteTokenizer;
@@ -40,7 +41,7 @@ final class WorldCommand implements Runnable {
         @Override
         public Integer call() throws IOException {
             if (!(noise >= 0 && noise <= 1) || !(lengthBias >= 0 && lengthBias <= 1))
-                throw new IllegalArgumentException("--noise and --length-bias are probabilities in [0, 1]");
+                throw new ConfigException("--noise and --length-bias are probabilities in [0, 1]");
             DemoData.Summary s = DemoData.write(out, cases, seed, new NoisyAnnotator(noise, lengthBias, seed));
             new ByteTokenizer().save(out.resolve("tokenizer"));
             PrintWriter o = world.root.spec.commandLine().getOut();

@@ -4,6 +4,8 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.Random;
 
+import io.tether.engine.ConfigException;
+
 /**
  * Rated completions into one pair per prompt, as UltraFeedback's binarized sets are made: the best-scored completion
  * is chosen; rejected is the worst, or a random one scored strictly lower. A prompt whose completions all tie gives
@@ -19,7 +21,7 @@ public final class Binarize {
             return switch (name) {
                 case "best-worst" -> BEST_WORST;
                 case "best-random" -> BEST_RANDOM;
-                default -> throw new IllegalArgumentException("unknown binarization '" + name + "'; expected best-worst or best-random");
+                default -> throw new ConfigException("unknown binarization '" + name + "'; expected best-worst or best-random");
             };
         }
     }

@@ -16,6 +16,7 @@ import io.tether.data.PreferencePair.Label;
 import io.tether.data.PreferencePair.Verdict;
 import io.tether.data.PreferencePair.Vote;
 import io.tether.data.PreferenceRecord.Origin;
+import io.tether.engine.ConfigException;
 
 /**
  * Reads preference data in the common formats into {@link PreferenceRecord}s, streaming (bounded memory for JSONL
@@ -54,7 +55,7 @@ public final class PreferenceReader {
 
         public static Format parse(String name) {
             for (Format f : values()) if (f.cliName.equals(name)) return f;
-            throw new IllegalArgumentException("unknown format '" + name + "'; expected one of " + names());
+            throw new ConfigException("unknown format '" + name + "'; expected one of " + names());
         }
 
         public static String names() {

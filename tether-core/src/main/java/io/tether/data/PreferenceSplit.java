@@ -10,6 +10,7 @@ import java.util.List;
 import java.util.Map;
 
 import io.tether.engine.AtomicFiles;
+import io.tether.engine.ConfigException;
 
 /**
  * A train/eval split that no prompt crosses: records are grouped by prompt id (or, without one, by normalized prompt),
@@ -28,7 +29,7 @@ public final class PreferenceSplit {
      */
     public static Result split(Path file, PreferenceReader.Format format, Path outDir, double evalFraction, long seed, boolean stratifyBySource,
             Problems problems) throws IOException {
-        if (!(evalFraction > 0 && evalFraction < 1)) throw new IllegalArgumentException("--eval-fraction must be in (0, 1), got " + evalFraction);
+        if (!(evalFraction > 0 && evalFraction < 1)) throw new ConfigException("--eval-fraction must be in (0, 1), got " + evalFraction);
         PreferenceReader.Format f = format != null ? format : PreferenceReader.detect(file);
         // Pass 1: every group's stratum (the stratum of its first record, so a group is never split between strata).
         LongLongMap groupStratum = new LongLongMap();

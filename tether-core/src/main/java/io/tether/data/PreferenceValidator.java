@@ -5,6 +5,7 @@ import java.util.List;
 import java.util.Map;
 
 import io.tether.data.PreferencePair.Label;
+import io.tether.engine.ConfigException;
 import io.tether.text.ChatTemplate;
 import io.tether.text.ChatTemplateException;
 import io.tether.text.Tokenizer;
@@ -26,7 +27,7 @@ public final class PreferenceValidator {
 
     /** {@code tokenizer} may be null (no token checks); {@code maxLength} 0 means no budget. */
     public PreferenceValidator(Problems problems, Tokenizer tokenizer, ChatTemplate template, int maxLength) {
-        if (maxLength > 0 && tokenizer == null) throw new IllegalArgumentException("--max-length counts tokens: it needs --tokenizer");
+        if (maxLength > 0 && tokenizer == null) throw new ConfigException("--max-length counts tokens: it needs --tokenizer");
         this.problems = problems;
         this.tokenizer = tokenizer;
         this.template = template;

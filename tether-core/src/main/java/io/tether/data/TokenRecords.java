@@ -13,6 +13,7 @@ import com.fasterxml.jackson.databind.node.ObjectNode;
 import io.tether.data.PreferenceReader.BadRecord;
 import io.tether.data.PreferenceReader.Format;
 import io.tether.data.PreferenceRecord.Origin;
+import io.tether.engine.ConfigException;
 import io.tether.text.ChatTemplate;
 import io.tether.text.ChatTemplateException;
 import io.tether.text.PromptCompletion;
@@ -65,7 +66,7 @@ public final class TokenRecords {
             return switch (s) {
                 case "error" -> ERROR;
                 case "skip" -> SKIP;
-                default -> throw new IllegalArgumentException("key 'invalid_records': expected error or skip, got '" + s + "'");
+                default -> throw new ConfigException("key 'invalid_records': expected error or skip, got '" + s + "'");
             };
         }
     }

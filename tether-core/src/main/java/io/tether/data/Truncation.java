@@ -5,6 +5,8 @@ import java.util.LinkedHashMap;
 import java.util.Locale;
 import java.util.Map;
 
+import io.tether.engine.ConfigException;
+
 /**
  * TRL's length limits on tokenized records, counting what they cut (TRL v0.24):
  * <ul>
@@ -32,7 +34,7 @@ public final class Truncation {
         /** {@code keep_end}, {@code keep_start} or (where {@code dropAllowed}) {@code drop}. */
         public static Mode parse(String s, boolean dropAllowed) {
             for (Mode m : values()) if (m.key().equals(s) && (dropAllowed || m != DROP)) return m;
-            throw new IllegalArgumentException("key 'truncation_mode': expected keep_end" + ", keep_start" + (dropAllowed ? " or drop" : "") + ", got '" + s + "'");
+            throw new ConfigException("key 'truncation_mode': expected keep_end" + ", keep_start" + (dropAllowed ? " or drop" : "") + ", got '" + s + "'");
         }
     }
 
@@ -42,9 +44,9 @@ public final class Truncation {
 
     /** {@code maxPromptLength} and {@code maxCompletionLength} 0: no separate limit. */
     public Truncation(int maxLength, int maxPromptLength, int maxCompletionLength, Mode mode) {
-        if (maxLength < 2) throw new IllegalArgumentException("key 'max_length': must be >= 2, got " + maxLength);
-        if (maxPromptLength < 0) throw new IllegalArgumentException("key 'max_prompt_length': must be >= 1, got " + maxPromptLength);
-        if (maxCompletionLength < 0) throw new IllegalArgumentException("key 'max_completion_length': must be >= 1, got " + maxCompletionLength);
+        if (maxLength < 2) throw new ConfigException("key 'max_length': must be >= 2, got " + maxLength);
+        if (maxPromptLength < 0) throw new ConfigException("key 'max_prompt_length': must be >= 1, got " + maxPromptLength);
+        if (maxCompletionLength < 0) throw new ConfigException("key 'max_completion_length': must be >= 1, got " + maxCompletionLength);
         this.maxLength = maxLength;
         this.maxPromptLength = maxPromptLength;
         this.maxCompletionLength = maxCompletionLength;

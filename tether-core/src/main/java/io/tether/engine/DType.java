@@ -42,7 +42,7 @@ public enum DType {
             case "f64": case "fp64": case "float64": case "double": return F64;
             case "f16": case "fp16": case "float16": case "half": return F16;
             case "bf16": case "bfloat16": return BF16;
-            default: throw new IllegalArgumentException("unknown dtype '" + name + "' (expected fp32, bf16, fp16 or fp64)");
+            default: throw new ConfigException("unknown dtype '" + name + "' (expected fp32, bf16, fp16 or fp64)");
         }
     }
 

@@ -56,7 +56,7 @@ public final class Torch {
         String configured = System.getProperty("tether.threads", System.getenv("TETHER_THREADS"));
         if (configured != null && !configured.isBlank()) {
             int n = Integer.parseInt(configured.trim());
-            if (n < 1) throw new IllegalArgumentException("tether.threads must be >= 1, got " + n);
+            if (n < 1) throw new ConfigException("tether.threads must be >= 1, got " + n);
             return n;
         }
         int cores = Runtime.getRuntime().availableProcessors();
@@ -64,7 +64,7 @@ public final class Torch {
     }
 
     public static void setThreads(int threads) {
-        if (threads < 1) throw new IllegalArgumentException("threads must be >= 1, got " + threads);
+        if (threads < 1) throw new ConfigException("threads must be >= 1, got " + threads);
         torch.set_num_threads(threads);
     }
 

@@ -7,6 +7,7 @@ import java.util.function.Function;
 
 import org.bytedeco.pytorch.NoGradGuard;
 
+import io.tether.engine.ConfigException;
 import io.tether.engine.StepScope;
 import io.tether.generate.SamplingConfig;
 import io.tether.model.CausalLM;
@@ -47,7 +48,7 @@ public final class HeadToHead {
      */
     public static Result compareToSamples(CausalLM candidate, CausalLM baseline, List<OnlinePrompt> baselineSamples, PairwiseJudge judge,
                                  SamplingConfig sampling, Function<long[], String> decoder, Rollouts.Scorer proxy, int batchSize) {
-        if (baselineSamples.isEmpty()) throw new IllegalArgumentException("no prompts to evaluate on");
+        if (baselineSamples.isEmpty()) throw new ConfigException("no prompts to evaluate on");
         checkJudge(judge, proxy);
         List<OnlinePrompt> mine = sample(candidate, baselineSamples, sampling, decoder, proxy, batchSize);
         int wins = 0, ties = 0, losses = 0;
@@ -80,7 +81,7 @@ public final class HeadToHead {
      */
     public static List<OnlinePrompt> sample(CausalLM model, List<OnlinePrompt> prompts, SamplingConfig sampling, Function<long[], String> decoder,
                                             Rollouts.Scorer proxy, int batchSize) {
-        if (prompts.isEmpty()) throw new IllegalArgumentException("no prompts to evaluate on");
+        if (prompts.isEmpty()) throw new ConfigException("no prompts to evaluate on");
         if (batchSize < 1) throw new IllegalArgumentException("batch size must be >= 1, got " + batchSize);
         Rollouts.Scorer scorer = proxy != null ? proxy : (ps, cs) -> {
             double[] nan = new double[cs.size()];

@@ -8,6 +8,7 @@ import java.util.regex.Pattern;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 
+import io.tether.data.DataFormatException;
 import io.tether.data.PreferencePair;
 import io.tether.data.PreferenceReader;
 import io.tether.data.PreferenceStats;
@@ -55,7 +56,7 @@ public final class MethodAdvisor {
                 if (answer != null && answer.isValueNode() && VERIFIABLE.matcher(answer.asText()).find()) verifiable[0]++;
             }
         });
-        if (n == 0) throw new IllegalArgumentException(file + ": no usable records" + (problems.details().isEmpty() ? "" : ": " + problems.details().get(0)));
+        if (n == 0) throw new DataFormatException(file, 0, "no usable records" + (problems.details().isEmpty() ? "" : ": " + problems.details().get(0)));
         List<String> warnings = new ArrayList<>();
         ObjectNode report = stats.report(warnings);
         List<String> settings = new ArrayList<>(), reasons = new ArrayList<>();

@@ -10,6 +10,7 @@ import org.bytedeco.pytorch.Tensor;
 import org.bytedeco.pytorch.TensorVector;
 import org.bytedeco.pytorch.global.torch;
 
+import io.tether.engine.ConfigException;
 import io.tether.engine.DType;
 import io.tether.engine.StepScope;
 import io.tether.engine.Tensors;
@@ -61,7 +62,7 @@ public final class Generator {
         List<long[]> prompts = new ArrayList<>(uniquePrompts.size() * groupSize);
         for (long[] p : uniquePrompts) for (int k = 0; k < groupSize; k++) prompts.add(p);
         if (!config.stopStrings().isEmpty() && decoder == null)
-            throw new IllegalArgumentException("stop strings need a tokenizer to decode the completion");
+            throw new ConfigException("stop strings need a tokenizer to decode the completion");
         int vocab = model.config().vocabSize();
         int b = prompts.size(), promptLen = 0;
         for (int i = 0; i < b; i++) {
@@ -79,7 +80,7 @@ public final class Generator {
         for (int i = 0; i < b; i++) {
             budget[i] = Math.min(config.maxNewTokens(), positionsAvailable - prompts.get(i).length);
             if (budget[i] < 1)
-                throw new IllegalArgumentException("prompt " + i + " has " + prompts.get(i).length + " tokens, which leaves no room to generate within the model's "
+                throw new ConfigException("prompt " + i + " has " + prompts.get(i).length + " tokens, which leaves no room to generate within the model's "
                         + positionsAvailable + " positions (max_position_embeddings)");
         }
         int total = promptLen + config.maxNewTokens();

@@ -2,6 +2,8 @@ package io.tether.generate;
 
 import java.util.List;
 
+import io.tether.engine.ConfigException;
+
 /**
  * How to pick tokens. Defaults match HF's {@code GenerationConfig} where it has the same knob.
  *
@@ -17,13 +19,13 @@ import java.util.List;
 public record SamplingConfig(int maxNewTokens, double temperature, int topK, double topP, long seed,
                              List<Long> stopTokenIds, List<String> stopStrings, boolean useCache) {
     public SamplingConfig {
-        if (maxNewTokens < 1) throw new IllegalArgumentException("max new tokens must be >= 1, got " + maxNewTokens);
-        if (!(temperature >= 0) || Double.isInfinite(temperature)) throw new IllegalArgumentException("temperature must be >= 0, got " + temperature);
-        if (topK < 0) throw new IllegalArgumentException("top-k must be >= 0 (0 disables), got " + topK);
-        if (!(topP > 0 && topP <= 1)) throw new IllegalArgumentException("top-p must be in (0, 1], got " + topP);
+        if (maxNewTokens < 1) throw new ConfigException("max new tokens must be >= 1, got " + maxNewTokens);
+        if (!(temperature >= 0) || Double.isInfinite(temperature)) throw new ConfigException("temperature must be >= 0, got " + temperature);
+        if (topK < 0) throw new ConfigException("top-k must be >= 0 (0 disables), got " + topK);
+        if (!(topP > 0 && topP <= 1)) throw new ConfigException("top-p must be in (0, 1], got " + topP);
         stopTokenIds = List.copyOf(stopTokenIds);
         stopStrings = List.copyOf(stopStrings);
-        for (String s : stopStrings) if (s.isEmpty()) throw new IllegalArgumentException("stop strings must not be empty");
+        for (String s : stopStrings) if (s.isEmpty()) throw new ConfigException("stop strings must not be empty");
     }
 
     public static SamplingConfig greedy(int maxNewTokens) {

@@ -4,6 +4,7 @@ import java.util.Map;
 
 import org.bytedeco.pytorch.Tensor;
 
+import io.tether.engine.ConfigException;
 import io.tether.engine.DType;
 
 /**
@@ -49,7 +50,7 @@ public interface CausalLM extends AutoCloseable {
      * input, and {@link #backwardCheckpoints} recomputes the blocks during the backward pass.
      */
     default void setGradientCheckpointing(boolean on) {
-        if (on) throw new UnsupportedOperationException(config().architecture() + " has no gradient checkpointing");
+        if (on) throw new ConfigException("key 'gradient_checkpointing': " + config().architecture() + " has no gradient checkpointing");
     }
 
     /** Completes the backward pass through checkpointed blocks; call after {@code loss.backward()}. */
@@ -60,7 +61,7 @@ public interface CausalLM extends AutoCloseable {
 
     /** Attaches adapters (called by {@link LoraAdapters#attach}). */
     default void attachLora(LoraAdapters adapters) {
-        throw new UnsupportedOperationException(config().architecture() + " takes no LoRA adapters");
+        throw new ConfigException("key 'use_peft': " + config().architecture() + " takes no LoRA adapters");
     }
 
     /**

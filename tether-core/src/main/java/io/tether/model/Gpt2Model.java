@@ -7,6 +7,7 @@ import java.util.Map;
 import org.bytedeco.pytorch.Tensor;
 import org.bytedeco.pytorch.global.torch;
 
+import io.tether.engine.ConfigException;
 import io.tether.engine.DType;
 import io.tether.engine.StepScope;
 import io.tether.engine.Tensors;
@@ -115,7 +116,7 @@ public final class Gpt2Model implements CausalLM {
         if (positionIds == null) positionIds = Tensors.arange(t, DType.I64).add(Tensors.scalar(past)).view(1, t).expand(b, t);
         long maxPos = positionIds.max().item_long();
         if (maxPos >= config.maxPositionEmbeddings())
-            throw new IllegalArgumentException("position " + maxPos + " exceeds n_positions " + config.maxPositionEmbeddings());
+            throw new ConfigException("position " + maxPos + " exceeds n_positions " + config.maxPositionEmbeddings());
         Tensor mask = Attention.mask(b, t, past, attentionMask, 0);
 
         Tensor h = torch.embedding(wte, inputIds).add(torch.embedding(wpe, positionIds));   // (B, T, hidden)

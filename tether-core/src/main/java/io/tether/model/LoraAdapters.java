@@ -16,6 +16,7 @@ import org.bytedeco.pytorch.global.torch;
 
 import io.tether.engine.AtomicFiles;
 import io.tether.engine.CheckpointException;
+import io.tether.engine.ConfigException;
 import io.tether.engine.Safetensors;
 import io.tether.engine.StepScope;
 import io.tether.engine.Tensors;
@@ -36,10 +37,10 @@ public final class LoraAdapters implements AutoCloseable {
      */
     public record Config(int r, double alpha, double dropout, List<String> targetModules, boolean useRslora) {
         public Config {
-            if (r < 1) throw new IllegalArgumentException("key 'lora_r': must be >= 1, got " + r);
-            if (!(alpha > 0)) throw new IllegalArgumentException("key 'lora_alpha': must be > 0");
-            if (!(dropout >= 0 && dropout < 1)) throw new IllegalArgumentException("key 'lora_dropout': must be in [0, 1)");
-            if (targetModules.isEmpty()) throw new IllegalArgumentException("key 'lora_target_modules': name at least one module (or all-linear)");
+            if (r < 1) throw new ConfigException("key 'lora_r': must be >= 1, got " + r);
+            if (!(alpha > 0)) throw new ConfigException("key 'lora_alpha': must be > 0");
+            if (!(dropout >= 0 && dropout < 1)) throw new ConfigException("key 'lora_dropout': must be in [0, 1)");
+            if (targetModules.isEmpty()) throw new ConfigException("key 'lora_target_modules': name at least one module (or all-linear)");
             targetModules = List.copyOf(targetModules);
         }
 
@@ -93,7 +94,7 @@ public final class LoraAdapters implements AutoCloseable {
             l.draw(model);
             return null;
         });
-        if (l.adapters.isEmpty()) throw new IllegalArgumentException("key 'lora_target_modules': " + config.targetModules() + " matches no projection of " + model.config().architecture());
+        if (l.adapters.isEmpty()) throw new ConfigException("key 'lora_target_modules': " + config.targetModules() + " matches no projection of " + model.config().architecture());
         model.attachLora(l);
         return l;
     }

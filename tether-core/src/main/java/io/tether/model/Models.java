@@ -17,6 +17,7 @@ import org.bytedeco.pytorch.Tensor;
 import org.bytedeco.pytorch.global.torch;
 
 import io.tether.engine.CheckpointException;
+import io.tether.engine.ConfigException;
 import io.tether.engine.DType;
 import io.tether.engine.Safetensors;
 import io.tether.engine.Tensors;
@@ -43,7 +44,7 @@ public final class Models {
         Torch.init();
         if (!Files.isDirectory(dir)) throw new CheckpointException(dir, null, "model directory not found");
         if (!dtype.isFloatingPoint() || dtype == DType.F16)
-            throw new IllegalArgumentException("compute dtype must be fp32, fp64 or bf16, got " + dtype);
+            throw new ConfigException("compute dtype must be fp32, fp64 or bf16, got " + dtype);
         ModelConfig config = ModelConfig.read(dir);
         List<Safetensors.Reader> files = openWeights(dir);
         Map<String, Safetensors.Reader> owner = new LinkedHashMap<>();

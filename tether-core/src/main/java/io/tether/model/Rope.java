@@ -4,6 +4,7 @@ import org.bytedeco.pytorch.Tensor;
 import org.bytedeco.pytorch.TensorVector;
 import org.bytedeco.pytorch.global.torch;
 
+import io.tether.engine.ConfigException;
 import io.tether.engine.DType;
 import io.tether.engine.Tensors;
 
@@ -120,7 +121,7 @@ final class Rope implements AutoCloseable {
         Tensor flat = positions.reshape(-1);
         long maxPos = flat.max().item_long();
         if (maxPos >= maxPositions || flat.min().item_long() < 0)
-            throw new IllegalArgumentException("position " + maxPos + " is outside the rotary table [0, " + maxPositions + ")");
+            throw new ConfigException("position " + maxPos + " is outside the rotary table [0, " + maxPositions + ")");
         Tensor c = cos.index_select(0, flat).view(b, 1, t, -1);
         Tensor s = sin.index_select(0, flat).view(b, 1, t, -1);
         if (longCos == null || maxPos + 1 <= longFrom) return new Tensor[] {c, s};

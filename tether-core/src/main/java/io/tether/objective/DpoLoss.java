@@ -7,6 +7,7 @@ import org.bytedeco.pytorch.Tensor;
 import org.bytedeco.pytorch.TensorVector;
 import org.bytedeco.pytorch.global.torch;
 
+import io.tether.engine.ConfigException;
 import io.tether.engine.DType;
 import io.tether.engine.Tensors;
 
@@ -51,21 +52,21 @@ public final class DpoLoss {
         }
 
         public Config {
-            if (!(beta > 0)) throw new IllegalArgumentException("beta must be > 0, got " + beta);
-            if (lossType.isEmpty()) throw new IllegalArgumentException("loss_type must name at least one loss");
+            if (!(beta > 0)) throw new ConfigException("beta must be > 0, got " + beta);
+            if (lossType.isEmpty()) throw new ConfigException("loss_type must name at least one loss");
             if (lossWeights == null) lossWeights = java.util.Collections.nCopies(lossType.size(), 1.0);
             if (lossWeights.size() != lossType.size())
-                throw new IllegalArgumentException("loss_weights has " + lossWeights.size() + " entries for " + lossType.size() + " loss types");
-            for (String t : lossType) if (!KNOWN.contains(t)) throw new IllegalArgumentException("loss_type '" + t + "' is not supported (known: " + KNOWN + ")");
+                throw new ConfigException("loss_weights has " + lossWeights.size() + " entries for " + lossType.size() + " loss types");
+            for (String t : lossType) if (!KNOWN.contains(t)) throw new ConfigException("loss_type '" + t + "' is not supported (known: " + KNOWN + ")");
             if (lossType.contains("exo_pair") && !(labelSmoothing > 0))
-                throw new IllegalArgumentException("exo_pair needs label_smoothing > 0 (the paper uses 1e-3)");
+                throw new ConfigException("exo_pair needs label_smoothing > 0 (the paper uses 1e-3)");
             if (lossType.contains("robust") && !(labelSmoothing >= 0 && labelSmoothing < 0.5))
-                throw new IllegalArgumentException("robust needs label_smoothing in [0, 0.5), got " + labelSmoothing);
-            if (!(rdpoAlpha >= 0 && Double.isFinite(rdpoAlpha))) throw new IllegalArgumentException("rdpo_alpha must be >= 0, got " + rdpoAlpha);
+                throw new ConfigException("robust needs label_smoothing in [0, 0.5), got " + labelSmoothing);
+            if (!(rdpoAlpha >= 0 && Double.isFinite(rdpoAlpha))) throw new ConfigException("rdpo_alpha must be >= 0, got " + rdpoAlpha);
             if (rdpoAlpha > 0)
                 for (String t : lossType)
                     if (!OF_X.contains(t) && !t.equals("sft"))
-                        throw new IllegalArgumentException("rdpo_alpha shifts the logit x = β·δ, which loss_type '" + t + "' does not use (it works with " + OF_X + ")");
+                        throw new ConfigException("rdpo_alpha shifts the logit x = β·δ, which loss_type '" + t + "' does not use (it works with " + OF_X + ")");
             lossType = List.copyOf(lossType);
             lossWeights = List.copyOf(lossWeights);
         }
@@ -225,7 +226,7 @@ public final class DpoLoss {
                 // exp((α−1)u)/(α−1), the exponent clamped at 80 as TRL does against overflow
                 yield scale(scale(u, a - 1).clamp_max(Tensors.scalar(80.0)).exp(), 1 / (a - 1));
             }
-            default -> throw new IllegalArgumentException("f_divergence_type '" + cfg.fDivergenceType() + "' is not supported");
+            default -> throw new ConfigException("f_divergence_type '" + cfg.fDivergenceType() + "' is not supported");
         };
     }
 

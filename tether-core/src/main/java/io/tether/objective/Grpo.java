@@ -3,6 +3,7 @@ package io.tether.objective;
 import org.bytedeco.pytorch.ScalarTypeOptional;
 import org.bytedeco.pytorch.Tensor;
 
+import io.tether.engine.ConfigException;
 import io.tether.engine.Tensors;
 
 import static io.tether.objective.Ops.*;
@@ -27,9 +28,9 @@ public final class Grpo {
                          boolean sequenceLevel) {
         public Config {
             if (!java.util.List.of("grpo", "bnpo", "dr_grpo", "dapo").contains(lossType))
-                throw new IllegalArgumentException("loss_type '" + lossType + "' is not supported (grpo, bnpo, dr_grpo, dapo)");
+                throw new ConfigException("loss_type '" + lossType + "' is not supported (grpo, bnpo, dr_grpo, dapo)");
             if (!java.util.List.of("group", "batch", "none").contains(scaleRewards))
-                throw new IllegalArgumentException("scale_rewards '" + scaleRewards + "' is not supported (group, batch, none)");
+                throw new ConfigException("scale_rewards '" + scaleRewards + "' is not supported (group, batch, none)");
         }
 
         public Config(double epsilon, double epsilonHigh, double beta, String lossType, String scaleRewards, int maxCompletionLength) {

@@ -8,6 +8,8 @@ import io.tether.engine.DType;
 
 import static io.tether.objective.Ops.*;
 
+import io.tether.engine.ConfigException;
+
 /**
  * Kahneman-Tversky Optimization (Ethayarajh et al. 2024) on unpaired thumbs-up/down data, as TRL's KTOTrainer
  * computes it. With log-ratio ρ = ℓ − ℓ_ref and the detached KL estimate z0 = max(0, mean(ℓ_KL − ℓ_ref,KL)) from
@@ -24,9 +26,9 @@ public final class KtoLoss {
     /** {@code beta}, {@code desirable_weight}, {@code undesirable_weight}, {@code loss_type} (kto or apo_zero_unpaired). */
     public record Config(double beta, double desirableWeight, double undesirableWeight, String lossType) {
         public Config {
-            if (!(beta > 0)) throw new IllegalArgumentException("beta must be > 0");
+            if (!(beta > 0)) throw new ConfigException("beta must be > 0");
             if (!lossType.equals("kto") && !lossType.equals("apo_zero_unpaired"))
-                throw new IllegalArgumentException("loss_type '" + lossType + "' is not supported (kto or apo_zero_unpaired)");
+                throw new ConfigException("loss_type '" + lossType + "' is not supported (kto or apo_zero_unpaired)");
         }
     }
 

@@ -3,6 +3,7 @@ package io.tether.objective;
 import org.bytedeco.pytorch.Tensor;
 import org.bytedeco.pytorch.global.torch;
 
+import io.tether.engine.ConfigException;
 import io.tether.engine.Tensors;
 
 import static io.tether.objective.Ops.*;
@@ -36,7 +37,7 @@ public final class Ppo {
             case "k1" -> k1(logp, ref);
             case "k2" -> k2(logp, ref);
             case "k3" -> k3(logp, ref);
-            default -> throw new IllegalArgumentException("key 'kl_estimator': k1, k2 or k3, got '" + estimator + "'");
+            default -> throw new ConfigException("key 'kl_estimator': k1, k2 or k3, got '" + estimator + "'");
         };
     }
 

@@ -3,6 +3,7 @@ package io.tether.reward;
 import java.io.IOException;
 import java.util.Map;
 
+import io.tether.engine.ConfigException;
 import io.tether.model.CausalLM;
 import io.tether.objective.Grpo;
 import io.tether.train.ConfigTree;
@@ -37,9 +38,9 @@ public final class GrpoRun {
             boolean whiten = rloo && c.bool("normalize_advantages", false);
             c.rejectUnknownKeys();
             if (!level.equals("token") && !level.equals("sequence"))
-                throw new IllegalArgumentException("key 'importance_sampling_level': 'token' or 'sequence', got '" + level + "'");
-            if (g < 2) throw new IllegalArgumentException("key 'num_generations': group baselines need at least 2, got " + g);
-            if (iterations < 1) throw new IllegalArgumentException("key 'num_iterations': must be >= 1, got " + iterations);
+                throw new ConfigException("key 'importance_sampling_level': 'token' or 'sequence', got '" + level + "'");
+            if (g < 2) throw new ConfigException("key 'num_generations': group baselines need at least 2, got " + g);
+            if (iterations < 1) throw new ConfigException("key 'num_iterations': must be >= 1, got " + iterations);
             Grpo.Config grpo = c.validated(() -> new Grpo.Config(eps, epsHigh, beta, lossType, scale, common.maxCompletionLength(), level.equals("sequence")));
             return new Config(estimator, common, grpo, g, iterations, maskTruncated, whiten, c.resolved());
         }

@@ -10,6 +10,7 @@ import java.util.function.Function;
 import org.bytedeco.pytorch.ScalarTypeOptional;
 import org.bytedeco.pytorch.Tensor;
 
+import io.tether.engine.ConfigException;
 import io.tether.engine.Tensors;
 import io.tether.generate.SamplingConfig;
 import io.tether.model.CausalLM;
@@ -39,8 +40,8 @@ public final class GrpoTraining implements TrainingMethod<OnlinePrompt> {
                            Rollouts.Shaping shaping, CausalLM reference, Function<long[], String> decoder, int numIterations,
                            boolean maskTruncated, boolean whitenAdvantages) {
         public Settings {
-            if (numGenerations < 2) throw new IllegalArgumentException("key 'num_generations': group baselines need at least 2, got " + numGenerations);
-            if (numIterations < 1) throw new IllegalArgumentException("key 'num_iterations': must be >= 1, got " + numIterations);
+            if (numGenerations < 2) throw new ConfigException("key 'num_generations': group baselines need at least 2, got " + numGenerations);
+            if (numIterations < 1) throw new ConfigException("key 'num_iterations': must be >= 1, got " + numIterations);
         }
 
         /** GRPO with one pass per rollout, no shaping. */

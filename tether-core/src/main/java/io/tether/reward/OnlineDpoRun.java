@@ -3,6 +3,7 @@ package io.tether.reward;
 import java.io.IOException;
 import java.util.Map;
 
+import io.tether.engine.ConfigException;
 import io.tether.model.CausalLM;
 import io.tether.objective.DpoLoss;
 import io.tether.train.ConfigTree;
@@ -25,7 +26,7 @@ public final class OnlineDpoRun {
             boolean newTokensSet = c.raw("max_new_tokens") != null;
             int maxNew = c.integer("max_new_tokens", 64);
             if (newTokensSet && c.raw("max_completion_length") != null)
-                throw new IllegalArgumentException("key 'max_new_tokens': set either max_new_tokens or max_completion_length, not both");
+                throw new ConfigException("key 'max_new_tokens': set either max_new_tokens or max_completion_length, not both");
             OnlineRun.Common common = OnlineRun.Common.read(c, new OnlineRun.Defaults(0.9, maxNew, "answer", io.tether.train.LearningRateDefault.ONLINE_DPO));
             double beta = c.number("beta", 0.1);
             String lossType = c.string("loss_type", "sigmoid");
@@ -33,11 +34,11 @@ public final class OnlineDpoRun {
             String tiePolicy = c.string("tie_policy", "drop");
             c.rejectUnknownKeys();
             if (!OnlineDpoTraining.Settings.TIE_POLICIES.contains(tiePolicy))
-                throw new IllegalArgumentException("key 'tie_policy': 'drop' (tied pairs train nothing) or 'first' (the first sample wins a tie, as TRL), got '"
+                throw new ConfigException("key 'tie_policy': 'drop' (tied pairs train nothing) or 'first' (the first sample wins a tie, as TRL), got '"
                         + tiePolicy + "'");
-            if (rounds < 1) throw new IllegalArgumentException("key 'num_rounds': must be >= 1, got " + rounds);
+            if (rounds < 1) throw new ConfigException("key 'num_rounds': must be >= 1, got " + rounds);
             if (rounds > 1 && common.lora() != null)
-                throw new IllegalArgumentException("key 'num_rounds': with use_peft the reference is the policy without adapters, which cannot be "
+                throw new ConfigException("key 'num_rounds': with use_peft the reference is the policy without adapters, which cannot be "
                         + "reset to the policy without merging; LoRA runs support num_rounds 1 only");
             DpoLoss.Config dpo = c.validated(() -> OnlineDpoTraining.Settings.loss(beta, lossType));
             return new Config(common, dpo, rounds, tiePolicy, c.resolved());
@@ -53,7 +54,7 @@ public final class OnlineDpoRun {
         try (OnlineRun.Session s = new OnlineRun.Session(c.common(), resume, rewards)) {
             // A reference that moves between rounds is not checkpointed: resuming mid-run would train against the wrong one.
             if (resume && c.numRounds() > 1 && s.run.latestCheckpoint().isPresent())
-                throw new IllegalArgumentException("key 'num_rounds': resuming an iterative run (num_rounds > 1) is not supported: the round's reference is not checkpointed");
+                throw new ConfigException("key 'num_rounds': resuming an iterative run (num_rounds > 1) is not supported: the round's reference is not checkpointed");
             // The reference: a frozen copy, or with LoRA the policy with adapters off.
             CausalLM reference = c.common().lora() == null ? s.loadCopy(c.common().model()) : null;
             var settings = new OnlineDpoTraining.Settings(c.dpo(), s.sampling(), s.scorer(), c.common().shaping(), reference, s.decoder(), c.numRounds(),

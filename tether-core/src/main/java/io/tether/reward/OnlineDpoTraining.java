@@ -10,6 +10,7 @@ import org.bytedeco.pytorch.NoGradGuard;
 import org.bytedeco.pytorch.ScalarTypeOptional;
 import org.bytedeco.pytorch.Tensor;
 
+import io.tether.engine.ConfigException;
 import io.tether.engine.StepScope;
 import io.tether.engine.Tensors;
 import io.tether.generate.SamplingConfig;
@@ -55,16 +56,16 @@ public final class OnlineDpoTraining implements TrainingMethod<OnlinePrompt> {
         public Settings {
             requireSupported(dpo.lossType().size() == 1 ? dpo.lossType().get(0) : dpo.lossType().toString());
             if (!TIE_POLICIES.contains(tiePolicy))
-                throw new IllegalArgumentException("key 'tie_policy': 'drop' or 'first', got '" + tiePolicy + "'");
-            if (numRounds < 1) throw new IllegalArgumentException("key 'num_rounds': must be >= 1, got " + numRounds);
+                throw new ConfigException("key 'tie_policy': 'drop' or 'first', got '" + tiePolicy + "'");
+            if (numRounds < 1) throw new ConfigException("key 'num_rounds': must be >= 1, got " + numRounds);
             if (numRounds > 1 && reference == null)
-                throw new IllegalArgumentException("key 'num_rounds': iterative rounds reset the reference to the policy, but with LoRA the reference is "
+                throw new ConfigException("key 'num_rounds': iterative rounds reset the reference to the policy, but with LoRA the reference is "
                         + "the policy without adapters (no merge); use num_rounds 1 or train without use_peft");
         }
 
         private static void requireSupported(String lossType) {
             if (!List.of("sigmoid", "ipo").contains(lossType))
-                throw new IllegalArgumentException("key 'loss_type': online DPO supports 'sigmoid' or 'ipo', got '" + lossType + "'");
+                throw new ConfigException("key 'loss_type': online DPO supports 'sigmoid' or 'ipo', got '" + lossType + "'");
         }
 
         /** The DPO loss settings of online DPO: sigmoid as TRL, ipo as (Δ − 1/(2β))² without length normalisation. */
@@ -104,7 +105,7 @@ public final class OnlineDpoTraining implements TrainingMethod<OnlinePrompt> {
      */
     public OnlineDpoTraining rounds(int totalSteps) {
         if (s.numRounds() > totalSteps)
-            throw new IllegalArgumentException("key 'num_rounds': " + s.numRounds() + " rounds need at least as many steps, the run has " + totalSteps);
+            throw new ConfigException("key 'num_rounds': " + s.numRounds() + " rounds need at least as many steps, the run has " + totalSteps);
         java.util.Set<Integer> starts = new java.util.TreeSet<>();
         for (int k = 1; k < s.numRounds(); k++) starts.add((int) ((long) k * totalSteps / s.numRounds()));
         roundStarts = java.util.Collections.unmodifiableSet(starts);

@@ -10,6 +10,7 @@ import com.fasterxml.jackson.databind.JsonNode;
 
 import io.tether.data.TokenRecords;
 import io.tether.data.Truncation;
+import io.tether.engine.ConfigException;
 import io.tether.engine.DType;
 import io.tether.engine.Torch;
 import io.tether.generate.SamplingConfig;
@@ -63,14 +64,14 @@ final class OnlineRun {
             TokenRecords.InvalidRecords invalid = TokenRecords.InvalidRecords.parse(c.string("invalid_records", "error"));
             // TRL's max_prompt_length (GRPOConfig/RLOOConfig v0.24: 512); unset, it also leaves room for the completion in the model's positions.
             int maxPrompt = c.raw("max_prompt_length") == null ? 0 : c.integer("max_prompt_length", 0);
-            if (c.raw("max_prompt_length") != null && maxPrompt < 1) throw new IllegalArgumentException("key 'max_prompt_length': must be >= 1, got " + maxPrompt);
+            if (c.raw("max_prompt_length") != null && maxPrompt < 1) throw new ConfigException("key 'max_prompt_length': must be >= 1, got " + maxPrompt);
             TrainerConfig t = c.trainerConfig(d.learningRate());
             LoraAdapters.Config lora = PeftSettings.from(c);
-            if (model == null) throw new IllegalArgumentException("key 'model': missing");
-            if (data == null) throw new IllegalArgumentException("key 'data': missing");
-            if (out == null) throw new IllegalArgumentException("key 'output_dir': missing");
+            if (model == null) throw new ConfigException("key 'model': missing");
+            if (data == null) throw new ConfigException("key 'data': missing");
+            if (out == null) throw new ConfigException("key 'output_dir': missing");
             if (answer == null && rm == null && regex == null && named.isEmpty())
-                throw new IllegalArgumentException("no reward source: set 'reward_model', 'reward_functions', 'reward_answer_field' or 'reward_format_regex'");
+                throw new ConfigException("no reward source: set 'reward_model', 'reward_functions', 'reward_answer_field' or 'reward_format_regex'");
             Rollouts.Shaping shaping = c.validated(() -> new Rollouts.Shaping(eosPenalty, clip[0], clip[1], normalize));
             c.validated(() -> new SamplingConfig(maxCompletion, temperature, topK, topP, 0, List.of(), stops, true));
             return new Common(model, data, out, maxCompletion, temperature, topK, topP, answer, regex, formatWeight, lengthLimit, lengthPenalty,
@@ -80,10 +81,10 @@ final class OnlineRun {
         static List<String> strings(JsonNode n, String key) {
             if (n == null || n.isNull()) return List.of();
             if (n.isTextual()) return List.of(n.asText());
-            if (!n.isArray()) throw new IllegalArgumentException("key '" + key + "': expected a string or a list of strings, got " + n);
+            if (!n.isArray()) throw new ConfigException("key '" + key + "': expected a string or a list of strings, got " + n);
             List<String> out = new ArrayList<>();
             for (JsonNode x : n) {
-                if (!x.isTextual()) throw new IllegalArgumentException("key '" + key + "': expected strings, got " + x);
+                if (!x.isTextual()) throw new ConfigException("key '" + key + "': expected strings, got " + x);
                 out.add(x.asText());
             }
             return out;
@@ -92,7 +93,7 @@ final class OnlineRun {
         private static double[] clipRange(JsonNode n) {
             if (n == null || n.isNull()) return new double[] {Double.NEGATIVE_INFINITY, Double.POSITIVE_INFINITY};
             if (!n.isArray() || n.size() != 2 || !n.get(0).isNumber() || !n.get(1).isNumber())
-                throw new IllegalArgumentException("key 'reward_clip_range': expected [low, high], got " + n);
+                throw new ConfigException("key 'reward_clip_range': expected [low, high], got " + n);
             return new double[] {n.get(0).asDouble(), n.get(1).asDouble()};
         }
     }
@@ -117,7 +118,7 @@ final class OnlineRun {
         Session(Common c, boolean resume, Map<String, RewardFunction> available) throws IOException {
             for (String name : c.rewardFunctions()) {
                 RewardFunction f = available.get(name);
-                if (f == null) throw new IllegalArgumentException("key 'reward_functions': no reward function '" + name + "'; available: "
+                if (f == null) throw new ConfigException("key 'reward_functions': no reward function '" + name + "'; available: "
                         + (available.isEmpty() ? "none" : String.join(", ", new java.util.TreeSet<>(available.keySet()))));
                 namedRewards.add(f);
             }
@@ -152,7 +153,7 @@ final class OnlineRun {
          */
         static Truncation promptTruncation(Common c, int positions) {
             if (c.maxPromptLength() > 0 && c.maxPromptLength() + c.maxCompletionLength() > positions)
-                throw new IllegalArgumentException("key 'max_prompt_length': " + c.maxPromptLength() + " + max_completion_length " + c.maxCompletionLength()
+                throw new ConfigException("key 'max_prompt_length': " + c.maxPromptLength() + " + max_completion_length " + c.maxCompletionLength()
                         + " is more than the model's " + positions + " positions");
             int maxPrompt = c.maxPromptLength() > 0 ? c.maxPromptLength() : Math.min(512, positions - 1);
             return new Truncation(positions, maxPrompt, 0, Truncation.Mode.KEEP_END);
@@ -179,7 +180,7 @@ final class OnlineRun {
 
         SamplingConfig sampling() {
             if (!common.stopStrings().isEmpty() && text == null)
-                throw new IllegalArgumentException("key 'stop_strings': " + common.model() + " has no tokenizer to decode completions with");
+                throw new ConfigException("key 'stop_strings': " + common.model() + " has no tokenizer to decode completions with");
             return new SamplingConfig(common.maxCompletionLength(), common.temperature(), common.topK(), common.topP(), common.trainer().seed(),
                     policy.defaultStopIds(), common.stopStrings(), true);
         }

@@ -5,6 +5,7 @@ import java.nio.file.Path;
 import java.util.List;
 import java.util.Map;
 
+import io.tether.engine.ConfigException;
 import io.tether.model.CausalLM;
 import io.tether.model.Models;
 import io.tether.train.ConfigTree;
@@ -38,7 +39,7 @@ public final class PpoRun {
             boolean valueHead = c.bool("value_head", false);
             List<String> gold = OnlineRun.Common.strings(c.raw("gold_reward_functions"), "gold_reward_functions");
             c.rejectUnknownKeys();
-            if (valueHead && valueModel != null) throw new IllegalArgumentException("keys 'value_head' and 'value_model': choose one critic");
+            if (valueHead && valueModel != null) throw new ConfigException("keys 'value_head' and 'value_model': choose one critic");
             PpoTraining.Config ppo = c.validated(() -> new PpoTraining.Config(klCoef, estimator, target, horizon, gamma, lam, clip, clipValue, vf, epochs, mini, whiten));
             c.validated(() -> new io.tether.train.TrainingMethod.Reuse(epochs, mini));
             return new Config(common, ppo, valueModel, valueHead, gold, c.resolved());
@@ -60,7 +61,7 @@ public final class PpoRun {
         List<RewardFunction> goldFunctions = new java.util.ArrayList<>();
         for (String name : c.goldRewards()) {
             RewardFunction f = rewards.get(name);
-            if (f == null) throw new IllegalArgumentException("key 'gold_reward_functions': no reward function named '" + name + "'; known: "
+            if (f == null) throw new ConfigException("key 'gold_reward_functions': no reward function named '" + name + "'; known: "
                     + new java.util.TreeSet<>(rewards.keySet()));
             goldFunctions.add(f);
         }
@@ -68,7 +69,7 @@ public final class PpoRun {
             CausalLM reference = c.common().lora() == null ? s.loadCopy(c.common().model()) : null;
             CausalLM critic = c.criticSource() == null ? null : s.loadCopy(c.criticSource());
             if (critic != null && (!critic.config().isClassifier() || critic.config().numLabels() != 1))
-                throw new IllegalArgumentException(c.criticSource() + ": the value model must be a sequence-classification model with num_labels 1, got "
+                throw new ConfigException(c.criticSource() + ": the value model must be a sequence-classification model with num_labels 1, got "
                         + critic.config().architecture());
             Rollouts.Scorer gold = goldFunctions.isEmpty() ? null
                     : Rollouts.of(RewardFunction.weightedSum(goldFunctions, java.util.Collections.nCopies(goldFunctions.size(), 1.0 / goldFunctions.size())), s.decoder());

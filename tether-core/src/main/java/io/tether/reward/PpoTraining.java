@@ -11,6 +11,7 @@ import org.bytedeco.pytorch.ScalarTypeOptional;
 import org.bytedeco.pytorch.Tensor;
 import org.bytedeco.pytorch.global.torch;
 
+import io.tether.engine.ConfigException;
 import io.tether.engine.DType;
 import io.tether.engine.Tensors;
 import io.tether.engine.Torch;
@@ -36,13 +37,13 @@ public final class PpoTraining implements TrainingMethod<OnlinePrompt> {
     public record Config(double klCoef, String klEstimator, double klTarget, double klHorizon, double gamma, double lam, double cliprange,
                          double cliprangeValue, double vfCoef, int numPpoEpochs, int numMiniBatches, boolean whitenRewards) {
         public Config {
-            if (!List.of("k1", "k2", "k3").contains(klEstimator)) throw new IllegalArgumentException("key 'kl_estimator': k1, k2 or k3, got '" + klEstimator + "'");
-            if (klCoef < 0) throw new IllegalArgumentException("key 'kl_coef': must be >= 0, got " + klCoef);
-            if (!Double.isNaN(klTarget) && !(klTarget > 0)) throw new IllegalArgumentException("key 'kl_target': must be > 0, got " + klTarget);
-            if (!(klHorizon > 0)) throw new IllegalArgumentException("key 'kl_horizon': must be > 0, got " + klHorizon);
-            if (!(gamma >= 0 && gamma <= 1) || !(lam >= 0 && lam <= 1)) throw new IllegalArgumentException("keys 'gamma' and 'lam' must be in [0, 1]");
-            if (!(cliprange > 0) || !(cliprangeValue > 0)) throw new IllegalArgumentException("keys 'cliprange' and 'cliprange_value' must be > 0");
-            if (vfCoef < 0) throw new IllegalArgumentException("key 'vf_coef': must be >= 0, got " + vfCoef);
+            if (!List.of("k1", "k2", "k3").contains(klEstimator)) throw new ConfigException("key 'kl_estimator': k1, k2 or k3, got '" + klEstimator + "'");
+            if (klCoef < 0) throw new ConfigException("key 'kl_coef': must be >= 0, got " + klCoef);
+            if (!Double.isNaN(klTarget) && !(klTarget > 0)) throw new ConfigException("key 'kl_target': must be > 0, got " + klTarget);
+            if (!(klHorizon > 0)) throw new ConfigException("key 'kl_horizon': must be > 0, got " + klHorizon);
+            if (!(gamma >= 0 && gamma <= 1) || !(lam >= 0 && lam <= 1)) throw new ConfigException("keys 'gamma' and 'lam' must be in [0, 1]");
+            if (!(cliprange > 0) || !(cliprangeValue > 0)) throw new ConfigException("keys 'cliprange' and 'cliprange_value' must be > 0");
+            if (vfCoef < 0) throw new ConfigException("key 'vf_coef': must be >= 0, got " + vfCoef);
         }
 
         /** TRL PPOConfig defaults. */

@@ -9,6 +9,7 @@ import org.bytedeco.pytorch.NoGradGuard;
 import org.bytedeco.pytorch.Tensor;
 import org.bytedeco.pytorch.global.torch;
 
+import io.tether.engine.ConfigException;
 import io.tether.engine.StepScope;
 import io.tether.engine.Tensors;
 import io.tether.model.CausalLM;
@@ -36,7 +37,7 @@ public final class ProcessReward implements TrainingMethod<ProcessReward.Example
         if (t.specialTokens().bosId() != null) ids.add(t.specialTokens().bosId());
         for (long id : t.encode(prompt, false)) ids.add(id);
         long[] sep = t.encode(separator, false);
-        if (sep.length == 0) throw new IllegalArgumentException("the step separator tokenizes to nothing");
+        if (sep.length == 0) throw new ConfigException("the step separator tokenizes to nothing");
         List<Integer> positions = new ArrayList<>(), stepLabels = new ArrayList<>();
         for (int s = 0; s < steps.size(); s++) {
             for (long id : t.encode(steps.get(s), false)) ids.add(id);
@@ -76,7 +77,7 @@ public final class ProcessReward implements TrainingMethod<ProcessReward.Example
     /** Head outputs [total steps, 2] at every example's step positions. */
     static Tensor stepLogits(CausalLM model, List<Example> examples) {
         if (!model.config().isTokenClassifier() || model.config().numLabels() != 2)
-            throw new IllegalArgumentException("a process reward model is a token classifier with 2 labels, got " + model.config().architecture());
+            throw new ConfigException("a process reward model is a token classifier with 2 labels, got " + model.config().architecture());
         List<long[]> rows = new ArrayList<>();
         for (Example e : examples) rows.add(e.ids());
         Tensor logits = model.forward(RewardScorer.padded(rows));                 // (B, T, 2)

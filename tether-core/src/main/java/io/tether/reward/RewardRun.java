@@ -14,6 +14,7 @@ import io.tether.data.DataFormatException;
 import io.tether.data.JsonLines;
 import io.tether.data.TokenRecords;
 import io.tether.data.Truncation;
+import io.tether.engine.ConfigException;
 import io.tether.engine.DType;
 import io.tether.engine.Torch;
 import io.tether.model.CausalLM;
@@ -42,11 +43,11 @@ public final class RewardRun {
                          boolean process, String stepSeparator, boolean trainOnLastStepOnly, io.tether.model.LoraAdapters.Config lora,
                          Map<String, Object> resolved) {
         public Config {
-            if (model == null) throw new IllegalArgumentException("key 'model': missing");
-            if (data == null) throw new IllegalArgumentException("key 'data': missing");
-            if (outputDir == null) throw new IllegalArgumentException("key 'output_dir': missing");
-            if (!(evalFraction >= 0 && evalFraction < 1)) throw new IllegalArgumentException("key 'eval_fraction': must be in [0, 1)");
-            if (centerRewardsCoefficient < 0) throw new IllegalArgumentException("key 'center_rewards_coefficient': must be >= 0");
+            if (model == null) throw new ConfigException("key 'model': missing");
+            if (data == null) throw new ConfigException("key 'data': missing");
+            if (outputDir == null) throw new ConfigException("key 'output_dir': missing");
+            if (!(evalFraction >= 0 && evalFraction < 1)) throw new ConfigException("key 'eval_fraction': must be in [0, 1)");
+            if (centerRewardsCoefficient < 0) throw new ConfigException("key 'center_rewards_coefficient': must be >= 0");
             DType.parse(dtype);
         }
 
@@ -59,7 +60,7 @@ public final class RewardRun {
             String slice = c.string("slice_field", "source"), dtype = c.string("dtype", "fp32");
             String kind = c.string("kind", "bradley_terry");
             if (!kind.equals("bradley_terry") && !kind.equals("process"))
-                throw new IllegalArgumentException("key 'kind': expected bradley_terry or process, got '" + kind + "'");
+                throw new ConfigException("key 'kind': expected bradley_terry or process, got '" + kind + "'");
             String separator = c.string("step_separator", "\n");
             boolean lastOnly = c.bool("train_on_last_step_only", false);
             TrainerConfig t = c.trainerConfig(kind.equals("process") ? io.tether.train.LearningRateDefault.PRM : io.tether.train.LearningRateDefault.REWARD);
@@ -170,7 +171,7 @@ public final class RewardRun {
     static Result runProcess(Config c, boolean resume, Trainer.Listener listener) throws IOException {
         DType dtype = DType.parse(c.dtype());
         RunDirectory run = RunDirectory.open(c.outputDir(), resume);
-        TextAssets text = TextAssets.load(c.model()).orElseThrow(() -> new IllegalArgumentException("key 'model': process reward models need a tokenizer.json in " + c.model()));
+        TextAssets text = TextAssets.load(c.model()).orElseThrow(() -> new ConfigException("key 'model': process reward models need a tokenizer.json in " + c.model()));
         Models.LoadedModel loaded = Models.load(c.model(), dtype);
         CausalLM model;
         if (loaded.model().config().isTokenClassifier()) {

@@ -6,6 +6,7 @@ import org.bytedeco.pytorch.NoGradGuard;
 import org.bytedeco.pytorch.Tensor;
 import org.bytedeco.pytorch.global.torch;
 
+import io.tether.engine.ConfigException;
 import io.tether.engine.StepScope;
 import io.tether.engine.Tensors;
 import io.tether.model.CausalLM;
@@ -21,7 +22,7 @@ public final class RewardScorer {
     /** Differentiable rewards [B] of right-padded ids [B, T] with real lengths {@code lengths}. */
     public static Tensor rewards(CausalLM model, Tensor ids, long[] lengths) {
         if (!model.config().isClassifier() || model.config().numLabels() != 1)
-            throw new IllegalArgumentException("reward scoring needs a sequence-classification model with num_labels 1, got " + model.config().architecture());
+            throw new ConfigException("reward scoring needs a sequence-classification model with num_labels 1, got " + model.config().architecture());
         long b = ids.size(0), t = ids.size(1);
         Tensor hidden = model.hiddenStates(ids, null, null, null);                     // (B, T, H)
         long[] last = new long[(int) b];

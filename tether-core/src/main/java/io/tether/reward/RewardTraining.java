@@ -7,6 +7,7 @@ import java.util.Map;
 
 import org.bytedeco.pytorch.Tensor;
 
+import io.tether.engine.ConfigException;
 import io.tether.engine.Tensors;
 import io.tether.model.CausalLM;
 import io.tether.objective.PairwiseLosses;
@@ -25,7 +26,7 @@ public final class RewardTraining implements TrainingMethod<RewardTraining.Pair>
     private final boolean useMargin;
 
     public RewardTraining(double centerRewardsCoefficient, boolean useMargin) {
-        if (centerRewardsCoefficient < 0) throw new IllegalArgumentException("center_rewards_coefficient must be >= 0");
+        if (centerRewardsCoefficient < 0) throw new ConfigException("center_rewards_coefficient must be >= 0");
         this.centerRewardsCoefficient = centerRewardsCoefficient;
         this.useMargin = useMargin;
     }

@@ -10,6 +10,7 @@ import org.bytedeco.pytorch.NoGradGuard;
 import org.bytedeco.pytorch.Tensor;
 import org.bytedeco.pytorch.global.torch;
 
+import io.tether.engine.ConfigException;
 import io.tether.engine.DType;
 import io.tether.engine.Tensors;
 import io.tether.generate.Generator;
@@ -90,8 +91,8 @@ public final class Rollouts {
         }
 
         public Shaping {
-            if (missingEosPenalty < 0) throw new IllegalArgumentException("key 'missing_eos_penalty': must be >= 0, got " + missingEosPenalty);
-            if (!(clipLow < clipHigh)) throw new IllegalArgumentException("reward clip range must be low < high, got [" + clipLow + ", " + clipHigh + "]");
+            if (missingEosPenalty < 0) throw new ConfigException("key 'missing_eos_penalty': must be >= 0, got " + missingEosPenalty);
+            if (!(clipLow < clipHigh)) throw new ConfigException("reward clip range must be low < high, got [" + clipLow + ", " + clipHigh + "]");
         }
 
         public double apply(double score, boolean truncated) {

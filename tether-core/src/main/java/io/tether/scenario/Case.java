@@ -4,6 +4,8 @@ import java.util.LinkedHashMap;
 import java.util.Locale;
 import java.util.Map;
 
+import io.tether.engine.ConfigException;
+
 /**
  * One support request of the refund world: the policy in force, the order's facts, the customer's claim about the
  * policy, and the prompt the model sees. The correct decision is a function of the facts alone ({@link #decision}),
@@ -143,18 +145,18 @@ public record Case(String id, Policy policy, Category category, int amount, int 
 
     private static Object field(Map<String, ?> r, String name) {
         Object v = r.get(name);
-        if (v == null) throw new IllegalArgumentException("the record has no refund-world field '" + name + "' (write prompts with Case.toRecord)");
+        if (v == null) throw new ConfigException("the record has no refund-world field '" + name + "' (write prompts with Case.toRecord)");
         return v;
     }
 
     private static int integer(Map<String, ?> r, String name) {
         if (field(r, name) instanceof Number n) return n.intValue();
-        throw new IllegalArgumentException("refund-world field '" + name + "' must be a number, found " + r.get(name));
+        throw new ConfigException("refund-world field '" + name + "' must be a number, found " + r.get(name));
     }
 
     private static boolean bool(Map<String, ?> r, String name) {
         if (field(r, name) instanceof Boolean b) return b;
-        throw new IllegalArgumentException("refund-world field '" + name + "' must be true or false, found " + r.get(name));
+        throw new ConfigException("refund-world field '" + name + "' must be true or false, found " + r.get(name));
     }
 
     private static String text(Map<String, ?> r, String name) {

@@ -14,6 +14,7 @@ import java.util.Set;
 import com.fasterxml.jackson.databind.ObjectMapper;
 
 import io.tether.engine.AtomicFiles;
+import io.tether.engine.ConfigException;
 
 /**
  * The demo's datasets, written from one seed: SFT demonstrations, annotated preference pairs, KTO thumbs, GRPO
@@ -51,7 +52,7 @@ public final class DemoData {
      * only from a fresh annotator with the same settings.
      */
     public static Summary write(Path dir, int cases, long seed, NoisyAnnotator annotator) throws IOException {
-        if (cases < 2) throw new IllegalArgumentException("need at least 2 cases to have both a train and an eval split, got " + cases);
+        if (cases < 2) throw new ConfigException("need at least 2 cases to have both a train and an eval split, got " + cases);
         List<Case> all = RefundWorld.prompts(cases, seed);
         Set<String> evalIds = evalIds(all, seed);
         // One answer stream per dataset, so that changing how one is built leaves the others' answer texts as they

@@ -18,6 +18,7 @@ import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 
 import io.tether.engine.AtomicFiles;
+import io.tether.engine.ConfigException;
 
 /**
  * The simplest tokenizer for models trained from scratch: ids 0-255 are the UTF-8 bytes of the text, then a few
@@ -107,7 +108,7 @@ public final class ByteTokenizer implements Tokenizer {
         StringBuilder out = new StringBuilder();
         ByteArrayOutputStream bytes = new ByteArrayOutputStream();
         for (long id : ids) {
-            if (id < 0 || id >= vocabSize()) throw new IllegalArgumentException("token id " + id + " is outside the byte tokenizer's vocabulary [0, " + vocabSize() + ")");
+            if (id < 0 || id >= vocabSize()) throw new ConfigException("token id " + id + " is outside the byte tokenizer's vocabulary [0, " + vocabSize() + ")");
             if (id < 256) {
                 bytes.write((int) id);
                 continue;
@@ -140,7 +141,7 @@ public final class ByteTokenizer implements Tokenizer {
 
     @Override
     public String idToToken(long id) {
-        if (id < 0 || id >= vocabSize()) throw new IllegalArgumentException("token id " + id + " is outside the byte tokenizer's vocabulary [0, " + vocabSize() + ")");
+        if (id < 0 || id >= vocabSize()) throw new ConfigException("token id " + id + " is outside the byte tokenizer's vocabulary [0, " + vocabSize() + ")");
         return id < 256 ? new String(Character.toChars(byteToUnicode()[(int) id])) : specials.get((int) (id - 256));
     }
 

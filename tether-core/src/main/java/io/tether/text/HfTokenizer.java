@@ -17,6 +17,7 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 
 import io.tether.engine.CheckpointException;
+import io.tether.engine.ConfigException;
 
 /**
  * Any Hugging Face {@code tokenizer.json}, run by HF's own Rust tokenizers through DJL's binding (which loads no
@@ -216,7 +217,7 @@ public final class HfTokenizer implements Tokenizer {
     }
 
     private void checkId(long id) {
-        if (!idToToken.containsKey(id)) throw new IllegalArgumentException("token id " + id + " is not in the vocabulary of " + file);
+        if (!idToToken.containsKey(id)) throw new ConfigException("token id " + id + " is not in the vocabulary of " + file);
     }
 
     @Override

@@ -2,6 +2,8 @@ package io.tether.text;
 
 import java.util.List;
 
+import io.tether.engine.ConfigException;
+
 /** Batches of token sequences padded on the left (generation) or right (training), optionally truncated. */
 public final class Padding {
     private Padding() {}
@@ -20,7 +22,7 @@ public final class Padding {
         for (long[] s : sequences) longest = Math.max(longest, s.length);
         int length = maxLength > 0 ? maxLength : longest;
         if (maxLength > 0 && longest > maxLength && !truncate)
-            throw new IllegalArgumentException("a sequence of " + longest + " tokens exceeds max_length " + maxLength + " (enable truncation)");
+            throw new ConfigException("a sequence of " + longest + " tokens exceeds max_length " + maxLength + " (enable truncation)");
         long[] ids = new long[sequences.size() * length], mask = new long[ids.length];
         int[] lengths = new int[sequences.size()];
         java.util.Arrays.fill(ids, padId);
@@ -39,6 +41,6 @@ public final class Padding {
     public static long padId(Tokenizer t) {
         SpecialTokens s = t.specialTokens();
         if (s.padId() != null) return s.padId();
-        throw new IllegalArgumentException("the tokenizer has no pad_token; set one (often the eos_token) in tokenizer_config.json");
+        throw new ConfigException("the tokenizer has no pad_token; set one (often the eos_token) in tokenizer_config.json");
     }
 }

@@ -5,6 +5,8 @@ import java.util.Arrays;
 import java.util.List;
 import java.util.Map;
 
+import io.tether.engine.ConfigException;
+
 /**
  * The one way every trainer turns a prompt and a completion into tokens, as TRL does: the prompt is tokenized on
  * its own (a chat prompt rendered with the generation prompt), the completion's tokens are whatever follows the
@@ -43,7 +45,7 @@ public final class PromptCompletion {
      */
     public static Tokenized text(Tokenizer t, String prompt, String completion, boolean appendEos) {
         String eos = t.specialTokens().eos();
-        if (appendEos && eos == null) throw new IllegalArgumentException("appending EOS needs a tokenizer with an eos_token");
+        if (appendEos && eos == null) throw new ConfigException("appending EOS needs a tokenizer with an eos_token");
         long[] promptIds = t.encode(prompt, true);
         long[] joint = t.encode(prompt + completion + (appendEos ? eos : ""), true);
         return split(t, promptIds, joint);

@@ -10,6 +10,7 @@ import org.bytedeco.pytorch.NoGradGuard;
 import org.bytedeco.pytorch.Tensor;
 
 import io.tether.engine.CheckpointException;
+import io.tether.engine.ConfigException;
 import io.tether.engine.Safetensors;
 import io.tether.engine.StepScope;
 import io.tether.engine.Tensors;
@@ -36,11 +37,11 @@ public final class AdamW implements AutoCloseable {
      */
     public record Config(double lr, double beta1, double beta2, double eps, double weightDecay) {
         public Config {
-            if (!(lr >= 0)) throw new IllegalArgumentException("learning_rate must be >= 0, got " + lr);
-            if (!(beta1 >= 0 && beta1 < 1)) throw new IllegalArgumentException("adam_beta1 must be in [0, 1), got " + beta1);
-            if (!(beta2 >= 0 && beta2 < 1)) throw new IllegalArgumentException("adam_beta2 must be in [0, 1), got " + beta2);
-            if (!(eps > 0)) throw new IllegalArgumentException("adam_epsilon must be > 0, got " + eps);
-            if (!(weightDecay >= 0)) throw new IllegalArgumentException("weight_decay must be >= 0, got " + weightDecay);
+            if (!(lr >= 0)) throw new ConfigException("learning_rate must be >= 0, got " + lr);
+            if (!(beta1 >= 0 && beta1 < 1)) throw new ConfigException("adam_beta1 must be in [0, 1), got " + beta1);
+            if (!(beta2 >= 0 && beta2 < 1)) throw new ConfigException("adam_beta2 must be in [0, 1), got " + beta2);
+            if (!(eps > 0)) throw new ConfigException("adam_epsilon must be > 0, got " + eps);
+            if (!(weightDecay >= 0)) throw new ConfigException("weight_decay must be >= 0, got " + weightDecay);
         }
 
         /** HF TrainingArguments' defaults. */

@@ -15,6 +15,8 @@ import java.util.Set;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 
+import io.tether.engine.ConfigException;
+
 /**
  * A YAML config with command-line overrides, read key by key so that every problem names its key: unknown keys
  * (with the closest known one), wrong types, out-of-range values. Overrides are {@code key=value} with the value
@@ -40,31 +42,31 @@ public final class ConfigTree {
             try {
                 JsonNode n = RunDirectory.YAML.readTree(Files.readString(yaml));
                 if (n != null && !n.isNull() && !n.isMissingNode()) {
-                    if (!n.isObject()) throw new IllegalArgumentException(yaml + ": expected a mapping of keys to values");
+                    if (!n.isObject()) throw new ConfigException(yaml + ": expected a mapping of keys to values");
                     tree = (ObjectNode) n;
                 }
             } catch (NoSuchFileException e) {
-                throw new IllegalArgumentException(yaml + ": config file not found");
+                throw new ConfigException(yaml + ": config file not found");
             } catch (IOException e) {
-                throw new IllegalArgumentException(yaml + ": not valid YAML: " + e.getMessage().lines().findFirst().orElse(""));
+                throw new ConfigException(yaml + ": not valid YAML: " + e.getMessage().lines().findFirst().orElse(""));
             }
         }
         for (String o : overrides) {
             int eq = o.indexOf('=');
-            if (eq <= 0) throw new IllegalArgumentException("override '" + o + "': expected key=value");
+            if (eq <= 0) throw new ConfigException("override '" + o + "': expected key=value");
             String key = o.substring(0, eq).trim(), value = o.substring(eq + 1);
             try {
                 JsonNode v = RunDirectory.YAML.readTree(value.isEmpty() ? "null" : value);
                 tree.set(key, v == null || v.isMissingNode() ? RunDirectory.YAML.nullNode() : v);
             } catch (IOException e) {
-                throw new IllegalArgumentException("override '" + o + "': value is not valid YAML");
+                throw new ConfigException("override '" + o + "': value is not valid YAML");
             }
         }
         return new ConfigTree(tree, source);
     }
 
-    private IllegalArgumentException error(String key, String message) {
-        return new IllegalArgumentException(source + ": key '" + key + "': " + message);
+    private ConfigException error(String key, String message) {
+        return new ConfigException(source + ": key '" + key + "': " + message);
     }
 
     private JsonNode get(String key) {
@@ -135,8 +137,8 @@ public final class ConfigTree {
     public <T> T validated(java.util.function.Supplier<T> build) {
         try {
             return build.get();
-        } catch (IllegalArgumentException e) {
-            throw new IllegalArgumentException(source + ": " + e.getMessage(), e);
+        } catch (ConfigException e) {
+            throw new ConfigException(source + ": " + e.getMessage(), e);
         }
     }
 

@@ -8,6 +8,7 @@ import java.util.Map;
 import io.tether.data.TokenRecords;
 import io.tether.data.Truncation;
 import io.tether.engine.CheckpointException;
+import io.tether.engine.ConfigException;
 import io.tether.model.ModelConfig;
 
 /**
@@ -26,8 +27,8 @@ public record DataSettings(TokenRecords.InvalidRecords invalidRecords, int maxLe
         int maxPrompt = promptLimits ? optional(c, "max_prompt_length") : 0;
         int maxCompletion = promptLimits ? optional(c, "max_completion_length") : 0;
         Truncation.Mode m = Truncation.Mode.parse(c.string("truncation_mode", mode.key()), dropAllowed);
-        if (maxLength != 0 && maxLength < 2) throw new IllegalArgumentException("key 'max_length': must be >= 2, got " + maxLength);
-        if (maxPrompt < 0 || maxCompletion < 0) throw new IllegalArgumentException("key '" + (maxPrompt < 0 ? "max_prompt_length" : "max_completion_length") + "': must be >= 1");
+        if (maxLength != 0 && maxLength < 2) throw new ConfigException("key 'max_length': must be >= 2, got " + maxLength);
+        if (maxPrompt < 0 || maxCompletion < 0) throw new ConfigException("key '" + (maxPrompt < 0 ? "max_prompt_length" : "max_completion_length") + "': must be >= 1");
         return new DataSettings(invalid, maxLength, maxPrompt, maxCompletion, m);
     }
 
@@ -44,7 +45,7 @@ public record DataSettings(TokenRecords.InvalidRecords invalidRecords, int maxLe
     public Truncation truncation(int positions, boolean promptLimits) {
         int length = maxLength > 0 ? maxLength : Truncation.defaultMaxLength(positions);
         if (length > positions)
-            throw new IllegalArgumentException("key 'max_length': " + length + " is more than the model's " + positions + " positions (max_position_embeddings)");
+            throw new ConfigException("key 'max_length': " + length + " is more than the model's " + positions + " positions (max_position_embeddings)");
         int prompt = !promptLimits ? 0 : maxPromptLength > 0 ? maxPromptLength : Truncation.defaultMaxPromptLength(length);
         return new Truncation(length, prompt, maxCompletionLength, truncationMode);
     }

@@ -7,6 +7,8 @@ import java.util.List;
 import java.util.Random;
 import java.util.Set;
 
+import io.tether.engine.ConfigException;
+
 /** A seeded train/held-out split: the same seed always holds out the same examples. */
 public final class DataSplit {
     private DataSplit() {}
@@ -26,7 +28,7 @@ public final class DataSplit {
         for (int i = 0; i < all.size(); i++) order.add(i);
         Collections.shuffle(order, new Random(seed ^ 0x5EEDL));
         int held = Math.max(1, (int) Math.round(fraction * all.size()));
-        if (held >= all.size()) throw new IllegalArgumentException("key 'eval_fraction': leaves no training examples out of " + all.size());
+        if (held >= all.size()) throw new ConfigException("key 'eval_fraction': leaves no training examples out of " + all.size());
         Set<Integer> heldOut = new HashSet<>(order.subList(0, held));
         List<T> train = new ArrayList<>(), eval = new ArrayList<>();
         for (int i = 0; i < all.size(); i++) (heldOut.contains(i) ? eval : train).add(all.get(i));

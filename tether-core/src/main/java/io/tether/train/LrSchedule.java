@@ -1,5 +1,7 @@
 package io.tether.train;
 
+import io.tether.engine.ConfigException;
+
 /**
  * Learning-rate multipliers as HF's {@code get_*_schedule_with_warmup}: linear warmup from 0 over
  * {@code warmupSteps}, then constant, linear decay to 0, or half-cosine decay to 0 at {@code totalSteps}.
@@ -15,14 +17,14 @@ public record LrSchedule(Kind kind, double peakLr, int warmupSteps, int totalSte
                 case "constant", "constant_with_warmup" -> CONSTANT;
                 case "linear" -> LINEAR;
                 case "cosine" -> COSINE;
-                default -> throw new IllegalArgumentException("lr_scheduler_type '" + s + "' is not supported (expected constant, linear or cosine)");
+                default -> throw new ConfigException("lr_scheduler_type '" + s + "' is not supported (expected constant, linear or cosine)");
             };
         }
     }
 
     public LrSchedule {
-        if (warmupSteps < 0) throw new IllegalArgumentException("warmup_steps must be >= 0, got " + warmupSteps);
-        if (totalSteps < 1) throw new IllegalArgumentException("the run must have at least one optimizer step");
+        if (warmupSteps < 0) throw new ConfigException("warmup_steps must be >= 0, got " + warmupSteps);
+        if (totalSteps < 1) throw new ConfigException("the run must have at least one optimizer step");
     }
 
     /** The learning rate for optimizer step {@code step} (0-based). */

@@ -16,6 +16,7 @@ import io.tether.data.JsonLines;
 import io.tether.data.TokenRecords;
 import io.tether.data.Truncation;
 import io.tether.engine.AtomicFiles;
+import io.tether.engine.ConfigException;
 import io.tether.engine.DType;
 import io.tether.engine.Torch;
 import io.tether.model.CausalLM;
@@ -62,7 +63,7 @@ public final class PreferenceRun {
             if (method.equals("kto")) {
                 ktoLossType = types.get(0);
                 if (types.size() != 1 || !(ktoLossType.equals("kto") || ktoLossType.equals("apo_zero_unpaired")))
-                    throw new IllegalArgumentException("key 'loss_type': KTO takes kto or apo_zero_unpaired, got " + types);
+                    throw new ConfigException("key 'loss_type': KTO takes kto or apo_zero_unpaired, got " + types);
                 types.set(0, "sigmoid");
             }
             // TRL's CPOConfig loss_type for cpo and simpo (the simpo command is CPO with SimPO's defaults); alphapo is TRL's
@@ -70,7 +71,7 @@ public final class PreferenceRun {
             String cpoLossType = types.get(0);
             if (method.equals("cpo") || method.equals("simpo")) {
                 if (types.size() != 1 || !List.of("sigmoid", "simpo", "alphapo").contains(cpoLossType))
-                    throw new IllegalArgumentException("key 'loss_type': " + method + " takes sigmoid, simpo or alphapo, got " + types);
+                    throw new ConfigException("key 'loss_type': " + method + " takes sigmoid, simpo or alphapo, got " + types);
                 types.set(0, "sigmoid");
             }
             List<Double> weights = null;
@@ -79,7 +80,7 @@ public final class PreferenceRun {
                 weights = new ArrayList<>();
                 for (JsonNode w : lw) weights.add(w.asDouble());
             } else if (lw != null) {
-                throw new IllegalArgumentException("key 'loss_weights': expected a list of numbers, got " + lw);
+                throw new ConfigException("key 'loss_weights': expected a list of numbers, got " + lw);
             }
             double smoothing = c.number("label_smoothing", 0.0);
             String fdiv = c.string("f_divergence_type", "reverse_kl");
@@ -90,10 +91,10 @@ public final class PreferenceRun {
             double alphapoAlpha = method.equals("cpo") || method.equals("simpo") ? c.number("alpha", 0.0) : 0.0;
             String orpoNll = method.equals("orpo") ? c.string("orpo_nll_tokens", "prompt_and_completion") : "prompt_and_completion";
             if (!orpoNll.equals("prompt_and_completion") && !orpoNll.equals("completion"))
-                throw new IllegalArgumentException("key 'orpo_nll_tokens': expected prompt_and_completion (TRL's ORPO) or completion, got '" + orpoNll + "'");
+                throw new ConfigException("key 'orpo_nll_tokens': expected prompt_and_completion (TRL's ORPO) or completion, got '" + orpoNll + "'");
             if (cpoLossType.equals("alphapo") && (method.equals("cpo") || method.equals("simpo"))) {
                 if (cpoAlpha != 0 && c.given("cpo_alpha"))
-                    throw new IllegalArgumentException("key 'cpo_alpha': loss_type alphapo trains without the NLL term (cpo_alpha 0, as TRL's CPOConfig sets it); "
+                    throw new ConfigException("key 'cpo_alpha': loss_type alphapo trains without the NLL term (cpo_alpha 0, as TRL's CPOConfig sets it); "
                             + "use loss_type simpo with 'alpha' to keep it");
                 cpoAlpha = 0.0;
             }
@@ -107,24 +108,24 @@ public final class PreferenceRun {
             TrainerConfig t = c.trainerConfig(LearningRateDefault.forPreference(method));
             if (method.equals("kto") && ktoLossType.equals("kto") && t.perDeviceTrainBatchSize() < 2)
                 // TRL's KTOTrainer refuses this too ("Actual (not effective) batch size must be > 1"): gradient accumulation does not help.
-                throw new IllegalArgumentException("key 'per_device_train_batch_size': KTO estimates its KL term from each batch's prompts paired with "
+                throw new ConfigException("key 'per_device_train_batch_size': KTO estimates its KL term from each batch's prompts paired with "
                         + "other examples' completions, so a batch needs at least 2 examples (got 1; gradient_accumulation_steps does not count). "
                         + "loss_type apo_zero_unpaired needs no KL term");
             io.tether.model.LoraAdapters.Config lora = PeftSettings.from(c);
             c.rejectUnknownKeys();
-            if (lora != null && sync) throw new IllegalArgumentException("key 'sync_ref_model': TR-DPO needs a separate reference model, and with use_peft the reference is the policy without adapters");
-            if (model == null) throw new IllegalArgumentException("key 'model': missing");
-            if (data == null) throw new IllegalArgumentException("key 'data': missing");
-            if (out == null) throw new IllegalArgumentException("key 'output_dir': missing");
-            if (sync && (refLogprobs != null || precompute)) throw new IllegalArgumentException("key 'sync_ref_model': TR-DPO moves the reference, so it cannot use precomputed reference log-probs");
-            if (ldAlpha != null && (refLogprobs != null || precompute)) throw new IllegalArgumentException("key 'ld_alpha': LD-DPO weights the reference's tokens too, so it needs a live reference, not precomputed sums");
-            if (ldAlpha != null && !(ldAlpha >= 0 && ldAlpha <= 1)) throw new IllegalArgumentException("key 'ld_alpha': must be in [0, 1]");
-            if (rdpoAlpha != 0 && !method.equals("dpo")) throw new IllegalArgumentException("key 'rdpo_alpha': R-DPO's length term is a DPO loss term; " + method + " does not read it");
+            if (lora != null && sync) throw new ConfigException("key 'sync_ref_model': TR-DPO needs a separate reference model, and with use_peft the reference is the policy without adapters");
+            if (model == null) throw new ConfigException("key 'model': missing");
+            if (data == null) throw new ConfigException("key 'data': missing");
+            if (out == null) throw new ConfigException("key 'output_dir': missing");
+            if (sync && (refLogprobs != null || precompute)) throw new ConfigException("key 'sync_ref_model': TR-DPO moves the reference, so it cannot use precomputed reference log-probs");
+            if (ldAlpha != null && (refLogprobs != null || precompute)) throw new ConfigException("key 'ld_alpha': LD-DPO weights the reference's tokens too, so it needs a live reference, not precomputed sums");
+            if (ldAlpha != null && !(ldAlpha >= 0 && ldAlpha <= 1)) throw new ConfigException("key 'ld_alpha': must be in [0, 1]");
+            if (rdpoAlpha != 0 && !method.equals("dpo")) throw new ConfigException("key 'rdpo_alpha': R-DPO's length term is a DPO loss term; " + method + " does not read it");
             DpoLoss.Semantics sem = switch (semantics) {
                 case "trl" -> DpoLoss.Semantics.TRL;
                 case "trl_legacy" -> DpoLoss.Semantics.TRL_LEGACY;
                 case "openrlhf" -> DpoLoss.Semantics.OPENRLHF;
-                default -> throw new IllegalArgumentException("key 'semantics': expected trl, trl_legacy or openrlhf");
+                default -> throw new ConfigException("key 'semantics': expected trl, trl_legacy or openrlhf");
             };
             List<Double> w = weights;
             DpoLoss.Config dpo = c.validated(() -> new DpoLoss.Config(beta, types, w, smoothing, fdiv, falpha, tau, sem, rdpoAlpha));

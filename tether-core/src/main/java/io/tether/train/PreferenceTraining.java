@@ -11,6 +11,7 @@ import org.bytedeco.pytorch.NoGradGuard;
 import org.bytedeco.pytorch.ScalarTypeOptional;
 import org.bytedeco.pytorch.Tensor;
 
+import io.tether.engine.ConfigException;
 import io.tether.engine.StepScope;
 import io.tether.engine.Tensors;
 import io.tether.model.CausalLM;
@@ -48,7 +49,7 @@ public final class PreferenceTraining implements TrainingMethod<PreferenceTraini
         public static final ReferenceFree TRL = new ReferenceFree(0.0, true);
 
         public ReferenceFree {
-            if (!Double.isFinite(alpha)) throw new IllegalArgumentException("key 'alpha': must be a finite number, got " + alpha);
+            if (!Double.isFinite(alpha)) throw new ConfigException("key 'alpha': must be a finite number, got " + alpha);
         }
     }
 

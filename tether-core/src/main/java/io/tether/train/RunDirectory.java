@@ -24,6 +24,7 @@ import com.fasterxml.jackson.dataformat.yaml.YAMLFactory;
 import com.fasterxml.jackson.dataformat.yaml.YAMLGenerator;
 
 import io.tether.engine.AtomicFiles;
+import io.tether.engine.ConfigException;
 
 /**
  * A run's directory: the resolved {@code config.yaml}, {@code provenance.json} (versions, seeds, hashes),
@@ -47,7 +48,7 @@ public final class RunDirectory {
     public static RunDirectory open(Path root, boolean resume) throws IOException {
         RunDirectory run = new RunDirectory(root);
         if (!resume && run.latestCheckpoint().isPresent())
-            throw new IllegalArgumentException("key 'output_dir': " + root + " already holds checkpoints; pass --resume to continue that run or choose another directory");
+            throw new ConfigException("key 'output_dir': " + root + " already holds checkpoints; pass --resume to continue that run or choose another directory");
         return run;
     }
 

@@ -3,6 +3,8 @@ package io.tether.train;
 import java.nio.file.Path;
 import java.util.Map;
 
+import io.tether.engine.ConfigException;
+
 /**
  * {@code tether sft}'s settings: where the model and data come from, how examples become rows, and the loop's
  * TrainingArguments. Key names follow TRL's SFTConfig.
@@ -28,11 +30,11 @@ public record SftConfig(Path model, Path modelConfig, Path tokenizer, Path data,
                         DataSettings reading, boolean packing, boolean completionOnlyLoss, boolean assistantOnlyLoss, String dtype, TrainerConfig trainer,
                         io.tether.model.LoraAdapters.Config lora, Map<String, Object> resolved) {
     public SftConfig {
-        if ((model == null) == (modelConfig == null)) throw new IllegalArgumentException("key 'model': give exactly one of 'model' (an HF directory) or 'model_config' (a config.json to initialise from)");
-        if (data == null) throw new IllegalArgumentException("key 'data': missing");
-        if (outputDir == null) throw new IllegalArgumentException("key 'output_dir': missing");
-        if (!(evalFraction >= 0 && evalFraction < 1)) throw new IllegalArgumentException("key 'eval_fraction': must be in [0, 1), got " + evalFraction);
-        if (evalData != null && evalFraction > 0) throw new IllegalArgumentException("key 'eval_fraction': give either 'eval_data' or 'eval_fraction', not both");
+        if ((model == null) == (modelConfig == null)) throw new ConfigException("key 'model': give exactly one of 'model' (an HF directory) or 'model_config' (a config.json to initialise from)");
+        if (data == null) throw new ConfigException("key 'data': missing");
+        if (outputDir == null) throw new ConfigException("key 'output_dir': missing");
+        if (!(evalFraction >= 0 && evalFraction < 1)) throw new ConfigException("key 'eval_fraction': must be in [0, 1), got " + evalFraction);
+        if (evalData != null && evalFraction > 0) throw new ConfigException("key 'eval_fraction': give either 'eval_data' or 'eval_fraction', not both");
         io.tether.engine.DType.parse(dtype);
     }
 

@@ -12,6 +12,7 @@ import java.util.Random;
 
 import io.tether.data.TokenRecords;
 import io.tether.data.Truncation;
+import io.tether.engine.ConfigException;
 import io.tether.engine.DType;
 import io.tether.engine.Torch;
 import io.tether.model.CausalLM;
@@ -33,7 +34,7 @@ public final class SftRun {
         Truncation truncation = c.reading().truncation(modelConfig.maxPositionEmbeddings(), false);
         Path textDir = c.tokenizer() != null ? c.tokenizer() : c.model();
         TextAssets text = textDir == null ? null : TextAssets.load(textDir).orElse(null);
-        if (c.tokenizer() != null && text == null) throw new IllegalArgumentException("key 'tokenizer': no tokenizer.json in " + c.tokenizer());
+        if (c.tokenizer() != null && text == null) throw new ConfigException("key 'tokenizer': no tokenizer.json in " + c.tokenizer());
         TokenRecords.Read<TokenRecords.TokenRecord> records, evalRecords;
         List<Sft.Example> examples, evalExamples;
         try {

@@ -17,6 +17,8 @@ import org.bytedeco.pytorch.Tensor;
 
 import io.tether.engine.AtomicFiles;
 import io.tether.engine.Autocast;
+import io.tether.engine.CheckpointException;
+import io.tether.engine.ConfigException;
 import io.tether.engine.DType;
 import io.tether.engine.ProcessMemory;
 import io.tether.engine.Safetensors;
@@ -67,7 +69,7 @@ public final class Trainer<E> {
 
     public Trainer(CausalLM model, TrainingMethod<E> method, List<E> train, List<E> eval, TrainerConfig config,
                    RunDirectory run, GradientSync sync, Listener listener, Path tokenizerSource) {
-        if (train.isEmpty()) throw new IllegalArgumentException("no training examples");
+        if (train.isEmpty()) throw new ConfigException("no training examples");
         this.model = model;
         this.method = method;
         this.train = List.copyOf(train);
@@ -117,7 +119,7 @@ public final class Trainer<E> {
                 if (latest.isPresent()) {
                     TrainerState s = TrainerState.read(latest.get());
                     if (s.seed() != config.seed())
-                        throw new IllegalArgumentException("key 'seed': the run was started with seed " + s.seed() + ", not " + config.seed());
+                        throw new ConfigException("key 'seed': the run was started with seed " + s.seed() + ", not " + config.seed());
                     Map<String, Double> methodState = new LinkedHashMap<>(restoreWeights(latest.get()));
                     methodState.putAll(s.methodState());
                     optimizer.load(latest.get().resolve("optimizer.safetensors"));
@@ -141,7 +143,7 @@ public final class Trainer<E> {
                 List<List<E>> micro = planned.poll();
                 long units = 0;
                 for (List<E> mb : micro) units += method.units(mb);
-                if (units == 0) throw new IllegalStateException("step " + (step + 1) + ": the batch has no loss units (e.g. every completion truncated away)");
+                if (units == 0) throw new ConfigException("step " + (step + 1) + ": the batch has no loss units (e.g. every completion truncated away)");
                 double stepLoss = 0;
                 boolean lossNonFinite = false;
                 Map<String, Double> metricSums = new LinkedHashMap<>();
@@ -256,7 +258,7 @@ public final class Trainer<E> {
             return steps;
         }
         if (prepared.size() < reuse.miniBatches())
-            throw new IllegalArgumentException("key 'num_mini_batches': " + reuse.miniBatches() + " mini-batches need at least as many examples per batch, got "
+            throw new ConfigException("key 'num_mini_batches': " + reuse.miniBatches() + " mini-batches need at least as many examples per batch, got "
                     + prepared.size() + " (per_device_train_batch_size x gradient_accumulation_steps x num_mini_batches prompts are drawn)");
         Random shuffle = new Random(config.seed() * 1_000_003L + 7919L * step);
         for (int e = 0; e < reuse.epochs(); e++) {
@@ -351,7 +353,7 @@ public final class Trainer<E> {
         try (Models.LoadedModel saved = Models.load(checkpoint, model.dtype()); NoGradGuard g = new NoGradGuard()) {
             for (Map.Entry<String, Tensor> e : modelParams.entrySet()) {
                 Tensor src = saved.model().parameters().get(e.getKey());
-                if (src == null) throw new IllegalArgumentException(checkpoint + ": checkpoint lacks parameter " + e.getKey());
+                if (src == null) throw new CheckpointException(checkpoint, e.getKey(), "the checkpoint lacks this parameter");
                 e.getValue().copy_(src);
             }
         }
@@ -374,7 +376,7 @@ public final class Trainer<E> {
                 }
                 continue;
             }
-            if (target == null) throw new IllegalArgumentException(file + ": tensor " + name + " is not trainable in this run");
+            if (target == null) throw new CheckpointException(file, name, "not trainable in this run");
             r.readInto(name, target);
         }
         return state;

@@ -1,5 +1,7 @@
 package io.tether.train;
 
+import io.tether.engine.ConfigException;
+
 /**
  * The loop's knobs, named as HF {@code TrainingArguments} names them (YAML keys are these names).
  *
@@ -67,6 +69,6 @@ public record TrainerConfig(int maxSteps, double numTrainEpochs, int perDeviceTr
     }
 
     private static void require(boolean ok, String key, String message) {
-        if (!ok) throw new IllegalArgumentException("key '" + key + "': " + message);
+        if (!ok) throw new ConfigException("key '" + key + "': " + message);
     }
 }

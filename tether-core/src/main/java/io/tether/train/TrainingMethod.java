@@ -5,6 +5,7 @@ import java.util.Map;
 
 import org.bytedeco.pytorch.Tensor;
 
+import io.tether.engine.ConfigException;
 import io.tether.model.CausalLM;
 
 /**
@@ -63,8 +64,8 @@ public interface TrainingMethod<E> {
         public static final Reuse ONCE = new Reuse(1, 1);
 
         public Reuse {
-            if (epochs < 1) throw new IllegalArgumentException("epochs over a rollout must be >= 1, got " + epochs);
-            if (miniBatches < 1) throw new IllegalArgumentException("mini-batches per rollout must be >= 1, got " + miniBatches);
+            if (epochs < 1) throw new ConfigException("epochs over a rollout must be >= 1, got " + epochs);
+            if (miniBatches < 1) throw new ConfigException("mini-batches per rollout must be >= 1, got " + miniBatches);
         }
 
         public int stepsPerBatch() { return epochs * miniBatches; }

@@ -1,0 +1,62 @@
+package io.tether.cli;
+
+import static org.junit.jupiter.api.Assertions.*;
+
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/** Each benchmark, one class per subcommand, on a tiny shape: the report's fields, and --out holding the same JSON. */
+class BenchCommandTest {
+    @TempDir Path tmp;
+    static final ObjectMapper JSON = new ObjectMapper();
+    static final String[] TINY = {"--hidden", "32", "--layers", "1", "--heads", "2", "--kv-heads", "2", "--ffn", "64", "--vocab", "64", "--batch", "2"};
+
+    private String[] bench(String name, String... extra) {
+        List<String> a = new ArrayList<>(List.of("bench", name));
+        a.addAll(List.of(TINY));
+        a.addAll(List.of(extra));
+        String[] r = TextCliTest.run(a.toArray(new String[0]));
+        assertEquals("0", r[0], name + ": " + r[2]);
+        return r;
+    }
+
+    private static JsonNode report(String stdout) throws IOException {
+        return JSON.readTree(stdout.substring(stdout.indexOf('{'), stdout.lastIndexOf('}') + 1));
+    }
+
+    @Test
+    void stepBenchmarksReportTheirShapeThroughputAndThePeak() throws IOException {
+        Path out = tmp.resolve("train.json");
+        String[] r = bench("train", "--seq", "8", "--runs", "1", "--out", out.toString());
+        JsonNode o = report(r[1]);
+        assertEquals("train", o.get("benchmark").asText());
+        assertEquals("llama d=32 layers=1 heads=2 kv=2 ffn=64 vocab=64 batch=2 seq=8", o.get("shape").asText());
+        for (String k : new String[] {"matmul_1024_fp32_gflops_peak", "train_step_seconds_median", "train_tokens_per_second", "fraction_of_peak"})
+            assertTrue(o.get(k).asDouble() > 0, k + ": " + o);
+        assertEquals(o, JSON.readTree(Files.readString(out)), "--out holds the printed report");
+        assertEquals("forward", report(bench("forward", "--seq", "8", "--runs", "1")[1]).get("benchmark").asText());
+        JsonNode generate = report(bench("generate", "--runs", "1", "--prompt-len", "2", "--new-tokens", "4")[1]);
+        assertTrue(generate.get("cached_tokens_per_second").asDouble() > 0 && generate.get("cache_speedup").asDouble() > 0, generate.toString());
+    }
+
+    @Test
+    void sftAndRolloutTimeTheRealLoop() throws IOException {
+        String[] sft = bench("sft", "--seq", "8", "--steps", "2");
+        JsonNode o = report(sft[1].substring(0, sft[1].lastIndexOf("tokens_per_second=")));
+        assertTrue(o.get("fp32_step_seconds_median").asDouble() > 0 && o.get("bf16_step_seconds_median").asDouble() > 0, o.toString());
+        assertTrue(sft[1].strip().lines().reduce((a, b) -> b).orElseThrow().matches("tokens_per_second=[0-9.]+"), sft[1]);
+
+        JsonNode rollout = report(bench("rollout", "--runs", "1", "--group", "2", "--prompt-len", "4", "--new-tokens", "4", "--rollouts", "1")[1]);
+        double share = rollout.get("grpo_generation_share").asDouble();
+        assertTrue(share > 0 && share < 1, rollout.toString());
+        assertTrue(rollout.get("ppo_generation_share").asDouble() > 0, rollout.toString());
+    }
+}
