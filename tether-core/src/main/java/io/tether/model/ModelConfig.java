@@ -12,6 +12,7 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 
 import io.tether.engine.CheckpointException;
+import io.tether.engine.ConfigException;
 
 /**
  * A Hugging Face {@code config.json}, read into the fields Tether's decoders use. Field names are HF's keys in
@@ -311,7 +312,7 @@ public record ModelConfig(
 
     private ModelConfig asClassifier(String suffix, int labels) {
         if (architecture.equals("Olmo2ForCausalLM"))
-            throw new IllegalArgumentException("transformers has no Olmo2" + suffix + ": an OLMo 2 backbone cannot carry a classification head that HF loads");
+            throw new ConfigException("transformers has no Olmo2" + suffix + ": an OLMo 2 backbone cannot carry a classification head that HF loads");
         String arch = switch (family) {
             case LLAMA -> architecture.replace("ForCausalLM", suffix);
             case GPT2 -> "GPT2" + suffix;
