@@ -15,17 +15,17 @@ import io.tether.generate.Generator;
 import io.tether.generate.SamplingConfig;
 import io.tether.model.LoraAdapters;
 import io.tether.model.Models;
-import io.tether.reward.OnlinePrompt;
-import io.tether.reward.PairwiseJudge;
-import io.tether.reward.Rollouts;
+import io.tether.rollout.OnlinePrompt;
+import io.tether.rollout.PairwiseJudge;
+import io.tether.rollout.Rollouts;
 import io.tether.scenario.DemoData;
 import io.tether.scenario.GoldRubric;
 import io.tether.scenario.NoisyAnnotator;
 import io.tether.text.TextAssets;
-import io.tether.train.ConfigTree;
-import io.tether.train.PreferenceRun;
-import io.tether.train.SftConfig;
-import io.tether.train.SftRun;
+import io.tether.run.ConfigTree;
+import io.tether.run.PreferenceRun;
+import io.tether.run.SftConfig;
+import io.tether.run.SftRun;
 import io.tether.train.Trainer;
 
 /**

@@ -80,28 +80,28 @@ final class BenchRollout implements Callable<Integer> {
     }
 
     /** The reward of both timed methods: the share of even tokens in the completion. */
-    private static final io.tether.reward.RewardFunction EVEN_TOKENS = (prompt, completion, tokens, record) -> {
+    private static final io.tether.rollout.RewardFunction EVEN_TOKENS = (prompt, completion, tokens, record) -> {
         double even = 0;
         for (long t : tokens) even += t % 2 == 0 ? 1 : 0;
         return java.util.OptionalDouble.of(even / Math.max(1, tokens.length));
     };
 
-    private io.tether.train.TrainingMethod<io.tether.reward.OnlinePrompt> grpo(List<long[]> unique, SamplingConfig sampling) {
-        return new io.tether.reward.GrpoTraining(io.tether.reward.GrpoTraining.Settings.grpo(
+    private io.tether.train.TrainingMethod<io.tether.rollout.OnlinePrompt> grpo(List<long[]> unique, SamplingConfig sampling) {
+        return new io.tether.online.GrpoTraining(io.tether.online.GrpoTraining.Settings.grpo(
                 new io.tether.objective.Grpo.Config(0.2, 0.28, 0.0, "dapo", "group", newTokens), group, sampling, EVEN_TOKENS, null, null));
     }
 
     /** PPO with a value head on the policy and the policy's own starting weights as the reference. */
-    private io.tether.train.TrainingMethod<io.tether.reward.OnlinePrompt> ppo(CausalLM m, CausalLM reference, SamplingConfig sampling) {
-        var settings = new io.tether.reward.PpoTraining.Settings(io.tether.reward.PpoTraining.Config.defaults(), sampling,
-                io.tether.reward.Rollouts.of(EVEN_TOKENS, null), io.tether.reward.Rollouts.Shaping.NONE, reference, null, null);
-        return new io.tether.reward.PpoTraining(settings, m, 0);
+    private io.tether.train.TrainingMethod<io.tether.rollout.OnlinePrompt> ppo(CausalLM m, CausalLM reference, SamplingConfig sampling) {
+        var settings = new io.tether.online.PpoTraining.Settings(io.tether.online.PpoTraining.Config.defaults(), sampling,
+                io.tether.rollout.Rollouts.of(EVEN_TOKENS, null), io.tether.rollout.Rollouts.Shaping.NONE, reference, null, null);
+        return new io.tether.online.PpoTraining(settings, m, 0);
     }
 
     /** Runs the method's steps over the prompts and returns the share of their wall time spent in rollouts. */
-    private double generationShare(CausalLM m, io.tether.train.TrainingMethod<io.tether.reward.OnlinePrompt> method, int batch) throws IOException {
-        List<io.tether.reward.OnlinePrompt> ps = new ArrayList<>();
-        for (int i = 0; i < batch; i++) ps.add(new io.tether.reward.OnlinePrompt(s.randomIds(300 + i, 1, promptLen), java.util.Map.of(), null));
+    private double generationShare(CausalLM m, io.tether.train.TrainingMethod<io.tether.rollout.OnlinePrompt> method, int batch) throws IOException {
+        List<io.tether.rollout.OnlinePrompt> ps = new ArrayList<>();
+        for (int i = 0; i < batch; i++) ps.add(new io.tether.rollout.OnlinePrompt(s.randomIds(300 + i, 1, promptLen), java.util.Map.of(), null));
         var config = new io.tether.train.TrainerConfig(rollouts * method.reuse().stepsPerBatch(), 1, batch, 1, 1e-5, "constant", 0, 0, 0.0, 0.9, 0.999,
                 1e-8, 1.0, 0, 1, 0, 0, 1, "stop", false);
         return train(m, method, ps, config, null, "tether-bench-rollout", dir -> {

@@ -22,10 +22,10 @@ import io.tether.eval.WinRate;
 import io.tether.generate.SamplingConfig;
 import io.tether.model.CausalLM;
 import io.tether.model.Models;
-import io.tether.reward.OnlinePrompt;
-import io.tether.reward.PairwiseJudge;
-import io.tether.reward.RewardFunction;
-import io.tether.reward.Rollouts;
+import io.tether.rollout.OnlinePrompt;
+import io.tether.rollout.PairwiseJudge;
+import io.tether.rollout.RewardFunction;
+import io.tether.rollout.Rollouts;
 import io.tether.text.TextAssets;
 
 /** {@code tether eval}: a candidate against a baseline on held-out prompts, judged pairwise, with the release gate. */

@@ -9,11 +9,11 @@ import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
 import picocli.CommandLine.ParentCommand;
 
-import io.tether.reward.GrpoRun;
-import io.tether.reward.GrpoTraining;
-import io.tether.reward.OnlineDpoRun;
-import io.tether.reward.PpoRun;
-import io.tether.train.ConfigTree;
+import io.tether.online.GrpoRun;
+import io.tether.online.GrpoTraining;
+import io.tether.online.OnlineDpoRun;
+import io.tether.online.PpoRun;
+import io.tether.run.ConfigTree;
 import io.tether.train.Trainer;
 
 /** The online RL commands: each samples from the current policy, scores, and updates (TRL config names). */
@@ -21,7 +21,7 @@ final class OnlineCommands {
     private OnlineCommands() {}
 
     /** Reward functions a config can name in {@code reward_functions}: the refund world's gold rubric. */
-    static final java.util.Map<String, io.tether.reward.RewardFunction> NAMED_REWARDS =
+    static final java.util.Map<String, io.tether.rollout.RewardFunction> NAMED_REWARDS =
             java.util.Map.of("refund-rubric", new io.tether.scenario.GoldRubric().asReward());
 
     abstract static class Base implements Callable<Integer> {

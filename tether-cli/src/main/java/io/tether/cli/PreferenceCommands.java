@@ -10,8 +10,8 @@ import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
 import picocli.CommandLine.ParentCommand;
 
-import io.tether.train.ConfigTree;
-import io.tether.train.PreferenceRun;
+import io.tether.run.ConfigTree;
+import io.tether.run.PreferenceRun;
 import io.tether.train.Trainer;
 
 /** {@code tether dpo|kto|orpo|simpo|cpo}: one shape, the method named by the command. */

@@ -8,7 +8,7 @@ import java.util.Locale;
 import java.util.Map;
 
 import io.tether.engine.ConfigException;
-import io.tether.train.ConfigTree;
+import io.tether.run.ConfigTree;
 import io.tether.train.Trainer;
 
 /**

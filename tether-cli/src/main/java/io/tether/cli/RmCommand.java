@@ -23,9 +23,9 @@ import io.tether.model.Models;
 import io.tether.reward.EvalJson;
 import io.tether.reward.RewardEvaluation;
 import io.tether.reward.RewardRun;
-import io.tether.reward.RewardScorer;
+import io.tether.rollout.RewardScorer;
 import io.tether.reward.RewardTraining;
-import io.tether.train.ConfigTree;
+import io.tether.run.ConfigTree;
 import io.tether.text.TextAssets;
 
 @Command(name = "rm", mixinStandardHelpOptions = true, description = "Bradley-Terry reward models: train, score, evaluate.",

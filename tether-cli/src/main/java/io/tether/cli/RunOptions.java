@@ -6,7 +6,7 @@ import java.util.List;
 
 import picocli.CommandLine.Option;
 
-import io.tether.train.ConfigTree;
+import io.tether.run.ConfigTree;
 
 /** The options every training command shares: a YAML file, key=value overrides, their shorthands, and --resume. */
 final class RunOptions {

@@ -8,9 +8,9 @@ import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
 import picocli.CommandLine.ParentCommand;
 
-import io.tether.train.ConfigTree;
-import io.tether.train.SftConfig;
-import io.tether.train.SftRun;
+import io.tether.run.ConfigTree;
+import io.tether.run.SftConfig;
+import io.tether.run.SftRun;
 import io.tether.train.Trainer;
 
 @Command(name = "sft", mixinStandardHelpOptions = true,

@@ -11,10 +11,10 @@ import io.tether.engine.ConfigException;
 import io.tether.engine.StepScope;
 import io.tether.generate.SamplingConfig;
 import io.tether.model.CausalLM;
-import io.tether.reward.Experience;
-import io.tether.reward.OnlinePrompt;
-import io.tether.reward.PairwiseJudge;
-import io.tether.reward.Rollouts;
+import io.tether.rollout.Experience;
+import io.tether.rollout.OnlinePrompt;
+import io.tether.rollout.PairwiseJudge;
+import io.tether.rollout.Rollouts;
 
 /**
  * A candidate policy against a baseline on held-out prompts: one completion of each prompt from each (same seed),

@@ -3,8 +3,8 @@ package io.tether.eval;
 import java.util.ArrayList;
 import java.util.List;
 
-import io.tether.reward.OnlinePrompt;
-import io.tether.reward.Rollouts;
+import io.tether.rollout.OnlinePrompt;
+import io.tether.rollout.Rollouts;
 
 /**
  * The seed's probes of a reward model or judge: pairs of answers to one prompt that differ only in something the

@@ -1,5 +1,6 @@
 package io.tether.reward;
 
+import io.tether.rollout.RewardScorer;
 import java.io.IOException;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -20,11 +21,11 @@ import io.tether.engine.Torch;
 import io.tether.model.CausalLM;
 import io.tether.model.Models;
 import io.tether.text.TextAssets;
-import io.tether.train.ConfigTree;
-import io.tether.train.DataSettings;
+import io.tether.run.ConfigTree;
+import io.tether.run.DataSettings;
 import io.tether.train.DataSplit;
 import io.tether.train.GradientSync;
-import io.tether.train.PeftSettings;
+import io.tether.run.PeftSettings;
 import io.tether.train.RunDirectory;
 import io.tether.train.Trainer;
 import io.tether.train.TrainerConfig;
@@ -64,7 +65,7 @@ public final class RewardRun {
             String separator = c.string("step_separator", "\n");
             boolean lastOnly = c.bool("train_on_last_step_only", false);
             TrainerConfig t = c.trainerConfig(kind.equals("process") ? io.tether.train.LearningRateDefault.PRM : io.tether.train.LearningRateDefault.REWARD);
-            io.tether.model.LoraAdapters.Config lora = io.tether.train.PeftSettings.from(c);
+            io.tether.model.LoraAdapters.Config lora = io.tether.run.PeftSettings.from(c);
             c.rejectUnknownKeys();
             Map<String, Object> resolved = c.resolved();
             if (evalData != null) resolved.put("eval_fraction", 0.0);   // eval_data replaces the default split

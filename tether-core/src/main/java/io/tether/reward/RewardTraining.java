@@ -1,5 +1,6 @@
 package io.tether.reward;
 
+import io.tether.rollout.RewardScorer;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;

@@ -10,7 +10,7 @@ import java.util.Set;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
 
-import io.tether.reward.RewardFunction;
+import io.tether.rollout.RewardFunction;
 
 /**
  * The held-out "human" of the refund world: judges any answer text to any case by rules, so that a policy or a reward

@@ -5,7 +5,7 @@ import java.util.List;
 import java.util.Random;
 
 import io.tether.eval.ProbeSuite;
-import io.tether.reward.OnlinePrompt;
+import io.tether.rollout.OnlinePrompt;
 import io.tether.text.Tokenizer;
 
 /**

@@ -31,8 +31,8 @@ import io.tether.engine.ConfigException;
  * {@code metrics.jsonl}, and {@code checkpoints/step-N/} (HF layout plus trainer state).
  */
 public final class RunDirectory {
-    static final ObjectMapper JSON = new ObjectMapper();
-    static final ObjectMapper YAML = new ObjectMapper(new YAMLFactory().disable(YAMLGenerator.Feature.WRITE_DOC_START_MARKER));
+    public static final ObjectMapper JSON = new ObjectMapper();
+    public static final ObjectMapper YAML = new ObjectMapper(new YAMLFactory().disable(YAMLGenerator.Feature.WRITE_DOC_START_MARKER));
     private static final Pattern STEP_DIR = Pattern.compile("step-(\\d+)");
 
     private final Path root;

@@ -432,7 +432,7 @@ public final class Trainer<E> {
         }
     }
 
-    static Map<String, Object> orderedMap(Object... kv) {
+    public static Map<String, Object> orderedMap(Object... kv) {
         Map<String, Object> m = new LinkedHashMap<>();
         for (int i = 0; i < kv.length; i += 2) m.put((String) kv[i], kv[i + 1]);
         return m;

@@ -1,5 +1,6 @@
 package io.tether.reward;
 
+import io.tether.rollout.RewardScorer;
 import static org.junit.jupiter.api.Assertions.*;
 
 import java.io.BufferedReader;
@@ -27,13 +28,13 @@ import io.tether.model.CausalLM;
 import io.tether.model.ModelConfig;
 import io.tether.model.Models;
 import io.tether.objective.PairwiseLosses;
-import io.tether.train.ConfigTree;
+import io.tether.run.ConfigTree;
 import io.tether.train.GradientSync;
 import io.tether.train.RunDirectory;
 import io.tether.train.Trainer;
 import io.tether.train.TrainerConfig;
 
-class RewardModelTest {
+public class RewardModelTest {
     @TempDir Path tmp;
     static final Path FIXTURES = Path.of(System.getProperty("tether.shared", "../shared")).resolve("fixtures");
 
@@ -112,7 +113,7 @@ class RewardModelTest {
     }
 
     /** Chosen responses contain token 7 somewhere; rejected ones never do. */
-    static List<RewardTraining.Pair> rulePairs(int n, long seed) {
+    public static List<RewardTraining.Pair> rulePairs(int n, long seed) {
         Random r = new Random(seed);
         List<RewardTraining.Pair> out = new ArrayList<>();
         for (int i = 0; i < n; i++) {

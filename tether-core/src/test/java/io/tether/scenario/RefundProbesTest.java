@@ -19,7 +19,7 @@ import io.tether.model.CausalLM;
 import io.tether.model.ModelConfig;
 import io.tether.model.Models;
 import io.tether.reward.RewardTraining;
-import io.tether.reward.Rollouts;
+import io.tether.rollout.Rollouts;
 import io.tether.text.ByteTokenizer;
 import io.tether.train.GradientSync;
 import io.tether.train.RunDirectory;

@@ -21,7 +21,7 @@ import io.tether.model.LogProbs;
 import io.tether.model.ModelConfig;
 import io.tether.model.Models;
 import io.tether.model.PromptCompletionRows;
-import io.tether.reward.Rollouts;
+import io.tether.rollout.Rollouts;
 
 /**
  * The prompt + completion row layout that scoring (LogProbs), preference training and the online rollouts share: in

@@ -1,5 +1,7 @@
 package io.tether.train;
 
+import io.tether.run.ConfigTree;
+import io.tether.run.PreferenceRun;
 import static org.junit.jupiter.api.Assertions.*;
 
 import java.util.List;

@@ -1,5 +1,8 @@
 package io.tether.train;
 
+import io.tether.run.ConfigTree;
+import io.tether.run.PreferenceRun;
+import io.tether.run.SftConfig;
 import static org.junit.jupiter.api.Assertions.*;
 
 import java.util.ArrayList;
@@ -7,10 +10,10 @@ import java.util.List;
 
 import org.junit.jupiter.api.Test;
 
-import io.tether.reward.GrpoRun;
-import io.tether.reward.GrpoTraining;
-import io.tether.reward.OnlineDpoRun;
-import io.tether.reward.PpoRun;
+import io.tether.online.GrpoRun;
+import io.tether.online.GrpoTraining;
+import io.tether.online.OnlineDpoRun;
+import io.tether.online.PpoRun;
 import io.tether.reward.RewardRun;
 
 /**

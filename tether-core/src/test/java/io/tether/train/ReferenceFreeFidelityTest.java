@@ -1,5 +1,6 @@
 package io.tether.train;
 
+import io.tether.run.PreferenceRun;
 import static org.junit.jupiter.api.Assertions.*;
 
 import java.util.ArrayList;

@@ -1,4 +1,4 @@
-package io.tether.reward;
+package io.tether.rollout;
 
 import java.util.List;
 import java.util.Map;

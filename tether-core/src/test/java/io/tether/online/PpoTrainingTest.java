@@ -1,5 +1,11 @@
-package io.tether.reward;
+package io.tether.online;
 
+import io.tether.reward.RewardModelTest;
+import io.tether.reward.RewardTraining;
+import io.tether.rollout.Experience;
+import io.tether.rollout.OnlinePrompt;
+import io.tether.rollout.RewardFunction;
+import io.tether.rollout.Rollouts;
 import static org.junit.jupiter.api.Assertions.*;
 
 import java.io.IOException;

@@ -1,5 +1,8 @@
-package io.tether.train;
+package io.tether.run;
 
+import io.tether.train.LearningRateDefault;
+import io.tether.train.RunDirectory;
+import io.tether.train.TrainerConfig;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.NoSuchFileException;

@@ -1,5 +1,10 @@
-package io.tether.reward;
+package io.tether.online;
 
+import io.tether.rollout.Experience;
+import io.tether.rollout.OnlinePrompt;
+import io.tether.rollout.PairwiseJudge;
+import io.tether.rollout.RewardFunction;
+import io.tether.rollout.Rollouts;
 import static org.junit.jupiter.api.Assertions.*;
 
 import java.nio.file.Files;

@@ -1,12 +1,13 @@
-package io.tether.reward;
+package io.tether.online;
 
+import io.tether.rollout.RewardFunction;
 import java.io.IOException;
 import java.util.Map;
 
 import io.tether.engine.ConfigException;
 import io.tether.model.CausalLM;
 import io.tether.objective.DpoLoss;
-import io.tether.train.ConfigTree;
+import io.tether.run.ConfigTree;
 import io.tether.train.GradientSync;
 import io.tether.train.Trainer;
 

@@ -1,5 +1,10 @@
-package io.tether.train;
+package io.tether.run;
 
+import io.tether.train.DataSplit;
+import io.tether.train.GradientSync;
+import io.tether.train.RunDirectory;
+import io.tether.train.Sft;
+import io.tether.train.Trainer;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;

@@ -1,5 +1,7 @@
-package io.tether.reward;
+package io.tether.online;
 
+import io.tether.rollout.RewardFunction;
+import io.tether.rollout.Rollouts;
 import java.io.IOException;
 import java.nio.file.Path;
 import java.util.List;
@@ -8,7 +10,7 @@ import java.util.Map;
 import io.tether.engine.ConfigException;
 import io.tether.model.CausalLM;
 import io.tether.model.Models;
-import io.tether.train.ConfigTree;
+import io.tether.run.ConfigTree;
 import io.tether.train.GradientSync;
 import io.tether.train.Trainer;
 

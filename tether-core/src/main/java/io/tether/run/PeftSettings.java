@@ -1,4 +1,4 @@
-package io.tether.train;
+package io.tether.run;
 
 import java.nio.file.Path;
 import java.util.ArrayList;

@@ -1,4 +1,4 @@
-package io.tether.reward;
+package io.tether.rollout;
 
 import java.nio.file.Path;
 import java.util.ArrayList;

@@ -1,5 +1,8 @@
-package io.tether.reward;
+package io.tether.online;
 
+import io.tether.rollout.Experience;
+import io.tether.rollout.OnlinePrompt;
+import io.tether.rollout.Rollouts;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;

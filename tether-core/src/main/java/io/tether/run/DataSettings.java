@@ -1,5 +1,6 @@
-package io.tether.train;
+package io.tether.run;
 
+import io.tether.train.Trainer;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.LinkedHashMap;

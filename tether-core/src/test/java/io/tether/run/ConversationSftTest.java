@@ -1,4 +1,4 @@
-package io.tether.train;
+package io.tether.run;
 
 import static org.junit.jupiter.api.Assertions.*;
 
@@ -11,6 +11,8 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
 import io.tether.data.TokenRecords;
+import io.tether.train.Sft;
+import io.tether.train.TrainerConfig;
 import io.tether.text.ByteTokenizer;
 import io.tether.text.TextAssets;
 

@@ -1,5 +1,8 @@
-package io.tether.reward;
+package io.tether.online;
 
+import io.tether.rollout.OnlinePrompt;
+import io.tether.rollout.RewardFunction;
+import io.tether.rollout.Rollouts;
 import java.io.IOException;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -19,9 +22,9 @@ import io.tether.model.LoraAdapters;
 import io.tether.model.ModelConfig;
 import io.tether.model.Models;
 import io.tether.text.TextAssets;
-import io.tether.train.ConfigTree;
-import io.tether.train.DataSettings;
-import io.tether.train.PeftSettings;
+import io.tether.run.ConfigTree;
+import io.tether.run.DataSettings;
+import io.tether.run.PeftSettings;
 import io.tether.train.RunDirectory;
 import io.tether.train.TrainerConfig;
 

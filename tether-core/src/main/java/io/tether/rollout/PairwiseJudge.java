@@ -1,4 +1,4 @@
-package io.tether.reward;
+package io.tether.rollout;
 
 /**
  * A judge that compares two completions of one prompt, as TRL's pairwise judges do (PairRM, an LLM judge, or a

@@ -1,4 +1,4 @@
-package io.tether.reward;
+package io.tether.rollout;
 
 import java.util.ArrayList;
 import java.util.Arrays;

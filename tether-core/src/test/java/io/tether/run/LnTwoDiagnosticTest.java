@@ -1,10 +1,12 @@
-package io.tether.train;
+package io.tether.run;
 
 import static org.junit.jupiter.api.Assertions.*;
 
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
+
+import io.tether.train.Trainer;
 
 import org.junit.jupiter.api.Test;
 

@@ -1,4 +1,4 @@
-package io.tether.reward;
+package io.tether.rollout;
 
 /**
  * One sampled completion and what the method worked out about it before training on it (the rollout buffer of

@@ -1,5 +1,7 @@
-package io.tether.train;
+package io.tether.run;
 
+import io.tether.train.LearningRateDefault;
+import io.tether.train.TrainerConfig;
 import java.nio.file.Path;
 import java.util.Map;
 

@@ -1,5 +1,13 @@
-package io.tether.train;
+package io.tether.run;
 
+import io.tether.train.DataSplit;
+import io.tether.train.GradientSync;
+import io.tether.train.KtoTraining;
+import io.tether.train.LearningRateDefault;
+import io.tether.train.PreferenceTraining;
+import io.tether.train.RunDirectory;
+import io.tether.train.Trainer;
+import io.tether.train.TrainerConfig;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
