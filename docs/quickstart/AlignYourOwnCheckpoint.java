@@ -24,7 +24,7 @@ import io.tether.scenario.NoisyAnnotator;
 import io.tether.text.TextAssets;
 import io.tether.run.ConfigTree;
 import io.tether.run.PreferenceRun;
-import io.tether.run.SftConfig;
+import io.tether.run.SftSettings;
 import io.tether.run.SftRun;
 import io.tether.train.Trainer;
 
@@ -64,7 +64,7 @@ public class AlignYourOwnCheckpoint {
             }
         };
         Path sft = out.resolve("sft");
-        SftRun.run(SftConfig.from(ConfigTree.load(configs.resolve("sft.yaml"),
+        SftRun.run(SftSettings.config(ConfigTree.load(configs.resolve("sft.yaml"),
                 List.of("model=" + checkpoint, "data=" + data.resolve("sft.train.jsonl"), "output_dir=" + sft))), false, log);
 
         // 3. DPO with LoRA from the SFT model: the reference is the SFT model itself (adapters off).

@@ -9,7 +9,8 @@ import picocli.CommandLine.Mixin;
 import picocli.CommandLine.ParentCommand;
 
 import io.tether.run.ConfigTree;
-import io.tether.run.SftConfig;
+import io.tether.run.RunConfig;
+import io.tether.run.SftSettings;
 import io.tether.run.SftRun;
 import io.tether.train.Trainer;
 
@@ -26,10 +27,10 @@ final class SftCommand implements Callable<Integer> {
     public Integer call() throws IOException {
         root.initEngine();
         ConfigTree settings = run.settings();
-        SftConfig c = SftConfig.from(settings);
+        RunConfig<SftSettings> c = SftSettings.config(settings);
         PrintWriter err = root.spec.commandLine().getErr();
         Trainer.Result r = SftRun.run(c, run.resume, new ProgressBar(err, settings));
-        ProgressBar.done(err, r, c.outputDir());
+        ProgressBar.done(err, r, c.spec().outputDir());
         return 0;
     }
 }

@@ -24,6 +24,7 @@ import io.tether.model.Models;
 import io.tether.text.TextAssets;
 import io.tether.run.ConfigTree;
 import io.tether.run.DataSettings;
+import io.tether.run.Provenance;
 import io.tether.run.PeftSettings;
 import io.tether.train.RunDirectory;
 import io.tether.train.TrainerConfig;
@@ -204,12 +205,12 @@ final class OnlineRun {
         }
 
         void writeRecords(Map<String, Object> resolved, boolean resume, io.tether.train.Trainer.Listener listener) throws IOException {
-            Map<String, Object> provenance = RunDirectory.provenance(common.trainer().seed(), common.data(), null, resume);
+            Map<String, Object> provenance = Provenance.start(common.trainer().seed(), common.data(), null, resume);
             DataSettings.report(listener, provenance, new DataSettings(common.invalidRecords(), 0, promptTruncation.maxPromptLength(), 0, Truncation.Mode.KEEP_END),
                     promptTruncation, Map.of(common.data(), promptRead));
             run.writeConfig(DataSettings.resolved(resolved, promptTruncation, false));
-            provenance.put("initial_weights", RunDirectory.weightsHash(common.model()));
-            if (common.rewardModel() != null) provenance.put("reward_model_weights", RunDirectory.weightsHash(common.rewardModel()));
+            provenance.put("initial_weights", Provenance.weightsHash(common.model()));
+            if (common.rewardModel() != null) provenance.put("reward_model_weights", Provenance.weightsHash(common.rewardModel()));
             provenance.put("prompts", prompts.size());
             run.writeProvenance(provenance);
         }

@@ -23,6 +23,7 @@ import io.tether.model.Models;
 import io.tether.text.TextAssets;
 import io.tether.run.ConfigTree;
 import io.tether.run.DataSettings;
+import io.tether.run.Provenance;
 import io.tether.train.DataSplit;
 import io.tether.train.GradientSync;
 import io.tether.run.PeftSettings;
@@ -118,7 +119,7 @@ public final class RewardRun {
             List<List<RewardTraining.Pair>> split = DataSplit.trainAndHeldOut(all, fromFile, c.evalFraction(), c.trainer().seed());
             List<RewardTraining.Pair> train = split.get(0), eval = split.get(1);
             boolean margins = train.stream().anyMatch(p -> p.margin() != 0);
-            Map<String, Object> provenance = RunDirectory.provenance(c.trainer().seed(), c.data(), c.evalData(), resume);
+            Map<String, Object> provenance = Provenance.start(c.trainer().seed(), c.data(), c.evalData(), resume);
             Map<Path, TokenRecords.Read<?>> reads = new java.util.LinkedHashMap<>();
             reads.put(c.data(), records);
             if (evalRecords != null) reads.put(c.evalData(), evalRecords);
@@ -187,7 +188,7 @@ public final class RewardRun {
                     c.evalData() == null ? null : stepwise(c.evalData(), text, c), c.evalFraction(), c.trainer().seed());
             List<ProcessReward.Example> all = split.get(0), eval = split.get(1);
             run.writeConfig(c.resolved());
-            Map<String, Object> provenance = RunDirectory.provenance(c.trainer().seed(), c.data(), c.evalData(), resume);
+            Map<String, Object> provenance = Provenance.start(c.trainer().seed(), c.data(), c.evalData(), resume);
             provenance.put("base_model", c.model().toString());
             provenance.put("train_examples", all.size());
             provenance.put("eval_examples", eval.size());

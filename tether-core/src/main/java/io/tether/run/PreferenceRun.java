@@ -183,7 +183,7 @@ public final class PreferenceRun {
         CausalLM reference = null;
         try {
             Trainer.Listener diagnostics = new Diagnostics(listener, c);
-            Map<String, Object> provenance = RunDirectory.provenance(c.trainer().seed(), c.data(), c.evalData(), resume);
+            Map<String, Object> provenance = Provenance.start(c.trainer().seed(), c.data(), c.evalData(), resume);
             Map<Path, TokenRecords.Read<?>> reads = new LinkedHashMap<>();
             reads.put(c.data(), records);
             if (evalRecords != null) reads.put(c.evalData(), evalRecords);
@@ -200,8 +200,8 @@ public final class PreferenceRun {
             run.writeConfig(DataSettings.resolved(c.resolved(), truncation, true));
             Path refDir = c.refModel() != null ? c.refModel() : c.model();
             // Each hash once: checkpoints can be many gigabytes, and the reference is usually the initial policy itself.
-            String initialWeights = RunDirectory.weightsHash(c.model());
-            String referenceWeights = c.referenceFree() ? null : refDir.equals(c.model()) ? initialWeights : RunDirectory.weightsHash(refDir);
+            String initialWeights = Provenance.weightsHash(c.model());
+            String referenceWeights = c.referenceFree() ? null : refDir.equals(c.model()) ? initialWeights : Provenance.weightsHash(refDir);
             provenance.put("initial_weights", initialWeights);
             provenance.put("reference_weights", referenceWeights);
             ObjectNode refKey = key((String) provenance.get("data_sha256"), referenceWeights);
@@ -342,7 +342,7 @@ public final class PreferenceRun {
 
     /** The key of a reference log-prob file: the data's and the reference weights' hashes. */
     public static ObjectNode key(Path data, Path refDir) throws IOException {
-        return key(RunDirectory.sha256(data), RunDirectory.weightsHash(refDir));
+        return key(Provenance.sha256(data), Provenance.weightsHash(refDir));
     }
 
     private static ObjectNode key(String dataSha256, String referenceWeights) {

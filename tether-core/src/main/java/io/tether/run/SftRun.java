@@ -1,97 +1,53 @@
 package io.tether.run;
 
-import io.tether.train.DataSplit;
-import io.tether.train.GradientSync;
-import io.tether.train.RunDirectory;
-import io.tether.train.Sft;
-import io.tether.train.Trainer;
 import java.io.IOException;
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
-import java.util.Collections;
 import java.util.List;
-import java.util.Map;
-import java.util.Random;
-
 
 import io.tether.data.TokenRecords;
 import io.tether.data.Truncation;
-import io.tether.engine.ConfigException;
-import io.tether.engine.DType;
-import io.tether.engine.Torch;
 import io.tether.model.CausalLM;
-import io.tether.model.ModelConfig;
 import io.tether.model.Models;
 import io.tether.text.TextAssets;
+import io.tether.train.DataSplit;
+import io.tether.train.RunDirectory;
+import io.tether.train.Sft;
+import io.tether.train.Trainer;
 
-/** Runs SFT from an {@link SftConfig}: model, data, split, run directory, the loop, and the final model. */
+/** Runs SFT: the data read and turned into examples, a held-out split, the loop, and the final model. */
 public final class SftRun {
     private SftRun() {}
 
-    public static Trainer.Result run(SftConfig c, boolean resume, Trainer.Listener listener) throws IOException {
-        Torch.init();
-        DType dtype = DType.parse(c.dtype());
-        RunDirectory run = RunDirectory.open(c.outputDir(), resume);
-        // The data first, read and checked as `tether data validate` reads it: a bad record stops the run before any
-        // model is loaded or any file written.
-        ModelConfig modelConfig = c.model() != null ? DataSettings.modelConfig(c.model()) : ModelConfig.readFile(c.modelConfig());
-        Truncation truncation = c.reading().truncation(modelConfig.maxPositionEmbeddings(), false);
-        Path textDir = c.tokenizer() != null ? c.tokenizer() : c.model();
-        TextAssets text = textDir == null ? null : TextAssets.load(textDir).orElse(null);
-        if (c.tokenizer() != null && text == null) throw new ConfigException("key 'tokenizer': no tokenizer.json in " + c.tokenizer());
-        TokenRecords.Read<TokenRecords.TokenRecord> records, evalRecords;
-        List<Sft.Example> examples, evalExamples;
-        try {
-            int vocab = modelConfig.vocabSize();
-            // TRL appends EOS to text completions so the model learns to stop.
-            TokenRecords.TextEncoder encoder = text == null ? null : new TokenRecords.TextEncoder(text.tokenizer(), text.template(), true);
-            records = TokenRecords.read(c.data(), vocab, encoder, TokenRecords.Use.COMPLETIONS, c.reading().invalidRecords(), null);
-            evalRecords = c.evalData() == null ? null : TokenRecords.read(c.evalData(), vocab, encoder, TokenRecords.Use.COMPLETIONS, c.reading().invalidRecords(), null);
-            examples = truncated(examples(c.data(), records.records(), c, text), truncation);
-            evalExamples = evalRecords == null ? null : truncated(examples(c.evalData(), evalRecords.records(), c, text), truncation);
-        } catch (RuntimeException e) {
-            if (text != null) text.close();
-            throw e;
-        }
-        Models.LoadedModel loaded = null;
-        CausalLM model;
-        String initialWeights;
-        if (c.model() != null) {
-            loaded = Models.load(c.model(), dtype);
-            model = loaded.model();
-            initialWeights = RunDirectory.weightsHash(c.model());
-        } else {
-            ModelConfig config = ModelConfig.readFile(c.modelConfig());
-            model = Models.create(config, dtype, c.trainer().seed());
-            initialWeights = "fresh init, seed " + c.trainer().seed() + ", config sha256 " + RunDirectory.sha256(c.modelConfig());
-        }
-        try {
-            List<List<Sft.Example>> split = DataSplit.trainAndHeldOut(examples, evalExamples, c.evalFraction(), c.trainer().seed());
+    public static Trainer.Result run(RunSpec spec, SftSettings sft, boolean resume, Trainer.Listener listener) throws IOException {
+        return run(new RunConfig<>(spec, sft), resume, listener);
+    }
+
+    public static Trainer.Result run(RunConfig<SftSettings> c, boolean resume, Trainer.Listener listener) throws IOException {
+        RunSpec spec = c.spec();
+        SftSettings sft = c.method();
+        try (RunSession s = RunSession.open(c, resume, listener)) {
+            // The data first, read and checked as `tether data validate` reads it: a bad record stops the run before any
+            // model is loaded or any file written.
+            Truncation truncation = s.truncation(false);
+            var records = s.read(spec.data(), TokenRecords.Use.COMPLETIONS);
+            var evalRecords = spec.evalData() == null ? null : s.read(spec.evalData(), TokenRecords.Use.COMPLETIONS);
+            List<Sft.Example> examples = truncated(examples(spec.data(), records.records(), sft, s.text()), truncation);
+            List<Sft.Example> evalExamples = evalRecords == null ? null : truncated(examples(spec.evalData(), evalRecords.records(), sft, s.text()), truncation);
+            Models.LoadedModel loaded = spec.model() != null ? s.loadPolicy() : null;
+            CausalLM model = loaded != null ? loaded.model() : s.createPolicy();
+            List<List<Sft.Example>> split = DataSplit.trainAndHeldOut(examples, evalExamples, spec.evalFraction(), spec.trainer().seed());
             List<Sft.Example> train = split.get(0), eval = split.get(1);
-            List<Sft.Row> trainRows = c.packing() ? Sft.pack(train, truncation.maxLength()) : Sft.rows(train, truncation.maxLength());
-            List<Sft.Row> evalRows = c.packing() ? Sft.pack(eval, truncation.maxLength()) : Sft.rows(eval, truncation.maxLength());
-            Map<String, Object> provenance = RunDirectory.provenance(c.trainer().seed(), c.data(), c.evalData(), resume);
-            Map<Path, TokenRecords.Read<?>> reads = new java.util.LinkedHashMap<>();
-            reads.put(c.data(), records);
-            if (evalRecords != null) reads.put(c.evalData(), evalRecords);
-            DataSettings.report(listener, provenance, c.reading(), truncation, reads);
-            run.writeConfig(DataSettings.resolved(c.resolved(), truncation, true));
-            provenance.put("initial_weights", initialWeights);
-            provenance.put("train_examples", train.size());
-            provenance.put("eval_examples", eval.size());
-            provenance.put("train_rows", trainRows.size());
-            run.writeProvenance(provenance);
-            if (c.lora() != null) io.tether.model.LoraAdapters.attach(model, c.lora(), c.trainer().seed());
-            Trainer<Sft.Row> trainer = new Trainer<>(model, new Sft(), trainRows, evalRows, c.trainer(), run,
-                    GradientSync.SINGLE_PROCESS, listener, textDir);
-            Trainer.Result result = trainer.train(resume);
+            List<Sft.Row> trainRows = sft.packing() ? Sft.pack(train, truncation.maxLength()) : Sft.rows(train, truncation.maxLength());
+            List<Sft.Row> evalRows = sft.packing() ? Sft.pack(eval, truncation.maxLength()) : Sft.rows(eval, truncation.maxLength());
+            s.provenance().put("train_examples", train.size());
+            s.provenance().put("eval_examples", eval.size());
+            s.provenance().put("train_rows", trainRows.size());
+            s.writeRecords(true);
+            Trainer.Result result = s.trainer(model, new Sft(), trainRows, evalRows).train(resume);
             // The finished model, loadable by tether generate / logprobs: the last checkpoint's weights.
-            PeftSettings.saveResult(model, run.root(), c.model(), textDir, loaded == null ? null : loaded.storedDtypes());
+            s.saveResult(model, loaded == null ? null : loaded.storedDtypes());
             return result;
-        } finally {
-            model.close();
-            if (text != null) text.close();
         }
     }
 
@@ -100,7 +56,7 @@ public final class SftRun {
      * completion-only loss); a {@code messages} conversation rendered whole, with the loss on every token, or with
      * {@code assistant_only_loss} on the tokens inside the template's generation blocks.
      */
-    static List<Sft.Example> examples(Path file, List<TokenRecords.TokenRecord> records, SftConfig c, TextAssets text) {
+    static List<Sft.Example> examples(Path file, List<TokenRecords.TokenRecord> records, SftSettings c, TextAssets text) {
         List<Sft.Example> out = new ArrayList<>();
         for (TokenRecords.TokenRecord r : records) {
             if (text != null && text.template() != null && r.source().has("messages")) {

@@ -36,7 +36,12 @@ import io.tether.text.ByteTokenizer;
 import io.tether.text.TextAssets;
 import io.tether.run.ConfigTree;
 import io.tether.run.PreferenceRun;
-import io.tether.run.SftConfig;
+import io.tether.run.DataSettings;
+import io.tether.run.RunSpec;
+import io.tether.run.SftSettings;
+import io.tether.train.TrainerConfig;
+import io.tether.data.TokenRecords;
+import io.tether.data.Truncation;
 import io.tether.run.SftRun;
 import io.tether.train.Trainer;
 
@@ -179,10 +184,10 @@ public final class RefundDemo {
         String base = q(s.baseModel().toAbsolutePath().normalize());
         List<String> common = List.of("seed=" + s.seed(), "logging_steps=5", "save_steps=0", "eval_steps=0");
         Path sft = out.resolve("sft"), rm = out.resolve("rm");
-        stages.train("sft", "SFT on the agents' demonstrations", listener -> SftRun.run(SftConfig.from(config(common,
-                "model=" + base, "data=" + q(world.resolve("sft.train.jsonl")), "output_dir=" + q(sft), "max_length=512", "packing=true",
-                "per_device_train_batch_size=8", "learning_rate=1.0e-3", "lr_scheduler_type=cosine", "warmup_steps=" + Math.min(10, s.sftSteps() / 5),
-                "max_steps=" + s.sftSteps())), false, listener));
+        stages.train("sft", "SFT on the agents' demonstrations", listener -> SftRun.run(new RunSpec(s.baseModel().toAbsolutePath().normalize(), null, null,
+                world.resolve("sft.train.jsonl"), null, 0, sft, "fp32", new DataSettings(TokenRecords.InvalidRecords.ERROR, 512, 0, 0, Truncation.Mode.KEEP_START),
+                loop(s).perDeviceTrainBatchSize(8).learningRate(1.0e-3).lrSchedulerType("cosine").warmupSteps(Math.min(10, s.sftSteps() / 5))
+                        .maxSteps(s.sftSteps()).build(), null, Map.of()), new SftSettings(true, true, false), false, listener));
 
         String policy = q(sft.resolve("model")), rewardModel = q(rm.resolve("model")), grpoData = q(world.resolve("grpo.train.jsonl"));
         List<String> online = new ArrayList<>(common);
@@ -458,6 +463,11 @@ public final class RefundDemo {
      */
     static OveroptimizationMonitor monitor(Trainer.Listener downstream) {
         return new OveroptimizationMonitor(downstream, 5, 0.03);
+    }
+
+    /** The loop settings every stage shares: the demo's seed, a log line every 5 steps, no intermediate checkpoints or evaluations. */
+    private static TrainerConfig.Builder loop(Settings s) {
+        return TrainerConfig.defaults().toBuilder().seed(s.seed()).loggingSteps(5).saveSteps(0).evalSteps(0);
     }
 
     private static ConfigTree config(List<String> common, String... settings) {

@@ -52,22 +52,6 @@ public final class RunDirectory {
         return run;
     }
 
-    /** What every run records first: versions, threads, seed, the data's (and eval data's) hash and when it started or resumed. */
-    public static Map<String, Object> provenance(long seed, Path data, Path evalData, boolean resume) throws IOException {
-        Map<String, Object> p = new java.util.LinkedHashMap<>();
-        String v = RunDirectory.class.getPackage().getImplementationVersion();
-        p.put("tether", v == null ? "dev" : v);
-        p.put("libtorch", io.tether.engine.Torch.version());
-        p.put("java", System.getProperty("java.version"));
-        p.put("os", System.getProperty("os.name") + " " + System.getProperty("os.arch"));
-        p.put("torch_threads", io.tether.engine.Torch.threads());
-        p.put("seed", seed);
-        p.put("data_sha256", sha256(data));
-        if (evalData != null) p.put("eval_data_sha256", sha256(evalData));
-        p.put(resume ? "resumed_at" : "started_at", java.time.Instant.now().toString());
-        return p;
-    }
-
     public Path root() { return root; }
 
     public Path checkpoints() { return root.resolve("checkpoints"); }
@@ -133,26 +117,4 @@ public final class RunDirectory {
         return Integer.parseInt(m.group(1));
     }
 
-    /** The weights of a model directory, as "file:sha256" of each safetensors file, sorted. */
-    public static String weightsHash(Path dir) throws IOException {
-        List<String> parts = new ArrayList<>();
-        try (var files = Files.list(dir)) {
-            for (Path f : files.sorted().toList())
-                if (f.getFileName().toString().endsWith(".safetensors")) parts.add(f.getFileName() + ":" + sha256(f));
-        }
-        return String.join(",", parts);
-    }
-
-    /** sha256 of a file's bytes, hex. */
-    public static String sha256(Path file) throws IOException {
-        try (InputStream in = Files.newInputStream(file)) {
-            MessageDigest d = MessageDigest.getInstance("SHA-256");
-            byte[] buf = new byte[1 << 16];
-            int n;
-            while ((n = in.read(buf)) > 0) d.update(buf, 0, n);
-            return HexFormat.of().formatHex(d.digest());
-        } catch (NoSuchAlgorithmException e) {
-            throw new IllegalStateException(e);
-        }
-    }
 }

@@ -68,6 +68,84 @@ public record TrainerConfig(int maxSteps, double numTrainEpochs, int perDeviceTr
         return new AdamW.Config(learningRate, adamBeta1, adamBeta2, adamEpsilon, weightDecay);
     }
 
+    /** This config as a builder, to change a few settings from Java ({@code TrainerConfig.defaults().toBuilder().maxSteps(100).build()}). */
+    public Builder toBuilder() {
+        Builder b = new Builder();
+        b.maxSteps = maxSteps;
+        b.numTrainEpochs = numTrainEpochs;
+        b.perDeviceTrainBatchSize = perDeviceTrainBatchSize;
+        b.gradientAccumulationSteps = gradientAccumulationSteps;
+        b.learningRate = learningRate;
+        b.lrSchedulerType = lrSchedulerType;
+        b.warmupSteps = warmupSteps;
+        b.warmupRatio = warmupRatio;
+        b.weightDecay = weightDecay;
+        b.adamBeta1 = adamBeta1;
+        b.adamBeta2 = adamBeta2;
+        b.adamEpsilon = adamEpsilon;
+        b.maxGradNorm = maxGradNorm;
+        b.seed = seed;
+        b.loggingSteps = loggingSteps;
+        b.evalSteps = evalSteps;
+        b.saveSteps = saveSteps;
+        b.saveTotalLimit = saveTotalLimit;
+        b.nanPolicy = nanPolicy;
+        b.bf16 = bf16;
+        b.gradientCheckpointing = gradientCheckpointing;
+        return b;
+    }
+
+    /** Settings for Java callers; {@link #build} validates them as the YAML keys are validated. */
+    public static final class Builder {
+        private int maxSteps;
+        private double numTrainEpochs;
+        private int perDeviceTrainBatchSize;
+        private int gradientAccumulationSteps;
+        private double learningRate;
+        private String lrSchedulerType;
+        private int warmupSteps;
+        private double warmupRatio;
+        private double weightDecay;
+        private double adamBeta1;
+        private double adamBeta2;
+        private double adamEpsilon;
+        private double maxGradNorm;
+        private long seed;
+        private int loggingSteps;
+        private int evalSteps;
+        private int saveSteps;
+        private int saveTotalLimit;
+        private String nanPolicy;
+        private boolean bf16;
+        private boolean gradientCheckpointing;
+
+        public Builder maxSteps(int v) { maxSteps = v; return this; }
+        public Builder numTrainEpochs(double v) { numTrainEpochs = v; return this; }
+        public Builder perDeviceTrainBatchSize(int v) { perDeviceTrainBatchSize = v; return this; }
+        public Builder gradientAccumulationSteps(int v) { gradientAccumulationSteps = v; return this; }
+        public Builder learningRate(double v) { learningRate = v; return this; }
+        public Builder lrSchedulerType(String v) { lrSchedulerType = v; return this; }
+        public Builder warmupSteps(int v) { warmupSteps = v; return this; }
+        public Builder warmupRatio(double v) { warmupRatio = v; return this; }
+        public Builder weightDecay(double v) { weightDecay = v; return this; }
+        public Builder adamBeta1(double v) { adamBeta1 = v; return this; }
+        public Builder adamBeta2(double v) { adamBeta2 = v; return this; }
+        public Builder adamEpsilon(double v) { adamEpsilon = v; return this; }
+        public Builder maxGradNorm(double v) { maxGradNorm = v; return this; }
+        public Builder seed(long v) { seed = v; return this; }
+        public Builder loggingSteps(int v) { loggingSteps = v; return this; }
+        public Builder evalSteps(int v) { evalSteps = v; return this; }
+        public Builder saveSteps(int v) { saveSteps = v; return this; }
+        public Builder saveTotalLimit(int v) { saveTotalLimit = v; return this; }
+        public Builder nanPolicy(String v) { nanPolicy = v; return this; }
+        public Builder bf16(boolean v) { bf16 = v; return this; }
+        public Builder gradientCheckpointing(boolean v) { gradientCheckpointing = v; return this; }
+
+        public TrainerConfig build() {
+            return new TrainerConfig(maxSteps, numTrainEpochs, perDeviceTrainBatchSize, gradientAccumulationSteps, learningRate, lrSchedulerType, warmupSteps, warmupRatio, weightDecay, adamBeta1, adamBeta2, adamEpsilon, maxGradNorm, seed, loggingSteps, evalSteps, saveSteps, saveTotalLimit, nanPolicy, bf16, gradientCheckpointing);
+        }
+    }
+
     private static void require(boolean ok, String key, String message) {
         if (!ok) throw new ConfigException("key '" + key + "': " + message);
     }

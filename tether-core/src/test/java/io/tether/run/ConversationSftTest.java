@@ -31,8 +31,8 @@ class ConversationSftTest {
         try (TextAssets text = TextAssets.load(tmp).orElseThrow()) {
             var enc = new TokenRecords.TextEncoder(text.tokenizer(), text.template(), true);
             var records = TokenRecords.read(data, 259, enc);
-            SftConfig base = new SftConfig(tmp, null, null, data, null, 0, tmp.resolve("out"), DataSettings.of(64), false, true, false, "fp32", TrainerConfig.defaults(), null, java.util.Map.of());
-            SftConfig assistantOnly = new SftConfig(tmp, null, null, data, null, 0, tmp.resolve("out"), DataSettings.of(64), false, true, true, "fp32", TrainerConfig.defaults(), null, java.util.Map.of());
+            SftSettings base = new SftSettings(false, true, false);
+            SftSettings assistantOnly = new SftSettings(false, true, true);
             Sft.Example all = SftRun.examples(data, records, base, text).get(0);
             Sft.Example assistant = SftRun.examples(data, records, assistantOnly, text).get(0);
             assertEquals(all.ids().length, java.util.Arrays.stream(all.lossMask()).sum(), "TRL's default for conversations: every token");

@@ -2,7 +2,7 @@ package io.tether.train;
 
 import io.tether.run.ConfigTree;
 import io.tether.run.PreferenceRun;
-import io.tether.run.SftConfig;
+import io.tether.run.SftSettings;
 import static org.junit.jupiter.api.Assertions.*;
 
 import java.util.ArrayList;
@@ -35,7 +35,7 @@ class LearningRateDefaultTest {
         assertEquals(1e-6, PreferenceRun.Config.from("orpo", tree()).trainer().learningRate());
         assertEquals(1e-6, PreferenceRun.Config.from("cpo", tree()).trainer().learningRate());
         assertEquals(1e-6, PreferenceRun.Config.from("simpo", tree()).trainer().learningRate());
-        assertEquals(2e-5, SftConfig.from(tree()).trainer().learningRate());
+        assertEquals(2e-5, SftSettings.config(tree()).spec().trainer().learningRate());
         assertEquals(1e-4, RewardRun.Config.from(tree()).trainer().learningRate());
         assertEquals(1e-5, RewardRun.Config.from(tree("kind=process")).trainer().learningRate());
         // The online configs' trainer settings are package-private; config.yaml's resolved values show the same number.
