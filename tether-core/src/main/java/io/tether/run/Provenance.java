@@ -64,7 +64,14 @@ public final class Provenance {
 
     private static final JsonMapper SNAKE = JsonMapper.builder().propertyNamingStrategy(PropertyNamingStrategies.SNAKE_CASE)
             .addModule(new com.fasterxml.jackson.databind.module.SimpleModule().addSerializer(Path.class,
-                    com.fasterxml.jackson.databind.ser.std.ToStringSerializer.instance)).build();
+                    com.fasterxml.jackson.databind.ser.std.ToStringSerializer.instance)
+                    // Enums as their YAML values (keep_start, error), which are their names in lower case.
+                    .addSerializer(Enum.class, new com.fasterxml.jackson.databind.ser.std.StdSerializer<Enum>(Enum.class) {
+                        @Override
+                        public void serialize(Enum v, com.fasterxml.jackson.core.JsonGenerator g, com.fasterxml.jackson.databind.SerializerProvider p) throws IOException {
+                            g.writeString(v.name().toLowerCase(java.util.Locale.ROOT));
+                        }
+                    })).build();
 
     /**
      * A run built by Java code rather than from YAML, as config.yaml keys: the spec's and the method's components in
@@ -77,7 +84,9 @@ public final class Provenance {
         s.remove("resolved");
         for (Map.Entry<String, Object> e : s.entrySet()) {
             switch (e.getKey()) {
-                case "trainer", "reading" -> out.putAll(SNAKE.convertValue(e.getValue(), MAP));
+                case "trainer" -> out.putAll(SNAKE.convertValue(e.getValue(), MAP));
+                // A length limit of 0 is unset (it comes from the model, and the session writes the value in force).
+                case "reading" -> SNAKE.convertValue(e.getValue(), MAP).forEach((k, v) -> { if (!(v instanceof Number n && n.intValue() == 0)) out.put(k, v); });
                 case "lora" -> {
                     out.put("use_peft", spec.lora() != null);
                     if (spec.lora() != null)
