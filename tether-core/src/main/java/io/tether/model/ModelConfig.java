@@ -171,9 +171,16 @@ public record ModelConfig(
             ModelConfig lm = switch (base) {
                 case "Llama", "Mistral", "Qwen2", "Qwen3", "SmolLM3", "Phi3" -> parseLlamaFamily(k, base + "ForCausalLM", json);
                 case "Gemma2" -> parseGemma(k, "Gemma2ForCausalLM", json);
+                // Gemma3TextForSequenceClassification: the text model under model.*, a score head (transformers has no
+                // text-only Gemma 3 token classifier; Gemma3ForSequenceClassification is the image-text model's).
+                case "Gemma3Text" -> {
+                    if (arch.endsWith("ForTokenClassification"))
+                        throw k.error("architectures", "'" + arch + "' is not supported: transformers has no text-only Gemma 3 token classifier");
+                    yield parseGemma(k, "Gemma3ForCausalLM", json);
+                }
                 case "GPT2" -> parseGpt2(k, "GPT2Model", json);
                 // transformers has no Olmo2ForSequenceClassification, so an OLMo 2 classifier is refused like any other.
-                default -> throw k.error("architectures", "'" + arch + "' is not supported (supported: Llama, Qwen2, Qwen3, Mistral, SmolLM3, Phi3, Gemma2 and GPT2 with ForSequenceClassification or ForTokenClassification)");
+                default -> throw k.error("architectures", "'" + arch + "' is not supported (supported: Llama, Qwen2, Qwen3, Mistral, SmolLM3, Phi3, Gemma2 and GPT2 with ForSequenceClassification or ForTokenClassification, and Gemma3TextForSequenceClassification)");
             };
             int labels = k.positive("num_labels", 2);
             if (!json.has("num_labels") && json.has("id2label") && json.get("id2label").isObject()) labels = json.get("id2label").size();
@@ -395,11 +402,12 @@ public record ModelConfig(
     private ModelConfig asClassifier(String suffix, int labels) {
         if (architecture.equals("Olmo2ForCausalLM"))
             throw new ConfigException("transformers has no Olmo2" + suffix + ": an OLMo 2 backbone cannot carry a classification head that HF loads");
-        // Gemma3ForSequenceClassification is the image-text model's class (its weights live under other names).
-        if (architecture.equals("Gemma3ForCausalLM"))
-            throw new ConfigException("a Gemma 3 text backbone cannot carry a classification head here: HF's Gemma3" + suffix + " wraps the image-text model, whose weights are named differently");
+        // Gemma 3's text-only classifier is Gemma3TextForSequenceClassification (Gemma3ForSequenceClassification wraps
+        // the image-text model); transformers has no text-only Gemma 3 token classifier.
+        if (architecture.equals("Gemma3ForCausalLM") && suffix.equals("ForTokenClassification"))
+            throw new ConfigException("transformers has no Gemma3TextForTokenClassification: a Gemma 3 text backbone cannot carry a token-classification head that HF loads");
         String arch = switch (family) {
-            case LLAMA -> architecture.replace("ForCausalLM", suffix);
+            case LLAMA -> architecture.equals("Gemma3ForCausalLM") ? "Gemma3Text" + suffix : architecture.replace("ForCausalLM", suffix);
             case GPT2 -> "GPT2" + suffix;
         };
         ObjectNode j = json.deepCopy();

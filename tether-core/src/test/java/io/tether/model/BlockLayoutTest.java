@@ -406,13 +406,25 @@ class BlockLayoutTest {
         assertTrue(msg.contains("'rope_scaling.rope_type'"), msg);
         msg = parseError(TinyConfigs.gemma3(), j -> j.putArray("architectures").add("Gemma3ForConditionalGeneration"));
         assertTrue(msg.contains("'architectures': 'Gemma3ForConditionalGeneration'") && msg.contains("Gemma3ForCausalLM"), msg);
-        var e = assertThrows(IllegalArgumentException.class, () -> TinyConfigs.gemma3().asRewardModel());
-        assertTrue(e.getMessage().contains("Gemma 3"), e.getMessage());
+        var e = assertThrows(IllegalArgumentException.class, () -> TinyConfigs.gemma3().asProcessRewardModel());
+        assertTrue(e.getMessage().contains("Gemma3TextForTokenClassification"), e.getMessage());
+        msg = parseError(TinyConfigs.gemma3(), j -> j.putArray("architectures").add("Gemma3ForSequenceClassification"));
+        assertTrue(msg.contains("'architectures': 'Gemma3ForSequenceClassification' is not supported") && msg.contains("Gemma3TextForSequenceClassification"), msg);
     }
 
-    /** Gemma 2's reward head (Gemma2ForSequenceClassification) scores hidden states without the LM's final soft-cap. */
+    /**
+     * Gemma 2's reward head (Gemma2ForSequenceClassification) scores hidden states without the LM's final soft-cap;
+     * Gemma 3's is the text-only Gemma3TextForSequenceClassification.
+     */
     @Test
-    void gemma2CarriesARewardHeadWithoutTheFinalSoftcap() {
+    void gemmaCarriesRewardHeadsWithoutTheFinalSoftcap() {
+        try (CausalLM lm = randomModel(TinyConfigs.gemma3(), DType.F32, 3); CausalLM rm = Models.withRewardHead(lm, 4); StepScope s = new StepScope()) {
+            assertEquals("Gemma3TextForSequenceClassification", rm.config().architecture());
+            ModelConfig reread = ModelConfig.parse(rm.config().json().deepCopy(), Path.of("rm/config.json"));
+            assertEquals(TinyConfigs.gemma3().layout(), reread.layout());
+            assertEquals(1, reread.numLabels());
+            assertArrayEquals(new long[] {1, 4, 1}, Tensors.shape(rm.forward(Tensors.longs(new long[] {1, 2, 3, 4}, 1, 4))));
+        }
         ModelConfig tight = configs().get("gemma2-tight-caps");
         try (CausalLM lm = randomModel(tight, DType.F64, 3); CausalLM rm = Models.withRewardHead(lm, 4); StepScope s = new StepScope();
              NoGradGuard g = new NoGradGuard()) {
