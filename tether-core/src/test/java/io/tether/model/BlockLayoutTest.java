@@ -438,6 +438,35 @@ class BlockLayoutTest {
         }
     }
 
+    /**
+     * Under bf16 autocast (training's mixed precision on fp32 masters) Gemma's float32 norms, its soft-capped eager
+     * attention (kept out of autocast like SDPA) and its scaled embeddings give logits close to fp32's, and every
+     * parameter gets a gradient.
+     */
+    @Test
+    void gemmaTrainsUnderBf16Autocast() {
+        for (ModelConfig config : new ModelConfig[] {configs().get("gemma2-tight-caps"), TinyConfigs.gemma3()}) {
+            try (CausalLM m = randomModel(config, DType.F32, 9); StepScope s = new StepScope()) {
+                m.setTrainable(true);
+                Tensor ids = Tensors.longs(java.util.Arrays.copyOf(TOKENS, 12), 1, 12);
+                double[] fp32 = Tensors.toDoubles(m.forward(ids));
+                Tensor logits;
+                try (io.tether.engine.Autocast region = io.tether.engine.Autocast.bf16(true)) {
+                    logits = m.forward(ids);
+                }
+                double[] bf16 = Tensors.toDoubles(logits);
+                double worst = 0;
+                for (int i = 0; i < fp32.length; i++) worst = Math.max(worst, Math.abs(fp32[i] - bf16[i]));
+                assertTrue(worst > 0 && worst < 0.1, config.architecture() + ": bf16 autocast logits differ from fp32 by " + worst);
+                logits.to(DType.F32.scalarType).logsumexp(new long[] {-1}, false).sum().backward();
+                for (Map.Entry<String, Tensor> e : m.parameters().entrySet()) {
+                    assertTrue(e.getValue().grad().defined(), e.getKey() + " has no gradient");
+                    assertTrue(java.util.Arrays.stream(Tensors.toDoubles(e.getValue().grad())).allMatch(Double::isFinite), e.getKey());
+                }
+            }
+        }
+    }
+
     // ---- config.json: each family's defaults, and errors that name the key ----
 
     private static String parseError(ModelConfig base, java.util.function.Consumer<ObjectNode> edit) {
