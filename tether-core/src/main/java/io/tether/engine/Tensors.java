@@ -144,6 +144,40 @@ public final class Tensors {
         }
     }
 
+    /**
+     * Attention with soft-capped scores (Gemma 2's {@code attn_logit_softcapping}), which SDPA cannot do, written as
+     * transformers' eager_attention_forward: scores = q k^T x scale, then cap x tanh(scores / cap), then the mask,
+     * softmax in float32 (float64 for a float64 model, whose reference is float64), times v. {@code boolMask}
+     * (true = may attend) null means causal attention when {@code causal}, else every key. k and v may have fewer
+     * heads than q (grouped-query attention: each KV head serves q.size(1) / k.size(1) query heads, as repeat_kv).
+     * Runs outside autocast, like {@link #attention}.
+     */
+    public static Tensor softcappedAttention(Tensor q, Tensor k, Tensor v, Tensor boolMask, boolean causal, double scale, double cap) {
+        boolean autocast = Autocast.active();
+        if (autocast) torch.set_autocast_enabled(torch.DeviceType.CPU, false);
+        try {
+            torch.ScalarType compute = dtype(q) == DType.F64 ? DType.F64.scalarType : DType.F32.scalarType;
+            Tensor qf = q.to(compute), kf = k.to(compute), vf = v.to(compute);
+            long b = k.size(0), kvHeads = k.size(1), s = k.size(2), d = k.size(3), groups = q.size(1) / kvHeads;
+            if (groups > 1) {
+                kf = kf.unsqueeze(2).expand(b, kvHeads, groups, s, d).reshape(b, kvHeads * groups, s, d);
+                vf = vf.unsqueeze(2).expand(b, kvHeads, groups, s, vf.size(3)).reshape(b, kvHeads * groups, s, vf.size(3));
+            }
+            Tensor scores = qf.matmul(kf.transpose(-2, -1)).mul(scalar(scale));
+            scores = scores.div(scalar(cap)).tanh().mul(scalar(cap));
+            Tensor allowed = boolMask;
+            if (allowed == null && causal) {
+                long t = q.size(2);
+                Tensor queryPos = arange(t, DType.I64).add(scalar(s - t)).view(t, 1);
+                allowed = arange(s, DType.I64).view(1, s).le(queryPos).view(1, 1, t, s);
+            }
+            if (allowed != null) scores = scores.masked_fill(allowed.logical_not(), scalar(Double.NEGATIVE_INFINITY));
+            return scores.softmax(-1).matmul(vf).to(q.scalar_type());
+        } finally {
+            if (autocast) torch.set_autocast_enabled(torch.DeviceType.CPU, true);
+        }
+    }
+
     /** RMSNorm over the last dimension with a learned weight (Llama: x / rms(x) * weight). */
     public static Tensor rmsNorm(Tensor x, Tensor weight, double eps) {
         return torch.rms_norm(x, new long[] {x.size(-1)}, new TensorOptional(weight), new DoubleOptional(eps));

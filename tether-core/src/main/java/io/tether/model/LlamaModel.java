@@ -16,7 +16,9 @@ import io.tether.engine.Tensors;
  * (RMSNorm on each head of q and k before RoPE), OLMo 2 (RMSNorm on the full q and k projections, and norms after
  * the attention and the MLP instead of before), SmolLM3 (some layers without RoPE) and Phi-3 (fused qkv_proj and
  * gate_up_proj, RoPE on part of each head, longrope): pre-norm blocks of RMSNorm,
- * grouped-query attention with rotary positions, RMSNorm, SwiGLU MLP.
+ * grouped-query attention with rotary positions, RMSNorm, SwiGLU MLP. Gemma 2 and Gemma 3 are the same skeleton with
+ * (1 + weight) norms in float32 before and after each sublayer, scaled embeddings, GeGLU, query_pre_attn_scalar,
+ * soft-capping and (Gemma 3) a second RoPE table for the sliding layers ({@link ModelConfig.Gemma}).
  */
 public final class LlamaModel implements CausalLM {
     private final ModelConfig config;
@@ -28,6 +30,9 @@ public final class LlamaModel implements CausalLM {
     private final Tensor lmHead;       // (vocab, hidden); the embedding when tied; (labels, hidden) for classifiers
     private final Tensor headBias;     // token classifiers' (labels); null otherwise
     private final Rope rope;
+    /** Gemma 3's sliding layers' RoPE (rope_local_base_freq, no scaling); null where every layer uses {@link #rope}. */
+    private final Rope localRope;
+    private final ModelConfig.Gemma gemma;
     private LoraAdapters lora;
 
     /**
@@ -37,7 +42,7 @@ public final class LlamaModel implements CausalLM {
     private record Layer(String prefix, Tensor inputNorm, Tensor q, Tensor qBias, Tensor k, Tensor kBias, Tensor v, Tensor vBias,
                          Tensor o, Tensor oBias, Tensor postNorm, Tensor gate, Tensor up, Tensor down,
                          Tensor gateBias, Tensor upBias, Tensor downBias, Tensor qNorm, Tensor kNorm, Tensor feedForwardNorm,
-                         Tensor qkv, Tensor gateUp) {}
+                         Tensor qkv, Tensor gateUp, Tensor preFeedForwardNorm) {}
 
     LlamaModel(ModelConfig config, DType dtype, Map<String, Tensor> parameters) {
         this.config = config;
@@ -62,9 +67,13 @@ public final class LlamaModel implements CausalLM {
                     parameters.get(p + "mlp.up_proj.bias"), parameters.get(p + "mlp.down_proj.bias"),
                     parameters.get(p + "self_attn.q_norm.weight"), parameters.get(p + "self_attn.k_norm.weight"),
                     parameters.get(p + "post_feedforward_layernorm.weight"),
-                    parameters.get(p + "self_attn.qkv_proj.weight"), parameters.get(p + "mlp.gate_up_proj.weight"));
+                    parameters.get(p + "self_attn.qkv_proj.weight"), parameters.get(p + "mlp.gate_up_proj.weight"),
+                    parameters.get(p + "pre_feedforward_layernorm.weight"));
         }
         rope = new Rope(config, dtype);
+        gemma = config.gemma();
+        localRope = gemma != null && gemma.ropeLocalBaseFreq() > 0
+                ? new Rope(config, dtype, gemma.ropeLocalBaseFreq(), ModelConfig.RopeScaling.NONE) : null;
     }
 
     /** Checkpoint names and shapes this config needs, in the order HF's state dict lists them. */
@@ -113,7 +122,9 @@ public final class LlamaModel implements CausalLM {
             if (c.mlpBias()) s.put(p + "mlp.down_proj.bias", new long[] {h});
             if (!c.layout().normsAfter()) s.put(p + "input_layernorm.weight", new long[] {h});
             s.put(p + "post_attention_layernorm.weight", new long[] {h});
-            if (c.layout().normsAfter()) s.put(p + "post_feedforward_layernorm.weight", new long[] {h});
+            // Gemma: a norm before and after each sublayer, four per block.
+            if (c.gemma() != null) s.put(p + "pre_feedforward_layernorm.weight", new long[] {h});
+            if (c.layout().normsAfter() || c.gemma() != null) s.put(p + "post_feedforward_layernorm.weight", new long[] {h});
         }
         s.put("model.norm.weight", new long[] {h});
         // A sequence classifier (reward model) has a score head instead of the LM head.
@@ -154,15 +165,38 @@ public final class LlamaModel implements CausalLM {
         int past = cache == null ? 0 : cache.length();
         if (positionIds == null) positionIds = Tensors.arange(t, DType.I64).add(Tensors.scalar(past)).view(1, t).expand(b, t);
         Tensor[] cosSin = rope.at(positionIds);                      // 2 x (B, 1, T, headDim)
+        Tensor[] localCosSin = localRope == null ? cosSin : localRope.at(positionIds);
         Tensor fullMask = Attention.mask(b, t, past, attentionMask, 0);
         Tensor windowMask = config.slidingWindow() > 0 ? Attention.mask(b, t, past, attentionMask, config.slidingWindow()) : null;
 
         Tensor h = torch.embedding(embedTokens, inputIds);            // (B, T, hidden)
+        if (gemma != null) h = h.mul(embeddingScale(h));
         // Each block in its own scope (its temporaries die with it), or checkpointed when that is on.
-        h = cache == null ? checkpoints.run(h, layers.length, (i, x) -> block(i, x, cosSin, fullMask, windowMask, null, b, t, past))
-                : GradientCheckpoints.eachInItsScope(h, layers.length, (i, x) -> block(i, x, cosSin, fullMask, windowMask, cache, b, t, past));
+        h = cache == null ? checkpoints.run(h, layers.length, (i, x) -> block(i, x, config.slidingAt(i) ? localCosSin : cosSin, fullMask, windowMask, null, b, t, past))
+                : GradientCheckpoints.eachInItsScope(h, layers.length, (i, x) -> block(i, x, config.slidingAt(i) ? localCosSin : cosSin, fullMask, windowMask, cache, b, t, past));
         if (cache != null) cache.advance((int) t);
-        return Tensors.rmsNorm(h, norm, config.normEps());
+        return norm(h, norm, config.normEps());
+    }
+
+    /**
+     * sqrt(hidden_size) as HF's Gemma multiplies the embeddings by it: Gemma 2 makes a tensor of the hidden states'
+     * dtype from the Python float (so bf16 rounds it: 48 stays 48, sqrt(1152) = 33.94 becomes 34); Gemma 3's scaled
+     * embedding keeps it in a float32 buffer and casts that to the weight's dtype (float32 rounding first).
+     */
+    private Tensor embeddingScale(Tensor h) {
+        double scale = Math.sqrt(config.hiddenSize());
+        if (gemma.generation() == 3) scale = (float) scale;
+        return Tensors.doubles(new double[] {scale}, 1).to(h.scalar_type());
+    }
+
+    /** The block's RMSNorm: Llama's, or Gemma's x / rms(x) x (1 + weight), computed in float32 and cast back. */
+    private Tensor norm(Tensor x, Tensor weight, double eps) {
+        if (gemma == null) return Tensors.rmsNorm(x, weight, eps);
+        // HF computes in float32 (x.float(), weight.float()); a float64 model stays in float64 so it can match the
+        // float64 reference to 1e-10 (HF would round it through float32).
+        torch.ScalarType compute = Tensors.dtype(x) == DType.F64 ? DType.F64.scalarType : DType.F32.scalarType;
+        Tensor normalised = torch.rms_norm(x.to(compute), new long[] {x.size(-1)}, new org.bytedeco.pytorch.TensorOptional(), new org.bytedeco.pytorch.DoubleOptional(eps));
+        return normalised.mul(weight.to(compute).add(Tensors.scalar(1.0))).to(x.scalar_type());
     }
 
     /**
@@ -175,7 +209,7 @@ public final class LlamaModel implements CausalLM {
         Layer l = layers[i];
         boolean normsAfter = config.layout().normsAfter();
         // Attention: RMSNorm, project, (normalise q and k), rotate q and k, attend over past and present, project back.
-        Tensor x = normsAfter ? h : Tensors.rmsNorm(h, l.inputNorm(), eps);
+        Tensor x = normsAfter ? h : norm(h, l.inputNorm(), eps);
         Tensor q, k, vFlat;
         if (l.qkv() != null) {
             Tensor qkv = project(l.prefix() + "self_attn.qkv_proj", x, l.qkv(), null);
@@ -195,8 +229,8 @@ public final class LlamaModel implements CausalLM {
         q = q.reshape(b, t, heads, hd);
         k = k.reshape(b, t, kvHeads, hd);
         if (config.layout().qkNorm() == ModelConfig.QkNorm.PER_HEAD) {
-            q = Tensors.rmsNorm(q, l.qNorm(), eps);
-            k = Tensors.rmsNorm(k, l.kNorm(), eps);
+            q = norm(q, l.qNorm(), eps);
+            k = norm(k, l.kNorm(), eps);
         }
         q = q.transpose(1, 2);                                                                     // (B, H, T, hd)
         k = k.transpose(1, 2);                                                                     // (B, Hkv, T, hd)
@@ -211,9 +245,21 @@ public final class LlamaModel implements CausalLM {
             v = kv[1];
         }
         Tensor mask = config.slidingAt(i) ? windowMask : fullMask;
-        Tensor a = Tensors.attention(q, k, v, mask, Attention.causal(mask, past), heads != kvHeads, null); // (B, H, T, hd)
+        Tensor a;                                                                                  // (B, H, T, hd)
+        if (gemma != null && gemma.attnLogitSoftcapping() > 0)
+            a = Tensors.softcappedAttention(q, k, v, mask, Attention.causal(mask, past), 1 / Math.sqrt(gemma.queryPreAttnScalar()), gemma.attnLogitSoftcapping());
+        else
+            a = Tensors.attention(q, k, v, mask, Attention.causal(mask, past), heads != kvHeads, gemma == null ? null : 1 / Math.sqrt(gemma.queryPreAttnScalar()));
         a = a.transpose(1, 2).reshape(b, t, (long) heads * hd);
         Tensor attended = project(l.prefix() + "self_attn.o_proj", a, l.o(), l.oBias());
+        if (gemma != null) {
+            // Gemma: post_attention_layernorm on the attention output, then pre_feedforward_layernorm, GeGLU with
+            // the tanh GELU, post_feedforward_layernorm on its output.
+            h = h.add(norm(attended, l.postNorm(), eps));
+            x = norm(h, l.preFeedForwardNorm(), eps);
+            Tensor geglu = torch.gelu(project(l.prefix() + "mlp.gate_proj", x, l.gate(), null), "tanh").mul(project(l.prefix() + "mlp.up_proj", x, l.up(), null));
+            return h.add(norm(project(l.prefix() + "mlp.down_proj", geglu, l.down(), null), l.feedForwardNorm(), eps));
+        }
         h = h.add(normsAfter ? Tensors.rmsNorm(attended, l.postNorm(), eps) : attended);
         // MLP: RMSNorm, SwiGLU (OLMo 2: SwiGLU, RMSNorm).
         x = normsAfter ? h : Tensors.rmsNorm(h, l.postNorm(), eps);
@@ -234,12 +280,19 @@ public final class LlamaModel implements CausalLM {
     /** LM logits, or for a sequence classifier the score head's outputs at every position. */
     @Override
     public Tensor logits(Tensor hidden) {
-        return Tensors.linear(hidden, lmHead, headBias);
+        Tensor logits = Tensors.linear(hidden, lmHead, headBias);
+        // Gemma 2's final_logit_softcapping: cap x tanh(logits / cap), on the LM head only (HF's sequence
+        // classifiers score the hidden states without it).
+        if (gemma != null && gemma.finalLogitSoftcapping() > 0 && !config.isClassifier()) {
+            logits = logits.div(Tensors.scalar(gemma.finalLogitSoftcapping())).tanh().mul(Tensors.scalar(gemma.finalLogitSoftcapping()));
+        }
+        return logits;
     }
 
     @Override
     public void close() {
         CausalLM.super.close();
         rope.close();
+        if (localRope != null) localRope.close();
     }
 }

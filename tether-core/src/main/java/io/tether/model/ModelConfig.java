@@ -99,9 +99,29 @@ public record ModelConfig(
      *                       {@code partial_rotary_factor} x head_dim); the rest pass through; 0 means all of head_dim
      */
     public record BlockLayout(QkNorm qkNorm, boolean normsAfter, List<Boolean> ropeLayers, List<Boolean> slidingLayers,
-                              boolean fused, int rotaryDim) {
-        public static final BlockLayout LLAMA = new BlockLayout(QkNorm.NONE, false, null, null, false, 0);
+                              boolean fused, int rotaryDim, Gemma gemma) {
+        public static final BlockLayout LLAMA = new BlockLayout(QkNorm.NONE, false, null, null, false, 0, null);
+
+        public BlockLayout(QkNorm qkNorm, boolean normsAfter, List<Boolean> ropeLayers, List<Boolean> slidingLayers, boolean fused, int rotaryDim) {
+            this(qkNorm, normsAfter, ropeLayers, slidingLayers, fused, rotaryDim, null);
+        }
     }
+
+    /**
+     * Gemma 2 and Gemma 3's departures, beyond q/k norms (Gemma 3, per head) and sliding layers: every RMSNorm
+     * scales by (1 + weight) in float32, the embeddings are multiplied by sqrt(hidden_size) in the compute dtype,
+     * each block normalises before and after both sublayers (input_layernorm, post_attention_layernorm,
+     * pre_feedforward_layernorm, post_feedforward_layernorm), and the MLP is GeGLU with the tanh GELU.
+     *
+     * @param generation             2 or 3
+     * @param queryPreAttnScalar     attention scores are scaled by {@code query_pre_attn_scalar ** -0.5}, not head_dim's
+     * @param attnLogitSoftcapping   scores become cap x tanh(scores / cap) before masking; 0 means off
+     * @param finalLogitSoftcapping  LM logits become cap x tanh(logits / cap); 0 means off
+     * @param ropeLocalBaseFreq      Gemma 3: the sliding layers' RoPE base (without rope_scaling, which only the global
+     *                               layers get); 0 for Gemma 2, whose layers all share rope_theta
+     */
+    public record Gemma(int generation, double queryPreAttnScalar, double attnLogitSoftcapping, double finalLogitSoftcapping,
+                        double ropeLocalBaseFreq) {}
 
     static final ObjectMapper JSON = new ObjectMapper();
 
@@ -140,17 +160,27 @@ public record ModelConfig(
                 case "olmo2" -> "Olmo2ForCausalLM";
                 case "smollm3" -> "SmolLM3ForCausalLM";
                 case "phi3" -> "Phi3ForCausalLM";
+                case "gemma2" -> "Gemma2ForCausalLM";
+                case "gemma3_text" -> "Gemma3ForCausalLM";
                 case "gpt2" -> "GPT2LMHeadModel";
-                default -> throw k.error("model_type", "'" + modelType + "' is not supported (supported: llama, mistral, qwen2, qwen3, olmo2, smollm3, phi3, gpt2)");
+                default -> throw k.error("model_type", "'" + modelType + "' is not supported (supported: llama, mistral, qwen2, qwen3, olmo2, smollm3, phi3, gemma2, gemma3_text, gpt2)");
             };
         }
         if (arch.endsWith("ForSequenceClassification") || arch.endsWith("ForTokenClassification")) {
             String base = arch.replace("ForSequenceClassification", "").replace("ForTokenClassification", "");
             ModelConfig lm = switch (base) {
                 case "Llama", "Mistral", "Qwen2", "Qwen3", "SmolLM3", "Phi3" -> parseLlamaFamily(k, base + "ForCausalLM", json);
+                case "Gemma2" -> parseGemma(k, "Gemma2ForCausalLM", json);
+                // Gemma3TextForSequenceClassification: the text model under model.*, a score head (transformers has no
+                // text-only Gemma 3 token classifier; Gemma3ForSequenceClassification is the image-text model's).
+                case "Gemma3Text" -> {
+                    if (arch.endsWith("ForTokenClassification"))
+                        throw k.error("architectures", "'" + arch + "' is not supported: transformers has no text-only Gemma 3 token classifier");
+                    yield parseGemma(k, "Gemma3ForCausalLM", json);
+                }
                 case "GPT2" -> parseGpt2(k, "GPT2Model", json);
                 // transformers has no Olmo2ForSequenceClassification, so an OLMo 2 classifier is refused like any other.
-                default -> throw k.error("architectures", "'" + arch + "' is not supported (supported: Llama, Qwen2, Qwen3, Mistral, SmolLM3, Phi3 and GPT2 with ForSequenceClassification or ForTokenClassification)");
+                default -> throw k.error("architectures", "'" + arch + "' is not supported (supported: Llama, Qwen2, Qwen3, Mistral, SmolLM3, Phi3, Gemma2 and GPT2 with ForSequenceClassification or ForTokenClassification, and Gemma3TextForSequenceClassification)");
             };
             int labels = k.positive("num_labels", 2);
             if (!json.has("num_labels") && json.has("id2label") && json.get("id2label").isObject()) labels = json.get("id2label").size();
@@ -159,14 +189,18 @@ public record ModelConfig(
         return switch (arch) {
             case "LlamaForCausalLM", "MistralForCausalLM", "Qwen2ForCausalLM", "Qwen3ForCausalLM", "Olmo2ForCausalLM",
                  "SmolLM3ForCausalLM", "Phi3ForCausalLM" -> parseLlamaFamily(k, arch, json);
+            case "Gemma2ForCausalLM", "Gemma3ForCausalLM" -> parseGemma(k, arch, json);
             case "GPT2LMHeadModel", "GPT2Model" -> parseGpt2(k, arch, json);
+            // The image-text model stores its language model under other names (and a vision tower beside it).
+            case "Gemma3ForConditionalGeneration" -> throw k.error("architectures", "'" + arch + "' (Gemma 3 with its vision tower) is not supported: "
+                    + "load a text-only Gemma3ForCausalLM checkpoint (supported: " + String.join(", ", CAUSAL_LM_ARCHITECTURES) + ")");
             default -> throw k.error("architectures", "'" + arch + "' is not supported (supported: " + String.join(", ", CAUSAL_LM_ARCHITECTURES) + ")");
         };
     }
 
     /** The causal-LM architectures Tether loads, as config.json's {@code architectures} names them. */
     public static final List<String> CAUSAL_LM_ARCHITECTURES = List.of("LlamaForCausalLM", "Qwen2ForCausalLM", "Qwen3ForCausalLM",
-            "MistralForCausalLM", "Olmo2ForCausalLM", "SmolLM3ForCausalLM", "Phi3ForCausalLM", "GPT2LMHeadModel", "GPT2Model");
+            "MistralForCausalLM", "Olmo2ForCausalLM", "SmolLM3ForCausalLM", "Phi3ForCausalLM", "Gemma2ForCausalLM", "Gemma3ForCausalLM", "GPT2LMHeadModel", "GPT2Model");
 
     private static ModelConfig parseLlamaFamily(Keys k, String arch, ObjectNode json) {
         boolean qwen2 = arch.equals("Qwen2ForCausalLM");
@@ -233,6 +267,61 @@ public record ModelConfig(
                 qwen2 || k.bool("attention_bias", false), k.bool("mlp_bias", false), window, windowFrom, act,
                 k.bool("tie_word_embeddings", smollm3), k.positiveDouble("initializer_range", 0.02), true, false,
                 k.optionalId("bos_token_id"), k.ids("eos_token_id"), k.optionalId("pad_token_id"), 0, json, layout);
+    }
+
+    /**
+     * Gemma2Config and Gemma3TextConfig (transformers v4.5x): head_dim, query_pre_attn_scalar 256, sliding_window 4096,
+     * hidden_activation gelu_pytorch_tanh, rms_norm_eps 1e-6, tied embeddings; Gemma 2: rope_theta 1e4, 8192
+     * positions, soft-capping 50 (attention) and 30 (logits), sliding on even layers; Gemma 3: rope_theta 1e6 for
+     * the global layers and rope_local_base_freq 1e4 for the sliding ones, 131072 positions, no soft-capping,
+     * every sliding_window_pattern-th layer (default 6) global. layer_types, when given, decides per layer.
+     */
+    private static ModelConfig parseGemma(Keys k, String arch, ObjectNode json) {
+        boolean gemma3 = arch.equals("Gemma3ForCausalLM");
+        int hidden = k.positive("hidden_size", null);
+        int heads = k.positive("num_attention_heads", null);
+        int kvHeads = k.positive("num_key_value_heads", heads);
+        if (heads % kvHeads != 0)
+            throw k.error("num_key_value_heads", kvHeads + " does not divide num_attention_heads " + heads);
+        int headDim = k.positive("head_dim", 256);
+        if (headDim % 2 != 0) throw k.error("head_dim", "rotary embeddings need an even head dimension, got " + headDim);
+        // Gemma's configs name the activation hidden_activation; Gemma 2's files carry a hidden_act beside it
+        // that its modeling code never reads.
+        String act = k.string("hidden_activation", "gelu_pytorch_tanh");
+        if (!act.equals("gelu_pytorch_tanh"))
+            throw k.error("hidden_activation", "'" + act + "' is not supported for " + arch + " (expected gelu_pytorch_tanh)");
+        int layers = k.positive("num_hidden_layers", null);
+        int window = k.positive("sliding_window", 4096);
+        List<Boolean> sliding;
+        if (k.has("layer_types") && !k.json.get("layer_types").isNull()) {
+            sliding = layerTypes(k, layers);
+        } else {
+            // Gemma 2 alternates, sliding first; Gemma 3 slides except on every sliding_window_pattern-th layer.
+            int pattern = gemma3 ? k.positive("sliding_window_pattern", 6) : 2;
+            List<Boolean> s = new ArrayList<>();
+            for (int i = 0; i < layers; i++) s.add((i + 1) % pattern != 0);
+            sliding = List.copyOf(s);
+        }
+        double attnCap = k.has("attn_logit_softcapping") && !k.json.get("attn_logit_softcapping").isNull()
+                ? k.positiveDouble("attn_logit_softcapping", null) : gemma3 || k.has("attn_logit_softcapping") ? 0 : 50.0;
+        double finalCap = k.has("final_logit_softcapping") && !k.json.get("final_logit_softcapping").isNull()
+                ? k.positiveDouble("final_logit_softcapping", null) : gemma3 || k.has("final_logit_softcapping") ? 0 : 30.0;
+        Gemma gemma = new Gemma(gemma3 ? 3 : 2, k.positiveDouble("query_pre_attn_scalar", 256.0), attnCap, finalCap,
+                gemma3 ? k.positiveDouble("rope_local_base_freq", 10000.0) : 0);
+        BlockLayout layout = new BlockLayout(gemma3 ? QkNorm.PER_HEAD : QkNorm.NONE, false, null, sliding, false, 0, gemma);
+        int maxPositions = k.positive("max_position_embeddings", gemma3 ? 131072 : 8192);
+        List<Long> eos = k.ids("eos_token_id");
+        return new ModelConfig(Family.LLAMA, arch, k.string("model_type", gemma3 ? "gemma3_text" : "gemma2"),
+                k.positive("vocab_size", null), hidden, layers, heads, kvHeads, headDim,
+                k.positive("intermediate_size", null), maxPositions,
+                k.positiveDouble("rms_norm_eps", 1e-6), k.positiveDouble("rope_theta", gemma3 ? 1_000_000.0 : 10000.0),
+                ropeScaling(k, headDim, maxPositions, null),
+                k.bool("attention_bias", false), false, window, 0, act,
+                k.bool("tie_word_embeddings", true), k.positiveDouble("initializer_range", 0.02), true, false,
+                // Gemma's config classes default to bos 2, eos 1, pad 0.
+                k.has("bos_token_id") ? k.optionalId("bos_token_id") : Long.valueOf(2),
+                k.has("eos_token_id") ? eos : List.of(1L),
+                k.has("pad_token_id") ? k.optionalId("pad_token_id") : Long.valueOf(0), 0, json, layout);
     }
 
     /**
@@ -313,8 +402,12 @@ public record ModelConfig(
     private ModelConfig asClassifier(String suffix, int labels) {
         if (architecture.equals("Olmo2ForCausalLM"))
             throw new ConfigException("transformers has no Olmo2" + suffix + ": an OLMo 2 backbone cannot carry a classification head that HF loads");
+        // Gemma 3's text-only classifier is Gemma3TextForSequenceClassification (Gemma3ForSequenceClassification wraps
+        // the image-text model); transformers has no text-only Gemma 3 token classifier.
+        if (architecture.equals("Gemma3ForCausalLM") && suffix.equals("ForTokenClassification"))
+            throw new ConfigException("transformers has no Gemma3TextForTokenClassification: a Gemma 3 text backbone cannot carry a token-classification head that HF loads");
         String arch = switch (family) {
-            case LLAMA -> architecture.replace("ForCausalLM", suffix);
+            case LLAMA -> architecture.equals("Gemma3ForCausalLM") ? "Gemma3Text" + suffix : architecture.replace("ForCausalLM", suffix);
             case GPT2 -> "GPT2" + suffix;
         };
         ObjectNode j = json.deepCopy();
@@ -382,6 +475,9 @@ public record ModelConfig(
 
     /** The leading dimensions of each head that RoPE rotates: head_dim, or Phi-3's partial share of it. */
     public int rotaryDim() { return layout.rotaryDim() > 0 ? layout.rotaryDim() : headDim; }
+
+    /** Gemma 2 / Gemma 3's block and head settings, or null for every other family. */
+    public Gemma gemma() { return layout.gemma(); }
 
     /** Whether layer {@code layer} rotates q and k (all but SmolLM3's no-RoPE layers). */
     public boolean ropeAt(int layer) { return layout.ropeLayers() == null || layout.ropeLayers().get(layer); }

@@ -111,7 +111,7 @@ public final class Models {
 
     /**
      * A freshly initialised model, as HF initialises one: weights ~ N(0, initializer_range), biases zero,
-     * norm weights one. The same seed gives the same weights.
+     * norm weights one (Gemma's zero). The same seed gives the same weights.
      */
     public static CausalLM create(ModelConfig config, DType dtype, long seed) {
         Torch.init();
@@ -122,6 +122,8 @@ public final class Models {
                 String n = e.getKey();
                 Tensor t;
                 if (n.endsWith(".bias")) t = Tensors.zeros(dtype, e.getValue());
+                // Gemma's norms scale by (1 + weight), so HF initialises their weights to zero.
+                else if (n.contains("norm") && config.gemma() != null) t = Tensors.zeros(dtype, e.getValue());
                 else if (n.contains("norm") || n.contains("ln_")) t = Tensors.ones(dtype, e.getValue());
                 else t = torch.randn(e.getValue(), Tensors.options(dtype)).mul(Tensors.scalar(config.initializerRange()));
                 drawn.put(n, t);

@@ -24,15 +24,19 @@ final class Rope implements AutoCloseable {
     private final int maxPositions;
 
     Rope(ModelConfig c, DType dtype) {
+        this(c, dtype, c.ropeTheta(), c.ropeScaling());
+    }
+
+    /** Tables for base {@code theta} and {@code s} instead of the config's own (Gemma 3's local layers). */
+    Rope(ModelConfig c, DType dtype, double theta, ModelConfig.RopeScaling s) {
         DType tableType = dtype == DType.F64 ? DType.F64 : DType.F32;
         // Tables cover the configured context, and more if the caller asks for longer sequences.
         maxPositions = Math.max(c.maxPositionEmbeddings(), 1);
-        ModelConfig.RopeScaling s = c.ropeScaling();
-        Tensor[] table = table(inverseFrequencies(c, tableType, false), s.attentionFactor(), tableType, dtype);
+        Tensor[] table = table(inverseFrequencies(c.rotaryDim(), theta, s, tableType, false), s.attentionFactor(), tableType, dtype);
         cos = table[0];
         sin = table[1];
         if (s.type().equals("longrope")) {
-            Tensor[] longTable = table(inverseFrequencies(c, tableType, true), s.attentionFactor(), tableType, dtype);
+            Tensor[] longTable = table(inverseFrequencies(c.rotaryDim(), theta, s, tableType, true), s.attentionFactor(), tableType, dtype);
             longCos = longTable[0];
             longSin = longTable[1];
             longFrom = s.originalMaxPositionEmbeddings();
@@ -67,18 +71,20 @@ final class Rope implements AutoCloseable {
 
     /** As above; for longrope, divided by the long factors when {@code long_} and the short ones otherwise. */
     static double[] inverseFrequencies(ModelConfig c, DType tableType, boolean long_) {
-        int dim = c.rotaryDim();
-        ModelConfig.RopeScaling s = c.ropeScaling();
+        return inverseFrequencies(c.rotaryDim(), c.ropeTheta(), c.ropeScaling(), tableType, long_);
+    }
+
+    private static double[] inverseFrequencies(int dim, double theta, ModelConfig.RopeScaling s, DType tableType, boolean long_) {
         java.util.List<Double> ext = s.type().equals("longrope") ? (long_ ? s.longFactor() : s.shortFactor()) : null;
         double[] inv = new double[dim / 2];
         for (int j = 0; j < inv.length; j++) {
             if (tableType == DType.F32) {
                 float exponent = (float) (2 * j) / (float) dim;
-                float p = (float) Math.pow((float) c.ropeTheta(), exponent);
+                float p = (float) Math.pow((float) theta, exponent);
                 // longrope: 1 / (ext * base^(2j/dim)), the product rounded to fp32 as torch computes it.
                 inv[j] = ext == null ? 1.0f / p : 1.0f / (ext.get(j).floatValue() * p);
             } else {
-                double p = Math.pow(c.ropeTheta(), (double) (2 * j) / dim);
+                double p = Math.pow(theta, (double) (2 * j) / dim);
                 inv[j] = ext == null ? 1.0 / p : 1.0 / (ext.get(j) * p);
             }
         }

@@ -43,7 +43,8 @@ class BlockLayoutTest {
 
     /** Every family of this change, and its sliding-window variants (Qwen3 as Qwen2; SmolLM3 on its no-RoPE layers). */
     private static Map<String, ModelConfig> configs() {
-        return Map.of(
+        Map<String, ModelConfig> all = new java.util.LinkedHashMap<>(gemmaConfigs());
+        all.putAll(Map.of(
                 "qwen3", TinyConfigs.qwen3(),
                 "qwen3-untied", TinyConfigs.qwen3Untied(),
                 "qwen3-sliding", withJson(TinyConfigs.qwen3(), "qwen3-sliding", j -> {
@@ -58,7 +59,32 @@ class BlockLayoutTest {
                     j.put("sliding_window", 4);
                 }),
                 "phi3", TinyConfigs.phi3(),
-                "phi3-mini", TinyConfigs.phi3Mini());
+                "phi3-mini", TinyConfigs.phi3Mini()));
+        return all;
+    }
+
+    /**
+     * Gemma 2 and Gemma 3 (scaled from gemma-2-2b and gemma-3-1b-it), and two variants that make each Gemma knob
+     * bite: Gemma 3 as its 4B and larger models configure it (rope_scaling linear 8 on the global layers only,
+     * query_pre_attn_scalar unlike head_dim as in 27B, layer_types listed, attention bias), and Gemma 2 with
+     * soft-caps small enough that every score and logit is bent by them.
+     */
+    private static Map<String, ModelConfig> gemmaConfigs() {
+        return Map.of(
+                "gemma2", TinyConfigs.gemma2(),
+                "gemma3", TinyConfigs.gemma3(),
+                "gemma3-scaled", withJson(TinyConfigs.gemma3(), "gemma3-scaled", j -> {
+                    j.putObject("rope_scaling").put("rope_type", "linear").put("factor", 8.0);
+                    j.put("query_pre_attn_scalar", 6);
+                    j.put("attention_bias", true);
+                    var types = j.putArray("layer_types");
+                    for (int i = 0; i < 7; i++) types.add(i == 2 || i == 5 ? "full_attention" : "sliding_attention");
+                }),
+                "gemma2-tight-caps", withJson(TinyConfigs.gemma2(), "gemma2-tight-caps", j -> {
+                    j.put("attn_logit_softcapping", 0.5);
+                    j.put("final_logit_softcapping", 0.7);
+                    j.put("tie_word_embeddings", false);
+                }));
     }
 
     /** A model of {@code config} whose norm weights are drawn around one (HF initialises them to exactly one). */
@@ -234,7 +260,8 @@ class BlockLayoutTest {
      */
     @Test
     void loraTargetsProjectionsAsPeftNamesThemAndNeverNorms() throws IOException {
-        for (ModelConfig config : new ModelConfig[] {TinyConfigs.qwen3(), TinyConfigs.olmo2(), TinyConfigs.smollm3(), TinyConfigs.phi3()}) {
+        for (ModelConfig config : new ModelConfig[] {TinyConfigs.qwen3(), TinyConfigs.olmo2(), TinyConfigs.smollm3(), TinyConfigs.phi3(),
+                TinyConfigs.gemma2(), TinyConfigs.gemma3()}) {
             try (CausalLM m = randomModel(config, DType.F32, 3)) {
                 float[] base = LoraTest.logits(m);
                 LoraAdapters l = LoraAdapters.attach(m, new LoraAdapters.Config(4, 8, 0.0, List.of("all-linear"), false), 1);
@@ -257,6 +284,185 @@ class BlockLayoutTest {
             try (CausalLM m = Models.create(config, DType.F32, 3)) {
                 var e = assertThrows(IllegalArgumentException.class, () -> LoraAdapters.attach(m, new LoraAdapters.Config(2, 4, 0, List.of("q_norm"), false), 1));
                 assertTrue(e.getMessage().contains("matches no projection"), e.getMessage());
+            }
+        }
+    }
+
+    // ---- Gemma 2 / Gemma 3 ----
+
+    /** Reference logits of {@code dir}'s weights under an edited config.json (same weights, one knob changed). */
+    private double[][] referenceWith(Path dir, String name, java.util.function.Consumer<ObjectNode> edit) throws IOException {
+        Path other = Files.createDirectories(tmp.resolve(name));
+        Files.copy(dir.resolve("model.safetensors"), other.resolve("model.safetensors"));
+        ObjectNode j = (ObjectNode) Models.jsonMapper().readTree(dir.resolve("config.json").toFile());
+        edit.accept(j);
+        Files.writeString(other.resolve("config.json"), j.toString());
+        return ReferenceDecoder.logits(other, TOKENS);
+    }
+
+    /**
+     * Each Gemma knob moves the reference's logits far beyond the parity tolerance, so parity could not pass with a
+     * decoder that ignored it: both soft-caps, query_pre_attn_scalar, the sliding layers (a window longer than the
+     * sequence), Gemma 3's local RoPE base and its q/k norms' weights.
+     */
+    @Test
+    void everyGemmaKnobMovesTheReferenceLogits() throws IOException {
+        Path g2 = saved("gemma2", TinyConfigs.gemma2()), g3 = saved("gemma3", TinyConfigs.gemma3());
+        double[][] base2 = ReferenceDecoder.logits(g2, TOKENS), base3 = ReferenceDecoder.logits(g3, TOKENS);
+        Map<String, double[][]> moved = new java.util.LinkedHashMap<>();
+        moved.put("gemma2 attn_logit_softcapping off", referenceWith(g2, "g2-a", j -> j.putNull("attn_logit_softcapping")));
+        moved.put("gemma2 final_logit_softcapping off", referenceWith(g2, "g2-f", j -> j.putNull("final_logit_softcapping")));
+        moved.put("gemma2 query_pre_attn_scalar 16", referenceWith(g2, "g2-q", j -> j.put("query_pre_attn_scalar", 16)));
+        moved.put("gemma2 no window", referenceWith(g2, "g2-w", j -> j.put("sliding_window", 64)));
+        moved.put("gemma3 local base = global base", referenceWith(g3, "g3-r", j -> j.put("rope_local_base_freq", 1000000.0)));
+        moved.put("gemma3 no window", referenceWith(g3, "g3-w", j -> j.put("sliding_window", 64)));
+        moved.put("gemma3 pattern 2", referenceWith(g3, "g3-p", j -> j.put("sliding_window_pattern", 2)));
+        for (Map.Entry<String, double[][]> e : moved.entrySet()) {
+            double d = largestDifference(e.getKey().startsWith("gemma2") ? base2 : base3, e.getValue());
+            assertTrue(d > 1e-4, e.getKey() + " moves the logits by only " + d);
+        }
+    }
+
+    /** Gemma's norms are stored as HF stores them: four per block, q_norm/k_norm of head_dim (Gemma 3), zero-initialised. */
+    @Test
+    void gemmaCheckpointsHoldFourNormsPerBlockUnderHfNames() throws IOException {
+        Path g3 = tmp.resolve("gemma3-fresh");
+        try (CausalLM m = Models.create(TinyConfigs.gemma3(), DType.F32, 3)) {
+            Models.save(m, g3, null, null, null, Models.DEFAULT_MAX_SHARD_BYTES);
+            assertEquals(0.0, Tensors.toDoubles(m.parameters().get("model.layers.0.pre_feedforward_layernorm.weight"))[0], 0.0,
+                    "HF initialises Gemma's (1 + weight) norms to zero");
+        }
+        var names = Safetensors.open(g3.resolve("model.safetensors")).entries();
+        for (String n : new String[] {"input_layernorm", "post_attention_layernorm", "pre_feedforward_layernorm", "post_feedforward_layernorm"})
+            assertArrayEquals(new long[] {24}, names.get("model.layers.6." + n + ".weight").shape(), n);
+        assertArrayEquals(new long[] {8}, names.get("model.layers.0.self_attn.q_norm.weight").shape());
+        assertArrayEquals(new long[] {8}, names.get("model.layers.0.self_attn.k_norm.weight").shape());
+        assertArrayEquals(new long[] {32, 24}, names.get("model.layers.0.self_attn.q_proj.weight").shape(), "4 heads x head_dim 8, wider than hidden 24");
+        assertFalse(names.containsKey("lm_head.weight"), "tied head");
+        try (CausalLM m = Models.create(TinyConfigs.gemma2(), DType.F32, 3)) {
+            assertFalse(m.parameters().containsKey("model.layers.0.self_attn.q_norm.weight"), "Gemma 2 has no q/k norms");
+            assertEquals(4 * 11 + 2, m.parameters().size(), "embedding, final norm, and per layer 4 projections + 3 MLP + 4 norms");
+        }
+    }
+
+    @Test
+    void gemmaConfigDefaultsFollowGemma2ConfigAndGemma3TextConfig() {
+        ModelConfig g2 = withJson(TinyConfigs.gemma2(), "gemma2-defaults", j -> {
+            for (String key : new String[] {"head_dim", "query_pre_attn_scalar", "sliding_window", "attn_logit_softcapping",
+                    "final_logit_softcapping", "rope_theta", "tie_word_embeddings", "bos_token_id", "eos_token_id", "pad_token_id",
+                    "hidden_activation", "hidden_act", "rms_norm_eps", "max_position_embeddings"}) j.remove(key);
+        });
+        assertEquals(256, g2.headDim());
+        assertEquals(new ModelConfig.Gemma(2, 256, 50, 30, 0), g2.gemma(), "query_pre_attn_scalar 256, soft-caps 50 and 30, one RoPE");
+        assertEquals(4096, g2.slidingWindow());
+        for (int i = 0; i < 4; i++) assertEquals(i % 2 == 0, g2.slidingAt(i), "Gemma 2 slides on even layers: " + i);
+        assertEquals(10000.0, g2.ropeTheta());
+        assertEquals(8192, g2.maxPositionEmbeddings());
+        assertEquals(1e-6, g2.normEps());
+        assertTrue(g2.tieWordEmbeddings());
+        assertEquals(2L, g2.bosTokenId());
+        assertEquals(List.of(1L), g2.eosTokenIds());
+        assertEquals(0L, g2.padTokenId());
+        assertEquals("gelu_pytorch_tanh", g2.hiddenAct());
+        ModelConfig g2Off = withJson(TinyConfigs.gemma2(), "gemma2-caps-off", j -> { j.putNull("attn_logit_softcapping"); j.putNull("final_logit_softcapping"); });
+        assertEquals(0.0, g2Off.gemma().attnLogitSoftcapping(), "an explicit null turns soft-capping off");
+        assertEquals(0.0, g2Off.gemma().finalLogitSoftcapping());
+
+        ModelConfig g3 = withJson(TinyConfigs.gemma3(), "gemma3-defaults", j -> {
+            for (String key : new String[] {"sliding_window_pattern", "rope_theta", "rope_local_base_freq", "attn_logit_softcapping",
+                    "final_logit_softcapping", "max_position_embeddings"}) j.remove(key);
+        });
+        assertEquals(new ModelConfig.Gemma(3, 8, 0, 0, 10000.0), g3.gemma(), "no soft-capping, local RoPE base 1e4");
+        assertEquals(1_000_000.0, g3.ropeTheta());
+        assertEquals(131072, g3.maxPositionEmbeddings());
+        for (int i = 0; i < 7; i++) assertEquals(i != 5, g3.slidingAt(i), "sliding_window_pattern 6: layer 5 is global, layer " + i);
+        assertEquals(ModelConfig.QkNorm.PER_HEAD, g3.layout().qkNorm());
+        ModelConfig listed = configs().get("gemma3-scaled");
+        for (int i = 0; i < 7; i++) assertEquals(i != 2 && i != 5, listed.slidingAt(i), "layer_types decides layer " + i);
+        assertEquals("linear", listed.ropeScaling().type());
+        assertEquals("Gemma3ForCausalLM", ModelConfig.parse(noArchitectures(TinyConfigs.gemma3()), Path.of("c.json")).architecture());
+        assertEquals("Gemma2ForCausalLM", ModelConfig.parse(noArchitectures(TinyConfigs.gemma2()), Path.of("c.json")).architecture());
+    }
+
+    @Test
+    void gemmaConfigErrorsNameTheKey() {
+        String msg = parseError(TinyConfigs.gemma3(), j -> j.put("hidden_activation", "silu"));
+        assertTrue(msg.contains("'hidden_activation': 'silu' is not supported"), msg);
+        msg = parseError(TinyConfigs.gemma3(), j -> j.putArray("layer_types").add("sliding_attention"));
+        assertTrue(msg.contains("'layer_types': expected a list of 7 entries"), msg);
+        msg = parseError(TinyConfigs.gemma3(), j -> j.put("sliding_window_pattern", 0));
+        assertTrue(msg.contains("'sliding_window_pattern'"), msg);
+        msg = parseError(TinyConfigs.gemma2(), j -> j.put("query_pre_attn_scalar", -1));
+        assertTrue(msg.contains("'query_pre_attn_scalar'"), msg);
+        msg = parseError(TinyConfigs.gemma2(), j -> j.put("attn_logit_softcapping", "fifty"));
+        assertTrue(msg.contains("'attn_logit_softcapping'"), msg);
+        msg = parseError(TinyConfigs.gemma2(), j -> j.put("final_logit_softcapping", 0));
+        assertTrue(msg.contains("'final_logit_softcapping'"), msg);
+        msg = parseError(TinyConfigs.gemma2(), j -> j.put("sliding_window", 0));
+        assertTrue(msg.contains("'sliding_window'"), msg);
+        msg = parseError(TinyConfigs.gemma3(), j -> j.put("rope_local_base_freq", "x"));
+        assertTrue(msg.contains("'rope_local_base_freq'"), msg);
+        msg = parseError(TinyConfigs.gemma3(), j -> j.putObject("rope_scaling").put("rope_type", "yarn"));
+        assertTrue(msg.contains("'rope_scaling.rope_type'"), msg);
+        msg = parseError(TinyConfigs.gemma3(), j -> j.putArray("architectures").add("Gemma3ForConditionalGeneration"));
+        assertTrue(msg.contains("'architectures': 'Gemma3ForConditionalGeneration'") && msg.contains("Gemma3ForCausalLM"), msg);
+        var e = assertThrows(IllegalArgumentException.class, () -> TinyConfigs.gemma3().asProcessRewardModel());
+        assertTrue(e.getMessage().contains("Gemma3TextForTokenClassification"), e.getMessage());
+        msg = parseError(TinyConfigs.gemma3(), j -> j.putArray("architectures").add("Gemma3ForSequenceClassification"));
+        assertTrue(msg.contains("'architectures': 'Gemma3ForSequenceClassification' is not supported") && msg.contains("Gemma3TextForSequenceClassification"), msg);
+    }
+
+    /**
+     * Gemma 2's reward head (Gemma2ForSequenceClassification) scores hidden states without the LM's final soft-cap;
+     * Gemma 3's is the text-only Gemma3TextForSequenceClassification.
+     */
+    @Test
+    void gemmaCarriesRewardHeadsWithoutTheFinalSoftcap() {
+        try (CausalLM lm = randomModel(TinyConfigs.gemma3(), DType.F32, 3); CausalLM rm = Models.withRewardHead(lm, 4); StepScope s = new StepScope()) {
+            assertEquals("Gemma3TextForSequenceClassification", rm.config().architecture());
+            ModelConfig reread = ModelConfig.parse(rm.config().json().deepCopy(), Path.of("rm/config.json"));
+            assertEquals(TinyConfigs.gemma3().layout(), reread.layout());
+            assertEquals(1, reread.numLabels());
+            assertArrayEquals(new long[] {1, 4, 1}, Tensors.shape(rm.forward(Tensors.longs(new long[] {1, 2, 3, 4}, 1, 4))));
+        }
+        ModelConfig tight = configs().get("gemma2-tight-caps");
+        try (CausalLM lm = randomModel(tight, DType.F64, 3); CausalLM rm = Models.withRewardHead(lm, 4); StepScope s = new StepScope();
+             NoGradGuard g = new NoGradGuard()) {
+            assertEquals("Gemma2ForSequenceClassification", rm.config().architecture());
+            assertEquals(tight.layout(), ModelConfig.parse(rm.config().json().deepCopy(), Path.of("rm/config.json")).layout());
+            Tensor ids = Tensors.longs(new long[] {1, 2, 3, 4}, 1, 4);
+            double[] scores = Tensors.toDoubles(rm.forward(ids));
+            double[] direct = Tensors.toDoubles(Tensors.linear(rm.hiddenStates(ids, null, null, null), rm.parameters().get("score.weight"), null));
+            assertArrayEquals(direct, scores, 0.0);
+            assertTrue(java.util.Arrays.stream(Tensors.toDoubles(lm.forward(ids))).allMatch(v -> Math.abs(v) < 0.7), "the LM's logits are capped at 0.7");
+        }
+    }
+
+    /**
+     * Under bf16 autocast (training's mixed precision on fp32 masters) Gemma's float32 norms, its soft-capped eager
+     * attention (kept out of autocast like SDPA) and its scaled embeddings give logits close to fp32's, and every
+     * parameter gets a gradient.
+     */
+    @Test
+    void gemmaTrainsUnderBf16Autocast() {
+        for (ModelConfig config : new ModelConfig[] {configs().get("gemma2-tight-caps"), TinyConfigs.gemma3()}) {
+            try (CausalLM m = randomModel(config, DType.F32, 9); StepScope s = new StepScope()) {
+                m.setTrainable(true);
+                Tensor ids = Tensors.longs(java.util.Arrays.copyOf(TOKENS, 12), 1, 12);
+                double[] fp32 = Tensors.toDoubles(m.forward(ids));
+                Tensor logits;
+                try (io.tether.engine.Autocast region = io.tether.engine.Autocast.bf16(true)) {
+                    logits = m.forward(ids);
+                }
+                double[] bf16 = Tensors.toDoubles(logits);
+                double worst = 0;
+                for (int i = 0; i < fp32.length; i++) worst = Math.max(worst, Math.abs(fp32[i] - bf16[i]));
+                assertTrue(worst > 0 && worst < 0.1, config.architecture() + ": bf16 autocast logits differ from fp32 by " + worst);
+                logits.to(DType.F32.scalarType).logsumexp(new long[] {-1}, false).sum().backward();
+                for (Map.Entry<String, Tensor> e : m.parameters().entrySet()) {
+                    assertTrue(e.getValue().grad().defined(), e.getKey() + " has no gradient");
+                    assertTrue(java.util.Arrays.stream(Tensors.toDoubles(e.getValue().grad())).allMatch(Double::isFinite), e.getKey());
+                }
             }
         }
     }
@@ -296,8 +502,9 @@ class BlockLayoutTest {
 
     @Test
     void configErrorsNameTheKey() {
-        String msg = parseError(TinyConfigs.qwen3(), j -> j.putArray("architectures").add("Gemma3ForCausalLM"));
-        assertTrue(msg.contains("'architectures': 'Gemma3ForCausalLM' is not supported") && msg.contains("Qwen3ForCausalLM")
+        // (Gemma3ForCausalLM, this check's unsupported architecture before Gemma landed, is supported now.)
+        String msg = parseError(TinyConfigs.qwen3(), j -> j.putArray("architectures").add("MixtralForCausalLM"));
+        assertTrue(msg.contains("'architectures': 'MixtralForCausalLM' is not supported") && msg.contains("Qwen3ForCausalLM")
                 && msg.contains("Olmo2ForCausalLM") && msg.contains("SmolLM3ForCausalLM"), msg);
         msg = parseError(TinyConfigs.smollm3(), j -> j.putArray("no_rope_layers").add(1).add(0));
         assertTrue(msg.contains("'no_rope_layers'") && msg.contains("8 layers"), msg);

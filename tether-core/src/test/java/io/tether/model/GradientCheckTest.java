@@ -50,6 +50,14 @@ class GradientCheckTest {
     @Test
     void phi3FusedProjectionGradientsMatchFiniteDifferences() { check(TinyConfigs.phi3()); }
 
+    /** Gemma 2's (1 + weight) norms before and after each sublayer, scaled embeddings, GeGLU and both soft-caps. */
+    @Test
+    void gemma2SoftcapGradientsMatchFiniteDifferences() { check(TinyConfigs.gemma2()); }
+
+    /** Gemma 3's per-head (1 + weight) q/k norms and its sliding layers' own RoPE base beside the global layers'. */
+    @Test
+    void gemma3LocalGlobalGradientsMatchFiniteDifferences() { check(TinyConfigs.gemma3()); }
+
     private static void check(ModelConfig config) {
         try (CausalLM model = Models.create(config, DType.F64, 7); StepScope scope = new StepScope()) {
             model.setTrainable(true);

@@ -161,6 +161,67 @@ public final class TinyConfigs {
         return ModelConfig.parse(j, Path.of("tiny-phi3-mini/config.json"));
     }
 
+    /**
+     * google/gemma-3-1b-it's config.json scaled down: 26 layers with sliding_window_pattern 6 (five sliding layers,
+     * then a global one; here 7 layers: 0-4 slide, 5 is global, 6 slides), 4 heads with 1 KV head, head_dim 256
+     * against hidden 1152 (heads x head_dim 1024 < hidden; here 8 against 24: 32 > 24), query_pre_attn_scalar =
+     * head_dim, intermediate 6 x hidden (144), sliding_window 512 of 32768 positions (here 4 of 64, shorter than the
+     * test sequences), rope_theta 1e6 on global layers and rope_local_base_freq 1e4 on sliding ones, no rope_scaling,
+     * no soft-capping, rms_norm_eps 1e-6, tied head, model_type gemma3_text. sqrt(24) is not exact in any float
+     * type, so the embedding scale's rounding shows.
+     */
+    public static ModelConfig gemma3() {
+        ObjectNode j = llamaJson("Gemma3ForCausalLM", "gemma3_text");
+        j.remove("hidden_act");
+        j.put("hidden_activation", "gelu_pytorch_tanh");
+        j.put("num_hidden_layers", 7);
+        j.put("hidden_size", 24);
+        j.put("num_attention_heads", 4);
+        j.put("num_key_value_heads", 1);
+        j.put("head_dim", 8);
+        j.put("query_pre_attn_scalar", 8);
+        j.put("intermediate_size", 144);
+        j.put("sliding_window", 4);
+        j.put("sliding_window_pattern", 6);
+        j.put("rope_theta", 1000000.0);
+        j.put("rope_local_base_freq", 10000.0);
+        j.putNull("rope_scaling");
+        j.putNull("attn_logit_softcapping");
+        j.putNull("final_logit_softcapping");
+        j.put("attention_bias", false);
+        j.put("tie_word_embeddings", true);
+        j.put("bos_token_id", 2);
+        j.putArray("eos_token_id").add(1).add(10);
+        j.put("pad_token_id", 0);
+        return ModelConfig.parse(j, Path.of("tiny-gemma3/config.json"));
+    }
+
+    /**
+     * google/gemma-2-2b's config.json scaled down: 26 layers alternating sliding (even) and global (odd) (here 4),
+     * 8 heads with 4 KV heads (here 4 and 2), head_dim 256 with hidden 2304 (here 8 with 16), query_pre_attn_scalar =
+     * head_dim, intermediate 4 x hidden (64), sliding_window 4096 of 8192 positions (here 4 of 64),
+     * attn_logit_softcapping 50, final_logit_softcapping 30, rope_theta 1e4, rms_norm_eps 1e-6, tied head,
+     * hidden_act and hidden_activation both gelu_pytorch_tanh.
+     */
+    public static ModelConfig gemma2() {
+        ObjectNode j = llamaJson("Gemma2ForCausalLM", "gemma2");
+        j.put("hidden_act", "gelu_pytorch_tanh");
+        j.put("hidden_activation", "gelu_pytorch_tanh");
+        j.put("num_hidden_layers", 4);
+        j.put("head_dim", 8);
+        j.put("query_pre_attn_scalar", 8);
+        j.put("intermediate_size", 64);
+        j.put("sliding_window", 4);
+        j.put("attn_logit_softcapping", 50.0);
+        j.put("final_logit_softcapping", 30.0);
+        j.put("attention_bias", false);
+        j.put("tie_word_embeddings", true);
+        j.put("bos_token_id", 2);
+        j.put("eos_token_id", 1);
+        j.put("pad_token_id", 0);
+        return ModelConfig.parse(j, Path.of("tiny-gemma2/config.json"));
+    }
+
     public static ModelConfig gpt2() {
         ObjectNode j = JSON.createObjectNode();
         j.putArray("architectures").add("GPT2LMHeadModel");
@@ -183,6 +244,6 @@ public final class TinyConfigs {
      * (BlockLayoutTest).
      */
     public static ModelConfig[] all() {
-        return new ModelConfig[] {llama(), qwen2(), mistral(), gpt2(), qwen3(), olmo2(), smollm3(), phi3Mini()};
+        return new ModelConfig[] {llama(), qwen2(), mistral(), gpt2(), qwen3(), olmo2(), smollm3(), phi3Mini(), gemma2(), gemma3()};
     }
 }

@@ -126,7 +126,7 @@ class ChatTemplateGoldenTest {
     }
 
     /** Renders each golden case (messages, tools, special tokens) and lists the ones that differ from the expected text or error. */
-    private static List<String> differences(List<String> lines) throws IOException {
+    static List<String> differences(List<String> lines) throws IOException {
         Map<String, String> templates = new HashMap<>();
         List<String> failures = new ArrayList<>();
         for (int i = 0; i < lines.size(); i++) {

@@ -15,9 +15,9 @@ import java.nio.file.Path;
  * meant to be obviously correct rather than fast; use it on tiny checkpoints and short sequences.
  *
  * <p>Supported {@code model_type}s: {@code llama}, {@code mistral}, {@code qwen2}, {@code qwen3}, {@code olmo2},
- * {@code smollm3}, {@code phi3} (mirroring {@code modeling_llama.py} / {@code modeling_mistral.py} /
+ * {@code smollm3}, {@code phi3}, {@code gemma2}, {@code gemma3_text} (mirroring {@code modeling_llama.py} / {@code modeling_mistral.py} /
  * {@code modeling_qwen2.py} / {@code modeling_qwen3.py} / {@code modeling_olmo2.py} / {@code modeling_smollm3.py} /
- * {@code modeling_phi3.py}) and {@code gpt2}
+ * {@code modeling_phi3.py} / {@code modeling_gemma2.py} / {@code modeling_gemma3.py}) and {@code gpt2}
  * (mirroring {@code modeling_gpt2.py}), in eval mode (no dropout), for one unpadded sequence whose
  * positions are {@code 0..T-1}, without KV cache.
  */
@@ -62,6 +62,9 @@ public final class ReferenceDecoder {
             case "smollm3":
             case "phi3":
                 return llamaFamily(modelType, config, weights, tokenIds);
+            case "gemma2":
+            case "gemma3_text":
+                return gemma(modelType, config, weights, tokenIds);
             case "gpt2":
                 return gpt2(config, weights, tokenIds);
             default:
@@ -251,8 +254,161 @@ public final class ReferenceDecoder {
         return logits;
     }
 
+    // =====================================================================================
+    // Gemma 2 / Gemma 3 text  (Gemma2ForCausalLM, Gemma3ForCausalLM)
+    // =====================================================================================
+
     /**
-     * Per-layer sliding window (null = full causal attention):
+     * modeling_gemma2.py / modeling_gemma3.py (transformers v4.5x), eval mode, eager attention:
+     * <pre>
+     * h = embed_tokens(ids) * normalizer      (Gemma 2: sqrt(hidden) in the model dtype; Gemma 3: a float32 buffer)
+     * per layer:  r = h; x = input_layernorm(h); x = self_attn(x); h = r + post_attention_layernorm(x)
+     *             r = h; x = pre_feedforward_layernorm(h); x = mlp(x); h = r + post_feedforward_layernorm(x)
+     * logits = lm_head(norm(h)); if final_logit_softcapping: logits = tanh(logits / cap) * cap
+     * </pre>
+     * GemmaRMSNorm is {@code x / sqrt(mean(x^2) + eps) * (1 + w)}. Attention: q/k/v (and o) with
+     * bias=attention_bias; Gemma 3 normalises each q and k head with q_norm/k_norm (GemmaRMSNorm of head_dim) before
+     * RoPE; scores scaled by query_pre_attn_scalar^-0.5, soft-capped by attn_logit_softcapping when set, then masked.
+     * Layer i slides (window sliding_window) when layer_types[i] is sliding_attention, else when
+     * (i + 1) % pattern != 0 with pattern 2 (Gemma 2) or sliding_window_pattern (Gemma 3, default 6). Gemma 3's
+     * sliding layers rotate with base rope_local_base_freq and no scaling, its global layers with rope_theta and
+     * rope_scaling. MLP: down(gelu_tanh(gate(x)) * up(x)).
+     */
+    private static double[][] gemma(String type, JsonNode cfg, SafetensorsLite.Tensors w, long[] ids) {
+        final boolean g3 = type.equals("gemma3_text");
+        final int hidden = intReq(cfg, "hidden_size");
+        final int nLayers = intReq(cfg, "num_hidden_layers");
+        final int nHeads = intReq(cfg, "num_attention_heads");
+        final int nKv = intOr(cfg, "num_key_value_heads", nHeads);
+        final int headDim = intOr(cfg, "head_dim", 256);
+        final int inter = intReq(cfg, "intermediate_size");
+        final int vocab = intReq(cfg, "vocab_size");
+        final double eps = dblOr(cfg, "rms_norm_eps", 1e-6);
+        final String act = text(cfg, "hidden_activation", "gelu_pytorch_tanh");
+        final double scale = Math.pow(dblOr(cfg, "query_pre_attn_scalar", 256), -0.5);
+        // Gemma2Config: attn 50, final 30; Gemma3TextConfig: None. An explicit null turns either off.
+        final Double attnCap = present(cfg, "attn_logit_softcapping") ? Double.valueOf(cfg.get("attn_logit_softcapping").asDouble())
+                : g3 || cfg.has("attn_logit_softcapping") ? null : Double.valueOf(50.0);
+        final Double finalCap = present(cfg, "final_logit_softcapping") ? Double.valueOf(cfg.get("final_logit_softcapping").asDouble())
+                : g3 || cfg.has("final_logit_softcapping") ? null : Double.valueOf(30.0);
+        final int window = intOr(cfg, "sliding_window", 4096);
+        final boolean bias = bool(cfg, "attention_bias", false);
+        final int groups = nHeads / nKv;
+        boolean[] sliding = new boolean[nLayers];
+        JsonNode layerTypes = cfg.get("layer_types");
+        int pattern = g3 ? intOr(cfg, "sliding_window_pattern", 6) : 2;
+        for (int i = 0; i < nLayers; i++) {
+            sliding[i] = layerTypes != null && layerTypes.isArray() ? layerTypes.get(i).asText().equals("sliding_attention")
+                    : (i + 1) % pattern != 0;
+        }
+        double[] globalInv = ropeInvFreq(cfg, headDim);
+        double[] localInv = g3 ? defaultInvFreq(dblOr(cfg, "rope_local_base_freq", 10000.0), headDim) : globalInv;
+        // Gemma 2: torch.tensor(hidden ** 0.5, dtype=hidden_states.dtype); Gemma 3: a float32 buffer cast to the
+        // weights' dtype, so float64 sees sqrt(hidden) rounded to float32.
+        final double normalizer = g3 ? (double) (float) Math.sqrt(hidden) : Math.sqrt(hidden);
+
+        String p = "model.";
+        double[] embed = w.get(p + "embed_tokens.weight", vocab, hidden);
+        boolean tie = bool(cfg, "tie_word_embeddings", true);
+        double[] head = (!tie && w.has("lm_head.weight")) ? w.get("lm_head.weight", vocab, hidden) : embed;
+        final int T = ids.length;
+        double[][] h = new double[T][];
+        for (int t = 0; t < T; t++) {
+            h[t] = row(embed, checkToken(ids[t], vocab), hidden);
+            for (int i = 0; i < hidden; i++) {
+                h[t][i] *= normalizer;
+            }
+        }
+        for (int l = 0; l < nLayers; l++) {
+            String lp = p + "layers." + l + ".";
+            double[] wq = w.get(lp + "self_attn.q_proj.weight", (long) nHeads * headDim, hidden);
+            double[] wk = w.get(lp + "self_attn.k_proj.weight", (long) nKv * headDim, hidden);
+            double[] wv = w.get(lp + "self_attn.v_proj.weight", (long) nKv * headDim, hidden);
+            double[] wo = w.get(lp + "self_attn.o_proj.weight", hidden, (long) nHeads * headDim);
+            double[] bq = bias ? w.get(lp + "self_attn.q_proj.bias", (long) nHeads * headDim) : null;
+            double[] bk = bias ? w.get(lp + "self_attn.k_proj.bias", (long) nKv * headDim) : null;
+            double[] bv = bias ? w.get(lp + "self_attn.v_proj.bias", (long) nKv * headDim) : null;
+            double[] bo = bias ? w.get(lp + "self_attn.o_proj.bias", hidden) : null;
+            double[] qn = g3 ? w.get(lp + "self_attn.q_norm.weight", headDim) : null;
+            double[] kn = g3 ? w.get(lp + "self_attn.k_norm.weight", headDim) : null;
+            double[] lnIn = w.get(lp + "input_layernorm.weight", hidden);
+            double[] lnPostAttn = w.get(lp + "post_attention_layernorm.weight", hidden);
+            double[] lnPreFf = w.get(lp + "pre_feedforward_layernorm.weight", hidden);
+            double[] lnPostFf = w.get(lp + "post_feedforward_layernorm.weight", hidden);
+            double[] wg = w.get(lp + "mlp.gate_proj.weight", inter, hidden);
+            double[] wu = w.get(lp + "mlp.up_proj.weight", inter, hidden);
+            double[] wd = w.get(lp + "mlp.down_proj.weight", hidden, inter);
+            double[] inv = sliding[l] ? localInv : globalInv;
+
+            double[][] q = new double[T][];
+            double[][] k = new double[T][];
+            double[][] v = new double[T][];
+            for (int t = 0; t < T; t++) {
+                double[] x = gemmaRmsNorm(h[t], lnIn, eps);
+                q[t] = linear(x, wq, bq, nHeads * headDim, hidden);
+                k[t] = linear(x, wk, bk, nKv * headDim, hidden);
+                v[t] = linear(x, wv, bv, nKv * headDim, hidden);
+                for (int hh = 0; g3 && hh < nHeads; hh++) {
+                    normHead(q[t], qn, hh * headDim, headDim, eps);
+                }
+                for (int hh = 0; g3 && hh < nKv; hh++) {
+                    normHead(k[t], kn, hh * headDim, headDim, eps);
+                }
+                for (int hh = 0; hh < nHeads; hh++) {
+                    applyRopeInPlace(q[t], hh * headDim, headDim, t, inv);
+                }
+                for (int hh = 0; hh < nKv; hh++) {
+                    applyRopeInPlace(k[t], hh * headDim, headDim, t, inv);
+                }
+            }
+            double[][] attn = attention(q, k, v, nHeads, groups, headDim, scale, sliding[l] ? Integer.valueOf(window) : null, attnCap);
+            for (int t = 0; t < T; t++) {
+                addInPlace(h[t], gemmaRmsNorm(linear(attn[t], wo, bo, hidden, nHeads * headDim), lnPostAttn, eps));
+            }
+            for (int t = 0; t < T; t++) {
+                double[] x = gemmaRmsNorm(h[t], lnPreFf, eps);
+                double[] g = linear(x, wg, null, inter, hidden);
+                double[] u = linear(x, wu, null, inter, hidden);
+                for (int i = 0; i < inter; i++) {
+                    g[i] = activation(act, g[i]) * u[i];
+                }
+                addInPlace(h[t], gemmaRmsNorm(linear(g, wd, null, hidden, inter), lnPostFf, eps));
+            }
+        }
+        double[] normW = w.get(p + "norm.weight", hidden);
+        double[][] logits = new double[T][];
+        for (int t = 0; t < T; t++) {
+            logits[t] = linear(gemmaRmsNorm(h[t], normW, eps), head, null, vocab, hidden);
+            if (finalCap != null) {
+                for (int i = 0; i < vocab; i++) {
+                    logits[t][i] = Math.tanh(logits[t][i] / finalCap) * finalCap;
+                }
+            }
+        }
+        return logits;
+    }
+
+    /** GemmaRMSNorm: {@code x / sqrt(mean(x^2) + eps) * (1 + w)}. */
+    public static double[] gemmaRmsNorm(double[] x, double[] w, double eps) {
+        double ss = 0;
+        for (double v : x) {
+            ss += v * v;
+        }
+        double r = 1.0 / Math.sqrt(ss / x.length + eps);
+        double[] out = new double[x.length];
+        for (int i = 0; i < x.length; i++) {
+            out[i] = x[i] * r * (1.0 + w[i]);
+        }
+        return out;
+    }
+
+    private static void normHead(double[] x, double[] w, int off, int headDim, double eps) {
+        double[] head = java.util.Arrays.copyOfRange(x, off, off + headDim);
+        System.arraycopy(gemmaRmsNorm(head, w, eps), 0, x, off, headDim);
+    }
+
+    /**
+     * Sliding window per layer (null = full causal attention):
      * <ul>
      *   <li>llama: never.
      *   <li>mistral: {@code sliding_window} on every layer; MistralConfig's default is 4096 when the key
@@ -340,6 +496,12 @@ public final class ReferenceDecoder {
      */
     static double[][] attention(double[][] q, double[][] k, double[][] v, int nHeads, int groups, int headDim,
                                 double scale, Integer window) {
+        return attention(q, k, v, nHeads, groups, headDim, scale, window, null);
+    }
+
+    /** As above, with each score soft-capped to {@code cap * tanh(score / cap)} (after scaling, before the mask) when cap is set. */
+    static double[][] attention(double[][] q, double[][] k, double[][] v, int nHeads, int groups, int headDim,
+                                double scale, Integer window, Double cap) {
         int T = q.length;
         double[][] out = new double[T][nHeads * headDim];
         double[] scores = new double[T];
@@ -354,7 +516,7 @@ public final class ReferenceDecoder {
                     for (int d = 0; d < headDim; d++) {
                         s += q[i][qo + d] * k[j][ko + d];
                     }
-                    scores[j] = s * scale;
+                    scores[j] = cap == null ? s * scale : Math.tanh(s * scale / cap) * cap;
                     max = Math.max(max, scores[j]);
                 }
                 double sum = 0;
@@ -393,7 +555,9 @@ public final class ReferenceDecoder {
         }
         double theta = dblOr(cfg, "rope_theta", Double.NaN);
         // SmolLM3Config's default base is 2e6; every other family's 1e4.
-        double defaultTheta = "smollm3".equals(text(cfg, "model_type", "")) ? 2_000_000.0 : 10000.0;
+        // Gemma3TextConfig's is 1e6.
+        String mt = text(cfg, "model_type", "");
+        double defaultTheta = "smollm3".equals(mt) || "gemma3_text".equals(mt) ? ("smollm3".equals(mt) ? 2_000_000.0 : 1_000_000.0) : 10000.0;
         if (Double.isNaN(theta)) {
             theta = scaling != null ? dblOr(scaling, "rope_theta", defaultTheta) : defaultTheta;
         }
