@@ -23,9 +23,11 @@ import io.tether.model.Models;
 import io.tether.reward.EvalJson;
 import io.tether.reward.RewardEvaluation;
 import io.tether.reward.RewardRun;
+import io.tether.reward.RewardSettings;
 import io.tether.rollout.RewardScorer;
 import io.tether.reward.RewardTraining;
 import io.tether.run.ConfigTree;
+import io.tether.run.RunConfig;
 import io.tether.text.TextAssets;
 
 @Command(name = "rm", mixinStandardHelpOptions = true, description = "Bradley-Terry reward models: train, score, evaluate.",
@@ -51,11 +53,12 @@ final class RmCommand implements Runnable {
         public Integer call() throws IOException {
             rm.root.initEngine();
             ConfigTree settings = run.settings();
-            RewardRun.Config c = RewardRun.Config.from(settings);
+            RunConfig<RewardSettings> c = RewardSettings.config(settings);
             PrintWriter err = rm.root.spec.commandLine().getErr();
             RewardRun.Result r = RewardRun.run(c, run.resume, new ProgressBar(err, settings));
-            if (c.process()) err.printf("%sdone: %d steps; held-out step accuracy %.4f; model saved to %s%n", ProgressBar.afterProgress(), r.training().steps(), r.rewardMean(), c.outputDir().resolve("model"));
-            else err.printf("%sdone: %d steps; training rewards mean %.4f std %.4f; model saved to %s%n", ProgressBar.afterProgress(), r.training().steps(), r.rewardMean(), r.rewardStd(), c.outputDir().resolve("model"));
+            Path model = c.spec().outputDir().resolve("model");
+            if (c.method().kind() == RewardSettings.Kind.PROCESS) err.printf("%sdone: %d steps; held-out step accuracy %.4f; model saved to %s%n", ProgressBar.afterProgress(), r.training().steps(), r.rewardMean(), model);
+            else err.printf("%sdone: %d steps; training rewards mean %.4f std %.4f; model saved to %s%n", ProgressBar.afterProgress(), r.training().steps(), r.rewardMean(), r.rewardStd(), model);
             if (r.eval() != null) rm.root.spec.commandLine().getOut().print(EvalJson.table(r.eval()));
             rm.root.spec.commandLine().getOut().flush();
             return 0;

@@ -31,6 +31,7 @@ import io.tether.rollout.OnlinePrompt;
 import io.tether.online.PpoRun;
 import io.tether.rollout.RewardFunction;
 import io.tether.reward.RewardRun;
+import io.tether.reward.RewardSettings;
 import io.tether.rollout.Rollouts;
 import io.tether.text.ByteTokenizer;
 import io.tether.text.TextAssets;
@@ -202,10 +203,10 @@ public final class RefundDemo {
 
         // Longest first: the reward model (three stages wait for it) beside GRPO, then the rest as lanes free up.
         try (StageLanes pool = new StageLanes(lanes)) {
-            StageLanes.Task rmDone = pool.submit(() -> stages.train("rm", "reward model on the annotator's pairs", listener -> RewardRun.run(RewardRun.Config.from(config(common,
-                    "model=" + policy, "data=" + q(world.resolve("pairs.train.jsonl")), "eval_fraction=0",
-                    "output_dir=" + q(rm), "max_length=512", "truncation_mode=keep_start", "per_device_train_batch_size=8", "learning_rate=5.0e-4", "lr_scheduler_type=cosine",
-                    "max_steps=" + s.rmSteps())), false, listener).training()));
+            StageLanes.Task rmDone = pool.submit(() -> stages.train("rm", "reward model on the annotator's pairs", listener -> RewardRun.run(new RunSpec(sft.resolve("model"), null, null,
+                    world.resolve("pairs.train.jsonl"), null, 0, rm, "fp32", new DataSettings(TokenRecords.InvalidRecords.ERROR, 512, 0, 0, Truncation.Mode.KEEP_START),
+                    loop(s).perDeviceTrainBatchSize(8).learningRate(5.0e-4).lrSchedulerType("cosine").maxSteps(s.rmSteps()).build(), null, Map.of()),
+                    RewardSettings.defaults(), false, listener).training()));
             pool.submit(() -> stages.train("grpo", "GRPO with the gold rubric as a verifiable reward", listener -> GrpoRun.run(GrpoRun.Config.from(config(online,
                     "output_dir=" + q(out.resolve("grpo")), "reward_functions=[refund-rubric]", "num_generations=8", "per_device_train_batch_size=4",
                     "learning_rate=3.0e-4", "beta=0.04", "max_steps=" + s.grpoSteps()), GrpoTraining.Estimator.GRPO), false, listener, REWARDS)));

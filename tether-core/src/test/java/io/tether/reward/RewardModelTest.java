@@ -29,6 +29,7 @@ import io.tether.model.ModelConfig;
 import io.tether.model.Models;
 import io.tether.objective.PairwiseLosses;
 import io.tether.run.ConfigTree;
+import io.tether.run.RunConfig;
 import io.tether.train.GradientSync;
 import io.tether.train.RunDirectory;
 import io.tether.train.Trainer;
@@ -192,7 +193,7 @@ public class RewardModelTest {
         }
         Files.write(data, lines);
         Path out = tmp.resolve("hh-run");
-        RewardRun.Config c = RewardRun.Config.from(ConfigTree.load(null, List.of("model=" + FIXTURES.resolve("checkpoints/lm-buddy-fake-gpt2"),
+        RunConfig<RewardSettings> c = RewardSettings.config(ConfigTree.load(null, List.of("model=" + FIXTURES.resolve("checkpoints/lm-buddy-fake-gpt2"),
                 "data=" + data, "output_dir=" + out, "max_steps=12", "learning_rate=0.05", "per_device_train_batch_size=8", "eval_fraction=0.0",
                 "max_length=256", "logging_steps=1", "lr_scheduler_type=constant")));
         RewardRun.Result r = RewardRun.run(c, false, null);

@@ -14,7 +14,7 @@ import io.tether.online.GrpoRun;
 import io.tether.online.GrpoTraining;
 import io.tether.online.OnlineDpoRun;
 import io.tether.online.PpoRun;
-import io.tether.reward.RewardRun;
+import io.tether.reward.RewardSettings;
 
 /**
  * Each command's learning_rate default is its TRL config class's, read at TRL v0.29.1: DPOConfig, KTOConfig,
@@ -36,8 +36,8 @@ class LearningRateDefaultTest {
         assertEquals(1e-6, PreferenceRun.Config.from("cpo", tree()).trainer().learningRate());
         assertEquals(1e-6, PreferenceRun.Config.from("simpo", tree()).trainer().learningRate());
         assertEquals(2e-5, SftSettings.config(tree()).spec().trainer().learningRate());
-        assertEquals(1e-4, RewardRun.Config.from(tree()).trainer().learningRate());
-        assertEquals(1e-5, RewardRun.Config.from(tree("kind=process")).trainer().learningRate());
+        assertEquals(1e-4, RewardSettings.config(tree()).spec().trainer().learningRate());
+        assertEquals(1e-5, RewardSettings.config(tree("kind=process")).spec().trainer().learningRate());
         // The online configs' trainer settings are package-private; config.yaml's resolved values show the same number.
         assertEquals(1e-6, GrpoRun.Config.from(tree("reward_format_regex=x"), GrpoTraining.Estimator.GRPO).resolved().get("learning_rate"));
         assertEquals(1e-6, GrpoRun.Config.from(tree("reward_format_regex=x"), GrpoTraining.Estimator.RLOO).resolved().get("learning_rate"));
