@@ -7,7 +7,6 @@ import io.tether.model.CausalLM;
 import io.tether.rollout.RewardFunction;
 import io.tether.run.RunConfig;
 import io.tether.run.RunSession;
-import io.tether.run.RunSpec;
 import io.tether.train.Trainer;
 
 /**
@@ -17,12 +16,6 @@ import io.tether.train.Trainer;
  */
 public final class GrpoRun {
     private GrpoRun() {}
-
-    /** @param rewards reward functions offered by name to the config's {@code reward_functions} */
-    public static Trainer.Result run(RunSpec spec, OnlineSettings online, GrpoSettings grpo, boolean resume, Trainer.Listener listener,
-                                     Map<String, RewardFunction> rewards) throws IOException {
-        return run(new RunConfig<>(spec, new Online<>(online, grpo)), resume, listener, rewards);
-    }
 
     /** @param rewards reward functions offered by name to the config's {@code reward_functions} */
     public static Trainer.Result run(RunConfig<Online<GrpoSettings>> c, boolean resume, Trainer.Listener listener, Map<String, RewardFunction> rewards)

@@ -8,7 +8,6 @@ import io.tether.model.CausalLM;
 import io.tether.rollout.RewardFunction;
 import io.tether.run.RunConfig;
 import io.tether.run.RunSession;
-import io.tether.run.RunSpec;
 import io.tether.train.Trainer;
 
 /**
@@ -19,12 +18,6 @@ import io.tether.train.Trainer;
  */
 public final class OnlineDpoRun {
     private OnlineDpoRun() {}
-
-    /** @param rewards reward functions offered by name to the config's {@code reward_functions} */
-    public static Trainer.Result run(RunSpec spec, OnlineSettings online, OnlineDpoSettings dpo, boolean resume, Trainer.Listener listener,
-                                     Map<String, RewardFunction> rewards) throws IOException {
-        return run(new RunConfig<>(spec, new Online<>(online, dpo)), resume, listener, rewards);
-    }
 
     /** @param rewards reward functions offered by name to the config's {@code reward_functions} */
     public static Trainer.Result run(RunConfig<Online<OnlineDpoSettings>> c, boolean resume, Trainer.Listener listener,

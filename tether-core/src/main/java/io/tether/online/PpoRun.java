@@ -12,7 +12,6 @@ import io.tether.rollout.RewardFunction;
 import io.tether.rollout.Rollouts;
 import io.tether.run.RunConfig;
 import io.tether.run.RunSession;
-import io.tether.run.RunSpec;
 import io.tether.train.Trainer;
 
 /**
@@ -23,12 +22,6 @@ import io.tether.train.Trainer;
  */
 public final class PpoRun {
     private PpoRun() {}
-
-    /** @param rewards reward functions offered by name to the config's {@code reward_functions} and {@code gold_reward_functions} */
-    public static Trainer.Result run(RunSpec spec, OnlineSettings online, PpoSettings ppo, boolean resume, Trainer.Listener listener,
-                                     Map<String, RewardFunction> rewards) throws IOException {
-        return run(new RunConfig<>(spec, new Online<>(online, ppo)), resume, listener, rewards);
-    }
 
     /** @param rewards reward functions offered by name to the config's {@code reward_functions} and {@code gold_reward_functions} */
     public static Trainer.Result run(RunConfig<Online<PpoSettings>> c, boolean resume, Trainer.Listener listener, Map<String, RewardFunction> rewards)

@@ -28,6 +28,7 @@ import io.tether.online.GrpoRun;
 import io.tether.online.GrpoSettings;
 import io.tether.online.GrpoTraining;
 import io.tether.online.OnlineDpoRun;
+import io.tether.online.Online;
 import io.tether.online.OnlineDpoSettings;
 import io.tether.online.OnlineSettings;
 import io.tether.rollout.OnlinePrompt;
@@ -209,10 +210,10 @@ public final class RefundDemo {
                     "model=" + policy, "data=" + q(world.resolve("pairs.train.jsonl")), "eval_fraction=0",
                     "output_dir=" + q(rm), "max_length=512", "truncation_mode=keep_start", "per_device_train_batch_size=8", "learning_rate=5.0e-4", "lr_scheduler_type=cosine",
                     "max_steps=" + s.rmSteps())), false, listener).training()));
-            pool.submit(() -> stages.train("grpo", "GRPO with the gold rubric as a verifiable reward", listener -> GrpoRun.run(
+            pool.submit(() -> stages.train("grpo", "GRPO with the gold rubric as a verifiable reward", listener -> GrpoRun.run(Online.config(
                     RunSpec.of(sftModel, prompts, out.resolve("grpo"), loop(s).perDeviceTrainBatchSize(4).learningRate(3.0e-4).maxSteps(s.grpoSteps()).build()),
                     sampled(s, GrpoSettings.ONLINE).rewardFunctions(List.of("refund-rubric")).build(),
-                    GrpoSettings.defaults(GrpoTraining.Estimator.GRPO).withNumGenerations(8).withBeta(0.04), false, listener, REWARDS)));
+                    GrpoSettings.defaults(GrpoTraining.Estimator.GRPO).withNumGenerations(8).withBeta(0.04)), false, listener, REWARDS)));
             // The annotator picks the longer answer 30% of the time, so the chosen answer is the longer one in 76% of pairs,
             // and plain DPO fits that as quality (padded and over-formatted answers grew). R-DPO's length term, as
             // `tether advise` suggests for such data, lets length explain its share of each label. β 0.3 rather than
@@ -225,18 +226,18 @@ public final class RefundDemo {
             pool.submit(() -> stages.train("kto", "KTO on the annotator's thumbs", listener -> PreferenceRun.run(PreferenceRun.Config.from("kto", config(common,
                     "model=" + policy, "data=" + q(world.resolve("kto.train.jsonl")), "output_dir=" + q(out.resolve("kto")), "max_length=512", "truncation_mode=keep_start", "eval_fraction=0",
                     "per_device_train_batch_size=8", "learning_rate=2.0e-4", "beta=0.1", "max_steps=" + s.ktoSteps())), false, listener)));
-            pool.after(rmDone, () -> stages.train("ppo", "PPO against the reward model", listener -> PpoRun.run(
+            pool.after(rmDone, () -> stages.train("ppo", "PPO against the reward model", listener -> PpoRun.run(Online.config(
                     RunSpec.of(sftModel, prompts, out.resolve("ppo"), loop(s).loggingSteps(1).perDeviceTrainBatchSize(8).learningRate(3.0e-4).maxSteps(s.ppoSteps()).build()),
                     sampled(s, PpoSettings.ONLINE).rewardModel(rewardModel).missingEosPenalty(1.0).build(),
-                    PpoSettings.defaults().toBuilder().goldRewardFunctions(List.of("refund-rubric")).klCoef(0.05).numPpoEpochs(2).numMiniBatches(1).build(),
+                    PpoSettings.defaults().toBuilder().goldRewardFunctions(List.of("refund-rubric")).klCoef(0.05).numPpoEpochs(2).numMiniBatches(1).build()),
                     false, monitor(listener), REWARDS)));
-            pool.after(rmDone, () -> stages.train("online-dpo", "online DPO judged by the reward model", listener -> OnlineDpoRun.run(
+            pool.after(rmDone, () -> stages.train("online-dpo", "online DPO judged by the reward model", listener -> OnlineDpoRun.run(Online.config(
                     RunSpec.of(sftModel, prompts, out.resolve("online-dpo"), loop(s).perDeviceTrainBatchSize(8).learningRate(2.0e-4).maxSteps(s.onlineDpoSteps()).build()),
-                    sampled(s, OnlineDpoSettings.ONLINE).rewardModel(rewardModel).build(), OnlineDpoSettings.defaults().withBeta(0.1), false, listener, REWARDS)));
-            pool.after(rmDone, () -> stages.train(WEAK_KL_PPO, "PPO with a weak KL penalty, watched by the over-optimisation monitor", listener -> PpoRun.run(
+                    sampled(s, OnlineDpoSettings.ONLINE).rewardModel(rewardModel).build(), OnlineDpoSettings.defaults().withBeta(0.1)), false, listener, REWARDS)));
+            pool.after(rmDone, () -> stages.train(WEAK_KL_PPO, "PPO with a weak KL penalty, watched by the over-optimisation monitor", listener -> PpoRun.run(Online.config(
                     RunSpec.of(sftModel, prompts, out.resolve(WEAK_KL_PPO), loop(s).perDeviceTrainBatchSize(8).learningRate(1.0e-3).loggingSteps(1).maxSteps(s.weakKlSteps()).build()),
                     sampled(s, PpoSettings.ONLINE).rewardModel(rewardModel).build(),
-                    PpoSettings.defaults().toBuilder().goldRewardFunctions(List.of("refund-rubric")).klCoef(0.0005).numPpoEpochs(4).numMiniBatches(1).build(),
+                    PpoSettings.defaults().toBuilder().goldRewardFunctions(List.of("refund-rubric")).klCoef(0.0005).numPpoEpochs(4).numMiniBatches(1).build()),
                     false, monitor(listener), REWARDS)));
             pool.awaitAll();
         }

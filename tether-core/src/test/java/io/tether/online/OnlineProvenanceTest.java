@@ -72,7 +72,7 @@ class OnlineProvenanceTest {
 
     @Test
     void ppoRecordsPolicyRewardModelReferenceAndValueModel() throws IOException {
-        PpoRun.run(spec("ppo"), online(PpoSettings.ONLINE), PpoSettings.defaults().toBuilder().numPpoEpochs(1).valueModel(valueModel).build(), false, null, Map.of());
+        PpoRun.run(Online.config(spec("ppo"), online(PpoSettings.ONLINE), PpoSettings.defaults().toBuilder().numPpoEpochs(1).valueModel(valueModel).build()), false, null, Map.of());
         JsonNode p = provenance(tmp.resolve("ppo"));
         assertEquals(Provenance.weightsHash(policy), p.path("initial_weights").asText(), p.toString());
         assertEquals(Provenance.weightsHash(rewardModel), p.path("reward_model_weights").asText(), p.toString());
@@ -82,14 +82,14 @@ class OnlineProvenanceTest {
         assertEquals(4, p.path("prompts").asInt(), p.toString());
 
         // Without value_model the critic starts from the reward model, as TRL initialises it.
-        PpoRun.run(spec("ppo-rm-critic"), online(PpoSettings.ONLINE), PpoSettings.defaults().toBuilder().numPpoEpochs(1).build(), false, null, Map.of());
+        PpoRun.run(Online.config(spec("ppo-rm-critic"), online(PpoSettings.ONLINE), PpoSettings.defaults().toBuilder().numPpoEpochs(1).build()), false, null, Map.of());
         assertEquals(Provenance.weightsHash(rewardModel), provenance(tmp.resolve("ppo-rm-critic")).path("value_model_weights").asText());
     }
 
     @Test
     void grpoRecordsPolicyRewardModelAndReference() throws IOException {
-        GrpoRun.run(spec("grpo"), online(GrpoSettings.ONLINE), GrpoSettings.defaults(GrpoTraining.Estimator.GRPO).withNumGenerations(2).withBeta(0.04),
-                false, null, Map.of());
+        GrpoRun.run(Online.config(spec("grpo"), online(GrpoSettings.ONLINE), GrpoSettings.defaults(GrpoTraining.Estimator.GRPO).withNumGenerations(2)
+                .withBeta(0.04)), false, null, Map.of());
         JsonNode p = provenance(tmp.resolve("grpo"));
         assertEquals(Provenance.weightsHash(policy), p.path("initial_weights").asText(), p.toString());
         assertEquals(Provenance.weightsHash(rewardModel), p.path("reward_model_weights").asText(), p.toString());
