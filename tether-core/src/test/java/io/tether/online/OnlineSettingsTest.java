@@ -2,7 +2,6 @@ package io.tether.online;
 
 import static org.junit.jupiter.api.Assertions.*;
 
-import java.util.ArrayList;
 import java.util.List;
 
 import org.junit.jupiter.api.Test;
@@ -12,10 +11,10 @@ import io.tether.run.ConfigTree;
 
 /** The online records read from YAML as Java callers build them, and online runs take no keys they would ignore. */
 class OnlineSettingsTest {
+    /** The three keys every run needs, and {@code extra}. */
     static ConfigTree tree(String... extra) {
-        List<String> keys = new ArrayList<>(List.of("model=m", "data=d.jsonl", "output_dir=o"));
-        keys.addAll(List.of(extra));
-        return ConfigTree.load(null, keys);
+        return ConfigTree.load(null, java.util.stream.Stream.concat(java.util.stream.Stream.of("model=m", "data=d.jsonl", "output_dir=o"),
+                java.util.stream.Stream.of(extra)).toList());
     }
 
     @Test
