@@ -93,7 +93,7 @@ final class BenchRollout implements Callable<Integer> {
 
     /** PPO with a value head on the policy and the policy's own starting weights as the reference. */
     private io.tether.train.TrainingMethod<io.tether.rollout.OnlinePrompt> ppo(CausalLM m, CausalLM reference, SamplingConfig sampling) {
-        var settings = new io.tether.online.PpoTraining.Settings(io.tether.online.PpoTraining.Config.defaults(), sampling,
+        var settings = new io.tether.online.PpoTraining.Settings(io.tether.online.PpoSettings.defaults(), sampling,
                 io.tether.rollout.Rollouts.of(EVEN_TOKENS, null), io.tether.rollout.Rollouts.Shaping.NONE, reference, null, null);
         return new io.tether.online.PpoTraining(settings, m, 0);
     }

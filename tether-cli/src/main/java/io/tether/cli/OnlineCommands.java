@@ -10,9 +10,12 @@ import picocli.CommandLine.Mixin;
 import picocli.CommandLine.ParentCommand;
 
 import io.tether.online.GrpoRun;
+import io.tether.online.GrpoSettings;
 import io.tether.online.GrpoTraining;
 import io.tether.online.OnlineDpoRun;
+import io.tether.online.OnlineDpoSettings;
 import io.tether.online.PpoRun;
+import io.tether.online.PpoSettings;
 import io.tether.run.ConfigTree;
 import io.tether.train.Trainer;
 
@@ -50,8 +53,8 @@ final class OnlineCommands {
     static final class Grpo extends Base {
         @Override
         Done train(ConfigTree settings, Trainer.Listener listener) throws IOException {
-            GrpoRun.Config c = GrpoRun.Config.from(settings, GrpoTraining.Estimator.GRPO);
-            return new Done(GrpoRun.run(c, run.resume, listener, NAMED_REWARDS), c.outputDir());
+            var c = GrpoSettings.config(settings, GrpoTraining.Estimator.GRPO);
+            return new Done(GrpoRun.run(c, run.resume, listener, NAMED_REWARDS), c.spec().outputDir());
         }
     }
 
@@ -61,8 +64,8 @@ final class OnlineCommands {
     static final class Rloo extends Base {
         @Override
         Done train(ConfigTree settings, Trainer.Listener listener) throws IOException {
-            GrpoRun.Config c = GrpoRun.Config.from(settings, GrpoTraining.Estimator.RLOO);
-            return new Done(GrpoRun.run(c, run.resume, listener, NAMED_REWARDS), c.outputDir());
+            var c = GrpoSettings.config(settings, GrpoTraining.Estimator.RLOO);
+            return new Done(GrpoRun.run(c, run.resume, listener, NAMED_REWARDS), c.spec().outputDir());
         }
     }
 
@@ -73,8 +76,8 @@ final class OnlineCommands {
     static final class Ppo extends Base {
         @Override
         Done train(ConfigTree settings, Trainer.Listener listener) throws IOException {
-            PpoRun.Config c = PpoRun.Config.from(settings);
-            return new Done(PpoRun.run(c, run.resume, listener, NAMED_REWARDS), c.outputDir());
+            var c = PpoSettings.config(settings);
+            return new Done(PpoRun.run(c, run.resume, listener, NAMED_REWARDS), c.spec().outputDir());
         }
     }
 
@@ -86,8 +89,8 @@ final class OnlineCommands {
     static final class OnlineDpo extends Base {
         @Override
         Done train(ConfigTree settings, Trainer.Listener listener) throws IOException {
-            OnlineDpoRun.Config c = OnlineDpoRun.Config.from(settings);
-            return new Done(OnlineDpoRun.run(c, run.resume, listener, NAMED_REWARDS), c.outputDir());
+            var c = OnlineDpoSettings.config(settings);
+            return new Done(OnlineDpoRun.run(c, run.resume, listener, NAMED_REWARDS), c.spec().outputDir());
         }
     }
 }

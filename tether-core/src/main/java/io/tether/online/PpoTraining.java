@@ -14,7 +14,6 @@ import org.bytedeco.pytorch.ScalarTypeOptional;
 import org.bytedeco.pytorch.Tensor;
 import org.bytedeco.pytorch.global.torch;
 
-import io.tether.engine.ConfigException;
 import io.tether.engine.DType;
 import io.tether.engine.Tensors;
 import io.tether.engine.Torch;
@@ -33,40 +32,17 @@ import io.tether.train.TrainingMethod;
  */
 public final class PpoTraining implements TrainingMethod<OnlinePrompt> {
     /**
-     * @param klEstimator   k1 (TRL's default), k2 or k3 per-token estimate of KL(π‖π_ref)
-     * @param klTarget      adaptive KL controller's target (Ziegler et al. 2019); NaN keeps kl_coef fixed
-     * @param klHorizon     the controller's horizon in samples
-     */
-    public record Config(double klCoef, String klEstimator, double klTarget, double klHorizon, double gamma, double lam, double cliprange,
-                         double cliprangeValue, double vfCoef, int numPpoEpochs, int numMiniBatches, boolean whitenRewards) {
-        public Config {
-            if (!List.of("k1", "k2", "k3").contains(klEstimator)) throw new ConfigException("key 'kl_estimator': k1, k2 or k3, got '" + klEstimator + "'");
-            if (klCoef < 0) throw new ConfigException("key 'kl_coef': must be >= 0, got " + klCoef);
-            if (!Double.isNaN(klTarget) && !(klTarget > 0)) throw new ConfigException("key 'kl_target': must be > 0, got " + klTarget);
-            if (!(klHorizon > 0)) throw new ConfigException("key 'kl_horizon': must be > 0, got " + klHorizon);
-            if (!(gamma >= 0 && gamma <= 1) || !(lam >= 0 && lam <= 1)) throw new ConfigException("keys 'gamma' and 'lam' must be in [0, 1]");
-            if (!(cliprange > 0) || !(cliprangeValue > 0)) throw new ConfigException("keys 'cliprange' and 'cliprange_value' must be > 0");
-            if (vfCoef < 0) throw new ConfigException("key 'vf_coef': must be >= 0, got " + vfCoef);
-        }
-
-        /** TRL PPOConfig defaults. */
-        public static Config defaults() {
-            return new Config(0.05, "k1", Double.NaN, 10000, 1.0, 0.95, 0.2, 0.2, 0.1, 4, 1, false);
-        }
-    }
-
-    /**
-     * The critic: a separate value model (a one-output sequence-classification model, e.g. initialised from the reward
-     * model as TRL does), or, when {@code valueModel} is null, a linear value head [1, hidden] on the policy's own
-     * final hidden states (one backbone forward gives both).
-     */
-    /**
+     * What the method runs with, built from the run's {@link PpoSettings} and {@link OnlineSettings}. The critic: a
+     * separate value model (a one-output sequence-classification model, e.g. initialised from the reward model as TRL
+     * does), or, when {@code valueModel} is null, a linear value head [1, hidden] on the policy's own final hidden
+     * states (one backbone forward gives both).
+     *
      * @param gold  an independent judge of the same samples (the held-out "human"), logged as objective/gold_scores
      *              beside the proxy's objective/scores so over-optimisation shows as it happens; null for none
      */
-    public record Settings(Config ppo, SamplingConfig sampling, Rollouts.Scorer scorer, Rollouts.Shaping shaping, CausalLM reference,
+    public record Settings(PpoSettings ppo, SamplingConfig sampling, Rollouts.Scorer scorer, Rollouts.Shaping shaping, CausalLM reference,
                            CausalLM valueModel, Function<long[], String> decoder, Rollouts.Scorer gold) {
-        public Settings(Config ppo, SamplingConfig sampling, Rollouts.Scorer scorer, Rollouts.Shaping shaping, CausalLM reference,
+        public Settings(PpoSettings ppo, SamplingConfig sampling, Rollouts.Scorer scorer, Rollouts.Shaping shaping, CausalLM reference,
                         CausalLM valueModel, Function<long[], String> decoder) {
             this(ppo, sampling, scorer, shaping, reference, valueModel, decoder, null);
         }

@@ -21,9 +21,14 @@ import io.tether.model.ModelConfig;
  */
 public record DataSettings(TokenRecords.InvalidRecords invalidRecords, int maxLength, int maxPromptLength, int maxCompletionLength, Truncation.Mode truncationMode) {
 
-    /** Reads the keys; {@code mode} is the method's TRL default truncation_mode, {@code dropAllowed} whether {@code drop} is one. */
+    /**
+     * Reads the keys; {@code mode} is the method's TRL default truncation_mode (null: invalid_records only, for methods
+     * that cut their own inputs), {@code dropAllowed} whether {@code drop} is one.
+     */
     public static DataSettings from(ConfigTree c, Truncation.Mode mode, boolean dropAllowed, boolean promptLimits) {
         TokenRecords.InvalidRecords invalid = TokenRecords.InvalidRecords.parse(c.string("invalid_records", "error"));
+        // No mode: the method cuts its own inputs (online prompts keep their end under max_prompt_length) and takes none of these keys.
+        if (mode == null) return new DataSettings(invalid, 0, 0, 0, Truncation.Mode.KEEP_END);
         int maxLength = optional(c, "max_length");
         int maxPrompt = promptLimits ? optional(c, "max_prompt_length") : 0;
         int maxCompletion = promptLimits ? optional(c, "max_completion_length") : 0;

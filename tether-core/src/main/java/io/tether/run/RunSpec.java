@@ -49,7 +49,8 @@ public record RunSpec(Path model, Path modelConfig, Path tokenizer, Path data, P
     /**
      * How a method's common keys differ: its TRL truncation_mode default (and whether {@code drop} is one), whether
      * it reads prompt length limits, its eval_fraction and learning-rate defaults, and whether it can start from a
-     * bare config.json or take held-out data.
+     * bare config.json or take held-out data. A null truncationMode: the method reads no length keys here (online
+     * methods cut prompts under their own max_prompt_length).
      */
     public record Defaults(Truncation.Mode truncationMode, boolean dropAllowed, boolean promptLimits, double evalFraction,
                            LearningRateDefault learningRate, boolean fromScratch, boolean evalData) {}

@@ -25,10 +25,15 @@ import io.tether.generate.SamplingConfig;
 import io.tether.model.LogProbs;
 import io.tether.model.Models;
 import io.tether.online.GrpoRun;
+import io.tether.online.GrpoSettings;
 import io.tether.online.GrpoTraining;
 import io.tether.online.OnlineDpoRun;
+import io.tether.online.Online;
+import io.tether.online.OnlineDpoSettings;
+import io.tether.online.OnlineSettings;
 import io.tether.rollout.OnlinePrompt;
 import io.tether.online.PpoRun;
+import io.tether.online.PpoSettings;
 import io.tether.rollout.RewardFunction;
 import io.tether.reward.RewardRun;
 import io.tether.reward.RewardSettings;
@@ -190,9 +195,8 @@ public final class RefundDemo {
                 loop(s).perDeviceTrainBatchSize(8).learningRate(1.0e-3).lrSchedulerType("cosine").warmupSteps(Math.min(10, s.sftSteps() / 5))
                         .maxSteps(s.sftSteps()).build(), null, Map.of()), new SftSettings(true, true, false), false, listener));
 
-        String policy = q(sft.resolve("model")), rewardModel = q(rm.resolve("model")), grpoData = q(world.resolve("grpo.train.jsonl"));
-        List<String> online = new ArrayList<>(common);
-        online.addAll(List.of("model=" + policy, "data=" + grpoData, "max_completion_length=" + s.maxNewTokens(), "temperature=1.0"));
+        String policy = q(sft.resolve("model"));
+        Path sftModel = sft.resolve("model"), rewardModel = rm.resolve("model"), prompts = world.resolve("grpo.train.jsonl");
         Map<String, String> trainedOn = new LinkedHashMap<>();
         trainedOn.put("dpo", "annotator pairs (R-DPO)");
         trainedOn.put("kto", "annotator thumbs");
@@ -207,9 +211,10 @@ public final class RefundDemo {
                     world.resolve("pairs.train.jsonl"), null, 0, rm, "fp32", new DataSettings(TokenRecords.InvalidRecords.ERROR, 512, 0, 0, Truncation.Mode.KEEP_START),
                     loop(s).perDeviceTrainBatchSize(8).learningRate(5.0e-4).lrSchedulerType("cosine").maxSteps(s.rmSteps()).build(), null, Map.of()),
                     RewardSettings.defaults(), false, listener).training()));
-            pool.submit(() -> stages.train("grpo", "GRPO with the gold rubric as a verifiable reward", listener -> GrpoRun.run(GrpoRun.Config.from(config(online,
-                    "output_dir=" + q(out.resolve("grpo")), "reward_functions=[refund-rubric]", "num_generations=8", "per_device_train_batch_size=4",
-                    "learning_rate=3.0e-4", "beta=0.04", "max_steps=" + s.grpoSteps()), GrpoTraining.Estimator.GRPO), false, listener, REWARDS)));
+            pool.submit(() -> stages.train("grpo", "GRPO with the gold rubric as a verifiable reward", listener -> GrpoRun.run(Online.config(
+                    RunSpec.of(sftModel, prompts, out.resolve("grpo"), loop(s).perDeviceTrainBatchSize(4).learningRate(3.0e-4).maxSteps(s.grpoSteps()).build()),
+                    sampled(s, GrpoSettings.ONLINE).rewardFunctions(List.of("refund-rubric")).build(),
+                    GrpoSettings.defaults(GrpoTraining.Estimator.GRPO).withNumGenerations(8).withBeta(0.04)), false, listener, REWARDS)));
             // The annotator picks the longer answer 30% of the time, so the chosen answer is the longer one in 76% of pairs,
             // and plain DPO fits that as quality (padded and over-formatted answers grew). R-DPO's length term, as
             // `tether advise` suggests for such data, lets length explain its share of each label. β 0.3 rather than
@@ -222,17 +227,19 @@ public final class RefundDemo {
             pool.submit(() -> stages.train("kto", "KTO on the annotator's thumbs", listener -> PreferenceRun.run(PreferenceRun.Config.from("kto", config(common,
                     "model=" + policy, "data=" + q(world.resolve("kto.train.jsonl")), "output_dir=" + q(out.resolve("kto")), "max_length=512", "truncation_mode=keep_start", "eval_fraction=0",
                     "per_device_train_batch_size=8", "learning_rate=2.0e-4", "beta=0.1", "max_steps=" + s.ktoSteps())), false, listener)));
-            pool.after(rmDone, () -> stages.train("ppo", "PPO against the reward model", listener -> PpoRun.run(PpoRun.Config.from(config(online,
-                    "output_dir=" + q(out.resolve("ppo")), "reward_model=" + rewardModel, "gold_reward_functions=[refund-rubric]", "kl_coef=0.05", "logging_steps=1",
-                    "per_device_train_batch_size=8", "learning_rate=3.0e-4", "num_ppo_epochs=2", "num_mini_batches=1", "missing_eos_penalty=1.0",
-                    "max_steps=" + s.ppoSteps())), false, monitor(listener), REWARDS)));
-            pool.after(rmDone, () -> stages.train("online-dpo", "online DPO judged by the reward model", listener -> OnlineDpoRun.run(OnlineDpoRun.Config.from(
-                    config(online, "output_dir=" + q(out.resolve("online-dpo")), "reward_model=" + rewardModel, "per_device_train_batch_size=8",
-                            "learning_rate=2.0e-4", "beta=0.1", "max_steps=" + s.onlineDpoSteps())), false, listener, REWARDS)));
-            pool.after(rmDone, () -> stages.train(WEAK_KL_PPO, "PPO with a weak KL penalty, watched by the over-optimisation monitor", listener -> PpoRun.run(PpoRun.Config.from(config(online,
-                    "output_dir=" + q(out.resolve(WEAK_KL_PPO)), "reward_model=" + rewardModel, "gold_reward_functions=[refund-rubric]", "kl_coef=0.0005",
-                    "per_device_train_batch_size=8", "learning_rate=1.0e-3", "num_ppo_epochs=4", "num_mini_batches=1", "logging_steps=1",
-                    "max_steps=" + s.weakKlSteps())), false, monitor(listener), REWARDS)));
+            pool.after(rmDone, () -> stages.train("ppo", "PPO against the reward model", listener -> PpoRun.run(Online.config(
+                    RunSpec.of(sftModel, prompts, out.resolve("ppo"), loop(s).loggingSteps(1).perDeviceTrainBatchSize(8).learningRate(3.0e-4).maxSteps(s.ppoSteps()).build()),
+                    sampled(s, PpoSettings.ONLINE).rewardModel(rewardModel).missingEosPenalty(1.0).build(),
+                    PpoSettings.defaults().toBuilder().goldRewardFunctions(List.of("refund-rubric")).klCoef(0.05).numPpoEpochs(2).numMiniBatches(1).build()),
+                    false, monitor(listener), REWARDS)));
+            pool.after(rmDone, () -> stages.train("online-dpo", "online DPO judged by the reward model", listener -> OnlineDpoRun.run(Online.config(
+                    RunSpec.of(sftModel, prompts, out.resolve("online-dpo"), loop(s).perDeviceTrainBatchSize(8).learningRate(2.0e-4).maxSteps(s.onlineDpoSteps()).build()),
+                    sampled(s, OnlineDpoSettings.ONLINE).rewardModel(rewardModel).build(), OnlineDpoSettings.defaults().withBeta(0.1)), false, listener, REWARDS)));
+            pool.after(rmDone, () -> stages.train(WEAK_KL_PPO, "PPO with a weak KL penalty, watched by the over-optimisation monitor", listener -> PpoRun.run(Online.config(
+                    RunSpec.of(sftModel, prompts, out.resolve(WEAK_KL_PPO), loop(s).perDeviceTrainBatchSize(8).learningRate(1.0e-3).loggingSteps(1).maxSteps(s.weakKlSteps()).build()),
+                    sampled(s, PpoSettings.ONLINE).rewardModel(rewardModel).build(),
+                    PpoSettings.defaults().toBuilder().goldRewardFunctions(List.of("refund-rubric")).klCoef(0.0005).numPpoEpochs(4).numMiniBatches(1).build()),
+                    false, monitor(listener), REWARDS)));
             pool.awaitAll();
         }
         // Read back from each PPO run's metrics, so that a reused run reports what the live monitor saw.
@@ -469,6 +476,11 @@ public final class RefundDemo {
     /** The loop settings every stage shares: the demo's seed, a log line every 5 steps, no intermediate checkpoints or evaluations. */
     private static TrainerConfig.Builder loop(Settings s) {
         return TrainerConfig.defaults().toBuilder().seed(s.seed()).loggingSteps(5).saveSteps(0).evalSteps(0);
+    }
+
+    /** The online stages' sampling: the demo's completion budget at temperature 1.0, the method's other defaults. */
+    private static OnlineSettings.Builder sampled(Settings s, OnlineSettings.Defaults method) {
+        return OnlineSettings.defaults(method).toBuilder().maxCompletionLength(s.maxNewTokens()).temperature(1.0);
     }
 
     private static ConfigTree config(List<String> common, String... settings) {

@@ -86,7 +86,7 @@ class PpoTrainingTest {
              CausalLM critic = valueHead ? null : Models.load(saveRewardModel(), DType.F32).model()) {
             List<OnlinePrompt> held = prompts(32, 2);
             double before = scoreAndKl(policy, reference, held)[0];
-            var ppo = new PpoTraining.Config(klCoef, "k1", Double.NaN, 10000, 1.0, 0.95, 0.2, 0.2, 0.1, 4, 2, false);
+            var ppo = PpoSettings.defaults().toBuilder().klCoef(klCoef).numMiniBatches(2).build();
             // The gold judge is the rule the reward model was trained on: does the completion contain token 7?
             RewardFunction containsSeven = (prompt, completion, tokens, record) -> java.util.OptionalDouble.of(java.util.Arrays.stream(tokens).anyMatch(t -> t == 7) ? 1 : 0);
             var settings = new PpoTraining.Settings(ppo, SAMPLING, Rollouts.rewardModel(rewardModel, 64), Rollouts.Shaping.NONE, reference, critic, null,
@@ -138,7 +138,7 @@ class PpoTrainingTest {
         java.util.Set<String> extra;
         try (CausalLM policy = Models.create(TINY, DType.F32, 2); CausalLM reference = Models.create(TINY, DType.F32, 2)) {
             // The adaptive controller (target 0.01, short horizon) moves kl_coef every rollout: it must survive the resume.
-            var ppo = new PpoTraining.Config(0.05, "k3", 0.01, 64, 1.0, 0.95, 0.2, 0.2, 0.1, 2, 1, false);
+            var ppo = PpoSettings.defaults().toBuilder().klEstimator("k3").klTarget(0.01).klHorizon(64).numPpoEpochs(2).build();
             var settings = new PpoTraining.Settings(ppo, SAMPLING, Rollouts.rewardModel(rewardModel, 64), Rollouts.Shaping.NONE, reference, null, null);
             TrainerConfig c = new TrainerConfig(steps, 1, 8, 1, 3e-3, "constant", 0, 0, 0.0, 0.9, 0.999, 1e-8, 1.0, 3, 1, 0, 2, 5, "stop", false);
             PpoTraining method = new PpoTraining(settings, policy, 5);
@@ -209,7 +209,7 @@ class PpoTrainingTest {
     }
 
     /** The rollout's objective/kl and the coefficient after {@link PpoTraining#prepare} of {@code drawn} against {@code reference}. */
-    static double[] prepareOnce(CausalLM policy, CausalLM reference, PpoTraining.Config ppo, List<OnlinePrompt> drawn, double[] k3Out) {
+    static double[] prepareOnce(CausalLM policy, CausalLM reference, PpoSettings ppo, List<OnlinePrompt> drawn, double[] k3Out) {
         RewardFunction containsSeven = (prompt, completion, tokens, record) -> java.util.OptionalDouble.of(java.util.Arrays.stream(tokens).anyMatch(t -> t == 7) ? 1 : 0);
         var method = new PpoTraining(new PpoTraining.Settings(ppo, SAMPLING, Rollouts.of(containsSeven, null), Rollouts.Shaping.NONE, reference, null, null), policy, 5);
         try (StepScope s = new StepScope(); NoGradGuard g = new NoGradGuard()) {
@@ -224,6 +224,11 @@ class PpoTrainingTest {
         }
     }
 
+    /** k3 with the adaptive controller, one pass of one mini-batch. */
+    static PpoSettings adaptive(double klCoef, double klTarget, double klHorizon) {
+        return PpoSettings.defaults().toBuilder().klCoef(klCoef).klEstimator("k3").klTarget(klTarget).klHorizon(klHorizon).numPpoEpochs(1).build();
+    }
+
     @Test
     void theAdaptiveKlCoefficientFallsBelowTargetAndRisesAbove() {
         try (CausalLM policy = Models.create(TINY, DType.F32, 2); CausalLM same = Models.create(TINY, DType.F32, 2);
@@ -232,17 +237,17 @@ class PpoTrainingTest {
             double coef = 0.1, horizon = 64, perRollout = 8 / horizon;   // n_steps = the rollout's 8 completions
             double[] k3 = new double[1];
             // The reference is the policy itself: KL 0, far below target, so the error clips at −0.2 and β falls.
-            double[] r = prepareOnce(policy, same, new PpoTraining.Config(coef, "k3", 0.5, horizon, 1.0, 0.95, 0.2, 0.2, 0.1, 1, 1, false), drawn, k3);
+            double[] r = prepareOnce(policy, same, adaptive(coef, 0.5, horizon), drawn, k3);
             assertEquals(0.0, r[0], 1e-6);
             assertEquals(coef * (1 - 0.2 * perRollout), r[1], 1e-12, "KL below target: the coefficient falls");
             // Another reference: the trainer's objective/kl is the k3 estimate (not k1), and far above a small target β rises.
-            r = prepareOnce(policy, other, new PpoTraining.Config(coef, "k3", 1e-3, horizon, 1.0, 0.95, 0.2, 0.2, 0.1, 1, 1, false), drawn, k3);
+            r = prepareOnce(policy, other, adaptive(coef, 1e-3, horizon), drawn, k3);
             assertEquals(k3[0], r[0], 1e-6 * Math.max(1, k3[0]), "objective/kl is the mean sequence k3");
             assertTrue(k3[0] > 1.2e-3, "KL " + k3[0]);
             assertEquals(coef * (1 + 0.2 * perRollout), r[1], 1e-12, "KL above target: the coefficient rises");
             // A target the KL exceeds by 10%: the proportional error itself, unclipped (same samples: the rollout is seeded by the step).
             double target = k3[0] / 1.1;
-            r = prepareOnce(policy, other, new PpoTraining.Config(coef, "k3", target, horizon, 1.0, 0.95, 0.2, 0.2, 0.1, 1, 1, false), drawn, k3);
+            r = prepareOnce(policy, other, adaptive(coef, target, horizon), drawn, k3);
             assertEquals(coef * (1 + (r[0] / target - 1) * perRollout), r[1], 1e-12);
             assertEquals(coef * (1 + 0.1 * perRollout), r[1], 1e-7);
         }

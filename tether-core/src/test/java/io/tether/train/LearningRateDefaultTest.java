@@ -10,10 +10,10 @@ import java.util.List;
 
 import org.junit.jupiter.api.Test;
 
-import io.tether.online.GrpoRun;
+import io.tether.online.GrpoSettings;
 import io.tether.online.GrpoTraining;
-import io.tether.online.OnlineDpoRun;
-import io.tether.online.PpoRun;
+import io.tether.online.OnlineDpoSettings;
+import io.tether.online.PpoSettings;
 import io.tether.reward.RewardSettings;
 
 /**
@@ -39,10 +39,10 @@ class LearningRateDefaultTest {
         assertEquals(1e-4, RewardSettings.config(tree()).spec().trainer().learningRate());
         assertEquals(1e-5, RewardSettings.config(tree("kind=process")).spec().trainer().learningRate());
         // The online configs' trainer settings are package-private; config.yaml's resolved values show the same number.
-        assertEquals(1e-6, GrpoRun.Config.from(tree("reward_format_regex=x"), GrpoTraining.Estimator.GRPO).resolved().get("learning_rate"));
-        assertEquals(1e-6, GrpoRun.Config.from(tree("reward_format_regex=x"), GrpoTraining.Estimator.RLOO).resolved().get("learning_rate"));
-        assertEquals(3e-6, PpoRun.Config.from(tree("reward_format_regex=x")).resolved().get("learning_rate"));
-        assertEquals(5e-7, OnlineDpoRun.Config.from(tree("reward_format_regex=x")).resolved().get("learning_rate"));
+        assertEquals(1e-6, GrpoSettings.config(tree("reward_format_regex=x"), GrpoTraining.Estimator.GRPO).spec().resolved().get("learning_rate"));
+        assertEquals(1e-6, GrpoSettings.config(tree("reward_format_regex=x"), GrpoTraining.Estimator.RLOO).spec().resolved().get("learning_rate"));
+        assertEquals(3e-6, PpoSettings.config(tree("reward_format_regex=x")).spec().resolved().get("learning_rate"));
+        assertEquals(5e-7, OnlineDpoSettings.config(tree("reward_format_regex=x")).spec().resolved().get("learning_rate"));
     }
 
     @Test

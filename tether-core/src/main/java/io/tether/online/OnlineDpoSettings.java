@@ -1,0 +1,69 @@
+package io.tether.online;
+
+import io.tether.engine.ConfigException;
+import io.tether.objective.DpoLoss;
+import io.tether.run.ConfigTree;
+import io.tether.run.RunConfig;
+import io.tether.run.RunSpec;
+import io.tether.train.LearningRateDefault;
+
+/**
+ * {@code tether online-dpo}'s own keys, named and defaulted as TRL's OnlineDPOConfig (v0.29.1); the shared online keys
+ * are {@link OnlineSettings} (TRL's {@code max_new_tokens} is read as the completion budget, 64), the rest the
+ * {@link RunSpec}. {@code num_rounds} (iterative DPO) and {@code tie_policy} are Tether's.
+ *
+ * @param beta      TRL {@code beta}
+ * @param lossType  TRL {@code loss_type}: sigmoid or ipo
+ * @param numRounds iterative rounds; the reference is reset to the policy at the start of each
+ * @param tiePolicy what a pair whose scores tie trains: "drop" (nothing) or "first" (the first sample wins, as TRL)
+ */
+public record OnlineDpoSettings(double beta, String lossType, int numRounds, String tiePolicy) {
+    /** Online DPO's shared online defaults: temperature 0.9, 64 new tokens, the exact answer in the record's {@code answer}. */
+    public static final OnlineSettings.Defaults ONLINE = new OnlineSettings.Defaults(0.9, 64, "answer");
+    /** The common keys' defaults: online DPO's learning rate; prompts are cut by max_prompt_length, not max_length. */
+    public static final RunSpec.Defaults DEFAULTS = new RunSpec.Defaults(null, false, false, 0.0, LearningRateDefault.ONLINE_DPO, false, false);
+
+    public OnlineDpoSettings {
+        if (!OnlineDpoTraining.Settings.TIE_POLICIES.contains(tiePolicy))
+            throw new ConfigException("key 'tie_policy': 'drop' (tied pairs train nothing) or 'first' (the first sample wins a tie, as TRL), got '"
+                    + tiePolicy + "'");
+        if (numRounds < 1) throw new ConfigException("key 'num_rounds': must be >= 1, got " + numRounds);
+        OnlineDpoTraining.Settings.loss(beta, lossType);
+    }
+
+    /** TRL's defaults: beta 0.1, sigmoid; one round; ties dropped. */
+    public static OnlineDpoSettings defaults() {
+        return new OnlineDpoSettings(0.1, "sigmoid", 1, "drop");
+    }
+
+    public static OnlineDpoSettings read(ConfigTree c) {
+        OnlineDpoSettings d = defaults();
+        double beta = c.number("beta", d.beta());
+        String lossType = c.string("loss_type", d.lossType());
+        int rounds = c.integer("num_rounds", d.numRounds());
+        String tiePolicy = c.string("tie_policy", d.tiePolicy());
+        return c.validated(() -> new OnlineDpoSettings(beta, lossType, rounds, tiePolicy));
+    }
+
+    /** The whole run's configuration from YAML and overrides. */
+    public static RunConfig<Online<OnlineDpoSettings>> config(ConfigTree c) {
+        return RunConfig.read(c, DEFAULTS, t -> {
+            // TRL calls the completion budget max_new_tokens; max_completion_length (the other online methods' name) also works.
+            boolean newTokensSet = t.raw("max_new_tokens") != null;
+            int maxNew = t.integer("max_new_tokens", ONLINE.maxCompletionLength());
+            if (newTokensSet && t.raw("max_completion_length") != null)
+                throw new ConfigException("key 'max_new_tokens': set either max_new_tokens or max_completion_length, not both");
+            OnlineSettings online = OnlineSettings.read(t, new OnlineSettings.Defaults(ONLINE.temperature(), maxNew, ONLINE.answerField()));
+            return new Online<>(online, read(t));
+        });
+    }
+
+    /** The DPO loss settings (sigmoid as TRL, ipo without length normalisation). */
+    public DpoLoss.Config dpo() {
+        return OnlineDpoTraining.Settings.loss(beta, lossType);
+    }
+
+    public OnlineDpoSettings withBeta(double beta) {
+        return new OnlineDpoSettings(beta, lossType, numRounds, tiePolicy);
+    }
+}
