@@ -1,8 +1,7 @@
-package io.tether.run;
+package io.tether.train;
 
 import static org.junit.jupiter.api.Assertions.*;
 
-import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
 
@@ -10,18 +9,16 @@ import org.junit.jupiter.api.Test;
 
 import io.tether.engine.ConfigException;
 import io.tether.objective.DpoLoss;
+import io.tether.run.PreferenceMethod;
+import io.tether.run.RunConfig;
+
+import static io.tether.train.LearningRateDefaultTest.tree;
 
 /**
  * The preference methods' name table: every command's entry reads, from a config that sets none of its keys, exactly its
  * record's TRL defaults (and its common-key defaults); unknown method and loss names are refused naming the known ones.
  */
 class PreferenceMethodTableTest {
-    static ConfigTree tree(String... extra) {
-        List<String> keys = new ArrayList<>(List.of("model=m", "data=d.jsonl", "output_dir=o"));
-        keys.addAll(List.of(extra));
-        return ConfigTree.load(null, keys);
-    }
-
     @Test
     void everyEntryReadsItsDefaults() {
         assertEquals(List.of("dpo", "kto", "orpo", "simpo", "cpo"), List.copyOf(PreferenceMethod.METHODS.keySet()));
