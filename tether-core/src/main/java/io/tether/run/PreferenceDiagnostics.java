@@ -141,4 +141,13 @@ final class PreferenceDiagnostics implements Trainer.Listener {
                     + "the policy can learn to be verbose rather than right%s", 100 * share, ratio,
                     method instanceof PreferenceMethod.Dpo ? " (rdpo_alpha or ld_alpha discount length)" : ""));
     }
+
+    /** TRL's KTO check: desirable_weight * n_desirable / (undesirable_weight * n_undesirable) should lie in [1, 4/3]. */
+    static void warnKtoWeights(List<io.tether.train.KtoTraining.Example> train, PreferenceMethod.Kto kto, Trainer.Listener l) {
+        long nd = train.stream().filter(io.tether.train.KtoTraining.Example::desirable).count(), nu = train.size() - nd;
+        double ratio = nu == 0 ? Double.POSITIVE_INFINITY : kto.loss().desirableWeight() * nd / (kto.loss().undesirableWeight() * nu);
+        if (ratio < 1 || ratio > 4.0 / 3)
+            l.onNotice(String.format(java.util.Locale.ROOT, "KTO: desirable_weight x %d desirable / (undesirable_weight x %d undesirable) = %.2f is outside "
+                    + "[1, 4/3]; the KTO paper recommends weights that bring it into that range", nd, nu, ratio));
+    }
 }

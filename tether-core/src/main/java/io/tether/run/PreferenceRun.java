@@ -3,7 +3,6 @@ package io.tether.run;
 import java.io.IOException;
 import java.util.ArrayList;
 import java.util.List;
-import java.util.Locale;
 import java.util.function.BiFunction;
 
 import io.tether.data.TokenRecords;
@@ -62,12 +61,7 @@ public final class PreferenceRun {
         Models.LoadedModel policy = s.loadPolicy();
         CausalLM reference = ReferenceLogProbs.forUnpaired(s, kto.refModel());
         s.writeRecords(true);
-        // TRL's check: desirable_weight * n_desirable / (undesirable_weight * n_undesirable) should lie in [1, 4/3].
-        long nd = train.stream().filter(KtoTraining.Example::desirable).count(), nu = train.size() - nd;
-        double ratio = nu == 0 ? Double.POSITIVE_INFINITY : kto.loss().desirableWeight() * nd / (kto.loss().undesirableWeight() * nu);
-        if (ratio < 1 || ratio > 4.0 / 3)
-            diagnostics.onNotice(String.format(Locale.ROOT, "KTO: desirable_weight x %d desirable / (undesirable_weight x %d undesirable) = %.2f is outside "
-                    + "[1, 4/3]; the KTO paper recommends weights that bring it into that range", nd, nu, ratio));
+        PreferenceDiagnostics.warnKtoWeights(train, kto, diagnostics);
         Trainer.Result result = s.trainer(policy.model(), kto.training(reference, s.truncation(true).maxLength()), train, eval, diagnostics).train(s.resume());
         s.saveResult(policy.model(), policy.storedDtypes());
         return result;
