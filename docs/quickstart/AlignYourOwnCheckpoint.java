@@ -5,6 +5,8 @@ import java.util.Map;
 import java.util.function.Function;
 
 import io.tether.data.PreferenceReader;
+import io.tether.data.TokenRecords;
+import io.tether.data.Truncation;
 import io.tether.data.PreferenceValidator;
 import io.tether.data.Problems;
 import io.tether.engine.DType;
@@ -23,17 +25,22 @@ import io.tether.scenario.GoldRubric;
 import io.tether.scenario.NoisyAnnotator;
 import io.tether.text.TextAssets;
 import io.tether.run.ConfigTree;
+import io.tether.run.DataSettings;
+import io.tether.run.PreferenceMethod;
 import io.tether.run.PreferenceRun;
+import io.tether.run.RunSpec;
 import io.tether.run.SftSettings;
 import io.tether.run.SftRun;
 import io.tether.train.Trainer;
+import io.tether.train.TrainerConfig;
 
 /**
  * The README's quick start ("Align your own checkpoint") through the Java API of tether-core: check the data, SFT
  * with LoRA, DPO with LoRA from the SFT model, DPO against SFT on held-out prompts, merge the adapter, generate.
  *
  * <p>Usage: {@code AlignYourOwnCheckpoint CHECKPOINT OUT_DIR [CONFIG_DIR]}, CONFIG_DIR holding the quick start's
- * sft.yaml and dpo.yaml (default docs/quickstart). QuickStartProgramTest compiles and runs this file.
+ * sft.yaml (default docs/quickstart); the DPO step builds dpo.yaml's settings as records. QuickStartProgramTest
+ * compiles and runs this file.
  */
 public class AlignYourOwnCheckpoint {
     public static void main(String[] args) throws IOException {
@@ -67,10 +74,15 @@ public class AlignYourOwnCheckpoint {
         SftRun.run(SftSettings.config(ConfigTree.load(configs.resolve("sft.yaml"),
                 List.of("model=" + checkpoint, "data=" + data.resolve("sft.train.jsonl"), "output_dir=" + sft))), false, log);
 
-        // 3. DPO with LoRA from the SFT model: the reference is the SFT model itself (adapters off).
+        // 3. DPO with LoRA from the SFT model, built from typed records (dpo.yaml's settings): the reference is the SFT
+        //    model itself (adapters off). TrainerConfig, DataSettings and the method's record carry TRL's defaults.
         Path dpo = out.resolve("dpo");
-        PreferenceRun.run(PreferenceRun.Config.from("dpo", ConfigTree.load(configs.resolve("dpo.yaml"),
-                List.of("model=" + sft.resolve("model"), "data=" + data.resolve("pairs.train.jsonl"), "output_dir=" + dpo))), false, log);
+        TrainerConfig loop = TrainerConfig.defaults().toBuilder()
+                .learningRate(5.0e-6).numTrainEpochs(1).maxSteps(2).perDeviceTrainBatchSize(2).loggingSteps(1).seed(1).build();
+        RunSpec dpoRun = RunSpec.of(sft.resolve("model"), data.resolve("pairs.train.jsonl"), dpo, loop)
+                .withReading(new DataSettings(TokenRecords.InvalidRecords.ERROR, 128, 0, 0, Truncation.Mode.KEEP_END))
+                .withLora(new LoraAdapters.Config(16, 32, 0.05, List.of("all-linear"), false));
+        PreferenceRun.run(dpoRun, PreferenceMethod.Dpo.defaults(), false, log);
 
         // 4. DPO against SFT on held-out prompts, greedy for both, judged by the refund world's gold rubric.
         try (Models.LoadedModel candidate = Models.load(dpo.resolve("model"), DType.F32);

@@ -31,26 +31,8 @@ class QuickStartProgramTest {
         Path docs = checkout().resolve("docs/quickstart");
         Path source = docs.resolve("AlignYourOwnCheckpoint.java");
         assertTrue(Files.isRegularFile(source), "missing " + source);
-        Path classes = Files.createDirectories(tmp.resolve("classes"));
-        JavaCompiler javac = ToolProvider.getSystemJavaCompiler();
-        StringWriter diagnostics = new StringWriter();
-        boolean compiled = javac.getTask(diagnostics, null, null,
-                List.of("-classpath", System.getProperty("java.class.path"), "-d", classes.toString()),
-                null, javac.getStandardFileManager(null, null, StandardCharsets.UTF_8).getJavaFileObjects(source)).call();
-        assertTrue(compiled, diagnostics.toString());
-
         Path out = tmp.resolve("out");
-        ByteArrayOutputStream printed = new ByteArrayOutputStream();
-        PrintStream stdout = System.out;
-        try (URLClassLoader loader = new URLClassLoader(new URL[] {classes.toUri().toURL()}, getClass().getClassLoader())) {
-            System.setOut(new PrintStream(printed, true, StandardCharsets.UTF_8));
-            loader.loadClass("AlignYourOwnCheckpoint").getMethod("main", String[].class)
-                    .invoke(null, (Object) new String[] {GPT2.toString(), out.toString(), docs.toString()});
-        } finally {
-            System.setOut(stdout);
-        }
-        String log = printed.toString(StandardCharsets.UTF_8);
-        stdout.print(log);
+        String log = compileAndRun(source, "AlignYourOwnCheckpoint", tmp, GPT2.toString(), out.toString(), docs.toString());
         assertTrue(log.contains("pairs.train.jsonl: 0 errors"), log);
         assertTrue(Files.isRegularFile(out.resolve("sft/adapter/adapter_config.json")) && Files.isRegularFile(out.resolve("dpo/adapter/adapter_config.json")),
                 "both runs trained LoRA adapters");
@@ -59,6 +41,28 @@ class QuickStartProgramTest {
         // The merge reproduces the model the DPO run saved, and the merged model generates.
         assertArrayEquals(Files.readAllBytes(out.resolve("dpo/model/model.safetensors")), Files.readAllBytes(out.resolve("aligned/model.safetensors")));
         assertTrue(log.matches("(?s).*\ngenerated: \\S.*"), log);
+    }
+
+    /** Compiles {@code source} against tether-core's class path into {@code tmp}/classes and runs its main; returns what it printed. */
+    static String compileAndRun(Path source, String className, Path tmp, String... args) throws Exception {
+        Path classes = Files.createDirectories(tmp.resolve("classes"));
+        JavaCompiler javac = ToolProvider.getSystemJavaCompiler();
+        StringWriter diagnostics = new StringWriter();
+        boolean compiled = javac.getTask(diagnostics, null, null,
+                List.of("-classpath", System.getProperty("java.class.path"), "-d", classes.toString()),
+                null, javac.getStandardFileManager(null, null, StandardCharsets.UTF_8).getJavaFileObjects(source)).call();
+        assertTrue(compiled, diagnostics.toString());
+        ByteArrayOutputStream printed = new ByteArrayOutputStream();
+        PrintStream stdout = System.out;
+        try (URLClassLoader loader = new URLClassLoader(new URL[] {classes.toUri().toURL()}, QuickStartProgramTest.class.getClassLoader())) {
+            System.setOut(new PrintStream(printed, true, StandardCharsets.UTF_8));
+            loader.loadClass(className).getMethod("main", String[].class).invoke(null, (Object) args);
+        } finally {
+            System.setOut(stdout);
+        }
+        String log = printed.toString(StandardCharsets.UTF_8);
+        stdout.print(log);
+        return log;
     }
 
     /** The checkout: the directory above the working directory (the module) that holds README.md. */

@@ -87,7 +87,7 @@ final class LogprobsCommand implements Callable<Integer> {
             out.write(root, lines);
             if (out.path != null) {
                 // The key a trainer checks before reusing these as reference log-probs: data and weights hashes.
-                var key = io.tether.run.PreferenceRun.key(data, model.path);
+                var key = io.tether.run.ReferenceLogProbs.key(data, model.path);
                 AtomicFiles.write(out.path.resolveSibling(out.path.getFileName() + ".meta.json"), w -> w.write(key.toString() + "\n"));
             }
             root.spec.commandLine().getErr().printf("scored %d records (%d sequences) in %.1f s%n", records.size(), seqs.size(), (System.nanoTime() - start) / 1e9);

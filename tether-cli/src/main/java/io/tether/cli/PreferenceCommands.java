@@ -11,10 +11,12 @@ import picocli.CommandLine.Mixin;
 import picocli.CommandLine.ParentCommand;
 
 import io.tether.run.ConfigTree;
+import io.tether.run.PreferenceMethod;
 import io.tether.run.PreferenceRun;
+import io.tether.run.RunConfig;
 import io.tether.train.Trainer;
 
-/** {@code tether dpo|kto|orpo|simpo|cpo}: one shape, the method named by the command. */
+/** {@code tether dpo|kto|orpo|simpo|cpo}: one shape, the method named by the command (its entry in {@link PreferenceMethod#METHODS}). */
 final class PreferenceCommands {
     private PreferenceCommands() {}
 
@@ -28,7 +30,7 @@ final class PreferenceCommands {
         public Integer call() throws IOException {
             root.initEngine();
             ConfigTree settings = run.settings();
-            PreferenceRun.Config c = PreferenceRun.Config.from(method(), settings);
+            RunConfig<? extends PreferenceMethod> c = PreferenceMethod.config(method(), settings);
             PrintWriter err = root.spec.commandLine().getErr();
             Trainer.Result r = PreferenceRun.run(c, run.resume, new ProgressBar(err, settings) {
                 @Override
@@ -38,7 +40,7 @@ final class PreferenceCommands {
                         line(String.format(Locale.ROOT, "  rewards/accuracies %.3f  rewards/margins %.3f", (Double) m.get("rewards/accuracies"), (Double) m.get("rewards/margins")));
                 }
             });
-            ProgressBar.done(err, r, c.outputDir());
+            ProgressBar.done(err, r, c.spec().outputDir());
             return 0;
         }
     }

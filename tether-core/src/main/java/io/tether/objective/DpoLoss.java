@@ -1,7 +1,11 @@
 package io.tether.objective;
 
+import java.util.Collections;
+import java.util.LinkedHashMap;
 import java.util.List;
+import java.util.Map;
 
+import com.fasterxml.jackson.annotation.JsonIgnore;
 import org.bytedeco.pytorch.ScalarTypeOptional;
 import org.bytedeco.pytorch.Tensor;
 import org.bytedeco.pytorch.TensorVector;
@@ -42,22 +46,31 @@ public final class DpoLoss {
      *                             preference that length explains no longer moves the policy, so a length-biased
      *                             annotator's votes for the longer answer teach less. Only for the losses of x
      *                             (sigmoid, hinge, robust, exo_pair, discopop).
+     * @param lossTerms            the loss types {@code lossType} names: {@link #LOSS_TYPES}, or those and a caller's own
+     *                             ({@link #withLossType}); not a config key
      */
     public record Config(double beta, List<String> lossType, List<Double> lossWeights, double labelSmoothing,
                          String fDivergenceType, double fAlphaDivergenceCoef, double discopopTau, Semantics semantics,
-                         double rdpoAlpha) {
+                         double rdpoAlpha, @JsonIgnore Map<String, LossTerm> lossTerms) {
         public Config(double beta, List<String> lossType, List<Double> lossWeights, double labelSmoothing,
                       String fDivergenceType, double fAlphaDivergenceCoef, double discopopTau, Semantics semantics) {
             this(beta, lossType, lossWeights, labelSmoothing, fDivergenceType, fAlphaDivergenceCoef, discopopTau, semantics, 0.0);
         }
 
+        public Config(double beta, List<String> lossType, List<Double> lossWeights, double labelSmoothing,
+                      String fDivergenceType, double fAlphaDivergenceCoef, double discopopTau, Semantics semantics, double rdpoAlpha) {
+            this(beta, lossType, lossWeights, labelSmoothing, fDivergenceType, fAlphaDivergenceCoef, discopopTau, semantics, rdpoAlpha, LOSS_TYPES);
+        }
+
         public Config {
+            lossTerms = lossTerms == null ? LOSS_TYPES : lossTerms;
             if (!(beta > 0)) throw new ConfigException("beta must be > 0, got " + beta);
             if (lossType.isEmpty()) throw new ConfigException("loss_type must name at least one loss");
             if (lossWeights == null) lossWeights = java.util.Collections.nCopies(lossType.size(), 1.0);
             if (lossWeights.size() != lossType.size())
                 throw new ConfigException("loss_weights has " + lossWeights.size() + " entries for " + lossType.size() + " loss types");
-            for (String t : lossType) if (!KNOWN.contains(t)) throw new ConfigException("loss_type '" + t + "' is not supported (known: " + KNOWN + ")");
+            for (String t : lossType)
+                if (!lossTerms.containsKey(t)) throw new ConfigException("loss_type '" + t + "' is not supported (known: " + lossTerms.keySet() + ")");
             if (lossType.contains("exo_pair") && !(labelSmoothing > 0))
                 throw new ConfigException("exo_pair needs label_smoothing > 0 (the paper uses 1e-3)");
             if (lossType.contains("robust") && !(labelSmoothing >= 0 && labelSmoothing < 0.5))
@@ -74,12 +87,22 @@ public final class DpoLoss {
         public static Config of(double beta, String lossType) {
             return new Config(beta, List.of(lossType), null, 0.0, "reverse_kl", 0.5, 0.05, Semantics.TRL);
         }
+
+        /** This config with R-DPO's length term (see {@code rdpo_alpha} above). */
+        public Config withRdpoAlpha(double alpha) {
+            return new Config(beta, lossType, lossWeights, labelSmoothing, fDivergenceType, fAlphaDivergenceCoef, discopopTau, semantics, alpha, lossTerms);
+        }
+
+        /** This config training with one more loss type, {@code name}, alone (weight 1): a caller's own loss, no fork needed. */
+        public Config withLossType(String name, LossTerm term) {
+            Map<String, LossTerm> terms = new LinkedHashMap<>(lossTerms);
+            terms.put(name, term);
+            return new Config(beta, List.of(name), null, labelSmoothing, fDivergenceType, fAlphaDivergenceCoef, discopopTau, semantics,
+                    rdpoAlpha, Collections.unmodifiableMap(terms));
+        }
     }
 
     public enum Semantics { TRL, TRL_LEGACY, OPENRLHF }
-
-    static final List<String> KNOWN = List.of("sigmoid", "hinge", "ipo", "exo_pair", "nca_pair", "robust", "bco_pair", "sppo_hard",
-            "aot", "aot_unpaired", "apo_zero", "apo_down", "discopop", "sigmoid_norm", "sft");
 
     /** The losses that are functions of x = β·δ alone, to which R-DPO's length term applies. */
     static final List<String> OF_X = List.of("sigmoid", "hinge", "robust", "exo_pair", "discopop");
@@ -128,6 +151,77 @@ public final class DpoLoss {
         public RunningMean copy() { return new RunningMean(mean, count); }
     }
 
+    /**
+     * What a loss type reads of a batch, computed once for all of them: with c = ℓ(y_w) − ℓ_ref(y_w) and
+     * r = ℓ(y_l) − ℓ_ref(y_l), the f-divergence scores s_w = f(c) and s_r = f(r), δ = s_w − s_r and the logit
+     * x = β·δ (plus R-DPO's length term); every tensor is per pair [B].
+     */
+    public record Terms(Config config, Inputs in, Tensor chosenRatio, Tensor rejectedRatio, Tensor chosenScore, Tensor rejectedScore,
+                        Tensor delta, Tensor logit, RunningMean bcoMean) {
+        public double beta() { return config.beta(); }
+
+        /** ε of the losses that smooth labels. */
+        public double eps() { return config.labelSmoothing(); }
+    }
+
+    /** One {@code loss_type}: its per-pair losses [B] from the batch's terms. */
+    @FunctionalInterface
+    public interface LossTerm {
+        Tensor perPair(Terms t);
+    }
+
+    /** The built-in loss types by name, in TRL's order: a new loss type is one entry here. */
+    public static final Map<String, LossTerm> LOSS_TYPES = lossTypes();
+
+    private static Map<String, LossTerm> lossTypes() {
+        Map<String, LossTerm> m = new LinkedHashMap<>();
+        m.put("sigmoid", t -> t.config().semantics() == Semantics.TRL
+                ? logSigmoid(t.logit()).neg()
+                // cDPO (TRL <= 0.28, OpenRLHF): −(1−ε)logσ(x) − ε logσ(−x)
+                : scale(logSigmoid(t.logit()), -(1 - t.eps())).sub(scale(logSigmoid(t.logit().neg()), t.eps())));
+        m.put("hinge", t -> torch.relu(plus(t.logit().neg(), 1)));
+        m.put("ipo", t -> t.config().semantics() == Semantics.OPENRLHF
+                ? square(plus(t.delta(), -1 / (2 * t.beta())))
+                // TRL normalises by completion length (confirmed with the IPO authors)
+                : square(plus(t.chosenScore().div(t.in().chosenTokens()).sub(t.rejectedScore().div(t.in().rejectedTokens())), -1 / (2 * t.beta()))));
+        m.put("exo_pair", t -> sigmoid(t.logit()).mul(plus(logSigmoid(t.logit()), -Math.log(1 - t.eps())))
+                .add(sigmoid(t.logit().neg()).mul(plus(logSigmoid(t.logit().neg()), -Math.log(t.eps())))));
+        m.put("nca_pair", t -> logSigmoid(scale(t.chosenScore(), t.beta())).neg().sub(scale(logSigmoid(scale(t.chosenScore(), -t.beta())), 0.5))
+                .sub(scale(logSigmoid(scale(t.rejectedScore(), -t.beta())), 0.5)));
+        m.put("robust", t -> scale(scale(logSigmoid(t.logit()), -(1 - t.eps())).add(scale(logSigmoid(t.logit().neg()), t.eps())), 1 / (1 - 2 * t.eps())));
+        m.put("bco_pair", t -> {
+            double beta = t.beta(), shift = 0;
+            if (t.config().semantics() == Semantics.TRL_LEGACY) {
+                // δ: running mean of the batches' mean chosen and rejected rewards, updated with this batch before use
+                double batchMean = torch.cat(new TensorVector(scale(t.chosenRatio(), beta).detach(), scale(t.rejectedRatio(), beta).detach())).mean().item_double();
+                shift = (t.bcoMean() == null ? new RunningMean() : t.bcoMean()).update(batchMean, 1);
+            }
+            return logSigmoid(plus(scale(t.chosenScore(), beta), -shift)).neg().sub(logSigmoid(plus(scale(t.rejectedScore(), beta), -shift).neg()));
+        });
+        m.put("sppo_hard", t -> square(plus(t.chosenScore(), -1 / (2 * t.beta()))).add(square(plus(t.rejectedScore(), 1 / (2 * t.beta())))));
+        m.put("aot", t -> aot(t, torch.sort(t.in().policyChosen().sub(t.in().policyRejected()), 0, false).get0()
+                .sub(torch.sort(t.in().refChosen().sub(t.in().refRejected()), 0, false).get0())));
+        m.put("aot_unpaired", t -> aot(t, torch.sort(t.chosenRatio(), 0, false).get0().sub(torch.sort(t.rejectedRatio(), 0, false).get0())));
+        m.put("apo_zero", t -> plus(sigmoid(scale(t.chosenRatio(), t.beta())).neg(), 1).add(sigmoid(scale(t.rejectedRatio(), t.beta()))));
+        m.put("apo_down", t -> sigmoid(scale(t.chosenRatio(), t.beta())).add(plus(sigmoid(t.logit()).neg(), 1)));
+        m.put("discopop", t -> {
+            Tensor x = t.logit(), mix = sigmoid(scale(x, 1 / t.config().discopopTau()));
+            return mix.mul(x.neg().exp()).add(plus(mix.neg(), 1).mul(logSigmoid(x).neg()));
+        });
+        m.put("sigmoid_norm", t -> logSigmoid(scale(t.chosenScore().div(t.in().chosenTokens()).sub(t.rejectedScore().div(t.in().rejectedTokens())), t.beta())).neg());
+        m.put("sft", t -> {
+            if (t.in().sftNll() == null) throw new IllegalArgumentException("loss_type 'sft' needs the chosen completions' NLL");
+            return t.in().sftNll().expand(t.chosenRatio().size(0));
+        });
+        return Collections.unmodifiableMap(m);
+    }
+
+    /** AOT's loss of the sorted margins' difference {@code d}: cDPO's smoothed sigmoid of β·d. */
+    private static Tensor aot(Terms t, Tensor d) {
+        Tensor bd = scale(d, t.beta());
+        return scale(logSigmoid(bd), -(1 - t.eps())).sub(scale(logSigmoid(bd.neg()), t.eps()));
+    }
+
     public static Output compute(Config cfg, Inputs in) {
         return compute(cfg, in, null);
     }
@@ -150,59 +244,10 @@ public final class DpoLoss {
         }
         Tensor x = scale(delta, beta);
         if (cfg.rdpoAlpha() > 0) x = x.add(scale(in.chosenTokens().sub(in.rejectedTokens()).to(x.scalar_type()), cfg.rdpoAlpha()));
-        double eps = cfg.labelSmoothing();
+        Terms terms = new Terms(cfg, in, c, r, sw, sr, delta, x, bcoMean);
         Tensor perPair = null, total = null;
         for (int k = 0; k < cfg.lossType().size(); k++) {
-            Tensor l = switch (cfg.lossType().get(k)) {
-                case "sigmoid" -> cfg.semantics() == Semantics.TRL
-                        ? logSigmoid(x).neg()
-                        // cDPO (TRL <= 0.28, OpenRLHF): −(1−ε)logσ(x) − ε logσ(−x)
-                        : scale(logSigmoid(x), -(1 - eps)).sub(scale(logSigmoid(x.neg()), eps));
-                case "hinge" -> torch.relu(plus(x.neg(), 1));
-                case "ipo" -> cfg.semantics() == Semantics.OPENRLHF
-                        ? square(plus(delta, -1 / (2 * beta)))
-                        // TRL normalises by completion length (confirmed with the IPO authors)
-                        : square(plus(sw.div(in.chosenTokens()).sub(sr.div(in.rejectedTokens())), -1 / (2 * beta)));
-                case "exo_pair" -> sigmoid(x).mul(plus(logSigmoid(x), -Math.log(1 - eps)))
-                        .add(sigmoid(x.neg()).mul(plus(logSigmoid(x.neg()), -Math.log(eps))));
-                case "nca_pair" -> logSigmoid(scale(sw, beta)).neg().sub(scale(logSigmoid(scale(sw, -beta)), 0.5))
-                        .sub(scale(logSigmoid(scale(sr, -beta)), 0.5));
-                case "robust" -> scale(scale(logSigmoid(x), -(1 - eps)).add(scale(logSigmoid(x.neg()), eps)), 1 / (1 - 2 * eps));
-                case "bco_pair" -> {
-                    double shift = 0;
-                    if (cfg.semantics() == Semantics.TRL_LEGACY) {
-                        // δ: running mean of the batches' mean chosen and rejected rewards, updated with this batch before use
-                        double batchMean = torch.cat(new TensorVector(scale(c, beta).detach(), scale(r, beta).detach())).mean().item_double();
-                        shift = (bcoMean == null ? new RunningMean() : bcoMean).update(batchMean, 1);
-                    }
-                    yield logSigmoid(plus(scale(sw, beta), -shift)).neg().sub(logSigmoid(plus(scale(sr, beta), -shift).neg()));
-                }
-                case "sppo_hard" -> square(plus(sw, -1 / (2 * beta))).add(square(plus(sr, 1 / (2 * beta))));
-                case "aot", "aot_unpaired" -> {
-                    Tensor d;
-                    if (cfg.lossType().get(k).equals("aot")) {
-                        Tensor pol = torch.sort(in.policyChosen().sub(in.policyRejected()), 0, false).get0();
-                        Tensor ref = torch.sort(in.refChosen().sub(in.refRejected()), 0, false).get0();
-                        d = pol.sub(ref);
-                    } else {
-                        d = torch.sort(c, 0, false).get0().sub(torch.sort(r, 0, false).get0());
-                    }
-                    Tensor bd = scale(d, beta);
-                    yield scale(logSigmoid(bd), -(1 - eps)).sub(scale(logSigmoid(bd.neg()), eps));
-                }
-                case "apo_zero" -> plus(sigmoid(scale(c, beta)).neg(), 1).add(sigmoid(scale(r, beta)));
-                case "apo_down" -> sigmoid(scale(c, beta)).add(plus(sigmoid(x).neg(), 1));
-                case "discopop" -> {
-                    Tensor m = sigmoid(scale(x, 1 / cfg.discopopTau()));
-                    yield m.mul(x.neg().exp()).add(plus(m.neg(), 1).mul(logSigmoid(x).neg()));
-                }
-                case "sigmoid_norm" -> logSigmoid(scale(sw.div(in.chosenTokens()).sub(sr.div(in.rejectedTokens())), beta)).neg();
-                case "sft" -> {
-                    if (in.sftNll() == null) throw new IllegalArgumentException("loss_type 'sft' needs the chosen completions' NLL");
-                    yield in.sftNll().expand(c.size(0));
-                }
-                default -> throw new IllegalStateException(cfg.lossType().get(k));
-            };
+            Tensor l = cfg.lossTerms().get(cfg.lossType().get(k)).perPair(terms);
             if (in.pairWeights() != null) {
                 Tensor w = cfg.semantics() == Semantics.TRL_LEGACY ? in.pairWeights().clamp_max(Tensors.scalar(1.0)) : in.pairWeights();
                 l = l.mul(w);

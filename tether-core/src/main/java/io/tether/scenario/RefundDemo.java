@@ -40,7 +40,8 @@ import io.tether.reward.RewardSettings;
 import io.tether.rollout.Rollouts;
 import io.tether.text.ByteTokenizer;
 import io.tether.text.TextAssets;
-import io.tether.run.ConfigTree;
+import io.tether.objective.DpoLoss;
+import io.tether.run.PreferenceMethod;
 import io.tether.run.PreferenceRun;
 import io.tether.run.DataSettings;
 import io.tether.run.RunSpec;
@@ -187,15 +188,12 @@ public final class RefundDemo {
             new ByteTokenizer().save(world.resolve("tokenizer"));
         }, world.resolve("manifest.json"));
 
-        String base = q(s.baseModel().toAbsolutePath().normalize());
-        List<String> common = List.of("seed=" + s.seed(), "logging_steps=5", "save_steps=0", "eval_steps=0");
         Path sft = out.resolve("sft"), rm = out.resolve("rm");
         stages.train("sft", "SFT on the agents' demonstrations", listener -> SftRun.run(new RunSpec(s.baseModel().toAbsolutePath().normalize(), null, null,
                 world.resolve("sft.train.jsonl"), null, 0, sft, "fp32", new DataSettings(TokenRecords.InvalidRecords.ERROR, 512, 0, 0, Truncation.Mode.KEEP_START),
                 loop(s).perDeviceTrainBatchSize(8).learningRate(1.0e-3).lrSchedulerType("cosine").warmupSteps(Math.min(10, s.sftSteps() / 5))
                         .maxSteps(s.sftSteps()).build(), null, Map.of()), new SftSettings(true, true, false), false, listener));
 
-        String policy = q(sft.resolve("model"));
         Path sftModel = sft.resolve("model"), rewardModel = rm.resolve("model"), prompts = world.resolve("grpo.train.jsonl");
         Map<String, String> trainedOn = new LinkedHashMap<>();
         trainedOn.put("dpo", "annotator pairs (R-DPO)");
@@ -221,12 +219,11 @@ public final class RefundDemo {
             // TRL's 0.1 holds the policy nearer SFT against the noisy labels. Win rate against SFT on 200 held-out prompts:
             // 160 steps 0.780 with rdpo_alpha 0.02 and 0.685 without, 120 steps 0.725 with it; α 0.05 overshot (0.520 at 80
             // steps). The demo runs 140 (see Settings.full).
-            pool.submit(() -> stages.train("dpo", "DPO on the annotator's pairs", listener -> PreferenceRun.run(PreferenceRun.Config.from("dpo", config(common,
-                    "model=" + policy, "data=" + q(world.resolve("pairs.train.jsonl")), "output_dir=" + q(out.resolve("dpo")), "max_length=512", "truncation_mode=keep_start", "eval_fraction=0",
-                    "per_device_train_batch_size=8", "learning_rate=2.0e-4", "beta=0.3", "rdpo_alpha=0.02", "max_steps=" + s.dpoSteps())), false, listener)));
-            pool.submit(() -> stages.train("kto", "KTO on the annotator's thumbs", listener -> PreferenceRun.run(PreferenceRun.Config.from("kto", config(common,
-                    "model=" + policy, "data=" + q(world.resolve("kto.train.jsonl")), "output_dir=" + q(out.resolve("kto")), "max_length=512", "truncation_mode=keep_start", "eval_fraction=0",
-                    "per_device_train_batch_size=8", "learning_rate=2.0e-4", "beta=0.1", "max_steps=" + s.ktoSteps())), false, listener)));
+            pool.submit(() -> stages.train("dpo", "DPO on the annotator's pairs", listener -> PreferenceRun.run(preferenceStage(s, sft, world.resolve("pairs.train.jsonl"),
+                    out.resolve("dpo"), s.dpoSteps()), PreferenceMethod.Dpo.of(DpoLoss.Config.of(0.3, "sigmoid").withRdpoAlpha(0.02)), false, listener)));
+            // KTO at TRL's β 0.1.
+            pool.submit(() -> stages.train("kto", "KTO on the annotator's thumbs", listener -> PreferenceRun.run(preferenceStage(s, sft, world.resolve("kto.train.jsonl"),
+                    out.resolve("kto"), s.ktoSteps()), PreferenceMethod.Kto.defaults(), false, listener)));
             pool.after(rmDone, () -> stages.train("ppo", "PPO against the reward model", listener -> PpoRun.run(Online.config(
                     RunSpec.of(sftModel, prompts, out.resolve("ppo"), loop(s).loggingSteps(1).perDeviceTrainBatchSize(8).learningRate(3.0e-4).maxSteps(s.ppoSteps()).build()),
                     sampled(s, PpoSettings.ONLINE).rewardModel(rewardModel).missingEosPenalty(1.0).build(),
@@ -483,19 +480,13 @@ public final class RefundDemo {
         return OnlineSettings.defaults(method).toBuilder().maxCompletionLength(s.maxNewTokens()).temperature(1.0);
     }
 
-    private static ConfigTree config(List<String> common, String... settings) {
-        List<String> all = new ArrayList<>(common);
-        all.addAll(List.of(settings));
-        return ConfigTree.load(null, all);
-    }
-
-    /** A path as a YAML double-quoted string (JSON quoting is valid YAML), whatever characters it holds. */
-    private static String q(Path p) {
-        try {
-            return new ObjectMapper().writeValueAsString(p.toString());
-        } catch (IOException e) {
-            throw new IllegalStateException(e);
-        }
+    /**
+     * The DPO and KTO stages' common keys: from the SFT model, the annotator's data cut at 512 tokens keeping the start,
+     * no held-out split, batch 8 at learning rate 2e-4 (TRL's other defaults).
+     */
+    private static RunSpec preferenceStage(Settings s, Path sft, Path data, Path output, int steps) {
+        return new RunSpec(sft.resolve("model"), null, null, data, null, 0, output, "fp32", DataSettings.of(512),
+                loop(s).perDeviceTrainBatchSize(8).learningRate(2.0e-4).maxSteps(steps).build(), null, Map.of());
     }
 
     @FunctionalInterface

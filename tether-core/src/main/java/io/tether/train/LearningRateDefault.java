@@ -38,15 +38,4 @@ public enum LearningRateDefault {
     public String citation() {
         return String.format(Locale.ROOT, "%s %s default", TRL_VERSION, trlConfig);
     }
-
-    /** The default of an offline preference command: dpo, kto, orpo, or cpo and simpo (CPOConfig). */
-    public static LearningRateDefault forPreference(String method) {
-        return switch (method) {
-            case "dpo" -> DPO;
-            case "kto" -> KTO;
-            case "orpo" -> ORPO;
-            case "cpo", "simpo" -> CPO;
-            default -> throw new IllegalArgumentException("unknown preference method " + method);
-        };
-    }
 }

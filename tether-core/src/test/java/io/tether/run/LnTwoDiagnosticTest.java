@@ -16,8 +16,8 @@ class LnTwoDiagnosticTest {
         List<String> out = new ArrayList<>();
         List<String> keys = new ArrayList<>(List.of("model=m", "data=d.jsonl", "output_dir=o"));
         keys.addAll(overrides);
-        PreferenceRun.Config c = PreferenceRun.Config.from("dpo", ConfigTree.load(null, keys));
-        var d = new PreferenceRun.Diagnostics(new Trainer.Listener() {
+        PreferenceMethod c = PreferenceMethod.config("dpo", ConfigTree.load(null, keys)).method();
+        var d = new PreferenceDiagnostics(new Trainer.Listener() {
             @Override
             public void onNotice(String message) {
                 out.add(message);

@@ -1,7 +1,7 @@
 package io.tether.train;
 
 import io.tether.run.ConfigTree;
-import io.tether.run.PreferenceRun;
+import io.tether.run.PreferenceMethod;
 import static org.junit.jupiter.api.Assertions.*;
 
 import java.util.List;
@@ -33,7 +33,7 @@ class ConfigExceptionTest {
         assertThrows(ConfigException.class, () -> tree("not-key-value"));
         assertThrows(ConfigException.class, () -> DType.parse("fp8"));
         assertThrows(ConfigException.class, () -> new SamplingConfig(8, 1.0, 0, 0.0, 0, List.of(), List.of(), true));
-        assertThrows(ConfigException.class, () -> PreferenceRun.Config.from("dpo", tree("model=m", "data=d", "output_dir=o", "beta=0")));
+        assertThrows(ConfigException.class, () -> PreferenceMethod.config("dpo", tree("model=m", "data=d", "output_dir=o", "beta=0")));
     }
 
     @Test

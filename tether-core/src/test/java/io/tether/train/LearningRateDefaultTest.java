@@ -1,7 +1,7 @@
 package io.tether.train;
 
 import io.tether.run.ConfigTree;
-import io.tether.run.PreferenceRun;
+import io.tether.run.PreferenceMethod;
 import io.tether.run.SftSettings;
 import static org.junit.jupiter.api.Assertions.*;
 
@@ -30,11 +30,11 @@ class LearningRateDefaultTest {
 
     @Test
     void everyMethodDefaultsToItsTrlConfigsLearningRate() {
-        assertEquals(1e-6, PreferenceRun.Config.from("dpo", tree()).trainer().learningRate());
-        assertEquals(1e-6, PreferenceRun.Config.from("kto", tree()).trainer().learningRate());
-        assertEquals(1e-6, PreferenceRun.Config.from("orpo", tree()).trainer().learningRate());
-        assertEquals(1e-6, PreferenceRun.Config.from("cpo", tree()).trainer().learningRate());
-        assertEquals(1e-6, PreferenceRun.Config.from("simpo", tree()).trainer().learningRate());
+        assertEquals(1e-6, PreferenceMethod.config("dpo", tree()).spec().trainer().learningRate());
+        assertEquals(1e-6, PreferenceMethod.config("kto", tree()).spec().trainer().learningRate());
+        assertEquals(1e-6, PreferenceMethod.config("orpo", tree()).spec().trainer().learningRate());
+        assertEquals(1e-6, PreferenceMethod.config("cpo", tree()).spec().trainer().learningRate());
+        assertEquals(1e-6, PreferenceMethod.config("simpo", tree()).spec().trainer().learningRate());
         assertEquals(2e-5, SftSettings.config(tree()).spec().trainer().learningRate());
         assertEquals(1e-4, RewardSettings.config(tree()).spec().trainer().learningRate());
         assertEquals(1e-5, RewardSettings.config(tree("kind=process")).spec().trainer().learningRate());
@@ -48,11 +48,11 @@ class LearningRateDefaultTest {
     @Test
     void aLearningRateThatIsSetWinsAndTheSourceSaysSo() {
         ConfigTree set = tree("learning_rate=2e-4");
-        assertEquals(2e-4, PreferenceRun.Config.from("dpo", set).trainer().learningRate());
+        assertEquals(2e-4, PreferenceMethod.config("dpo", set).spec().trainer().learningRate());
         assertEquals("set", set.learningRateSource());
         ConfigTree dflt = tree();
-        PreferenceRun.Config c = PreferenceRun.Config.from("kto", dflt);
+        var c = PreferenceMethod.config("kto", dflt);
         assertEquals("TRL v0.29.1 KTOConfig default", dflt.learningRateSource());
-        assertEquals(1e-6, c.resolved().get("learning_rate"), "config.yaml records the default in force");
+        assertEquals(1e-6, c.spec().resolved().get("learning_rate"), "config.yaml records the default in force");
     }
 }

@@ -1,6 +1,6 @@
 package io.tether.train;
 
-import io.tether.run.PreferenceRun;
+import io.tether.run.PreferenceMethod;
 import static org.junit.jupiter.api.Assertions.*;
 
 import java.util.ArrayList;
@@ -89,29 +89,30 @@ class ReferenceFreeFidelityTest {
 
     @Test
     void orpoNllTokensIsAConfigKeyOfOrpoAlone() {
-        assertTrue(PreferenceRun.Config.from("orpo", LearningRateDefaultTest.tree()).referenceFreeOptions().orpoNllWithPrompt());
-        assertFalse(PreferenceRun.Config.from("orpo", LearningRateDefaultTest.tree("orpo_nll_tokens=completion")).referenceFreeOptions().orpoNllWithPrompt());
-        var bad = assertThrows(IllegalArgumentException.class, () -> PreferenceRun.Config.from("orpo", LearningRateDefaultTest.tree("orpo_nll_tokens=all")));
+        assertTrue(((PreferenceMethod.Orpo) PreferenceMethod.config("orpo", LearningRateDefaultTest.tree()).method()).nllWithPrompt());
+        assertFalse(((PreferenceMethod.Orpo) PreferenceMethod.config("orpo", LearningRateDefaultTest.tree("orpo_nll_tokens=completion")).method()).nllWithPrompt());
+        var bad = assertThrows(IllegalArgumentException.class, () -> PreferenceMethod.config("orpo", LearningRateDefaultTest.tree("orpo_nll_tokens=all")));
         assertTrue(bad.getMessage().contains("key 'orpo_nll_tokens'"), bad.getMessage());
-        var other = assertThrows(IllegalArgumentException.class, () -> PreferenceRun.Config.from("dpo", LearningRateDefaultTest.tree("orpo_nll_tokens=completion")));
+        var other = assertThrows(IllegalArgumentException.class, () -> PreferenceMethod.config("dpo", LearningRateDefaultTest.tree("orpo_nll_tokens=completion")));
         assertTrue(other.getMessage().contains("key 'orpo_nll_tokens': unknown key"), other.getMessage());
     }
 
     @Test
     void alphapoIsReachableAsTrlsCpoConfigExposesIt() {
         // loss_type alphapo: SimPO without the NLL term (TRL's CPOConfig.__post_init__ sets cpo_alpha 0), reward shaped by alpha.
-        PreferenceRun.Config c = PreferenceRun.Config.from("cpo", LearningRateDefaultTest.tree("loss_type=alphapo", "alpha=0.25", "beta=2.5", "simpo_gamma=1.375"));
-        assertEquals("simpo", c.cpoLossType());
+        var config = PreferenceMethod.config("cpo", LearningRateDefaultTest.tree("loss_type=alphapo", "alpha=0.25", "beta=2.5", "simpo_gamma=1.375"));
+        var c = (PreferenceMethod.Cpo) config.method();
+        assertEquals("simpo", c.lossType());
         assertEquals(0.0, c.cpoAlpha());
-        assertEquals(0.25, c.referenceFreeOptions().alpha());
-        assertEquals("alphapo", c.resolved().get("loss_type"));
-        var kept = assertThrows(IllegalArgumentException.class, () -> PreferenceRun.Config.from("cpo", LearningRateDefaultTest.tree("loss_type=alphapo", "cpo_alpha=1.0")));
+        assertEquals(0.25, c.alpha());
+        assertEquals("alphapo", config.spec().resolved().get("loss_type"));
+        var kept = assertThrows(IllegalArgumentException.class, () -> PreferenceMethod.config("cpo", LearningRateDefaultTest.tree("loss_type=alphapo", "cpo_alpha=1.0")));
         assertTrue(kept.getMessage().contains("key 'cpo_alpha'"), kept.getMessage());
-        var hinge = assertThrows(IllegalArgumentException.class, () -> PreferenceRun.Config.from("cpo", LearningRateDefaultTest.tree("loss_type=hinge")));
+        var hinge = assertThrows(IllegalArgumentException.class, () -> PreferenceMethod.config("cpo", LearningRateDefaultTest.tree("loss_type=hinge")));
         assertTrue(hinge.getMessage().contains("key 'loss_type': cpo takes sigmoid, simpo or alphapo"), hinge.getMessage());
-        assertEquals("simpo", PreferenceRun.Config.from("simpo", LearningRateDefaultTest.tree()).cpoLossType(), "the simpo command is CPO's simpo loss");
-        assertEquals("sigmoid", PreferenceRun.Config.from("cpo", LearningRateDefaultTest.tree()).cpoLossType());
-        var dpo = assertThrows(IllegalArgumentException.class, () -> PreferenceRun.Config.from("dpo", LearningRateDefaultTest.tree("alpha=0.25")));
+        assertEquals("simpo", ((PreferenceMethod.Simpo) PreferenceMethod.config("simpo", LearningRateDefaultTest.tree()).method()).cpo().lossType(), "the simpo command is CPO's simpo loss");
+        assertEquals("sigmoid", ((PreferenceMethod.Cpo) PreferenceMethod.config("cpo", LearningRateDefaultTest.tree()).method()).lossType());
+        var dpo = assertThrows(IllegalArgumentException.class, () -> PreferenceMethod.config("dpo", LearningRateDefaultTest.tree("alpha=0.25")));
         assertTrue(dpo.getMessage().contains("key 'alpha': unknown key"), dpo.getMessage());
     }
 
@@ -141,12 +142,12 @@ class ReferenceFreeFidelityTest {
 
     @Test
     void ktoRefusesOneExampleBatchesAsTrlDoes() {
-        var e = assertThrows(IllegalArgumentException.class, () -> PreferenceRun.Config.from("kto",
+        var e = assertThrows(IllegalArgumentException.class, () -> PreferenceMethod.config("kto",
                 LearningRateDefaultTest.tree("per_device_train_batch_size=1", "gradient_accumulation_steps=8")));
         assertTrue(e.getMessage().contains("key 'per_device_train_batch_size'") && e.getMessage().contains("at least 2"), e.getMessage());
         // apo_zero_unpaired has no KL term, so one example per batch is fine; and two examples are enough for kto.
-        assertEquals(1, PreferenceRun.Config.from("kto", LearningRateDefaultTest.tree("per_device_train_batch_size=1", "loss_type=apo_zero_unpaired"))
-                .trainer().perDeviceTrainBatchSize());
-        assertEquals(2, PreferenceRun.Config.from("kto", LearningRateDefaultTest.tree("per_device_train_batch_size=2")).trainer().perDeviceTrainBatchSize());
+        assertEquals(1, PreferenceMethod.config("kto", LearningRateDefaultTest.tree("per_device_train_batch_size=1", "loss_type=apo_zero_unpaired"))
+                .spec().trainer().perDeviceTrainBatchSize());
+        assertEquals(2, PreferenceMethod.config("kto", LearningRateDefaultTest.tree("per_device_train_batch_size=2")).spec().trainer().perDeviceTrainBatchSize());
     }
 }
