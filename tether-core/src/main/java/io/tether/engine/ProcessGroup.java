@@ -190,20 +190,22 @@ public final class ProcessGroup implements AutoCloseable {
 
     /** Every rank's {@code value} under {@code key}, read back through the store (index = rank); bounded by the timeout. */
     public String[] exchange(String key, String value) {
+        String[] out = new String[env.worldSize()];
         try {
             byte[] b = value.getBytes(StandardCharsets.UTF_8);
             prefixed.set("exchange/" + key + "/" + env.rank(), new ByteVector(b));
-            String[] out = new String[env.worldSize()];
             for (int r = 0; r < out.length; r++) {
                 ByteVector got = prefixed.get("exchange/" + key + "/" + r);
                 byte[] bytes = new byte[(int) got.size()];
                 for (int i = 0; i < bytes.length; i++) bytes[i] = got.get(i);
                 out[r] = new String(bytes, StandardCharsets.UTF_8);
             }
-            return out;
         } catch (RuntimeException e) {
             throw new PeerFailureException("rank " + env.rank() + ": exchanging '" + key + "' through the store failed (a rank exited?): " + firstLine(e.getMessage()), e);
         }
+        // No rank goes on (and, refusing what it read, closes the store rank 0 hosts) before every rank has read.
+        barrier();
+        return out;
     }
 
     /** A short hex digest of a string, for hashes exchanged through the store. */
