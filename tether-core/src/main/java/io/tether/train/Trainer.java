@@ -20,6 +20,7 @@ import io.tether.engine.Autocast;
 import io.tether.engine.CheckpointException;
 import io.tether.engine.ConfigException;
 import io.tether.engine.DType;
+import io.tether.engine.ProcessGroup;
 import io.tether.engine.ProcessMemory;
 import io.tether.engine.Safetensors;
 import io.tether.engine.StepScope;
@@ -70,6 +71,11 @@ public final class Trainer<E> {
     public Trainer(CausalLM model, TrainingMethod<E> method, List<E> train, List<E> eval, TrainerConfig config,
                    RunDirectory run, GradientSync sync, Listener listener, Path tokenizerSource) {
         if (train.isEmpty()) throw new ConfigException("no training examples");
+        ProcessGroup.Env launched = sync.worldSize() == 1 ? ProcessGroup.Env.read(System.getenv()) : null;
+        // Launched as one of several ranks but handed a world of one: training alone would write the same run
+        // directory as the other ranks. Until every method builds its trainer through the run session, refuse.
+        if (launched != null)
+            throw new ConfigException("WORLD_SIZE=" + launched.worldSize() + ": this command does not train data-parallel yet; run it as one process");
         this.model = model;
         this.method = method;
         this.train = List.copyOf(train);
@@ -444,8 +450,11 @@ public final class Trainer<E> {
     /**
      * The data cursor: epoch e visits a permutation that depends only on (seed, e), so a resumed run sees exactly
      * the examples an uninterrupted one would. With several ranks each draw takes world x batch examples of that
-     * order and this rank keeps every world-th (from its rank on): the ranks' shares are disjoint, their union is
-     * the batch one process would draw, and the position (the same on every rank) is what a checkpoint records.
+     * order and rank r keeps the r-th batch of them, as Accelerate shards a batch sampler (batch k of the order goes
+     * to rank k mod world; its {@code even_batches} padding of a short last batch is not copied: a rank's share may be
+     * short or empty). The shares are disjoint, their union is what one process would draw, each rank's micro-batch
+     * is one a process with the same per-device batch would form, and the position (the same on every rank) is
+     * what a checkpoint records.
      */
     private final class Cursor {
         int epoch;
@@ -465,9 +474,9 @@ public final class Trainer<E> {
                 order = permutation(epoch);
             }
             List<E> out = new ArrayList<>(batchSize);
-            int world = sync.worldSize();
+            int world = sync.worldSize(), mine = sync.rank() * batchSize;
             for (int i = 0; i < batchSize * world && position < order.size(); i++, position++)
-                if (i % world == sync.rank()) out.add(train.get(order.get(position)));
+                if (i >= mine && i < mine + batchSize) out.add(train.get(order.get(position)));
             return out;
         }
 
