@@ -166,9 +166,11 @@ class LaunchCommandTest {
         while (!launched.isDone() && !(Files.exists(out.resolve("metrics.jsonl")) && Files.size(out.resolve("metrics.jsonl")) > 0)) Thread.sleep(50);
         assertFalse(launched.isDone(), "the run is still going: " + (launched.isDone() ? Arrays.toString(launched.get()) : ""));
         ProcessHandle rank1 = ProcessHandle.current().children().filter(p -> envOf(p, "RANK").equals(Optional.of("1"))).findFirst().orElseThrow();
+        long killed = System.nanoTime();
         assertTrue(rank1.destroyForcibly(), "SIGKILL sent to rank 1");
         // Bounded, not timed: a hang would otherwise hold the build until surefire's own timeout.
         String[] r = launched.get(5, TimeUnit.MINUTES);
+        System.out.printf("launch ended %.2f s after rank 1 was killed%n", (System.nanoTime() - killed) / 1e9);
         assertNotEquals("0", r[0], r[2]);
         assertTrue(r[2].contains("tether launch: rank 1 was killed by signal 9"), r[2]);
         assertEquals(0, ProcessHandle.current().children().filter(p -> envOf(p, "WORLD_SIZE").isPresent()).count(), "no rank is left running");

@@ -185,6 +185,36 @@ class DataParallelTest {
         assertTrue(compared >= 4 * 3, "metrics were compared: " + compared);
     }
 
+    /** A crash after step 4's checkpoint (both ranks stop), then both resume: the run ends where an uninterrupted one does. */
+    @Test
+    void twoRanksResumeFromTheSameCheckpointAndContinueExactly() throws Exception {
+        List<Map<String, double[]>> straight = twoRanks((rank, sync) -> train(DType.F64, sync, tmp.resolve("straight"), 2));
+        class Crash extends RuntimeException {}
+        List<Map<String, double[]>> resumed = twoRanks((rank, sync) -> {
+            Trainer.Listener crashAt4 = new Trainer.Listener() {
+                @Override public void onCheckpoint(int step, Path dir) { if (step == 4) throw new Crash(); }
+            };
+            try (CausalLM model = Models.create(TINY, DType.F64, 4)) {
+                assertThrows(Crash.class, () -> new Trainer<>(model, new Sft(), Sft.rows(SftRunProbe.examples(18, 2), 16), Sft.rows(SftRunProbe.examples(5, 9), 16),
+                        config(2, 2), new RunDirectory(tmp.resolve("resumed")), sync, crashAt4, null).train(false));
+            }
+            try (CausalLM model = Models.create(TINY, DType.F64, 99)) {   // other initial weights: the checkpoint must replace them
+                Trainer.Result r = new Trainer<>(model, new Sft(), Sft.rows(SftRunProbe.examples(18, 2), 16), Sft.rows(SftRunProbe.examples(5, 9), 16),
+                        config(2, 2), new RunDirectory(tmp.resolve("resumed")), sync, null, null).train(true);
+                assertEquals(STEPS, r.steps());
+                Map<String, double[]> out = new LinkedHashMap<>();
+                for (Map.Entry<String, Tensor> e : model.parameters().entrySet()) out.put(e.getKey(), Tensors.toDoubles(e.getValue()));
+                return out;
+            }
+        });
+        for (String name : straight.get(0).keySet())
+            for (int r = 0; r < 2; r++) assertArrayEquals(straight.get(0).get(name), resumed.get(r).get(name), 0.0, name + " on rank " + r);
+        List<JsonNode> a = metrics(tmp.resolve("straight")), b = metrics(tmp.resolve("resumed"));
+        assertEquals(a.size(), b.size(), "the resumed log reads as one run");
+        for (int i = 0; i < a.size(); i++)
+            if (a.get(i).has("loss")) assertEquals(a.get(i).get("loss").asDouble(), b.get(i).get("loss").asDouble(), 0.0, "loss at line " + i);
+    }
+
     @Test
     void aRunIsResumedOnlyWithItsWorldSize() throws Exception {
         Path dir = tmp.resolve("ddp");
