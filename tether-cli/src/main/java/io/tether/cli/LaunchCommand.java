@@ -37,6 +37,8 @@ import io.tether.engine.ConfigException;
 final class LaunchCommand implements Callable<Integer> {
     /** The launcher's exit code when a rank was killed by a signal (a rank's own non-zero code is passed on). */
     static final int RANK_FAILED = 1;
+    /** How long the other ranks get, after the first failure, to notice it and exit with their own message. */
+    static final long SETTLE_MS = 2_000;
     /** How long the other ranks get to stop after SIGTERM before SIGKILL. */
     static final long STOP_GRACE_MS = 5_000;
 
@@ -95,8 +97,15 @@ final class LaunchCommand implements Callable<Integer> {
                 for (Thread t : pumps) t.join();
                 return 0;
             }
+            // The others usually fail at their next collective within moments, saying why in their own words; give
+            // them that long before stopping them.
+            long settle = System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(SETTLE_MS);
+            for (Process p : children) {
+                long left = settle - System.nanoTime();
+                if (left > 0) p.waitFor(left, TimeUnit.NANOSECONDS);
+            }
             // A rank that stopped only because its peer vanished (exit 3) is not the cause: blame one that exited on
-            // its own for another reason, if any has by now (the reaper may report the two in either order).
+            // its own for another reason, if any has (the reaper may report the two in either order).
             for (int r = 0; r < nproc && children.get(failed).exitValue() == ExitCodes.PEER_FAILED; r++)
                 if (!children.get(r).isAlive() && children.get(r).exitValue() != 0 && children.get(r).exitValue() != ExitCodes.PEER_FAILED) failed = r;
             int code = children.get(failed).exitValue();
