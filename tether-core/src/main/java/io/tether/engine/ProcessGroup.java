@@ -233,12 +233,16 @@ public final class ProcessGroup implements AutoCloseable {
         return nl < 0 ? s : s.substring(0, nl);
     }
 
+    /**
+     * Closes the Gloo group (its sockets and threads). The stores are left to the garbage collector, which releases
+     * them after the group that references them: closing them here as well crashed the JVM later in JavaCPP's
+     * deallocator thread (a Store released twice; reproduced 2 of 2 with a GC after close). Rank 0's store listens
+     * until then, at most until the process ends.
+     */
     @Override
     public void close() {
         if (closed) return;
         closed = true;
         pg.close();
-        prefixed.close();
-        store.close();
     }
 }
