@@ -12,12 +12,14 @@ import io.tether.data.TokenRecords;
 import io.tether.data.Truncation;
 import io.tether.engine.ConfigException;
 import io.tether.engine.DType;
+import io.tether.engine.ProcessGroup;
 import io.tether.engine.Torch;
 import io.tether.model.CausalLM;
 import io.tether.model.LoraAdapters;
 import io.tether.model.ModelConfig;
 import io.tether.model.Models;
 import io.tether.text.TextAssets;
+import io.tether.train.DataParallel;
 import io.tether.train.GradientSync;
 import io.tether.train.RunDirectory;
 import io.tether.train.Trainer;
@@ -53,6 +55,8 @@ public final class RunSession implements AutoCloseable {
     private final Map<Path, String> weightsHashes = new HashMap<>();
     private final List<AutoCloseable> owned = new ArrayList<>();
     private Truncation truncation;
+    /** This process's part in the run, decided once by {@link #gradientSync}. */
+    private GradientSync sync;
 
     private RunSession(RunConfig<?> config, boolean resume, RunDirectory run, ModelConfig modelConfig, TextAssets text, Trainer.Listener listener,
                        Map<String, Object> provenance) {
@@ -203,15 +207,26 @@ public final class RunSession implements AutoCloseable {
      * Called again after more provenance is known, it rewrites both files.
      */
     public void writeRecords(boolean withMaxLength) throws IOException {
+        if (!gradientSync().writesFiles()) return;   // rank 0 writes the run's records
         if (!provenance.containsKey("data_reading")) DataSettings.report(listener, provenance, spec.reading(), truncation, reads);
         Map<String, Object> resolved = spec.resolved().isEmpty() ? Provenance.recordForm(spec, config.method()) : spec.resolved();
         run.writeConfig(truncation == null ? resolved : DataSettings.resolved(resolved, truncation, withMaxLength));
         run.writeProvenance(provenance);
     }
 
-    /** The process's part in gradient averaging: a world of one until data-parallel runs arrive (issue 21). */
+    /**
+     * The process's part in the run: with torchrun's variables naming a world of more than one (WORLD_SIZE, RANK,
+     * MASTER_ADDR, MASTER_PORT; {@code tether launch} sets them) it joins the c10d group, closed with the session,
+     * and refuses to start when another rank's resolved config or data differs, naming what; otherwise a world of one.
+     */
     public GradientSync gradientSync() {
-        return GradientSync.SINGLE_PROCESS;
+        if (sync != null) return sync;
+        ProcessGroup.Env env = ProcessGroup.Env.read(System.getenv());
+        if (env == null) return sync = GradientSync.SINGLE_PROCESS;
+        ProcessGroup group = own(ProcessGroup.join(env));
+        refuseDifferingRanks(group);
+        provenance.put("world_size", env.worldSize());
+        return sync = new DataParallel(group);
     }
 
     /** The trainer for this run: its loop settings, directory, gradient sync, listener and tokenizer (copied into checkpoints). */
@@ -229,7 +244,47 @@ public final class RunSession implements AutoCloseable {
      * under {@code adapter/}; weights keep the dtypes they were stored in when {@code storedDtypes} is given.
      */
     public void saveResult(CausalLM model, Map<String, DType> storedDtypes) throws IOException {
+        if (!gradientSync().writesFiles()) return;   // every rank holds the same weights; rank 0 saves them
         PeftSettings.saveResult(model, run.root(), spec.model(), spec.textSource(), storedDtypes);
+    }
+
+    /**
+     * Every rank must train the same thing on the same data: each puts its resolved config (key by key) and its data
+     * files' hashes in the store, and a rank that differs from rank 0 stops the run there, naming the keys or files.
+     */
+    private void refuseDifferingRanks(ProcessGroup group) {
+        Map<String, String> mine = new java.util.TreeMap<>();
+        Map<String, Object> resolved = spec.resolved().isEmpty() ? Provenance.recordForm(spec, config.method()) : spec.resolved();
+        resolved.forEach((k, v) -> mine.put("config key '" + k + "'", String.valueOf(v)));
+        for (String k : new String[] {"data_sha256", "eval_data_sha256"})
+            if (provenance.containsKey(k)) mine.put("data hash " + k, String.valueOf(provenance.get(k)));
+        String encoded;
+        try {
+            encoded = RunDirectory.JSON.writeValueAsString(mine);
+        } catch (IOException e) {
+            throw new IllegalStateException(e);
+        }
+        String[] all = group.exchange("run-identity", encoded);
+        // Every rank checks every rank against rank 0, so each one stops with the same message (none is left waiting).
+        Map<String, String> first = decode(all[0]);
+        for (int r = 1; r < all.length; r++) {
+            Map<String, String> other = decode(all[r]);
+            List<String> differ = new ArrayList<>();
+            java.util.Set<String> keys = new java.util.TreeSet<>(first.keySet());
+            keys.addAll(other.keySet());
+            for (String k : keys)
+                if (!java.util.Objects.equals(first.get(k), other.get(k))) differ.add(k + " (rank 0: " + first.get(k) + ", rank " + r + ": " + other.get(k) + ")");
+            if (!differ.isEmpty())
+                throw new ConfigException("rank " + r + " differs from rank 0 in " + String.join("; ", differ) + ": every rank must run the same config on the same data");
+        }
+    }
+
+    private static Map<String, String> decode(String json) {
+        try {
+            return RunDirectory.JSON.readValue(json, new com.fasterxml.jackson.core.type.TypeReference<java.util.TreeMap<String, String>>() {});
+        } catch (IOException e) {
+            throw new IllegalStateException(e);
+        }
     }
 
     @Override

@@ -20,6 +20,7 @@ import io.tether.engine.Autocast;
 import io.tether.engine.CheckpointException;
 import io.tether.engine.ConfigException;
 import io.tether.engine.DType;
+import io.tether.engine.ProcessGroup;
 import io.tether.engine.ProcessMemory;
 import io.tether.engine.Safetensors;
 import io.tether.engine.StepScope;
@@ -70,6 +71,11 @@ public final class Trainer<E> {
     public Trainer(CausalLM model, TrainingMethod<E> method, List<E> train, List<E> eval, TrainerConfig config,
                    RunDirectory run, GradientSync sync, Listener listener, Path tokenizerSource) {
         if (train.isEmpty()) throw new ConfigException("no training examples");
+        ProcessGroup.Env launched = sync.worldSize() == 1 ? ProcessGroup.Env.read(System.getenv()) : null;
+        // Launched as one of several ranks but handed a world of one: training alone would write the same run
+        // directory as the other ranks. Until every method builds its trainer through the run session, refuse.
+        if (launched != null)
+            throw new ConfigException("WORLD_SIZE=" + launched.worldSize() + ": this command does not train data-parallel yet; run it as one process");
         this.model = model;
         this.method = method;
         this.train = List.copyOf(train);
@@ -116,10 +122,14 @@ public final class Trainer<E> {
         try (AdamW optimizer = new AdamW(params, AdamW.defaultDecay(params), config.adam())) {
             if (resume) {
                 var latest = run.latestCheckpoint();
+                agreeOnCheckpoint(latest.map(RunDirectory::stepOf).orElse(-1));
                 if (latest.isPresent()) {
                     TrainerState s = TrainerState.read(latest.get());
                     if (s.seed() != config.seed())
                         throw new ConfigException("key 'seed': the run was started with seed " + s.seed() + ", not " + config.seed());
+                    if (s.worldSize() != sync.worldSize())
+                        throw new ConfigException("WORLD_SIZE: the run was started with " + s.worldSize() + " process(es), not " + sync.worldSize()
+                                + "; resume it with the same number (another world size changes every step's batch)");
                     Map<String, Double> methodState = new LinkedHashMap<>(restoreWeights(latest.get()));
                     methodState.putAll(s.methodState());
                     optimizer.load(latest.get().resolve("optimizer.safetensors"));
@@ -127,9 +137,12 @@ public final class Trainer<E> {
                     step = s.globalStep();
                     cursor = new Cursor(s.epoch(), s.position());
                     lastCheckpoint = latest.get();
-                    run.truncateMetricsAfter(step);
+                    if (sync.writesFiles()) run.truncateMetricsAfter(step);
                 }
             }
+            // Every rank starts from rank 0's weights, as DDP does at construction: loaded or seeded alike they are
+            // already equal, and this makes it so whatever the load did.
+            if (sync.worldSize() > 1) sync.broadcastFromRankZero(params.values());
             listener.onStart(total, config.learningRate());
             double lastLoss = Double.NaN, evalLoss = Double.NaN;
             double intervalLoss = 0;
@@ -141,13 +154,17 @@ public final class Trainer<E> {
                 long t0 = System.nanoTime();
                 if (planned.isEmpty()) planned.addAll(drawAndPrepare(cursor, step));
                 List<List<E>> micro = planned.poll();
-                long units = 0;
-                for (List<E> mb : micro) units += method.units(mb);
+                long localUnits = 0;
+                for (List<E> mb : micro) if (!mb.isEmpty()) localUnits += method.units(mb);
+                // The normaliser is the units of the global batch (every rank's), so the summed gradients equal one
+                // process's over the whole batch.
+                long units = sync.worldSize() == 1 ? localUnits : (long) sync.sum(new double[] {localUnits})[0];
                 if (units == 0) throw new ConfigException("step " + (step + 1) + ": the batch has no loss units (e.g. every completion truncated away)");
                 double stepLoss = 0;
                 boolean lossNonFinite = false;
                 Map<String, Double> metricSums = new LinkedHashMap<>();
                 for (List<E> mb : micro) {
+                    if (mb.isEmpty()) continue;   // this rank's share of a short last batch
                     try (StepScope scope = new StepScope()) {
                         TrainingMethod.Output out;
                         try (Autocast region = Autocast.bf16(bf16)) {
@@ -166,10 +183,16 @@ public final class Trainer<E> {
                         out.metricSums().forEach((k, v) -> metricSums.merge(k, v, Double::sum));
                     }
                 }
+                if (sync.worldSize() > 1) {
+                    // Ranks agree on the step's loss and on skipping it: one rank's non-finite loss skips it everywhere.
+                    double[] agreed = sync.sum(new double[] {lossNonFinite ? 1 : 0, lossNonFinite ? 0 : stepLoss});
+                    lossNonFinite = agreed[0] > 0;
+                    stepLoss = agreed[1];
+                }
                 double gradNorm = Double.NaN;
                 String badTensor = null;
                 if (!lossNonFinite) {
-                    sync.allReduceMean(grads());
+                    sync.allReduceGradients(params.values());
                     gradNorm = GradientClipping.clip(params.values(), config.maxGradNorm());
                     if (!Double.isFinite(gradNorm)) badTensor = firstNonFiniteGradient();
                 }
@@ -178,7 +201,7 @@ public final class Trainer<E> {
                     if (config.nanPolicy().equals("stop")) throw new NonFiniteException(step + 1, badTensor, lastCheckpoint);
                     String reason = lossNonFinite ? "non-finite loss" : "non-finite gradient in " + badTensor;
                     listener.onSkippedBatch(step + 1, reason);
-                    run.appendMetrics(orderedMap("step", step + 1, "skipped", reason));
+                    if (sync.writesFiles()) run.appendMetrics(orderedMap("step", step + 1, "skipped", reason));
                     step++;
                     continue;
                 }
@@ -203,8 +226,8 @@ public final class Trainer<E> {
                         m.put("rollout_share", prepareSeconds / seconds);
                         prepareSeconds = 0;
                     }
-                    for (Map.Entry<String, Double> e : metricSums.entrySet()) m.put(e.getKey(), e.getValue() / units);
-                    run.appendMetrics(m);
+                    for (Map.Entry<String, Double> e : globalSums(metricSums).entrySet()) m.put(e.getKey(), e.getValue() / units);
+                    if (sync.writesFiles()) run.appendMetrics(m);
                     listener.onStep(step, total, m);
                     intervalLoss = 0;
                     intervalSteps = 0;
@@ -215,7 +238,7 @@ public final class Trainer<E> {
                 if (!eval.isEmpty() && ((config.evalSteps() > 0 && step % config.evalSteps() == 0) || last)) {
                     evalLoss = evaluate();
                     Map<String, Object> m = orderedMap("step", step, "eval_loss", evalLoss, "eval_perplexity", Math.exp(evalLoss));
-                    run.appendMetrics(m);
+                    if (sync.writesFiles()) run.appendMetrics(m);
                     listener.onEval(step, m);
                 }
                 if ((config.saveSteps() > 0 && step % config.saveSteps() == 0) || last) {
@@ -274,24 +297,52 @@ public final class Trainer<E> {
         return steps;
     }
 
-    /** Mean loss per unit over the held-out examples, without gradients. */
+    /** Mean loss per unit over the held-out examples, without gradients; ranks take every world-th batch and add up. */
     public double evaluate() {
         double lossSum = 0;
         long units = 0;
-        for (int i = 0; i < eval.size(); i += config.perDeviceTrainBatchSize()) {
+        int stride = config.perDeviceTrainBatchSize() * sync.worldSize();
+        for (int i = sync.rank() * config.perDeviceTrainBatchSize(); i < eval.size(); i += stride) {
             List<E> batch = eval.subList(i, Math.min(eval.size(), i + config.perDeviceTrainBatchSize()));
             try (StepScope scope = new StepScope(); NoGradGuard g = new NoGradGuard()) {
                 lossSum += method.forward(model, batch).lossSum().item_double();
                 units += method.units(batch);
             }
         }
+        if (sync.worldSize() > 1) {
+            double[] total = sync.sum(new double[] {lossSum, units});
+            lossSum = total[0];
+            units = (long) total[1];
+        }
         return units == 0 ? Double.NaN : lossSum / units;
     }
 
-    private List<Tensor> grads() {
-        List<Tensor> g = new ArrayList<>();
-        for (Tensor p : params.values()) if (p.grad().defined()) g.add(p.grad());
-        return g;
+    /**
+     * The step's metric sums over every rank (the logged metrics are the global batch's). Ranks must report the
+     * same metric names; a difference is a method's bug, not something to average over.
+     */
+    private Map<String, Double> globalSums(Map<String, Double> local) {
+        if (sync.worldSize() == 1) return local;
+        List<String> names = new ArrayList<>(new java.util.TreeSet<>(local.keySet()));
+        double[][] shapes = sync.allGather(new double[] {names.size(), String.join("\n", names).hashCode()});
+        for (double[] other : shapes)
+            if (other[0] != shapes[0][0] || other[1] != shapes[0][1]) throw new IllegalStateException("ranks logged different metric names: " + names + " on rank " + sync.rank());
+        double[] values = new double[names.size()];
+        for (int i = 0; i < values.length; i++) values[i] = local.get(names.get(i));
+        double[] summed = sync.sum(values);
+        Map<String, Double> out = new LinkedHashMap<>();
+        for (String k : local.keySet()) out.put(k, summed[names.indexOf(k)]);
+        return out;
+    }
+
+    /** Every rank resumes from the same checkpoint: they read one directory, but a stale view on a shared disk would differ. */
+    private void agreeOnCheckpoint(int latestStep) {
+        if (sync.worldSize() == 1) return;
+        double[][] all = sync.allGather(new double[] {latestStep});
+        for (int r = 0; r < all.length; r++)
+            if (all[r][0] != latestStep)
+                throw new ConfigException("key 'output_dir': rank " + r + " sees the latest checkpoint at step " + (int) all[r][0] + ", rank " + sync.rank()
+                        + " at step " + latestStep + "; every rank must see the same output_dir");
     }
 
     private String firstNonFiniteGradient() {
@@ -309,8 +360,14 @@ public final class Trainer<E> {
      * writing leaves the previous checkpoint as the latest; then deletes the oldest beyond save_total_limit.
      */
     private Path checkpoint(int step, Cursor cursor, AdamW optimizer, int total) throws IOException {
-        if (sync.rank() != 0) return null;
         Path dir = run.checkpoints().resolve("step-" + step);
+        if (sync.writesFiles()) writeCheckpoint(dir, step, cursor, optimizer, total);
+        // Rank 0 alone writes (every rank holds the same weights and optimizer state); the others wait for it.
+        sync.barrier();
+        return dir;
+    }
+
+    private void writeCheckpoint(Path dir, int step, Cursor cursor, AdamW optimizer, int total) throws IOException {
         Path tmp = run.checkpoints().resolve(".step-" + step + ".tmp");
         Files.createDirectories(run.checkpoints());
         if (model.lora() != null) {
@@ -322,12 +379,11 @@ public final class Trainer<E> {
         }
         if (!extraParams.isEmpty()) Safetensors.write(tmp.resolve("extra_parameters.safetensors"), extraParams, Map.of("format", "pt"));
         optimizer.save(tmp.resolve("optimizer.safetensors"));
-        new TrainerState(step, cursor.epoch, cursor.position, config.seed(), total, method.state()).write(tmp);
+        new TrainerState(step, cursor.epoch, cursor.position, config.seed(), total, method.state(), sync.worldSize()).write(tmp);
         if (Files.exists(dir)) deleteRecursively(dir);
         AtomicFiles.move(tmp, dir);
         List<Path> all = run.checkpointDirs();
         for (int i = 0; i < all.size() - config.saveTotalLimit(); i++) deleteRecursively(all.get(i));
-        return dir;
     }
 
     /** Heads trained beside LoRA adapters (a reward model's score) travel in the checkpoint too. */
@@ -392,8 +448,13 @@ public final class Trainer<E> {
     }
 
     /**
-     * The data cursor: epoch e visits this rank's share of a permutation that depends only on (seed, e), so a
-     * resumed run sees exactly the examples an uninterrupted one would.
+     * The data cursor: epoch e visits a permutation that depends only on (seed, e), so a resumed run sees exactly
+     * the examples an uninterrupted one would. With several ranks each draw takes world x batch examples of that
+     * order and rank r keeps the r-th batch of them, as Accelerate shards a batch sampler (batch k of the order goes
+     * to rank k mod world; its {@code even_batches} padding of a short last batch is not copied: a rank's share may be
+     * short or empty). The shares are disjoint, their union is what one process would draw, each rank's micro-batch
+     * is one a process with the same per-device batch would form, and the position (the same on every rank) is
+     * what a checkpoint records.
      */
     private final class Cursor {
         int epoch;
@@ -413,7 +474,9 @@ public final class Trainer<E> {
                 order = permutation(epoch);
             }
             List<E> out = new ArrayList<>(batchSize);
-            for (int i = 0; i < batchSize && position < order.size(); i++) out.add(train.get(order.get(position++)));
+            int world = sync.worldSize(), mine = sync.rank() * batchSize;
+            for (int i = 0; i < batchSize * world && position < order.size(); i++, position++)
+                if (i >= mine && i < mine + batchSize) out.add(train.get(order.get(position)));
             return out;
         }
 
@@ -425,10 +488,7 @@ public final class Trainer<E> {
             List<Integer> all = new ArrayList<>(train.size());
             for (int i = 0; i < train.size(); i++) all.add(i);
             Collections.shuffle(all, new Random(config.seed() * 1_000_003L + e));
-            // This rank's share: every world-th example, so ranks see disjoint data.
-            List<Integer> mine = new ArrayList<>();
-            for (int i = sync.rank(); i < all.size(); i += sync.worldSize()) mine.add(all.get(i));
-            return mine;
+            return all;
         }
     }
 

@@ -15,13 +15,20 @@ import io.tether.engine.CheckpointException;
  * Where the loop stands: optimizer steps taken and the data cursor. With the seed this is all the state a resume
  * needs: the data order of an epoch is a pure function of (seed, epoch), the schedule of the step, and the
  * optimizer moments live beside it in {@code optimizer.safetensors}. {@code methodState} is what the training method
- * keeps beside its parameters ({@link TrainingMethod#state}), under {@code method_state}.
+ * keeps beside its parameters ({@link TrainingMethod#state}), under {@code method_state}. {@code worldSize} is the
+ * number of data-parallel processes that wrote it ({@code world_size}, written only when more than one): a run
+ * resumes with the same number.
  */
-public record TrainerState(int globalStep, int epoch, int position, long seed, int totalSteps, Map<String, Double> methodState) {
+public record TrainerState(int globalStep, int epoch, int position, long seed, int totalSteps, Map<String, Double> methodState, int worldSize) {
     public static final String FILE = "trainer_state.json";
 
     public TrainerState {
         methodState = Map.copyOf(methodState);
+        if (worldSize < 1) throw new IllegalArgumentException("world size must be >= 1, got " + worldSize);
+    }
+
+    public TrainerState(int globalStep, int epoch, int position, long seed, int totalSteps, Map<String, Double> methodState) {
+        this(globalStep, epoch, position, seed, totalSteps, methodState, 1);
     }
 
     public TrainerState(int globalStep, int epoch, int position, long seed, int totalSteps) {
@@ -35,6 +42,7 @@ public record TrainerState(int globalStep, int epoch, int position, long seed, i
         o.put("position", position);
         o.put("seed", seed);
         o.put("total_steps", totalSteps);
+        if (worldSize > 1) o.put("world_size", worldSize);
         if (!methodState.isEmpty()) {
             var state = o.putObject("method_state");
             new java.util.TreeMap<>(methodState).forEach(state::put);
@@ -58,7 +66,7 @@ public record TrainerState(int globalStep, int epoch, int position, long seed, i
                     methodState.put(e.getKey(), e.getValue().asDouble());
                 }
             return new TrainerState(n.get("global_step").asInt(), n.get("epoch").asInt(), n.get("position").asInt(),
-                    n.get("seed").asLong(), n.get("total_steps").asInt(), methodState);
+                    n.get("seed").asLong(), n.get("total_steps").asInt(), methodState, n.has("world_size") ? n.get("world_size").asInt() : 1);
         } catch (IOException e) {
             throw new CheckpointException(f, null, "cannot read trainer state: " + e.getMessage(), e);
         }
