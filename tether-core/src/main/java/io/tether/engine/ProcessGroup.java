@@ -125,6 +125,11 @@ public final class ProcessGroup implements AutoCloseable {
         } catch (RuntimeException e) {
             throw new PeerFailureException("rank " + env.rank() + ": the ranks could not connect (a rank exited or is unreachable): " + firstLine(e.getMessage()), e);
         }
+        // The group holds the stores through c10 intrusive pointers, which free them when it is closed. JavaCPP's
+        // deallocator freeing them again (after a GC) corrupted the heap: 1 run in 3 of DataParallelTest aborted in
+        // malloc. retainReference() did not stop the collector's deallocation; deallocate(false) hands them over.
+        store.deallocate(false);
+        prefixed.deallocate(false);
         return new ProcessGroup(env, store, prefixed, pg);
     }
 
@@ -234,10 +239,9 @@ public final class ProcessGroup implements AutoCloseable {
     }
 
     /**
-     * Closes the Gloo group (its sockets and threads). The stores are left to the garbage collector, which releases
-     * them after the group that references them: closing them here as well crashed the JVM later in JavaCPP's
-     * deallocator thread (a Store released twice; reproduced 2 of 2 with a GC after close). Rank 0's store listens
-     * until then, at most until the process ends.
+     * Closes the Gloo group (its sockets and threads), which releases the stores it holds. The stores' Java handles
+     * never free them (see join): freeing them from Java as well crashed the JVM in JavaCPP's deallocator thread
+     * after a GC, or corrupted the heap for whatever ran next.
      */
     @Override
     public void close() {

@@ -62,7 +62,8 @@ public final class ReferenceLogProbs {
                 try (Models.LoadedModel ref = Models.load(refDir, s.dtype())) {
                     cached = precompute(ref.model(), both, spec.trainer().perDeviceTrainBatchSize());
                 }
-                writeCache(cache, cached, key);
+                // Every rank computes the same values (its shard is taken later, by the loop); rank 0 writes them.
+                if (s.gradientSync().writesFiles()) writeCache(cache, cached, key);
                 source = "precomputed in this run from " + refDir;
             } else {
                 source = "cached " + cache + " (reference not loaded)";
