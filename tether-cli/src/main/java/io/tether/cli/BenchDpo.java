@@ -107,7 +107,7 @@ final class BenchDpo implements Callable<Integer> {
             for (String which : phases) {
                 phaseInChild(which, logprobChunk).properties().forEach(e -> o.set(e.getKey(), e.getValue()));
                 if (compareChunking && logprobChunk != 0)
-                    phaseInChild(which, 0).properties().forEach(e -> o.set(e.getKey() + "_unchunked", e.getValue()));
+                    phaseInChild(which, 0).properties().forEach(e -> { if (!e.getKey().equals("shape")) o.set(e.getKey() + "_unchunked", e.getValue()); });
             }
             ratio(o, "dpo_live_over_sft_step", "dpo_live_reference_step_seconds_median", "sft_step_seconds_median");
             ratio(o, "dpo_precomputed_over_sft_step", "dpo_precomputed_reference_step_seconds_median", "sft_step_seconds_median");

@@ -142,8 +142,9 @@ public final class LogProbs {
         boolean hiddenGrad = grad && hidden.requires_grad();
         boolean headGrad = grad && headTrains(model, hidden);
         int setting = chunkPositions;
-        if (setting == 0 || n == 0) return fullScores(model, hidden, inputIds, temperature, extras);
         long rows = setting > 0 ? setting : Math.max(1, AUTO_CHUNK_ELEMENTS / model.config().vocabSize());
+        // One chunk would hold all the logits anyway: the unchunked path does that with one head matmul fewer.
+        if (setting == 0 || n <= rows) return fullScores(model, hidden, inputIds, temperature, extras);
         DType dtype = model.dtype();
         Tensor flat = hidden.narrow(1, 0, len - 1).reshape(n, d);                  // (N, H), with the graph to hidden
         Tensor values = flat.detach();
@@ -228,7 +229,7 @@ public final class LogProbs {
         }
     }
 
-    /** The unchunked path: the full prediction logits, as before chunking (kept for comparison and as a fallback). */
+    /** The unchunked path: the full prediction logits, as before chunking (for a batch that fits one chunk, and for comparison). */
     static TokenScores fullScores(CausalLM model, Tensor hidden, Tensor inputIds, double temperature, Set<Extra> extras) {
         Tensor logits = predictionLogits(model, hidden);
         Tensor lp = tokenLogprobs(scaled(logits, temperature), inputIds);

@@ -94,7 +94,7 @@ class ChunkedLogProbsTest {
         }
     }
 
-    /** Chunk sizes that split 18 positions evenly, unevenly, one per chunk, and automatically (one chunk here). */
+    /** Chunk sizes that split 18 positions evenly, unevenly, one per chunk, and automatically (one chunk here: the unchunked path). */
     static final int[] CHUNKS = {3, 5, 1, -1};
 
     @Test
