@@ -218,11 +218,16 @@ final class Bench {
 
     /** The seconds of each optimizer step of a training run after the first, which warms up. */
     static <E> List<Double> stepSeconds(CausalLM m, TrainingMethod<E> method, List<E> data, TrainerConfig config, String prefix) throws IOException {
+        return stepSeconds(m, method, data, config, prefix, false);
+    }
+
+    /** {@link #stepSeconds}, or with {@code withFirst} every step's, the first (warm-up) included: for one-step runs. */
+    static <E> List<Double> stepSeconds(CausalLM m, TrainingMethod<E> method, List<E> data, TrainerConfig config, String prefix, boolean withFirst) throws IOException {
         List<Double> times = new ArrayList<>();
         train(m, method, data, config, new Trainer.Listener() {
             @Override
             public void onStep(int step, int total, Map<String, Object> metrics) {
-                if (step > 1) times.add((Double) metrics.get("step_seconds"));   // step 1 warms up
+                if (step > 1 || withFirst) times.add((Double) metrics.get("step_seconds"));   // step 1 warms up
             }
         }, prefix, dir -> null);
         return times;

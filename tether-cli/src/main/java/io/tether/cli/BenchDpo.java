@@ -35,7 +35,9 @@ final class BenchDpo implements Callable<Integer> {
     @Option(names = "--batch", defaultValue = "8", description = "pairs per step") int batch;
     @Option(names = "--prompt-len", defaultValue = "64") int promptLen;
     @Option(names = "--completion-len", defaultValue = "64") int completionLen;
-    @Option(names = "--steps", defaultValue = "4", description = "timed steps per phase after one warm-up") int steps;
+    @Option(names = "--steps", defaultValue = "4",
+            description = "timed steps per phase after one warm-up; 0 runs one step and times it, warm-up included (a real shape's peak RSS)")
+    int steps;
     @Option(names = "--precompute-ref", description = "report the precomputed-reference figure on the last line") boolean precomputeRef;
     @Option(names = "--phase", hidden = true, description = "run one phase (sft, live, precomputed) in this process") String phase;
     @Option(names = "--gradient-checkpointing", description = "every phase recomputes block activations in backward instead of keeping them")
@@ -187,10 +189,10 @@ final class BenchDpo implements Callable<Integer> {
             if (lora != null) io.tether.model.LoraAdapters.attach(m, lora, 0);
             var c = new io.tether.train.TrainerConfig(steps + 1, 1, perStep, 1, 1e-5, "constant", 0, 0, 0.0, 0.9, 0.999, 1e-8, 1.0, 0, 1, 0, 0, 1, "stop", bf16)
                     .withGradientCheckpointing(gradientCheckpointing);
-            times = stepSeconds(m, method, data, c, "tether-bench-dpo");
+            times = stepSeconds(m, method, data, c, "tether-bench-dpo", steps == 0);
         }
         double sec = median(times);
-        o.put(name + "_step_seconds_median", round3(sec));
+        o.put(name + (steps == 0 ? "_first_step_seconds" : "_step_seconds_median"), round3(sec));
         o.put(name + "_tokens_per_second", round(tokensPerStep / sec));
         o.put(name + "_peak_rss_mb", round(io.tether.engine.ProcessMemory.peakResidentMb()));
         return sec;

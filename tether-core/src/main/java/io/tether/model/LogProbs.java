@@ -140,11 +140,11 @@ public final class LogProbs {
         long b = hidden.size(0), len = hidden.size(1), d = hidden.size(2), n = b * (len - 1);
         boolean grad = GradMode.is_enabled();
         boolean hiddenGrad = grad && hidden.requires_grad();
-        boolean headGrad = grad && headTrains(model, hidden);
         int setting = chunkPositions;
         long rows = setting > 0 ? setting : Math.max(1, AUTO_CHUNK_ELEMENTS / model.config().vocabSize());
         // One chunk would hold all the logits anyway: the unchunked path does that with one head matmul fewer.
         if (setting == 0 || n <= rows) return fullScores(model, hidden, inputIds, temperature, extras);
+        boolean headGrad = grad && headTrains(model, hidden);
         DType dtype = model.dtype();
         Tensor flat = hidden.narrow(1, 0, len - 1).reshape(n, d);                  // (N, H), with the graph to hidden
         Tensor values = flat.detach();
