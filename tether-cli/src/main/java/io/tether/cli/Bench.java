@@ -39,7 +39,7 @@ final class Bench {
 
     static final ObjectMapper JSON = new ObjectMapper();
 
-    /** The model's dimensions on the shared bench shape (Llama layout). */
+    /** The model's dimensions on the shared bench shape (Llama layout), or a real model's shape with random weights. */
     static final class Dims {
         @Option(names = {"--d", "--hidden"}, defaultValue = "512") int hidden;
         @Option(names = "--layers", defaultValue = "8") int layers;
@@ -47,10 +47,67 @@ final class Bench {
         @Option(names = "--kv-heads", defaultValue = "8") int kvHeads;
         @Option(names = "--ffn", defaultValue = "1376") int ffn;
         @Option(names = "--vocab", defaultValue = "4096") int vocab;
+        @Option(names = "--real-shape", paramLabel = "<model>",
+                description = "a real model's shape with random weights instead of the dimensions above: qwen2.5-0.5b (d 896, 24 layers, 14 heads, 2 KV heads, FFN 4864, vocab 151,936, tied)")
+        String realShape;
+
+        /** Applies {@code --real-shape} to the dimensions (so reports and child processes see them); idempotent. */
+        Dims resolve() {
+            if (realShape == null) return this;
+            if (!realShape.equals("qwen2.5-0.5b")) throw new io.tether.engine.ConfigException("--real-shape: qwen2.5-0.5b is the only preset, got '" + realShape + "'");
+            hidden = 896; layers = 24; heads = 14; kvHeads = 2; ffn = 4864; vocab = 151_936;
+            return this;
+        }
 
         ModelConfig config(int maxPositions) {
-            return ModelConfig.llama(vocab, hidden, layers, heads, kvHeads, ffn, maxPositions);
+            resolve();
+            if (realShape == null) return ModelConfig.llama(vocab, hidden, layers, heads, kvHeads, ffn, maxPositions);
+            // Qwen2.5-0.5B's config.json, less what random weights do not need: q/k/v biases, tied embeddings.
+            ObjectNode j = JSON.createObjectNode();
+            j.putArray("architectures").add("Qwen2ForCausalLM");
+            j.put("model_type", "qwen2");
+            j.put("vocab_size", vocab);
+            j.put("hidden_size", hidden);
+            j.put("num_hidden_layers", layers);
+            j.put("num_attention_heads", heads);
+            j.put("num_key_value_heads", kvHeads);
+            j.put("intermediate_size", ffn);
+            j.put("max_position_embeddings", Math.max(maxPositions, 32768));
+            j.put("rms_norm_eps", 1e-6);
+            j.put("rope_theta", 1000000.0);
+            j.put("hidden_act", "silu");
+            j.put("tie_word_embeddings", true);
+            j.put("initializer_range", 0.02);
+            j.put("torch_dtype", "float32");
+            return ModelConfig.parse(j, Path.of("<" + realShape + " shape>"));
         }
+
+        String describe() {
+            resolve();
+            return String.format("%s d=%d layers=%d heads=%d kv=%d ffn=%d vocab=%d%s", realShape == null ? "llama" : realShape,
+                    hidden, layers, heads, kvHeads, ffn, vocab, realShape == null ? "" : " tied");
+        }
+    }
+
+    /**
+     * The CPU's model name and the flags that decide bf16's speed (figures from different machines do not compare):
+     * avx512_bf16 / amx_bf16 give bf16 matmuls their own instructions, without them bf16 is converted to fp32.
+     */
+    static void putCpu(ObjectNode o) {
+        String model = "unknown", flags = "";
+        try {
+            for (String line : Files.readAllLines(Path.of("/proc/cpuinfo"))) {
+                if (model.equals("unknown") && line.startsWith("model name")) model = line.substring(line.indexOf(':') + 1).trim();
+                if (flags.isEmpty() && line.startsWith("flags")) flags = line.substring(line.indexOf(':') + 1).trim();
+            }
+        } catch (IOException | RuntimeException e) {
+            // Not Linux: the report says unknown.
+        }
+        List<String> present = new ArrayList<>();
+        List<String> all = Arrays.asList(flags.split("\\s+"));
+        for (String f : new String[] {"avx2", "avx512f", "avx512_bf16", "amx_tile", "amx_bf16"}) if (all.contains(f)) present.add(f);
+        o.put("cpu_model", model);
+        o.put("cpu_flags", String.join(" ", present));
     }
 
     /** The bench shape: dimensions, batch, sequence length, timed runs and the optional JSON file. */
@@ -66,6 +123,7 @@ final class Bench {
         }
 
         long[] randomIds(long seed, int rows, int cols) {
+            dims.resolve();
             Random r = new Random(seed);
             long[] ids = new long[rows * cols];
             for (int i = 0; i < ids.length; i++) ids[i] = r.nextInt(dims.vocab);
@@ -74,6 +132,7 @@ final class Bench {
 
         /** Forward FLOPs: 2 x (non-embedding parameters) per token plus causal attention (QK^T and AV, half the square). */
         double forwardFlops(CausalLM m, int rows, int len) {
+            dims.resolve();
             long nonEmbedding = m.parameterCount() - (long) dims.vocab * dims.hidden;
             double tokens = (double) rows * len;
             return 2.0 * nonEmbedding * tokens + 2.0 * dims.layers * rows * (double) len * len * dims.hidden;
@@ -120,8 +179,8 @@ final class Bench {
     static ObjectNode header(String what, Shape s, double[] peak) {
         ObjectNode o = JSON.createObjectNode();
         o.put("benchmark", what);
-        o.put("shape", String.format("llama d=%d layers=%d heads=%d kv=%d ffn=%d vocab=%d batch=%d seq=%d",
-                s.dims.hidden, s.dims.layers, s.dims.heads, s.dims.kvHeads, s.dims.ffn, s.dims.vocab, s.batch, s.seq));
+        o.put("shape", String.format("%s batch=%d seq=%d", s.dims.describe(), s.batch, s.seq));
+        putCpu(o);
         o.put("threads", Torch.threads());
         o.put("cores", Runtime.getRuntime().availableProcessors());
         o.put("matmul_1024_fp32_gflops_median", round(peak[0]));
@@ -159,11 +218,16 @@ final class Bench {
 
     /** The seconds of each optimizer step of a training run after the first, which warms up. */
     static <E> List<Double> stepSeconds(CausalLM m, TrainingMethod<E> method, List<E> data, TrainerConfig config, String prefix) throws IOException {
+        return stepSeconds(m, method, data, config, prefix, false);
+    }
+
+    /** {@link #stepSeconds}, or with {@code withFirst} every step's, the first (warm-up) included: for one-step runs. */
+    static <E> List<Double> stepSeconds(CausalLM m, TrainingMethod<E> method, List<E> data, TrainerConfig config, String prefix, boolean withFirst) throws IOException {
         List<Double> times = new ArrayList<>();
         train(m, method, data, config, new Trainer.Listener() {
             @Override
             public void onStep(int step, int total, Map<String, Object> metrics) {
-                if (step > 1) times.add((Double) metrics.get("step_seconds"));   // step 1 warms up
+                if (step > 1 || withFirst) times.add((Double) metrics.get("step_seconds"));   // step 1 warms up
             }
         }, prefix, dir -> null);
         return times;

@@ -27,6 +27,7 @@ final class BenchGenerate implements Callable<Integer> {
     @Option(names = "--prompt-len", defaultValue = "16") int promptLen;
     @Option(names = "--new-tokens", defaultValue = "256") int newTokens;
     @Option(names = "--uncached-runs", defaultValue = "1", description = "runs without the cache (slow; default: ${DEFAULT-VALUE})") int uncachedRuns;
+    @Option(names = "--bf16", description = "decode under bf16 autocast (fp32 weights; matmuls in bf16)") boolean bf16;
 
     @Override
     public Integer call() throws IOException {
@@ -38,10 +39,13 @@ final class BenchGenerate implements Callable<Integer> {
             SamplingConfig greedy = SamplingConfig.greedy(newTokens);  // no stop tokens: always newTokens
             Generator.generate(m, prompts, SamplingConfig.greedy(4));   // warm-up
             List<Double> cached = new ArrayList<>(), uncached = new ArrayList<>();
-            for (int r = 0; r < s.runs; r++) cached.add(time(m, prompts, greedy));
-            for (int r = 0; r < uncachedRuns; r++) uncached.add(time(m, prompts, greedy.withCache(false)));
+            try (io.tether.engine.Autocast region = io.tether.engine.Autocast.bf16(bf16)) {
+                for (int r = 0; r < s.runs; r++) cached.add(time(m, prompts, greedy));
+                for (int r = 0; r < uncachedRuns; r++) uncached.add(time(m, prompts, greedy.withCache(false)));
+            }
             double tokens = (double) s.batch * newTokens;
             ObjectNode o = header("generate", s, peak);
+            o.put("bf16", bf16);
             o.put("prompt_len", promptLen);
             o.put("new_tokens", newTokens);
             o.put("cached_seconds_median", round3(median(cached)));

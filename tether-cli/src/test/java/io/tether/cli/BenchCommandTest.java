@@ -59,4 +59,29 @@ class BenchCommandTest {
         assertTrue(share > 0 && share < 1, rollout.toString());
         assertTrue(rollout.get("ppo_generation_share").asDouble() > 0, rollout.toString());
     }
+
+    /**
+     * bench dpo runs the chosen phases, each with and without chunked log-probs (a chunk of 3 positions: the tiny
+     * batch spans many), reports both peaks and the CPU it ran on, and passes --bf16 to each phase.
+     */
+    @Test
+    void dpoComparesChunkedAndUnchunkedLogProbs() throws IOException {
+        String[] r = bench("dpo", "--prompt-len", "4", "--completion-len", "4", "--steps", "1", "--phases", "lora_precomputed",
+                "--logprob-chunk", "3", "--compare-chunking", "--bf16");
+        JsonNode o = report(r[1]);
+        assertTrue(o.get("bf16").asBoolean() && o.get("logprob_chunk").asInt() == 3, o.toString());
+        assertFalse(o.get("cpu_model").asText().isEmpty(), o.toString());
+        for (String k : new String[] {"dpo_lora_precomputed_reference_step_seconds_median", "dpo_lora_precomputed_reference_peak_rss_mb",
+                "dpo_lora_precomputed_reference_peak_rss_mb_unchunked", "dpo_lora_precomputed_reference_peak_rss_chunked_over_unchunked"})
+            assertTrue(o.get(k).asDouble() > 0, k + ": " + o);
+        assertFalse(o.has("dpo_live_reference_step_seconds_median"), "only the chosen phase runs: " + o);
+    }
+
+    @Test
+    void anUnknownRealShapeIsAConfigurationError() {
+        List<String> a = new ArrayList<>(List.of("bench", "dpo", "--real-shape", "llama-7b"));
+        String[] r = TextCliTest.run(a.toArray(new String[0]));
+        assertEquals("2", r[0], r[2]);
+        assertTrue(r[2].contains("--real-shape"), r[2]);
+    }
 }

@@ -2,6 +2,7 @@ package io.tether.engine;
 
 import org.bytedeco.javacpp.Pointer;
 import org.bytedeco.javacpp.PointerScope;
+import org.bytedeco.pytorch.Tensor;
 
 /**
  * Frees every native object created inside it when it closes: wrap each training or inference step in one.
@@ -39,6 +40,23 @@ public final class StepScope implements AutoCloseable {
             outer.attach(out);
             out.releaseReference();
         }
+        return out;
+    }
+
+    /** {@link #scoped} for a block with several results (each handed to the enclosing scope; nulls pass through). */
+    public static Tensor[] scopedAll(java.util.function.Supplier<Tensor[]> block) {
+        Tensor[] out;
+        try (StepScope inner = new StepScope()) {
+            out = block.get();
+            for (Tensor t : out) if (t != null) keep(t);
+        }
+        PointerScope outer = PointerScope.getInnerScope();
+        if (outer != null)
+            for (Tensor t : out)
+                if (t != null) {
+                    outer.attach(t);
+                    t.releaseReference();
+                }
         return out;
     }
 

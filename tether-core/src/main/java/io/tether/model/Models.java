@@ -125,7 +125,9 @@ public final class Models {
                 // Gemma's norms scale by (1 + weight), so HF initialises their weights to zero.
                 else if (n.contains("norm") && config.gemma() != null) t = Tensors.zeros(dtype, e.getValue());
                 else if (n.contains("norm") || n.contains("ln_")) t = Tensors.ones(dtype, e.getValue());
-                else t = torch.randn(e.getValue(), Tensors.options(dtype)).mul(Tensors.scalar(config.initializerRange()));
+                // In place: outside a scope an out-of-place product leaves the randn draw alive until the JVM collects
+                // its handle (rarely: the heap stays tiny), a second copy of every weight in the process's peak RSS.
+                else t = torch.randn(e.getValue(), Tensors.options(dtype)).mul_(Tensors.scalar(config.initializerRange()));
                 drawn.put(n, t);
             }
             return drawn;

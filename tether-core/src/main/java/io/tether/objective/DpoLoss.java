@@ -295,8 +295,16 @@ public final class DpoLoss {
         Tensor logProbs = torch.log_softmax(logits.detach(), -1);
         Tensor picked = torch.gather(logProbs, -1, tokens.unsqueeze(-1)).squeeze(-1);
         Tensor logSumSq = torch.logsumexp(scale(logProbs, 2), new long[] {-1}, false);
-        Tensor m = mask.to(logits.scalar_type());
-        Tensor perToken = picked.sub(logSumSq).mul(m);
+        return wpoWeightOfTokens(picked, logSumSq, mask);
+    }
+
+    /**
+     * {@link #wpoWeight(Tensor, Tensor, Tensor)} from per-token log-probs of the chosen tokens and log Σ_v p_v² [B, T]
+     * (what chunked scoring reports without holding the logits).
+     */
+    public static Tensor wpoWeightOfTokens(Tensor tokenLogps, Tensor logSumSquares, Tensor mask) {
+        Tensor m = mask.to(tokenLogps.scalar_type());
+        Tensor perToken = tokenLogps.detach().sub(logSumSquares).mul(m);
         return perToken.sum(new long[] {1}, false, new ScalarTypeOptional())
                 .div(m.sum(new long[] {1}, false, new ScalarTypeOptional())).exp();
     }

@@ -4,6 +4,7 @@ import io.tether.rollout.Experience;
 import io.tether.rollout.OnlinePrompt;
 import io.tether.rollout.Rollouts;
 import java.util.ArrayList;
+import java.util.EnumSet;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
@@ -118,18 +119,18 @@ public final class PpoTraining implements TrainingMethod<OnlinePrompt> {
         return s.sampling().greedy() ? 1 : s.sampling().temperature();
     }
 
-    /** One policy forward over the rows: its prediction logits [N, L-1, V], per-token log-probs and values [N, T]. */
-    private record PolicyForward(Tensor logits, Tensor logps, Tensor values) {}
+    /** One policy forward over the rows: per-position entropies [N, L-1] (no gradient), per-token log-probs and values [N, T]. */
+    private record PolicyForward(Tensor entropy, Tensor logps, Tensor values) {}
 
     /** The policy's forward, plus the critic's unless the critic is a head on the policy's own hidden states. */
     private PolicyForward policyForward(CausalLM model, Rollouts.Layout l) {
         Tensor hidden = model.hiddenStates(l.ids(), null, null, null);                               // (N, L, H)
         long len = l.ids().size(1);
-        Tensor logits = LogProbs.predictionLogits(model, hidden);
-        Tensor logps = Rollouts.gatherLogps(logits, l, temperature()).mul(l.mask(model.dtype()));
-        if (valueHead == null) return new PolicyForward(logits, logps, Rollouts.completionValues(s.valueModel(), l));
+        LogProbs.TokenScores scores = LogProbs.tokenScores(model, hidden, l.ids(), temperature(), EnumSet.of(LogProbs.Extra.ENTROPY));
+        Tensor logps = Rollouts.completionPart(scores.logps(), l).mul(l.mask(model.dtype()));
+        if (valueHead == null) return new PolicyForward(scores.entropy(), logps, Rollouts.completionValues(s.valueModel(), l));
         Tensor v = torch.matmul(hidden.narrow(1, 0, len - 1), valueHead.t()).squeeze(-1);       // (N, L-1)
-        return new PolicyForward(logits, logps, torch.gather(v, 1, l.index()).mul(l.mask(model.dtype())));
+        return new PolicyForward(scores.entropy(), logps, torch.gather(v, 1, l.index()).mul(l.mask(model.dtype())));
     }
 
     @Override
@@ -244,20 +245,10 @@ public final class PpoTraining implements TrainingMethod<OnlinePrompt> {
             Tensor vClipped = valT.add(Tensors.clamp(values.sub(valT), -s.ppo().cliprangeValue(), s.ppo().cliprangeValue()));
             m.put("val/clipfrac_avg", vClipped.sub(retT).square().gt(values.sub(retT).square()).to(dt.scalarType).mul(mask).sum().item_double());
             m.put("val/ratio", ratio.mul(mask).sum().item_double());
-            m.put("policy/entropy_avg", tokenEntropy(f.logits(), l).mul(mask).sum().item_double());
+            m.put("policy/entropy_avg", Rollouts.completionPart(f.entropy(), l).mul(mask).sum().item_double());
         }
         // Rollout-level figures, logged with every step that trains on the rollout.
         for (Map.Entry<String, Double> e : rolloutMetrics.entrySet()) m.put(e.getKey(), e.getValue() * tokens);
         return new Output(loss, m);
-    }
-
-    /**
-     * Entropy of the policy's next-token distribution (at the sampling temperature) at each completion position, from
-     * the logits the training forward already computed (under no-grad: a metric).
-     */
-    private Tensor tokenEntropy(Tensor predictionLogits, Rollouts.Layout l) {
-        Tensor logp = torch.log_softmax(predictionLogits.detach().div(Tensors.scalar(temperature())), -1);
-        Tensor h = logp.exp().mul(logp).sum(new long[] {-1}, false, new ScalarTypeOptional()).neg();   // (N, L-1)
-        return torch.gather(h, 1, l.index());
     }
 }

@@ -2,6 +2,7 @@ package io.tether.rollout;
 
 import java.util.ArrayList;
 import java.util.Arrays;
+import java.util.EnumSet;
 import java.util.List;
 import java.util.OptionalDouble;
 import java.util.function.Function;
@@ -206,15 +207,14 @@ public final class Rollouts {
      * samples were drawn; 1 for greedy), zero past each completion's end; differentiable unless under no-grad.
      */
     public static Tensor completionLogps(CausalLM model, Layout l, double temperature) {
-        Tensor logits = LogProbs.predictionLogits(model, l.ids(), null, null);
-        return gatherLogps(logits, l, temperature).mul(l.mask(model.dtype()));
+        Tensor hidden = model.hiddenStates(l.ids(), null, null, null);
+        Tensor all = LogProbs.tokenScores(model, hidden, l.ids(), temperature, EnumSet.noneOf(LogProbs.Extra.class)).logps();   // (N, L-1)
+        return completionPart(all, l).mul(l.mask(model.dtype()));
     }
 
-    /** Log-probs [N, T] from prediction logits [N, L-1, V] of a forward the caller already ran. */
-    public static Tensor gatherLogps(Tensor predictionLogits, Layout l, double temperature) {
-        Tensor scaled = temperature > 0 && temperature != 1 ? predictionLogits.div(Tensors.scalar(temperature)) : predictionLogits;
-        Tensor all = LogProbs.tokenLogprobs(scaled, l.ids());                                   // (N, L-1)
-        return torch.gather(all, 1, l.index());
+    /** The completion positions [N, T] of per-position figures [N, L-1] (log-probs, entropies). */
+    public static Tensor completionPart(Tensor perPosition, Layout l) {
+        return torch.gather(perPosition, 1, l.index());
     }
 
     /**

@@ -2,6 +2,7 @@ package io.tether.train;
 
 import java.util.ArrayList;
 import java.util.Arrays;
+import java.util.EnumSet;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
@@ -133,19 +134,19 @@ public final class PreferenceTraining implements TrainingMethod<PreferenceTraini
             }
         }
         Tensor input = rows.idsTensor();
-        Tensor logits = LogProbs.predictionLogits(model, input, null, null);                           // (B, L-1, V)
-        Tensor tokenLogps = LogProbs.tokenLogprobs(logits, input);
+        LogProbs.TokenScores scores = LogProbs.tokenScores(model, model.hiddenStates(input, null, null, null), input, 1,
+                wpo ? EnumSet.of(LogProbs.Extra.MEAN_LOGIT, LogProbs.Extra.LOG_SUM_SQUARES) : EnumSet.of(LogProbs.Extra.MEAN_LOGIT));
+        Tensor tokenLogps = scores.logps();                                                            // (B, L-1)
         Tensor m = Tensors.longs(mask, b, len - 1).to(model.dtype().scalarType);
         Tensor w = weights == null ? m : Tensors.doubles(weights, b, len - 1).to(model.dtype().scalarType);
         Tensor sums = tokenLogps.mul(w).sum(new long[] {1}, false, new ScalarTypeOptional());
         Tensor wpoWeights = null;
         if (wpo) {
             try (NoGradGuard g = new NoGradGuard()) {
-                wpoWeights = DpoLoss.wpoWeight(logits, input.narrow(1, 1, len - 1), Tensors.longs(mask, b, len - 1));
+                wpoWeights = DpoLoss.wpoWeightOfTokens(tokenLogps.detach(), scores.logSumSquares(), Tensors.longs(mask, b, len - 1));
             }
         }
-        Tensor meanLogits = logits.detach().mean(new long[] {-1}, false, new ScalarTypeOptional()).mul(m)
-                .sum(new long[] {1}, false, new ScalarTypeOptional());
+        Tensor meanLogits = scores.meanLogits().mul(m).sum(new long[] {1}, false, new ScalarTypeOptional());
         Tensor tokens = Tensors.doubles(counts, b).to(model.dtype().scalarType);
         return new Scored(sums, tokens, meanLogits.div(tokens), tokenLogps, m, wpoWeights);
     }

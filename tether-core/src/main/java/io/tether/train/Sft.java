@@ -130,7 +130,7 @@ public final class Sft implements TrainingMethod<Sft.Row> {
             mask = same.logical_and(causal).unsqueeze(1);                                     // (B, 1, T, T)
             positionIds = Tensors.longs(positions, b, len);
         }
-        Tensor tokenLogprobs = LogProbs.tokenLogprobs(LogProbs.predictionLogits(model, input, positionIds, mask), input);   // (B, L-1)
+        Tensor tokenLogprobs = LogProbs.tokenLogprobs(model, input, positionIds, mask);   // (B, L-1), chunked over the vocabulary
         Tensor weights = Tensors.longs(targetMask, b, len - 1).to(model.dtype().scalarType);
         Tensor nll = tokenLogprobs.mul(weights).sum().neg();
         return new Output(nll, Map.of());

@@ -184,4 +184,41 @@ class GrpoTrainingTest {
         RewardFunction both = RewardFunction.weightedSum(List.of(exact, RewardFunction.lengthPenalty(4, 0.1)), List.of(1.0, 1.0));
         assertEquals(1.0 - 0.6, both.score("", "#### 18", new long[10], record).getAsDouble(), 1e-12);
     }
+
+    /** GRPO's loss and gradient at a sampling temperature are those of the unchunked log-prob path (fp64, 1e-10). */
+    @Test
+    void chunkedLogProbsGiveTheUnchunkedGradientAtATemperature() {
+        ModelConfig config = ModelConfig.llama(32, 32, 2, 4, 2, 64, 64);
+        try (CausalLM policy = Models.create(config, DType.F64, 2); CausalLM reference = Models.create(config, DType.F64, 3)) {
+            policy.setTrainable(true);
+            RewardFunction fives = (prompt, completion, tokens, record) -> OptionalDouble.of(java.util.Arrays.stream(tokens).filter(t -> t == 5).count());
+            SamplingConfig sampling = new SamplingConfig(6, 0.7, 0, 1.0, 11, List.of(1L, 2L, 3L), List.of(), true);
+            var grpo = new Grpo.Config(0.2, 0.28, 0.04, "grpo", "group", 6);
+            var method = new GrpoTraining(new GrpoTraining.Settings(GrpoTraining.Estimator.GRPO, grpo, 4, sampling, Rollouts.of(fives, null),
+                    Rollouts.Shaping.NONE, reference, null, 1, false, false));
+            List<OnlinePrompt> batch;
+            try (StepScope s = new StepScope(); org.bytedeco.pytorch.NoGradGuard g = new org.bytedeco.pytorch.NoGradGuard()) {
+                batch = method.prepare(policy, prompts(4, 3), 0);
+            }
+            int before = io.tether.model.LogProbs.setChunkPositions(0);
+            Map<String, double[]> full;
+            try {
+                full = stepGradient(policy, method, batch, 1);
+            } finally {
+                io.tether.model.LogProbs.setChunkPositions(before);
+            }
+            for (int chunk : new int[] {5, -1}) {
+                io.tether.model.LogProbs.setChunkPositions(chunk);
+                try {
+                    Map<String, double[]> chunked = stepGradient(policy, method, batch, 1);
+                    for (String name : full.keySet()) {
+                        assertTrue(java.util.Arrays.stream(full.get(name)).anyMatch(x -> x != 0), name + " has an all-zero gradient");
+                        assertArrayEquals(full.get(name), chunked.get(name), 1e-10, "chunk " + chunk + ": " + name);
+                    }
+                } finally {
+                    io.tether.model.LogProbs.setChunkPositions(before);
+                }
+            }
+        }
+    }
 }

@@ -262,4 +262,56 @@ class PpoTrainingTest {
         assertEquals(0, sum, 1e-9);
         assertEquals(4, ss, 1e-6, "unit Bessel-corrected variance over 5 tokens: sum of squares n - 1");
     }
+
+    /**
+     * PPO with its value head on the policy's hidden states (the log-probs and the values share them): loss, metrics
+     * (entropy included) and the policy's gradient are those of the unchunked log-prob path at a temperature (fp64).
+     */
+    @Test
+    void chunkedLogProbsGiveTheUnchunkedLossMetricsAndGradient() {
+        try (CausalLM policy = Models.create(TINY, DType.F64, 2); CausalLM reference = Models.create(TINY, DType.F64, 3)) {
+            RewardFunction containsSeven = (prompt, completion, tokens, record) -> java.util.OptionalDouble.of(java.util.Arrays.stream(tokens).anyMatch(t -> t == 7) ? 1 : 0);
+            var ppo = new PpoTraining.Config(0.05, "k3", Double.NaN, 64, 1.0, 0.95, 0.2, 0.2, 0.1, 2, 1, false);
+            SamplingConfig sampling = new SamplingConfig(6, 0.7, 0, 1.0, 11, List.of(), List.of(), true);
+            var method = new PpoTraining(new PpoTraining.Settings(ppo, sampling, Rollouts.of(containsSeven, null), Rollouts.Shaping.NONE, reference, null, null), policy, 5);
+            policy.setTrainable(true);
+            List<OnlinePrompt> rolled;
+            try (StepScope s = new StepScope(); NoGradGuard g = new NoGradGuard()) {
+                rolled = method.prepare(policy, prompts(4, 3), 0);
+            }
+            Object[] full = ppoStep(policy, method, rolled, 0);
+            for (int chunk : new int[] {4, -1}) {
+                Object[] chunked = ppoStep(policy, method, rolled, chunk);
+                assertEquals((Double) full[0], (Double) chunked[0], 1e-10, "chunk " + chunk + ": loss");
+                @SuppressWarnings("unchecked") Map<String, Double> fm = (Map<String, Double>) full[1], cm = (Map<String, Double>) chunked[1];
+                assertTrue(fm.containsKey("policy/entropy_avg"));
+                for (String k : fm.keySet()) assertEquals(fm.get(k), cm.get(k), 1e-10, "chunk " + chunk + ": " + k);
+                @SuppressWarnings("unchecked") Map<String, double[]> fg = (Map<String, double[]>) full[2], cg = (Map<String, double[]>) chunked[2];
+                for (String k : fg.keySet()) {
+                    assertTrue(java.util.Arrays.stream(fg.get(k)).anyMatch(x -> x != 0), k + " has an all-zero gradient");
+                    assertArrayEquals(fg.get(k), cg.get(k), 1e-10, "chunk " + chunk + ": gradient of " + k);
+                }
+            }
+        }
+    }
+
+    /** {loss, metric sums, gradients of the policy's parameters} of one PPO forward and backward at a chunk setting. */
+    static Object[] ppoStep(CausalLM policy, PpoTraining method, List<OnlinePrompt> rolled, int chunk) {
+        int before = io.tether.model.LogProbs.setChunkPositions(chunk);
+        try (StepScope s = new StepScope()) {
+            var out = method.forward(policy, rolled);
+            double loss = out.lossSum().item_double();
+            out.lossSum().backward();
+            policy.backwardCheckpoints();
+            Map<String, double[]> grads = new java.util.LinkedHashMap<>();
+            for (Map.Entry<String, org.bytedeco.pytorch.Tensor> e : policy.trainableParameters().entrySet()) {
+                org.bytedeco.pytorch.Tensor g = e.getValue().grad();
+                grads.put(e.getKey(), io.tether.engine.Tensors.toDoubles(g.contiguous()));
+                g.zero_();
+            }
+            return new Object[] {loss, out.metricSums(), grads};
+        } finally {
+            io.tether.model.LogProbs.setChunkPositions(before);
+        }
+    }
 }
