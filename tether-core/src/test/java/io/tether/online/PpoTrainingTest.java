@@ -271,7 +271,7 @@ class PpoTrainingTest {
     void chunkedLogProbsGiveTheUnchunkedLossMetricsAndGradient() {
         try (CausalLM policy = Models.create(TINY, DType.F64, 2); CausalLM reference = Models.create(TINY, DType.F64, 3)) {
             RewardFunction containsSeven = (prompt, completion, tokens, record) -> java.util.OptionalDouble.of(java.util.Arrays.stream(tokens).anyMatch(t -> t == 7) ? 1 : 0);
-            var ppo = new PpoTraining.Config(0.05, "k3", Double.NaN, 64, 1.0, 0.95, 0.2, 0.2, 0.1, 2, 1, false);
+            var ppo = new PpoSettings(0.05, "k3", Double.NaN, 64, 1.0, 0.95, 0.2, 0.2, 0.1, 2, 1, false, null, false, List.of());
             SamplingConfig sampling = new SamplingConfig(6, 0.7, 0, 1.0, 11, List.of(), List.of(), true);
             var method = new PpoTraining(new PpoTraining.Settings(ppo, sampling, Rollouts.of(containsSeven, null), Rollouts.Shaping.NONE, reference, null, null), policy, 5);
             policy.setTrainable(true);
