@@ -38,12 +38,39 @@ public final class Models {
 
     /**
      * Loads a model directory (config.json + model.safetensors or a sharded index) converting every weight to
-     * {@code dtype}. Refuses pickle checkpoints and any tensor whose name or shape the config does not predict.
+     * {@code dtype}, in memory of its own: the model to train (fp32 masters from a bf16 checkpoint with F32).
+     * Refuses pickle checkpoints and any tensor whose name or shape the config does not predict.
      */
     public static LoadedModel load(Path dir, DType dtype) {
+        if (dtype == null) throw new ConfigException("compute dtype must be fp32, fp64 or bf16, got null");
+        return load(dir, dtype, false);
+    }
+
+    /**
+     * Loads a model that will never be trained (a reference, reward model, judge, or one that only generates) in
+     * the dtype its weights are stored in, memory-mapped: a bf16 checkpoint stays bf16, computes in bf16 and costs
+     * no copy (pages become resident as forwards touch them, shared with the page cache). An fp16 checkpoint, which
+     * Tether does not compute in, loads as fp32 copies. Do not train the result: its weights alias the file's pages
+     * (copy-on-write, so the file itself is never changed).
+     */
+    public static LoadedModel loadFrozen(Path dir) {
+        return load(dir, null, true);
+    }
+
+    /**
+     * As {@link #loadFrozen(Path)} but computing in {@code dtype}: weights stored in it are mapped, the others
+     * converted (e.g. an fp32 reference from a bf16 checkpoint, to keep a caller's numbers in fp32).
+     */
+    public static LoadedModel loadFrozen(Path dir, DType dtype) {
+        if (dtype == null) throw new ConfigException("compute dtype must be fp32, fp64 or bf16, got null");
+        return load(dir, dtype, true);
+    }
+
+    /** {@code dtype} null means the weights' stored dtype; {@code frozen} keeps weights as views of the mapped files. */
+    private static LoadedModel load(Path dir, DType dtype, boolean frozen) {
         Torch.init();
         if (!Files.isDirectory(dir)) throw new CheckpointException(dir, null, "model directory not found");
-        if (!dtype.isFloatingPoint() || dtype == DType.F16)
+        if (dtype != null && (!dtype.isFloatingPoint() || dtype == DType.F16))
             throw new ConfigException("compute dtype must be fp32, fp64 or bf16, got " + dtype);
         ModelConfig config = ModelConfig.read(dir);
         List<Safetensors.Reader> files = openWeights(dir);
@@ -75,13 +102,47 @@ public final class Models {
             if (!tiedHead && !IGNORED.matcher(name).find())
                 throw new CheckpointException(owner.get(name).file(), name, "unexpected tensor: " + config.architecture() + " with this config.json has no such parameter");
         }
+        for (String name : expected.keySet()) storedDtypes.put(name, owner.get(name).entry(name).dtype());
+        if (dtype == null) dtype = storedComputeDtype(expected, storedDtypes);
+        // Every shard is mapped once; each weight is a view of it (frozen, same dtype) or converted or copied out
+        // of it (no intermediate copy in the stored dtype, so a bf16 -> fp32 load peaks at the fp32 model).
+        Map<Safetensors.Reader, Safetensors.Mapping> mappings = new LinkedHashMap<>();
         Map<String, Tensor> params = new LinkedHashMap<>();
-        for (String name : expected.keySet()) {
-            Safetensors.Reader r = owner.get(name);
-            storedDtypes.put(name, r.entry(name).dtype());
-            params.put(name, r.read(name, dtype));
+        try {
+            for (String name : expected.keySet()) {
+                Safetensors.Mapping m = mappings.computeIfAbsent(owner.get(name), Safetensors.Reader::map);
+                Tensor view = m.view(name);
+                if (Tensors.dtype(view) == dtype && frozen) {
+                    params.put(name, view);
+                    continue;
+                }
+                try (org.bytedeco.pytorch.NoGradGuard g = new org.bytedeco.pytorch.NoGradGuard()) {
+                    params.put(name, Tensors.dtype(view) == dtype ? view.clone() : view.to(dtype.scalarType));
+                }
+                view.close();
+            }
+        } catch (RuntimeException e) {
+            params.values().forEach(Tensor::close);
+            throw e;
+        } finally {
+            mappings.values().forEach(Safetensors.Mapping::close);
         }
         return new LoadedModel(build(config, dtype, params, prefix), dir, storedDtypes);
+    }
+
+    /**
+     * The dtype a frozen model computes in: the one most of its elements are stored in, when Tether computes in
+     * it (bf16, fp32, fp64); fp16 becomes fp32.
+     */
+    private static DType storedComputeDtype(Map<String, long[]> shapes, Map<String, DType> stored) {
+        Map<DType, Long> elements = new java.util.EnumMap<>(DType.class);
+        for (Map.Entry<String, long[]> e : shapes.entrySet()) {
+            long n = 1;
+            for (long d : e.getValue()) n *= d;
+            elements.merge(stored.get(e.getKey()), n, Long::sum);
+        }
+        DType most = elements.entrySet().stream().max(Map.Entry.comparingByValue()).map(Map.Entry::getKey).orElse(DType.F32);
+        return most == DType.F16 ? DType.F32 : most;
     }
 
     /** A model plus where it came from: its directory and each weight's stored dtype (for an exact re-save). */
@@ -262,9 +323,17 @@ public final class Models {
         }
     }
 
-    /** Saves a loaded model back as it came: same dtypes, generation config and tokenizer files. */
+    /**
+     * Saves a loaded model back as it came: same dtypes (a bf16 checkpoint stays bf16 whether it was loaded frozen
+     * or as fp32 masters), generation config and tokenizer files, sharded at HF's default 5 GB.
+     */
     public static void save(LoadedModel loaded, Path dir, DType dtype) {
-        save(loaded.model(), dir, dtype, loaded.storedDtypes(), loaded.source(), DEFAULT_MAX_SHARD_BYTES);
+        save(loaded, dir, dtype, DEFAULT_MAX_SHARD_BYTES);
+    }
+
+    /** As {@link #save(LoadedModel, Path, DType)} with shards of at most {@code maxShardBytes} (HF's max_shard_size). */
+    public static void save(LoadedModel loaded, Path dir, DType dtype, long maxShardBytes) {
+        save(loaded.model(), dir, dtype, loaded.storedDtypes(), loaded.source(), maxShardBytes);
     }
 
     private static ObjectNode generationConfig(ModelConfig c) {
@@ -284,13 +353,19 @@ public final class Models {
             Safetensors.write(dir.resolve("model.safetensors"), tensors, meta);
             return;
         }
-        // HF's sharding: fill shards in parameter order, start a new one when the next tensor would overflow.
+        // HF's sharding (huggingface_hub 0.2x split_state_dict_into_shards_factory, which save_pretrained uses):
+        // fill shards in state-dict order and start a new one when the next tensor would overflow; a tensor larger
+        // than the limit gets a shard of its own at once, ahead of the shard still being filled.
         List<Map<String, Tensor>> shards = new ArrayList<>();
         Map<String, Tensor> current = new LinkedHashMap<>();
         long size = 0;
         for (Map.Entry<String, Tensor> e : tensors.entrySet()) {
             long n = e.getValue().nbytes();
-            if (!current.isEmpty() && size + n > maxShardBytes) {
+            if (n > maxShardBytes) {
+                shards.add(new LinkedHashMap<>(Map.of(e.getKey(), e.getValue())));
+                continue;
+            }
+            if (size + n > maxShardBytes) {
                 shards.add(current);
                 current = new LinkedHashMap<>();
                 size = 0;
@@ -298,7 +373,7 @@ public final class Models {
             current.put(e.getKey(), e.getValue());
             size += n;
         }
-        shards.add(current);
+        if (!current.isEmpty()) shards.add(current);
         ObjectNode index = ModelConfig.JSON.createObjectNode();
         index.putObject("metadata").put("total_size", total);
         ObjectNode weightMap = index.putObject("weight_map");
