@@ -179,19 +179,60 @@ public final class Models {
         Map<String, long[]> shapes = parameterShapes(config, config.family() == ModelConfig.Family.GPT2 ? "transformer." : "");
         Map<String, Tensor> params = Torch.seeded(seed, () -> {
             Map<String, Tensor> drawn = new LinkedHashMap<>();
-            for (Map.Entry<String, long[]> e : shapes.entrySet()) {
-                String n = e.getKey();
-                Tensor t;
-                if (n.endsWith(".bias")) t = Tensors.zeros(dtype, e.getValue());
-                // Gemma's norms scale by (1 + weight), so HF initialises their weights to zero.
-                else if (n.contains("norm") && config.gemma() != null) t = Tensors.zeros(dtype, e.getValue());
-                else if (n.contains("norm") || n.contains("ln_")) t = Tensors.ones(dtype, e.getValue());
-                else t = torch.randn(e.getValue(), Tensors.options(dtype)).mul(Tensors.scalar(config.initializerRange()));
-                drawn.put(n, t);
-            }
+            for (Map.Entry<String, long[]> e : shapes.entrySet()) drawn.put(e.getKey(), initial(config, e.getKey(), e.getValue(), dtype));
             return drawn;
         });
         return build(config, dtype, params, config.family() == ModelConfig.Family.GPT2 ? "transformer." : "");
+    }
+
+    /** One freshly initialised weight, as {@link #create} draws it. */
+    private static Tensor initial(ModelConfig config, String n, long[] shape, DType dtype) {
+        if (n.endsWith(".bias")) return Tensors.zeros(dtype, shape);
+        // Gemma's norms scale by (1 + weight), so HF initialises their weights to zero.
+        if (n.contains("norm") && config.gemma() != null) return Tensors.zeros(dtype, shape);
+        if (n.contains("norm") || n.contains("ln_")) return Tensors.ones(dtype, shape);
+        return torch.randn(shape, Tensors.options(dtype)).mul(Tensors.scalar(config.initializerRange()));
+    }
+
+    /**
+     * Writes the checkpoint {@code create(config, dtype, seed)} would save, byte for byte, without holding the
+     * model: weights are drawn in the same order and each shard is written and freed once complete, so a
+     * real-size random checkpoint (benchmarks) needs about one shard of memory. Replaces {@code dir}.
+     */
+    public static void createCheckpoint(ModelConfig config, Path dir, DType dtype, long seed, long maxShardBytes) {
+        Torch.init();
+        Map<String, long[]> shapes = parameterShapes(config, config.family() == ModelConfig.Family.GPT2 ? "transformer." : "");
+        Map<String, Long> sizes = new LinkedHashMap<>();
+        shapes.forEach((k, v) -> {
+            long n = dtype.bytes;
+            for (long d : v) n *= d;
+            sizes.put(k, n);
+        });
+        Path parent = dir.toAbsolutePath().getParent();
+        Path tmp = null;
+        try {
+            Files.createDirectories(parent);
+            tmp = Files.createTempDirectory(parent, "." + dir.getFileName() + ".tmp-");
+            Path out = tmp;
+            ObjectNode json = config.json().deepCopy();
+            json.put("torch_dtype", dtype.torchName());
+            writeJson(tmp.resolve("config.json"), json);
+            writeJson(tmp.resolve("generation_config.json"), generationConfig(config));
+            Torch.seeded(seed, () -> {
+                try {
+                    writeWeights(out, sizes, n -> initial(config, n, shapes.get(n), dtype), true, maxShardBytes);
+                } catch (IOException e) {
+                    throw new java.io.UncheckedIOException(e);
+                }
+                return null;
+            });
+            replaceDirectory(tmp, dir);
+            tmp = null;
+        } catch (IOException | java.io.UncheckedIOException e) {
+            throw new CheckpointException(dir, null, "cannot write: " + e.getMessage(), e);
+        } finally {
+            if (tmp != null) deleteRecursively(tmp);
+        }
     }
 
     /**
@@ -346,43 +387,73 @@ public final class Models {
     }
 
     private static void writeWeights(Path dir, Map<String, Tensor> tensors, long maxShardBytes) throws IOException {
+        Map<String, Long> sizes = new LinkedHashMap<>();
+        tensors.forEach((k, v) -> sizes.put(k, v.nbytes()));
+        writeWeights(dir, sizes, tensors::get, false, maxShardBytes);
+    }
+
+    /**
+     * Writes tensors named in {@code sizes} (state-dict order, bytes each) as one file or HF shards plus index,
+     * asking {@code tensorOf} for each in that order and writing each shard as soon as it is complete, so with
+     * {@code closeWritten} only about a shard is in memory at a time.
+     */
+    private static void writeWeights(Path dir, Map<String, Long> sizes, java.util.function.Function<String, Tensor> tensorOf,
+                                     boolean closeWritten, long maxShardBytes) throws IOException {
         Map<String, String> meta = Map.of("format", "pt");
         long total = 0;
-        for (Tensor t : tensors.values()) total += t.nbytes();
+        for (long n : sizes.values()) total += n;
+        List<List<String>> shards = new ArrayList<>();
         if (total <= maxShardBytes) {
-            Safetensors.write(dir.resolve("model.safetensors"), tensors, meta);
-            return;
-        }
-        // HF's sharding (huggingface_hub 0.2x split_state_dict_into_shards_factory, which save_pretrained uses):
-        // fill shards in state-dict order and start a new one when the next tensor would overflow; a tensor larger
-        // than the limit gets a shard of its own at once, ahead of the shard still being filled.
-        List<Map<String, Tensor>> shards = new ArrayList<>();
-        Map<String, Tensor> current = new LinkedHashMap<>();
-        long size = 0;
-        for (Map.Entry<String, Tensor> e : tensors.entrySet()) {
-            long n = e.getValue().nbytes();
-            if (n > maxShardBytes) {
-                shards.add(new LinkedHashMap<>(Map.of(e.getKey(), e.getValue())));
-                continue;
+            shards.add(new ArrayList<>(sizes.keySet()));
+        } else {
+            // HF's sharding (huggingface_hub 0.2x split_state_dict_into_shards_factory, which save_pretrained uses):
+            // fill shards in state-dict order and start a new one when the next tensor would overflow; a tensor
+            // larger than the limit gets a shard of its own at once, ahead of the shard still being filled.
+            List<String> current = new ArrayList<>();
+            long size = 0;
+            for (Map.Entry<String, Long> e : sizes.entrySet()) {
+                long n = e.getValue();
+                if (n > maxShardBytes) {
+                    shards.add(List.of(e.getKey()));
+                    continue;
+                }
+                if (size + n > maxShardBytes) {
+                    shards.add(current);
+                    current = new ArrayList<>();
+                    size = 0;
+                }
+                current.add(e.getKey());
+                size += n;
             }
-            if (size + n > maxShardBytes) {
-                shards.add(current);
-                current = new LinkedHashMap<>();
-                size = 0;
-            }
-            current.put(e.getKey(), e.getValue());
-            size += n;
+            if (!current.isEmpty()) shards.add(current);
         }
-        if (!current.isEmpty()) shards.add(current);
+        boolean single = shards.size() == 1 && total <= maxShardBytes;
+        Map<String, Integer> shardOf = new LinkedHashMap<>();
+        int[] missing = new int[shards.size()];
+        for (int i = 0; i < shards.size(); i++) {
+            for (String k : shards.get(i)) shardOf.put(k, i);
+            missing[i] = shards.get(i).size();
+        }
+        Map<String, String> sorted = new TreeMap<>();
+        Map<String, Tensor> ready = new LinkedHashMap<>();
+        for (String k : sizes.keySet()) {
+            ready.put(k, tensorOf.apply(k));
+            int i = shardOf.get(k);
+            if (--missing[i] > 0) continue;
+            String name = single ? "model.safetensors" : String.format("model-%05d-of-%05d.safetensors", i + 1, shards.size());
+            Map<String, Tensor> shard = new LinkedHashMap<>();
+            for (String n : shards.get(i)) shard.put(n, ready.get(n));
+            Safetensors.write(dir.resolve(name), shard, meta);
+            for (String n : shards.get(i)) {
+                sorted.put(n, name);
+                Tensor t = ready.remove(n);
+                if (closeWritten) t.close();
+            }
+        }
+        if (single) return;
         ObjectNode index = ModelConfig.JSON.createObjectNode();
         index.putObject("metadata").put("total_size", total);
         ObjectNode weightMap = index.putObject("weight_map");
-        Map<String, String> sorted = new TreeMap<>();
-        for (int i = 0; i < shards.size(); i++) {
-            String name = String.format("model-%05d-of-%05d.safetensors", i + 1, shards.size());
-            Safetensors.write(dir.resolve(name), shards.get(i), meta);
-            for (String k : shards.get(i).keySet()) sorted.put(k, name);
-        }
         sorted.forEach(weightMap::put);
         writeJson(dir.resolve(INDEX), index);
     }

@@ -205,6 +205,24 @@ class RealSizeCheckpointTest {
         }
     }
 
+    @Test
+    void aCheckpointWrittenShardByShardEqualsTheSavedModel() throws IOException {
+        // createCheckpoint (the benchmark's writer, which never holds the model) draws what create draws.
+        for (ModelConfig config : List.of(TinyConfigs.qwen3(), TinyConfigs.gemma3())) {
+            for (long shard : new long[] {TINY_SHARD, Models.DEFAULT_MAX_SHARD_BYTES}) {
+                Path saved = tmp.resolve("saved-" + shard + config.architecture()), written = tmp.resolve("written-" + shard + config.architecture());
+                try (CausalLM m = Models.create(config, DType.BF16, 21)) {
+                    Models.save(m, saved, null, null, null, shard);
+                }
+                Models.createCheckpoint(config, written, DType.BF16, 21, shard);
+                Map<String, byte[]> a = files(saved), b = files(written);
+                assertEquals(a.keySet(), b.keySet());
+                assertEquals(shard == TINY_SHARD, a.containsKey("model.safetensors.index.json"));
+                for (String f : a.keySet()) assertArrayEquals(a.get(f), b.get(f), config.architecture() + " " + f);
+            }
+        }
+    }
+
     private static Map<String, byte[]> files(Path dir) throws IOException {
         Map<String, byte[]> out = new TreeMap<>();
         try (Stream<Path> s = Files.list(dir)) {
