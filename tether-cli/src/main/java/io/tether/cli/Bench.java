@@ -122,11 +122,23 @@ final class Bench {
         o.put("benchmark", what);
         o.put("shape", String.format("llama d=%d layers=%d heads=%d kv=%d ffn=%d vocab=%d batch=%d seq=%d",
                 s.dims.hidden, s.dims.layers, s.dims.heads, s.dims.kvHeads, s.dims.ffn, s.dims.vocab, s.batch, s.seq));
+        o.put("cpu", cpuModel());
         o.put("threads", Torch.threads());
         o.put("cores", Runtime.getRuntime().availableProcessors());
         o.put("matmul_1024_fp32_gflops_median", round(peak[0]));
         o.put("matmul_1024_fp32_gflops_peak", round(peak[1]));
         return o;
+    }
+
+    /** /proc/cpuinfo's model name (the host is shared, so a figure needs its CPU beside it); "unknown" elsewhere. */
+    static String cpuModel() {
+        try {
+            for (String line : Files.readAllLines(Path.of("/proc/cpuinfo")))
+                if (line.startsWith("model name")) return line.substring(line.indexOf(':') + 1).trim();
+        } catch (IOException | RuntimeException e) {
+            return "unknown";
+        }
+        return "unknown";
     }
 
     static double round(double v) {

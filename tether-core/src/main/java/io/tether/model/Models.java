@@ -104,13 +104,14 @@ public final class Models {
         }
         for (String name : expected.keySet()) storedDtypes.put(name, owner.get(name).entry(name).dtype());
         if (dtype == null) dtype = storedComputeDtype(expected, storedDtypes);
-        // Every shard is mapped once; each weight is a view of it (frozen, same dtype) or converted or copied out
-        // of it (no intermediate copy in the stored dtype, so a bf16 -> fp32 load peaks at the fp32 model).
+        // A frozen model maps each shard once and keeps views of it. Otherwise each weight is converted or copied
+        // straight out of a mapping of its own, unmapped at once: no intermediate copy in the stored dtype, and
+        // the file pages it touched leave this process's RSS, so a bf16 -> fp32 load peaks near the fp32 model.
         Map<Safetensors.Reader, Safetensors.Mapping> mappings = new LinkedHashMap<>();
         Map<String, Tensor> params = new LinkedHashMap<>();
         try {
             for (String name : expected.keySet()) {
-                Safetensors.Mapping m = mappings.computeIfAbsent(owner.get(name), Safetensors.Reader::map);
+                Safetensors.Mapping m = frozen ? mappings.computeIfAbsent(owner.get(name), Safetensors.Reader::map) : owner.get(name).map();
                 Tensor view = m.view(name);
                 if (Tensors.dtype(view) == dtype && frozen) {
                     params.put(name, view);
@@ -120,6 +121,7 @@ public final class Models {
                     params.put(name, Tensors.dtype(view) == dtype ? view.clone() : view.to(dtype.scalarType));
                 }
                 view.close();
+                if (!frozen) m.close();
             }
         } catch (RuntimeException e) {
             params.values().forEach(Tensor::close);
@@ -191,7 +193,10 @@ public final class Models {
         // Gemma's norms scale by (1 + weight), so HF initialises their weights to zero.
         if (n.contains("norm") && config.gemma() != null) return Tensors.zeros(dtype, shape);
         if (n.contains("norm") || n.contains("ln_")) return Tensors.ones(dtype, shape);
-        return torch.randn(shape, Tensors.options(dtype)).mul(Tensors.scalar(config.initializerRange()));
+        Tensor drawn = torch.randn(shape, Tensors.options(dtype));
+        Tensor scaled = drawn.mul(Tensors.scalar(config.initializerRange()));
+        drawn.close();   // freed now, not at a GC that native memory never triggers
+        return scaled;
     }
 
     /**
@@ -455,7 +460,12 @@ public final class Models {
         index.putObject("metadata").put("total_size", total);
         ObjectNode weightMap = index.putObject("weight_map");
         sorted.forEach(weightMap::put);
-        writeJson(dir.resolve(INDEX), index);
+        // As save_pretrained writes it: json.dumps(index, indent=2, sort_keys=True) + "\n".
+        var printer = new com.fasterxml.jackson.core.util.DefaultPrettyPrinter()
+                .withSeparators(com.fasterxml.jackson.core.util.Separators.createDefaultInstance()
+                        .withObjectFieldValueSpacing(com.fasterxml.jackson.core.util.Separators.Spacing.AFTER))
+                .withObjectIndenter(new com.fasterxml.jackson.core.util.DefaultIndenter("  ", "\n"));
+        Files.writeString(dir.resolve(INDEX), ModelConfig.JSON.writer(printer).writeValueAsString(index) + "\n");
     }
 
     static void writeJson(Path file, JsonNode node) throws IOException {

@@ -176,6 +176,12 @@ class RealSizeCheckpointTest {
         index.get("weight_map").properties().forEach(e -> listed.put(e.getKey(), e.getValue().asText()));
         assertEquals(where, listed);
         assertEquals(new ArrayList<>(listed.keySet()), new ArrayList<>(where.keySet()));
+        // Byte for byte what transformers writes: json.dumps(index, indent=2, sort_keys=True) + "\n".
+        StringBuilder hf = new StringBuilder("{\n  \"metadata\": {\n    \"total_size\": " + total + "\n  },\n  \"weight_map\": {\n");
+        List<String> rows = new ArrayList<>();
+        listed.forEach((k, v) -> rows.add("    \"" + k + "\": \"" + v + "\""));
+        hf.append(String.join(",\n", rows)).append("\n  }\n}\n");
+        assertEquals(hf.toString(), Files.readString(dir.resolve("model.safetensors.index.json")));
     }
 
     @Test
