@@ -134,6 +134,7 @@ public final class Safetensors {
                 t.close();
             }
         }
+
         /**
          * The whole file memory-mapped copy-on-write (MAP_PRIVATE, through libtorch's {@code from_file}): tensors
          * from {@link Mapping#view} read the page cache in place, so a frozen model costs no copy and only the pages
