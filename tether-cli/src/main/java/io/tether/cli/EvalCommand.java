@@ -59,9 +59,10 @@ final class EvalCommand implements Callable<Integer> {
             throw new ConfigException("choose a judge: --answer-field, --reward-model or --judge refund-rubric");
         if (judgeName != null && !judgeName.equals("refund-rubric")) throw new ConfigException("--judge: only 'refund-rubric' is built in, got '" + judgeName + "'");
         int batchSize = this.batchSize.get();
-        try (Models.LoadedModel candidate = Models.load(model, DType.F32); Models.LoadedModel base = Models.load(baseline, DType.F32);
+        // Evaluation only reads the models: frozen loads, fp32 as before.
+        try (Models.LoadedModel candidate = Models.loadFrozen(model, DType.F32); Models.LoadedModel base = Models.loadFrozen(baseline, DType.F32);
              TextAssets text = TextAssets.load(model).orElse(null);
-             CausalLM rm = rewardModel == null ? null : Models.load(rewardModel, DType.F32).model()) {
+             CausalLM rm = rewardModel == null ? null : Models.loadFrozen(rewardModel, DType.F32).model()) {
             if (candidate.model().config().vocabSize() != base.model().config().vocabSize())
                 throw new ConfigException(baseline + ": vocabulary of " + base.model().config().vocabSize() + " tokens, the candidate has "
                         + candidate.model().config().vocabSize());

@@ -79,7 +79,8 @@ final class GenerateCommand implements Callable<Integer> {
     public Integer call() throws IOException {
         root.initEngine();
         int batchSize = this.batchSize.get();
-        try (Models.LoadedModel m = Models.load(model.path, dtype.parse()); TextAssets text = TextAssets.load(model.path).orElse(null)) {
+        // Generation never trains: weights stored in the compute dtype are mapped, not copied (same numbers).
+        try (Models.LoadedModel m = Models.loadFrozen(model.path, dtype.parse()); TextAssets text = TextAssets.load(model.path).orElse(null)) {
             CausalLM lm = m.model();
             List<long[]> inputs = readPrompts(text, lm.config().vocabSize());
             List<Long> stops = stopIds != null ? stopIds : m.defaultStopIds();

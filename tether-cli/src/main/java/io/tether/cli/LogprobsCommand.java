@@ -57,7 +57,8 @@ final class LogprobsCommand implements Callable<Integer> {
         root.initEngine();
         int batchSize = this.batchSize.get();
         long start = System.nanoTime();
-        try (Models.LoadedModel m = Models.load(model.path, dtype.parse());
+        // Scoring never trains: weights stored in the compute dtype are mapped, not copied (same numbers).
+        try (Models.LoadedModel m = Models.loadFrozen(model.path, dtype.parse());
              TextAssets text = TextAssets.load(model.path).orElse(null)) {
             TokenRecords.TextEncoder encoder = text == null ? null : new TokenRecords.TextEncoder(text.tokenizer(), text.template(), !noEos);
             List<TokenRecords.TokenRecord> records = TokenRecords.read(data, m.model().config().vocabSize(), encoder);

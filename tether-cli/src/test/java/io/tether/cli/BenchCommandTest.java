@@ -42,6 +42,7 @@ class BenchCommandTest {
         for (String k : new String[] {"matmul_1024_fp32_gflops_peak", "train_step_seconds_median", "train_tokens_per_second", "fraction_of_peak"})
             assertTrue(o.get(k).asDouble() > 0, k + ": " + o);
         assertEquals(o, JSON.readTree(Files.readString(out)), "--out holds the printed report");
+        assertFalse(o.get("cpu_model").asText().isBlank(), "the CPU the figures came from: " + o);
         assertEquals("forward", report(bench("forward", "--seq", "8", "--runs", "1")[1]).get("benchmark").asText());
         JsonNode generate = report(bench("generate", "--runs", "1", "--prompt-len", "2", "--new-tokens", "4")[1]);
         assertTrue(generate.get("cached_tokens_per_second").asDouble() > 0 && generate.get("cache_speedup").asDouble() > 0, generate.toString());
@@ -83,5 +84,14 @@ class BenchCommandTest {
         String[] r = TextCliTest.run(a.toArray(new String[0]));
         assertEquals("2", r[0], r[2]);
         assertTrue(r[2].contains("--real-shape"), r[2]);
+    }
+
+    @Test
+    void loadBenchmarkRefusesAnUnknownShapeNamingTheOption() {
+        // The real shapes take gigabytes and minutes (a benchmark, not a test); a wrong one must fail before writing.
+        String[] r = TextCliTest.run(new String[] {"bench", "load", "--shape", "llama-70b", "--dir", tmp.resolve("ckpt").toString()});
+        assertEquals("2", r[0], r[2]);
+        assertTrue(r[2].contains("'--shape'") && r[2].contains("qwen3-1.7b"), r[2]);
+        assertFalse(Files.exists(tmp.resolve("ckpt")));
     }
 }

@@ -25,8 +25,11 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import org.bytedeco.javacpp.BytePointer;
 import org.bytedeco.javacpp.Pointer;
+import org.bytedeco.pytorch.BoolOptional;
+import org.bytedeco.pytorch.LongOptional;
 import org.bytedeco.pytorch.NoGradGuard;
 import org.bytedeco.pytorch.Tensor;
+import org.bytedeco.pytorch.global.torch;
 
 /**
  * Our own reader and writer for the safetensors format: an 8-byte little-endian header length, a JSON header
@@ -131,6 +134,59 @@ public final class Safetensors {
                 t.close();
             }
         }
+
+        /**
+         * The whole file memory-mapped copy-on-write (MAP_PRIVATE, through libtorch's {@code from_file}): tensors
+         * from {@link Mapping#view} read the page cache in place, so a frozen model costs no copy and only the pages
+         * a forward touches become resident (and the kernel can drop them again, they are clean). A write into a
+         * view copies that page privately and never reaches the file. The mapping lives as long as any view of it.
+         */
+        public Mapping map() {
+            long now;
+            try {
+                now = Files.size(file);
+            } catch (IOException ex) {
+                throw new CheckpointException(file, null, "cannot map: " + ex.getMessage(), ex);
+            }
+            // A file cut short after open() would fault on first touch (SIGBUS) instead of failing here.
+            if (now != fileSize) throw new CheckpointException(file, null, "file changed size since its header was read (" + fileSize + " -> " + now + " bytes)");
+            Tensor bytes = torch.from_file(file.toString(), new BoolOptional(false), new LongOptional(fileSize), Tensors.options(DType.U8));
+            return new Mapping(this, bytes);
+        }
+    }
+
+    /** A memory-mapped file: zero-copy views of its tensors. Closing it drops this handle, never the views. */
+    public static final class Mapping implements AutoCloseable {
+        private final Reader reader;
+        private final Tensor bytes;
+
+        private Mapping(Reader reader, Tensor bytes) {
+            this.reader = reader;
+            this.bytes = bytes;
+        }
+
+        /**
+         * The stored tensor as a view of the mapping, in its stored dtype and shape. A tensor whose offset is not a
+         * multiple of its element size (which no reference writer produces) is copied instead, since a dtype view
+         * needs aligned elements.
+         */
+        public Tensor view(String name) {
+            Entry e = reader.entry(name);
+            long length = e.end() - e.begin();
+            if (length == 0) return Tensors.empty(e.dtype(), e.shape());
+            try (NoGradGuard g = new NoGradGuard()) {
+                Tensor raw = bytes.narrow(0, e.begin(), length);
+                Tensor aligned = e.begin() % e.dtype().bytes == 0 ? raw : raw.clone();
+                Tensor typed = aligned.view(e.dtype().scalarType);
+                Tensor shaped = typed.view(e.shape());
+                if (aligned != raw) aligned.close();
+                raw.close();
+                typed.close();
+                return shaped;
+            }
+        }
+
+        @Override public void close() { bytes.close(); }
     }
 
     /** Opens and validates a file's header. */

@@ -5,6 +5,7 @@ import java.nio.file.Files;
 import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.Iterator;
 import java.util.List;
 
 import com.fasterxml.jackson.databind.JsonNode;
@@ -226,11 +227,13 @@ public record ModelConfig(
         }
         if (headDim % 2 != 0) throw k.error("head_dim", "rotary embeddings need an even head dimension, got " + headDim);
         int rotaryDim = headDim;
-        if (phi3 && k.has("partial_rotary_factor")) {
-            double f = k.positiveDouble("partial_rotary_factor", null);
+        // transformers v5 keeps partial_rotary_factor inside rope_parameters (Phi3Config.convert_rope_params_to_dict).
+        Keys partial = v5Rope(k) && ropeDict(k, FULL_ATTENTION) != null && ropeDict(k, FULL_ATTENTION).has("partial_rotary_factor") ? ropeDict(k, FULL_ATTENTION) : k;
+        if (phi3 && partial.has("partial_rotary_factor")) {
+            double f = partial.positiveDouble("partial_rotary_factor", null);
             rotaryDim = (int) (headDim * f);   // HF: int(head_dim * partial_rotary_factor)
             if (f > 1 || rotaryDim < 2 || rotaryDim % 2 != 0)
-                throw k.error("partial_rotary_factor", f + " x head_dim " + headDim + " must give an even rotary dimension of at least 2, got " + rotaryDim);
+                throw partial.error("partial_rotary_factor", f + " x head_dim " + headDim + " must give an even rotary dimension of at least 2, got " + rotaryDim);
         }
         String act = k.string("hidden_act", "silu");
         if (!act.equals("silu")) throw k.error("hidden_act", "'" + act + "' is not supported for " + arch + " (expected silu)");
@@ -259,11 +262,16 @@ public record ModelConfig(
                 : new BlockLayout(qkNorm, olmo2, ropeLayers, slidingLayers, phi3, rotaryDim == headDim ? 0 : rotaryDim);
         int maxPositions = k.positive("max_position_embeddings", qwen3 || smollm3 ? 32768 : phi3 ? 4096 : 2048);
         // Each config class's own defaults: OLMo 2's and Phi-3's rms_norm_eps 1e-5, SmolLM3's rope_theta 2e6 and tied head.
+        RopeSettings rope = rope(k, smollm3 ? 2_000_000.0 : 10000.0, rotaryDim, maxPositions, phi3 ? 4096 : null, FULL_ATTENTION);
+        // These families have one rotary embedding for all layers: a per-layer-type dict must agree with itself.
+        if (v5Rope(k) && ropeByLayerType(k) && ropeDict(k, SLIDING_ATTENTION) != null
+                && !rope(k, smollm3 ? 2_000_000.0 : 10000.0, rotaryDim, maxPositions, phi3 ? 4096 : null, SLIDING_ATTENTION).equals(rope))
+            throw k.error("rope_parameters.sliding_attention", "differs from full_attention; " + arch + " uses one RoPE for every layer");
         return new ModelConfig(Family.LLAMA, arch, k.string("model_type", defaultType),
                 k.positive("vocab_size", null), hidden, layers, heads, kvHeads, headDim,
                 k.positive("intermediate_size", null), maxPositions,
-                k.positiveDouble("rms_norm_eps", olmo2 || phi3 ? 1e-5 : 1e-6), k.positiveDouble("rope_theta", smollm3 ? 2_000_000.0 : 10000.0),
-                ropeScaling(k, rotaryDim, maxPositions, phi3 ? 4096 : null),
+                k.positiveDouble("rms_norm_eps", olmo2 || phi3 ? 1e-5 : 1e-6), rope.theta(),
+                rope.scaling(),
                 qwen2 || k.bool("attention_bias", false), k.bool("mlp_bias", false), window, windowFrom, act,
                 k.bool("tie_word_embeddings", smollm3), k.positiveDouble("initializer_range", 0.02), true, false,
                 k.optionalId("bos_token_id"), k.ids("eos_token_id"), k.optionalId("pad_token_id"), 0, json, layout);
@@ -306,16 +314,18 @@ public record ModelConfig(
                 ? k.positiveDouble("attn_logit_softcapping", null) : gemma3 || k.has("attn_logit_softcapping") ? 0 : 50.0;
         double finalCap = k.has("final_logit_softcapping") && !k.json.get("final_logit_softcapping").isNull()
                 ? k.positiveDouble("final_logit_softcapping", null) : gemma3 || k.has("final_logit_softcapping") ? 0 : 30.0;
-        Gemma gemma = new Gemma(gemma3 ? 3 : 2, k.positiveDouble("query_pre_attn_scalar", 256.0), attnCap, finalCap,
-                gemma3 ? k.positiveDouble("rope_local_base_freq", 10000.0) : 0);
-        BlockLayout layout = new BlockLayout(gemma3 ? QkNorm.PER_HEAD : QkNorm.NONE, false, null, sliding, false, 0, gemma);
         int maxPositions = k.positive("max_position_embeddings", gemma3 ? 131072 : 8192);
+        if (gemma3 && v5Rope(k) && !ropeByLayerType(k))
+            throw k.error("rope_parameters", "Gemma 3 keys it by layer type (full_attention, sliding_attention), got " + k.json.get("rope_parameters"));
+        RopeSettings rope = rope(k, gemma3 ? 1_000_000.0 : 10000.0, headDim, maxPositions, null, FULL_ATTENTION);
+        Gemma gemma = new Gemma(gemma3 ? 3 : 2, k.positiveDouble("query_pre_attn_scalar", 256.0), attnCap, finalCap,
+                gemma3 ? localRopeBase(k, headDim, maxPositions) : 0);
+        BlockLayout layout = new BlockLayout(gemma3 ? QkNorm.PER_HEAD : QkNorm.NONE, false, null, sliding, false, 0, gemma);
         List<Long> eos = k.ids("eos_token_id");
         return new ModelConfig(Family.LLAMA, arch, k.string("model_type", gemma3 ? "gemma3_text" : "gemma2"),
                 k.positive("vocab_size", null), hidden, layers, heads, kvHeads, headDim,
                 k.positive("intermediate_size", null), maxPositions,
-                k.positiveDouble("rms_norm_eps", 1e-6), k.positiveDouble("rope_theta", gemma3 ? 1_000_000.0 : 10000.0),
-                ropeScaling(k, headDim, maxPositions, null),
+                k.positiveDouble("rms_norm_eps", 1e-6), rope.theta(), rope.scaling(),
                 k.bool("attention_bias", false), false, window, 0, act,
                 k.bool("tie_word_embeddings", true), k.positiveDouble("initializer_range", 0.02), true, false,
                 // Gemma's config classes default to bos 2, eos 1, pad 0.
@@ -429,39 +439,121 @@ public record ModelConfig(
     /** The classification head's parameter name prefix: HF calls it "score", GPT-2's token classifier "classifier". */
     public String headName() { return family == Family.GPT2 && isTokenClassifier() ? "classifier" : "score"; }
 
+    private static final String FULL_ATTENTION = "full_attention", SLIDING_ATTENTION = "sliding_attention";
+
+    /** One set of layers' RoPE: base and scaling. */
+    private record RopeSettings(double theta, RopeScaling scaling) {}
+
     /**
+     * Whether config.json uses transformers v5's {@code rope_parameters} (rope_theta, rope_type and the scaling
+     * fields in one dict, or one dict per layer type) rather than v4's top-level rope_theta and rope_scaling. As in
+     * v5's convert_rope_params_to_dict, a non-empty rope_scaling beside it still wins.
+     */
+    private static boolean v5Rope(Keys k) {
+        JsonNode rp = k.json.get("rope_parameters"), rs = k.json.get("rope_scaling");
+        if (rp == null || rp.isNull()) return false;
+        if (rs != null && !rs.isNull() && !(rs.isObject() && rs.isEmpty())) return false;
+        if (!rp.isObject()) throw k.error("rope_parameters", "must be an object or null");
+        return true;
+    }
+
+    /** v5's test (standardize_rope_params): keyed by layer type when every key is a layer type. */
+    private static boolean ropeByLayerType(Keys k) {
+        JsonNode rp = k.json.get("rope_parameters");
+        if (rp.isEmpty()) return false;
+        for (Iterator<String> it = rp.fieldNames(); it.hasNext(); ) {
+            String f = it.next();
+            if (!f.equals(FULL_ATTENTION) && !f.equals(SLIDING_ATTENTION)) return false;
+        }
+        return true;
+    }
+
+    /** The v5 dict that holds {@code layerType}'s RoPE: the flat dict, or its entry for that type (null when absent). */
+    private static Keys ropeDict(Keys k, String layerType) {
+        ObjectNode rp = (ObjectNode) k.json.get("rope_parameters");
+        if (!ropeByLayerType(k)) return new Keys(rp, k.file, "rope_parameters.");
+        JsonNode e = rp.get(layerType);
+        if (e == null || e.isNull()) return null;
+        if (!e.isObject()) throw k.error("rope_parameters." + layerType, "must be an object or null");
+        return new Keys((ObjectNode) e, k.file, "rope_parameters." + layerType + ".");
+    }
+
+    /**
+     * The RoPE of {@code layerType}'s layers, from v4's rope_theta/rope_scaling or v5's rope_parameters. v5's
+     * priority for the base: the dict's rope_theta, then a top-level rope_theta, then the config class's default.
+     */
+    private static RopeSettings rope(Keys k, double defaultTheta, int rotaryDim, int maxPositions, Integer defaultOriginalMax, String layerType) {
+        if (!v5Rope(k)) {
+            JsonNode rs = k.json.get("rope_scaling");
+            if (rs != null && !rs.isNull() && !rs.isObject()) throw k.error("rope_scaling", "must be an object or null");
+            Keys s = rs == null || rs.isNull() ? null : new Keys((ObjectNode) rs, k.file, "rope_scaling.");
+            return new RopeSettings(k.positiveDouble("rope_theta", defaultTheta), ropeScaling(k, s, false, rotaryDim, maxPositions, defaultOriginalMax));
+        }
+        Keys d = ropeDict(k, layerType);
+        if (d == null) return new RopeSettings(k.positiveDouble("rope_theta", defaultTheta), RopeScaling.NONE);
+        double theta = d.has("rope_theta") ? d.positiveDouble("rope_theta", null) : k.positiveDouble("rope_theta", defaultTheta);
+        return new RopeSettings(theta, ropeScaling(k, d, true, rotaryDim, maxPositions, defaultOriginalMax));
+    }
+
+    /**
+     * Gemma 3's sliding layers' RoPE base: v4's rope_local_base_freq, or v5's rope_parameters.sliding_attention
+     * (Gemma3TextConfig.convert_rope_params_to_dict: its rope_theta, else rope_local_base_freq, else 1e4). Those
+     * layers take no scaling.
+     */
+    private static double localRopeBase(Keys k, int headDim, int maxPositions) {
+        double dflt = k.positiveDouble("rope_local_base_freq", 10000.0);
+        if (!v5Rope(k)) return dflt;
+        Keys d = ropeDict(k, SLIDING_ATTENTION);
+        if (d == null) return dflt;
+        RopeScaling s = ropeScaling(k, d, true, headDim, maxPositions, null);
+        if (!s.type().equals("default")) throw d.error("rope_type", "'" + s.type() + "' is not supported on Gemma 3's sliding layers (expected default)");
+        return d.has("rope_theta") ? d.positiveDouble("rope_theta", null) : dflt;
+    }
+
+    /**
+     * @param s                       the scaling dict (v4's rope_scaling, v5's rope_parameters or its per-layer-type
+     *                                entry), or null for none
+     * @param v5                      transformers v5's rules for what the dict leaves out (longrope, llama3)
      * @param rotaryDim               the dimensions RoPE rotates (longrope's factor lists hold half as many numbers)
      * @param defaultOriginalMax      the config class's {@code original_max_position_embeddings} default (Phi3Config:
      *                                4096), or null where the class has none
      */
-    private static RopeScaling ropeScaling(Keys k, int rotaryDim, int maxPositions, Integer defaultOriginalMax) {
-        JsonNode rs = k.json.get("rope_scaling");
-        if (rs == null || rs.isNull()) return RopeScaling.NONE;
-        if (!rs.isObject()) throw k.error("rope_scaling", "must be an object or null");
-        JsonNode typeNode = rs.has("rope_type") ? rs.get("rope_type") : rs.get("type");
-        String type = typeNode == null ? "default" : typeNode.asText();
-        Keys s = new Keys((ObjectNode) rs, k.file, "rope_scaling.");
+    private static RopeScaling ropeScaling(Keys k, Keys s, boolean v5, int rotaryDim, int maxPositions, Integer defaultOriginalMax) {
+        if (s == null) return RopeScaling.NONE;
+        JsonNode typeNode = s.has("rope_type") ? s.json.get("rope_type") : s.json.get("type");
+        String type = typeNode == null || typeNode.isNull() ? "default" : typeNode.asText();
+        // A top-level original_max_position_embeddings (Phi-3 always has one) wins over the dict's in v5's
+        // standardize_rope_params; v4's longrope read the dict's first.
+        Integer topOriginal = k.has("original_max_position_embeddings") ? Integer.valueOf(k.positive("original_max_position_embeddings", null)) : defaultOriginalMax;
         return switch (type) {
             case "default" -> RopeScaling.NONE;
             case "linear" -> new RopeScaling("linear", s.positiveDouble("factor", null), 0, 0, 0);
             case "llama3" -> {
                 double low = s.positiveDouble("low_freq_factor", null), high = s.positiveDouble("high_freq_factor", null);
-                if (high <= low) throw k.error("rope_scaling.high_freq_factor", "must exceed low_freq_factor");
-                yield new RopeScaling("llama3", s.positiveDouble("factor", null), low, high,
-                        s.positive("original_max_position_embeddings", null));
+                if (high <= low) throw s.error("high_freq_factor", "must exceed low_freq_factor");
+                int original = !v5 ? s.positive("original_max_position_embeddings", null)
+                        : k.has("original_max_position_embeddings") ? topOriginal : s.positive("original_max_position_embeddings", maxPositions);
+                yield new RopeScaling("llama3", s.positiveDouble("factor", null), low, high, original);
             }
             case "longrope" -> {
-                // HF's _compute_longrope_parameters: the original context from rope_scaling, else the config's top
-                // level; with a top-level original_max_position_embeddings, factor = max_position_embeddings / it.
-                Integer topOriginal = k.has("original_max_position_embeddings") ? Integer.valueOf(k.positive("original_max_position_embeddings", null)) : defaultOriginalMax;
-                int original = s.has("original_max_position_embeddings") ? s.positive("original_max_position_embeddings", null)
-                        : topOriginal != null ? topOriginal : maxPositions;
-                double factor = topOriginal != null ? (double) maxPositions / topOriginal : s.has("factor") ? s.positiveDouble("factor", null) : 1.0;
+                int original;
+                double factor;
+                if (v5) {
+                    // v5's _compute_longrope_parameters: the dict's factor, else max_position_embeddings / original.
+                    original = topOriginal != null ? topOriginal : s.positive("original_max_position_embeddings", maxPositions);
+                    factor = s.has("factor") && !s.json.get("factor").isNull() ? s.positiveDouble("factor", null) : (double) maxPositions / original;
+                } else {
+                    // v4's: the original context from rope_scaling, else the config's top level; with a top-level
+                    // original_max_position_embeddings, factor = max_position_embeddings / it.
+                    original = s.has("original_max_position_embeddings") ? s.positive("original_max_position_embeddings", null)
+                            : topOriginal != null ? topOriginal : maxPositions;
+                    factor = topOriginal != null ? (double) maxPositions / topOriginal : s.has("factor") ? s.positiveDouble("factor", null) : 1.0;
+                }
                 double attention = s.has("attention_factor") && !s.json.get("attention_factor").isNull() ? s.positiveDouble("attention_factor", null)
                         : factor <= 1.0 ? 1.0 : Math.sqrt(1 + Math.log(factor) / Math.log(original));
                 yield new RopeScaling("longrope", factor, 0, 0, original, s.factors("short_factor", rotaryDim / 2), s.factors("long_factor", rotaryDim / 2), attention);
             }
-            default -> throw k.error("rope_scaling.rope_type", "'" + type + "' is not supported (expected default, linear, llama3 or longrope)");
+            default -> throw s.error("rope_type", "'" + type + "' is not supported (expected default, linear, llama3 or longrope)");
         };
     }
 

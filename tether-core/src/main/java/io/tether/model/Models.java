@@ -38,12 +38,39 @@ public final class Models {
 
     /**
      * Loads a model directory (config.json + model.safetensors or a sharded index) converting every weight to
-     * {@code dtype}. Refuses pickle checkpoints and any tensor whose name or shape the config does not predict.
+     * {@code dtype}, in memory of its own: the model to train (fp32 masters from a bf16 checkpoint with F32).
+     * Refuses pickle checkpoints and any tensor whose name or shape the config does not predict.
      */
     public static LoadedModel load(Path dir, DType dtype) {
+        if (dtype == null) throw new ConfigException("compute dtype must be fp32, fp64 or bf16, got null");
+        return load(dir, dtype, false);
+    }
+
+    /**
+     * Loads a model that will never be trained (a reference, reward model, judge, or one that only generates) in
+     * the dtype its weights are stored in, memory-mapped: a bf16 checkpoint stays bf16, computes in bf16 and costs
+     * no copy (pages become resident as forwards touch them, shared with the page cache). An fp16 checkpoint, which
+     * Tether does not compute in, loads as fp32 copies. Do not train the result: its weights alias the file's pages
+     * (copy-on-write, so the file itself is never changed).
+     */
+    public static LoadedModel loadFrozen(Path dir) {
+        return load(dir, null, true);
+    }
+
+    /**
+     * As {@link #loadFrozen(Path)} but computing in {@code dtype}: weights stored in it are mapped, the others
+     * converted (e.g. an fp32 reference from a bf16 checkpoint, to keep a caller's numbers in fp32).
+     */
+    public static LoadedModel loadFrozen(Path dir, DType dtype) {
+        if (dtype == null) throw new ConfigException("compute dtype must be fp32, fp64 or bf16, got null");
+        return load(dir, dtype, true);
+    }
+
+    /** {@code dtype} null means the weights' stored dtype; {@code frozen} keeps weights as views of the mapped files. */
+    private static LoadedModel load(Path dir, DType dtype, boolean frozen) {
         Torch.init();
         if (!Files.isDirectory(dir)) throw new CheckpointException(dir, null, "model directory not found");
-        if (!dtype.isFloatingPoint() || dtype == DType.F16)
+        if (dtype != null && (!dtype.isFloatingPoint() || dtype == DType.F16))
             throw new ConfigException("compute dtype must be fp32, fp64 or bf16, got " + dtype);
         ModelConfig config = ModelConfig.read(dir);
         List<Safetensors.Reader> files = openWeights(dir);
@@ -75,13 +102,49 @@ public final class Models {
             if (!tiedHead && !IGNORED.matcher(name).find())
                 throw new CheckpointException(owner.get(name).file(), name, "unexpected tensor: " + config.architecture() + " with this config.json has no such parameter");
         }
+        for (String name : expected.keySet()) storedDtypes.put(name, owner.get(name).entry(name).dtype());
+        if (dtype == null) dtype = storedComputeDtype(expected, storedDtypes);
+        // A frozen model maps each shard once and keeps views of it. Otherwise each weight is converted or copied
+        // straight out of a mapping of its own, unmapped at once: no intermediate copy in the stored dtype, and
+        // the file pages it touched leave this process's RSS, so a bf16 -> fp32 load peaks near the fp32 model.
+        Map<Safetensors.Reader, Safetensors.Mapping> mappings = new LinkedHashMap<>();
         Map<String, Tensor> params = new LinkedHashMap<>();
-        for (String name : expected.keySet()) {
-            Safetensors.Reader r = owner.get(name);
-            storedDtypes.put(name, r.entry(name).dtype());
-            params.put(name, r.read(name, dtype));
+        try {
+            for (String name : expected.keySet()) {
+                Safetensors.Mapping m = frozen ? mappings.computeIfAbsent(owner.get(name), Safetensors.Reader::map) : owner.get(name).map();
+                Tensor view = m.view(name);
+                if (Tensors.dtype(view) == dtype && frozen) {
+                    params.put(name, view);
+                    continue;
+                }
+                try (org.bytedeco.pytorch.NoGradGuard g = new org.bytedeco.pytorch.NoGradGuard()) {
+                    params.put(name, Tensors.dtype(view) == dtype ? view.clone() : view.to(dtype.scalarType));
+                }
+                view.close();
+                if (!frozen) m.close();
+            }
+        } catch (RuntimeException e) {
+            params.values().forEach(Tensor::close);
+            throw e;
+        } finally {
+            mappings.values().forEach(Safetensors.Mapping::close);
         }
         return new LoadedModel(build(config, dtype, params, prefix), dir, storedDtypes);
+    }
+
+    /**
+     * The dtype a frozen model computes in: the one most of its elements are stored in, when Tether computes in
+     * it (bf16, fp32, fp64); fp16 becomes fp32.
+     */
+    private static DType storedComputeDtype(Map<String, long[]> shapes, Map<String, DType> stored) {
+        Map<DType, Long> elements = new java.util.EnumMap<>(DType.class);
+        for (Map.Entry<String, long[]> e : shapes.entrySet()) {
+            long n = 1;
+            for (long d : e.getValue()) n *= d;
+            elements.merge(stored.get(e.getKey()), n, Long::sum);
+        }
+        DType most = elements.entrySet().stream().max(Map.Entry.comparingByValue()).map(Map.Entry::getKey).orElse(DType.F32);
+        return most == DType.F16 ? DType.F32 : most;
     }
 
     /** A model plus where it came from: its directory and each weight's stored dtype (for an exact re-save). */
@@ -118,21 +181,62 @@ public final class Models {
         Map<String, long[]> shapes = parameterShapes(config, config.family() == ModelConfig.Family.GPT2 ? "transformer." : "");
         Map<String, Tensor> params = Torch.seeded(seed, () -> {
             Map<String, Tensor> drawn = new LinkedHashMap<>();
-            for (Map.Entry<String, long[]> e : shapes.entrySet()) {
-                String n = e.getKey();
-                Tensor t;
-                if (n.endsWith(".bias")) t = Tensors.zeros(dtype, e.getValue());
-                // Gemma's norms scale by (1 + weight), so HF initialises their weights to zero.
-                else if (n.contains("norm") && config.gemma() != null) t = Tensors.zeros(dtype, e.getValue());
-                else if (n.contains("norm") || n.contains("ln_")) t = Tensors.ones(dtype, e.getValue());
-                // In place: outside a scope an out-of-place product leaves the randn draw alive until the JVM collects
-                // its handle (rarely: the heap stays tiny), a second copy of every weight in the process's peak RSS.
-                else t = torch.randn(e.getValue(), Tensors.options(dtype)).mul_(Tensors.scalar(config.initializerRange()));
-                drawn.put(n, t);
-            }
+            for (Map.Entry<String, long[]> e : shapes.entrySet()) drawn.put(e.getKey(), initial(config, e.getKey(), e.getValue(), dtype));
             return drawn;
         });
         return build(config, dtype, params, config.family() == ModelConfig.Family.GPT2 ? "transformer." : "");
+    }
+
+    /** One freshly initialised weight, as {@link #create} draws it. */
+    private static Tensor initial(ModelConfig config, String n, long[] shape, DType dtype) {
+        if (n.endsWith(".bias")) return Tensors.zeros(dtype, shape);
+        // Gemma's norms scale by (1 + weight), so HF initialises their weights to zero.
+        if (n.contains("norm") && config.gemma() != null) return Tensors.zeros(dtype, shape);
+        if (n.contains("norm") || n.contains("ln_")) return Tensors.ones(dtype, shape);
+        // In place: an out-of-place product would leave the draw alive until the JVM collects its handle (rarely: the
+        // heap stays tiny), a second copy of every weight in the process's peak RSS.
+        return torch.randn(shape, Tensors.options(dtype)).mul_(Tensors.scalar(config.initializerRange()));
+    }
+
+    /**
+     * Writes the checkpoint {@code create(config, dtype, seed)} would save, byte for byte, without holding the
+     * model: weights are drawn in the same order and each shard is written and freed once complete, so a
+     * real-size random checkpoint (benchmarks) needs about one shard of memory. Replaces {@code dir}.
+     */
+    public static void createCheckpoint(ModelConfig config, Path dir, DType dtype, long seed, long maxShardBytes) {
+        Torch.init();
+        Map<String, long[]> shapes = parameterShapes(config, config.family() == ModelConfig.Family.GPT2 ? "transformer." : "");
+        Map<String, Long> sizes = new LinkedHashMap<>();
+        shapes.forEach((k, v) -> {
+            long n = dtype.bytes;
+            for (long d : v) n *= d;
+            sizes.put(k, n);
+        });
+        Path parent = dir.toAbsolutePath().getParent();
+        Path tmp = null;
+        try {
+            Files.createDirectories(parent);
+            tmp = Files.createTempDirectory(parent, "." + dir.getFileName() + ".tmp-");
+            Path out = tmp;
+            ObjectNode json = config.json().deepCopy();
+            json.put("torch_dtype", dtype.torchName());
+            writeJson(tmp.resolve("config.json"), json);
+            writeJson(tmp.resolve("generation_config.json"), generationConfig(config));
+            Torch.seeded(seed, () -> {
+                try {
+                    writeWeights(out, sizes, n -> initial(config, n, shapes.get(n), dtype), true, maxShardBytes);
+                } catch (IOException e) {
+                    throw new java.io.UncheckedIOException(e);
+                }
+                return null;
+            });
+            replaceDirectory(tmp, dir);
+            tmp = null;
+        } catch (IOException | java.io.UncheckedIOException e) {
+            throw new CheckpointException(dir, null, "cannot write: " + e.getMessage(), e);
+        } finally {
+            if (tmp != null) deleteRecursively(tmp);
+        }
     }
 
     /**
@@ -264,9 +368,17 @@ public final class Models {
         }
     }
 
-    /** Saves a loaded model back as it came: same dtypes, generation config and tokenizer files. */
+    /**
+     * Saves a loaded model back as it came: same dtypes (a bf16 checkpoint stays bf16 whether it was loaded frozen
+     * or as fp32 masters), generation config and tokenizer files, sharded at HF's default 5 GB.
+     */
     public static void save(LoadedModel loaded, Path dir, DType dtype) {
-        save(loaded.model(), dir, dtype, loaded.storedDtypes(), loaded.source(), DEFAULT_MAX_SHARD_BYTES);
+        save(loaded, dir, dtype, DEFAULT_MAX_SHARD_BYTES);
+    }
+
+    /** As {@link #save(LoadedModel, Path, DType)} with shards of at most {@code maxShardBytes} (HF's max_shard_size). */
+    public static void save(LoadedModel loaded, Path dir, DType dtype, long maxShardBytes) {
+        save(loaded.model(), dir, dtype, loaded.storedDtypes(), loaded.source(), maxShardBytes);
     }
 
     private static ObjectNode generationConfig(ModelConfig c) {
@@ -279,39 +391,80 @@ public final class Models {
     }
 
     private static void writeWeights(Path dir, Map<String, Tensor> tensors, long maxShardBytes) throws IOException {
+        Map<String, Long> sizes = new LinkedHashMap<>();
+        tensors.forEach((k, v) -> sizes.put(k, v.nbytes()));
+        writeWeights(dir, sizes, tensors::get, false, maxShardBytes);
+    }
+
+    /**
+     * Writes tensors named in {@code sizes} (state-dict order, bytes each) as one file or HF shards plus index,
+     * asking {@code tensorOf} for each in that order and writing each shard as soon as it is complete, so with
+     * {@code closeWritten} only about a shard is in memory at a time.
+     */
+    private static void writeWeights(Path dir, Map<String, Long> sizes, java.util.function.Function<String, Tensor> tensorOf,
+                                     boolean closeWritten, long maxShardBytes) throws IOException {
         Map<String, String> meta = Map.of("format", "pt");
         long total = 0;
-        for (Tensor t : tensors.values()) total += t.nbytes();
+        for (long n : sizes.values()) total += n;
+        List<List<String>> shards = new ArrayList<>();
         if (total <= maxShardBytes) {
-            Safetensors.write(dir.resolve("model.safetensors"), tensors, meta);
-            return;
-        }
-        // HF's sharding: fill shards in parameter order, start a new one when the next tensor would overflow.
-        List<Map<String, Tensor>> shards = new ArrayList<>();
-        Map<String, Tensor> current = new LinkedHashMap<>();
-        long size = 0;
-        for (Map.Entry<String, Tensor> e : tensors.entrySet()) {
-            long n = e.getValue().nbytes();
-            if (!current.isEmpty() && size + n > maxShardBytes) {
-                shards.add(current);
-                current = new LinkedHashMap<>();
-                size = 0;
+            shards.add(new ArrayList<>(sizes.keySet()));
+        } else {
+            // HF's sharding (huggingface_hub 0.2x split_state_dict_into_shards_factory, which save_pretrained uses):
+            // fill shards in state-dict order and start a new one when the next tensor would overflow; a tensor
+            // larger than the limit gets a shard of its own at once, ahead of the shard still being filled.
+            List<String> current = new ArrayList<>();
+            long size = 0;
+            for (Map.Entry<String, Long> e : sizes.entrySet()) {
+                long n = e.getValue();
+                if (n > maxShardBytes) {
+                    shards.add(List.of(e.getKey()));
+                    continue;
+                }
+                if (size + n > maxShardBytes) {
+                    shards.add(current);
+                    current = new ArrayList<>();
+                    size = 0;
+                }
+                current.add(e.getKey());
+                size += n;
             }
-            current.put(e.getKey(), e.getValue());
-            size += n;
+            if (!current.isEmpty()) shards.add(current);
         }
-        shards.add(current);
+        boolean single = shards.size() == 1 && total <= maxShardBytes;
+        Map<String, Integer> shardOf = new LinkedHashMap<>();
+        int[] missing = new int[shards.size()];
+        for (int i = 0; i < shards.size(); i++) {
+            for (String k : shards.get(i)) shardOf.put(k, i);
+            missing[i] = shards.get(i).size();
+        }
+        Map<String, String> sorted = new TreeMap<>();
+        Map<String, Tensor> ready = new LinkedHashMap<>();
+        for (String k : sizes.keySet()) {
+            ready.put(k, tensorOf.apply(k));
+            int i = shardOf.get(k);
+            if (--missing[i] > 0) continue;
+            String name = single ? "model.safetensors" : String.format("model-%05d-of-%05d.safetensors", i + 1, shards.size());
+            Map<String, Tensor> shard = new LinkedHashMap<>();
+            for (String n : shards.get(i)) shard.put(n, ready.get(n));
+            Safetensors.write(dir.resolve(name), shard, meta);
+            for (String n : shards.get(i)) {
+                sorted.put(n, name);
+                Tensor t = ready.remove(n);
+                if (closeWritten) t.close();
+            }
+        }
+        if (single) return;
         ObjectNode index = ModelConfig.JSON.createObjectNode();
         index.putObject("metadata").put("total_size", total);
         ObjectNode weightMap = index.putObject("weight_map");
-        Map<String, String> sorted = new TreeMap<>();
-        for (int i = 0; i < shards.size(); i++) {
-            String name = String.format("model-%05d-of-%05d.safetensors", i + 1, shards.size());
-            Safetensors.write(dir.resolve(name), shards.get(i), meta);
-            for (String k : shards.get(i).keySet()) sorted.put(k, name);
-        }
         sorted.forEach(weightMap::put);
-        writeJson(dir.resolve(INDEX), index);
+        // As save_pretrained writes it: json.dumps(index, indent=2, sort_keys=True) + "\n".
+        var printer = new com.fasterxml.jackson.core.util.DefaultPrettyPrinter()
+                .withSeparators(com.fasterxml.jackson.core.util.Separators.createDefaultInstance()
+                        .withObjectFieldValueSpacing(com.fasterxml.jackson.core.util.Separators.Spacing.AFTER))
+                .withObjectIndenter(new com.fasterxml.jackson.core.util.DefaultIndenter("  ", "\n"));
+        Files.writeString(dir.resolve(INDEX), ModelConfig.JSON.writer(printer).writeValueAsString(index) + "\n");
     }
 
     static void writeJson(Path file, JsonNode node) throws IOException {

@@ -54,10 +54,17 @@ final class Rope implements AutoCloseable {
         Tensor emb = torch.cat(new TensorVector(freqs, freqs), -1);   // (P, dim)
         Tensor c = emb.cos(), s = emb.sin();
         if (attentionFactor != 1) {
+            Tensor c0 = c, s0 = s;
             c = c.mul(Tensors.scalar(attentionFactor));
             s = s.mul(Tensors.scalar(attentionFactor));
+            c0.close();
+            s0.close();
         }
-        return new Tensor[] {c.to(dtype.scalarType), s.to(dtype.scalarType)};
+        Tensor[] out = {c.to(dtype.scalarType), s.to(dtype.scalarType)};
+        // The float32 intermediates are freed now, not at some later GC: with Gemma 3's 32k-131k positions they
+        // are 0.1-0.5 GB per table (a frozen model's resident memory was 0.3 GB above the JVM's before this).
+        for (Tensor t : new Tensor[] {inv, pos, freqs, emb, c, s}) t.close();
+        return out;
     }
 
     /**
