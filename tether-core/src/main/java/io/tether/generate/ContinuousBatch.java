@@ -99,6 +99,14 @@ public final class ContinuousBatch implements AutoCloseable {
     /** Rows that still generate or finished at the last step (they are removed at the next one). */
     public int size() { return running.size() + joining.size(); }
 
+    /** Rows still generating. */
+    public int live() {
+        int n = 0;
+        for (Row r : running) if (!r.done()) n++;
+        for (Row r : joining) if (!r.done()) n++;
+        return n;
+    }
+
     /**
      * Prefills {@code prompt} alone and samples its first token; the row joins the running rows at the next
      * {@link #step}. {@code topLogprobs}: -1 for no log-probs, else how many alternatives per token (0 = only the
