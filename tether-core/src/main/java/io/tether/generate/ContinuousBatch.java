@@ -19,8 +19,8 @@ import io.tether.model.KvCache;
 
 /**
  * Continuous batching: rows join and leave between decode steps, each decode step feeds one token for every live
- * row. A joining row's prompt is prefilled alone (so its prefill does not depend on who else is in the batch) and
- * its keys and values are laid out beside the running rows' on one column timeline ({@link KvCache#assemble}):
+ * row. The rows joining at one step are prefilled together (left-padded, with an explicit padding mask even when
+ * alone, so a row takes the same kernels alone or with others) and their keys and values are laid out beside the running rows' on one column timeline ({@link KvCache#assemble}):
  * each row is left-padded to the batch's length, the attention mask hides the padding and position ids count the
  * row's real tokens only, as in {@link Generator}. Finished rows are dropped at the next step, and columns no live
  * row uses are trimmed, so the cache stays as wide as the longest live row.
@@ -49,7 +49,8 @@ public final class ContinuousBatch implements AutoCloseable {
         private final int budget;
         private final Sampler sampler;
         private final List<Token> tokens = new ArrayList<>();
-        private KvCache prefill;    // the row's own cache until it joins the running batch
+        private KvCache prefill;    // the cache its prompt was prefilled into, until it joins the running batch
+        private int prefillRow;     // its row there
         private FinishReason finish;
         private boolean cancelled;
 
@@ -108,42 +109,75 @@ public final class ContinuousBatch implements AutoCloseable {
     }
 
     /**
-     * Prefills {@code prompt} alone and samples its first token; the row joins the running rows at the next
+     * Prefills {@code prompt} and samples its first token; the row joins the running rows at the next
      * {@link #step}. {@code topLogprobs}: -1 for no log-probs, else how many alternatives per token (0 = only the
      * chosen token's log-prob). The row may be done already (first token a stop token, or a budget of one).
      */
     public Row join(long[] prompt, SamplingConfig config, int topLogprobs) {
+        return join(List.of(prompt), List.of(config), List.of(topLogprobs)).get(0);
+    }
+
+    /**
+     * Prefills several prompts in one left-padded forward (the requests that arrived since the last step) and
+     * samples each one's first token. The prefill always passes an explicit padding mask, padded or not, so a row
+     * takes the same attention kernel alone as among others.
+     */
+    public List<Row> join(List<long[]> prompts, List<SamplingConfig> configs, List<Integer> topLogprobs) {
         int vocab = model.config().vocabSize();
-        if (prompt.length == 0) throw new ConfigException("prompt is empty: generation needs at least one token");
-        for (int j = 0; j < prompt.length; j++)
-            if (prompt[j] < 0 || prompt[j] >= vocab)
-                throw new ConfigException("prompt token " + j + " has id " + prompt[j] + ", outside the vocabulary [0, " + vocab + ")");
         int positions = model.config().maxPositionEmbeddings();
-        int budget = Math.min(config.maxNewTokens(), positions - prompt.length);
-        if (budget < 1)
-            throw new ConfigException("the prompt has " + prompt.length + " tokens, which leaves no room to generate within the model's "
-                    + positions + " positions (max_position_embeddings)");
-        Row row = new Row(prompt.clone(), config, topLogprobs, budget);
-        KvCache own = model.newCache(1, prompt.length);
+        List<Row> rows = new ArrayList<>();
+        int maxLen = 0;
+        for (int i = 0; i < prompts.size(); i++) {
+            long[] prompt = prompts.get(i);
+            if (prompt.length == 0) throw new ConfigException("prompt is empty: generation needs at least one token");
+            for (int j = 0; j < prompt.length; j++)
+                if (prompt[j] < 0 || prompt[j] >= vocab)
+                    throw new ConfigException("prompt token " + j + " has id " + prompt[j] + ", outside the vocabulary [0, " + vocab + ")");
+            int budget = Math.min(configs.get(i).maxNewTokens(), positions - prompt.length);
+            if (budget < 1)
+                throw new ConfigException("the prompt has " + prompt.length + " tokens, which leaves no room to generate within the model's "
+                        + positions + " positions (max_position_embeddings)");
+            maxLen = Math.max(maxLen, prompt.length);
+        }
+        for (int i = 0; i < prompts.size(); i++) {
+            long[] prompt = prompts.get(i);
+            rows.add(new Row(prompt.clone(), configs.get(i), topLogprobs.get(i), Math.min(configs.get(i).maxNewTokens(), positions - prompt.length)));
+        }
+        if (rows.isEmpty()) return rows;
+        int b = rows.size();
+        long[] ids = new long[b * maxLen], mask = new long[b * maxLen], pos = new long[b * maxLen];
+        for (int i = 0; i < b; i++) {
+            long[] p = rows.get(i).prompt;
+            int pad = maxLen - p.length;
+            System.arraycopy(p, 0, ids, i * maxLen + pad, p.length);
+            for (int j = pad; j < maxLen; j++) {
+                mask[i * maxLen + j] = 1;
+                pos[i * maxLen + j] = j - pad;
+            }
+        }
+        KvCache own = model.newCache(b, maxLen);
         try (NoGradGuard g = new NoGradGuard(); StepScope scope = new StepScope()) {
-            long[] pos = new long[prompt.length];
-            for (int i = 0; i < pos.length; i++) pos[i] = i;
-            Tensor logits = model.forward(Tensors.longs(prompt, 1, prompt.length), Tensors.longs(pos, 1, prompt.length), null, own);
-            Tensor last = logits.select(1, logits.size(1) - 1);   // [1, V]
-            pick(List.of(row), last);
+            Tensor logits = model.forward(Tensors.longs(ids, b, maxLen), Tensors.longs(pos, b, maxLen), Tensors.longs(mask, b, maxLen), own);
+            pick(rows, logits.select(1, maxLen - 1));   // [B, V]
         } catch (RuntimeException e) {
             own.close();
-            row.sampler.close();
+            for (Row r : rows) r.sampler.close();
             throw e;
         }
-        if (row.done()) {
-            own.close();
-            row.sampler.close();
-        } else {
-            row.prefill = own;
-            joining.add(row);
+        boolean anyLive = false;
+        for (int i = 0; i < b; i++) {
+            Row r = rows.get(i);
+            if (r.done()) {
+                r.sampler.close();
+            } else {
+                r.prefill = own;
+                r.prefillRow = i;
+                joining.add(r);
+                anyLive = true;
+            }
         }
-        return row;
+        if (!anyLive) own.close();
+        return rows;
     }
 
     /**
@@ -219,15 +253,17 @@ public final class ContinuousBatch implements AutoCloseable {
             else keep.add(r);
         }
         List<Row> joined = new ArrayList<>();
+        java.util.Set<KvCache> prefills = java.util.Collections.newSetFromMap(new java.util.IdentityHashMap<>());
         for (Row row : joining) {
-            if (row.done()) {
-                row.prefill.close();
-                row.sampler.close();
-            } else {
-                joined.add(row);
-            }
+            prefills.add(row.prefill);
+            if (row.done()) row.sampler.close();
+            else joined.add(row);
         }
         joining.clear();
+        if (joined.isEmpty()) {
+            for (KvCache c : prefills) c.close();
+            prefills.clear();
+        }
         boolean changed = keep.size() != running.size() || !joined.isEmpty();
         if (!changed && (cache == null || cache.length() < cache.capacity())) return;
         List<Row> rows = new ArrayList<>();
@@ -247,19 +283,30 @@ public final class ContinuousBatch implements AutoCloseable {
             slices.add(new KvCache.Slice(cache, idx, drop));
             length = cache.length() - drop;
         }
+        // Rows prefilled together come from one cache: one slice each, without the padding none of them uses.
+        java.util.Map<KvCache, List<Row>> groups = new java.util.IdentityHashMap<>();
+        for (Row row : joined) groups.computeIfAbsent(row.prefill, k -> new ArrayList<>()).add(row);
         for (Row row : joined) {
-            rows.add(row);
-            realColumns.add(row.prompt.length);
-            slices.add(new KvCache.Slice(row.prefill, new long[] {0}, 0));
-            length = Math.max(length, row.prompt.length);
+            List<Row> group = groups.remove(row.prefill);
+            if (group == null) continue;
+            KvCache source = row.prefill;
+            long[] idx = new long[group.size()];
+            int drop = Integer.MAX_VALUE;
+            for (int i = 0; i < idx.length; i++) {
+                Row g = group.get(i);
+                idx[i] = g.prefillRow;
+                drop = Math.min(drop, source.length() - g.prompt.length);
+                rows.add(g);
+                realColumns.add(g.prompt.length);
+            }
+            slices.add(new KvCache.Slice(source, idx, drop));
+            length = Math.max(length, source.length() - drop);
         }
         for (Row row : rows) headroom = Math.max(headroom, row.budget - row.tokens.size() + 1);
         KvCache next = rows.isEmpty() ? null : KvCache.assemble(slices, length, length + headroom);
         if (cache != null) cache.close();
-        for (Row row : joined) {
-            row.prefill.close();
-            row.prefill = null;
-        }
+        for (KvCache c : prefills) c.close();
+        for (Row row : joined) row.prefill = null;
         cache = next;
         running.clear();
         running.addAll(rows);
@@ -270,10 +317,12 @@ public final class ContinuousBatch implements AutoCloseable {
     @Override
     public void close() {
         for (Row row : running) row.sampler.close();
+        java.util.Set<KvCache> prefills = java.util.Collections.newSetFromMap(new java.util.IdentityHashMap<>());
         for (Row row : joining) {
-            row.prefill.close();
+            prefills.add(row.prefill);
             row.sampler.close();
         }
+        for (KvCache c : prefills) c.close();
         running.clear();
         joining.clear();
         if (cache != null) cache.close();

@@ -61,7 +61,10 @@ class ContinuousBatchTest {
         }
     }
 
-    /** Per-row samplers: a seeded row samples the same tokens alone or among rows that join and leave around it. */
+    /**
+     * Per-row samplers: a seeded row samples the same tokens alone or among rows that join (one by one or prefilled
+     * together) and leave around it.
+     */
     @Test
     void seededSamplingIsTheSameAloneAndInABatch() {
         for (ModelConfig config : TinyConfigs.all()) {
@@ -72,8 +75,8 @@ class ContinuousBatchTest {
                     List<ContinuousBatch.Row> rows = new ArrayList<>();
                     rows.add(batch.join(PROMPTS.get(0), configs.get(0), -1));
                     batch.step();
-                    rows.add(batch.join(PROMPTS.get(1), configs.get(1), -1));
-                    rows.add(batch.join(PROMPTS.get(2), configs.get(2), -1));
+                    // Two rows of different lengths prefilled together (left-padded), joining a running one.
+                    rows.addAll(batch.join(List.of(PROMPTS.get(1), PROMPTS.get(2)), List.of(configs.get(1), configs.get(2)), List.of(-1, -1)));
                     batch.step();
                     batch.step();
                     rows.add(batch.join(PROMPTS.get(3), configs.get(3), -1));

@@ -110,10 +110,10 @@ final class Scheduler implements AutoCloseable {
                         if (!j.cancelled) j.events.add(new Failed(timeout()));
                     }
                 }
-                admit();
+                admit(null);
                 if (batch.size() == 0) {
                     Job j = pending.poll(50, TimeUnit.MILLISECONDS);
-                    if (j != null) start(j);
+                    if (j != null) admit(j);
                     continue;
                 }
                 maxRows = Math.max(maxRows, batch.live());
@@ -139,36 +139,60 @@ final class Scheduler implements AutoCloseable {
         batch.close();
     }
 
-    /** Moves queued requests into the batch while their choices fit. */
-    private void admit() {
+    /** Moves queued requests into the batch while their choices fit; they are prefilled together. */
+    private void admit(Job first) {
+        List<Job> jobs = new ArrayList<>();
+        int live = batch.live();
+        if (first != null && !first.cancelled) {
+            jobs.add(first);
+            live += first.request.n();
+        }
         while (true) {
             Job j = pending.peek();
-            if (j == null || (batch.live() > 0 && batch.live() + j.request.n() > maxBatch)) return;
+            if (j == null || (live > 0 && live + j.request.n() > maxBatch)) break;
             pending.poll();
-            start(j);
+            if (j.cancelled) continue;
+            jobs.add(j);
+            live += j.request.n();
         }
+        if (!jobs.isEmpty()) start(jobs);
     }
 
-    private void start(Job j) {
-        if (j.cancelled) return;
-        Requests.Parsed p = j.request;
-        j.rows = new ContinuousBatch.Row[p.n()];
-        j.emitted = new int[p.n()];
-        j.seen = new int[p.n()];
-        j.reported = new boolean[p.n()];
-        try {
+    private void start(List<Job> jobs) {
+        List<long[]> prompts = new ArrayList<>();
+        List<SamplingConfig> configs = new ArrayList<>();
+        List<Integer> tops = new ArrayList<>();
+        for (Job j : jobs) {
+            Requests.Parsed p = j.request;
+            j.rows = new ContinuousBatch.Row[p.n()];
+            j.emitted = new int[p.n()];
+            j.seen = new int[p.n()];
+            j.reported = new boolean[p.n()];
             for (int i = 0; i < p.n(); i++) {
                 // Choice i samples with seed + i: a seeded request is reproducible choice by choice.
-                SamplingConfig c = new SamplingConfig(p.maxTokens(), p.temperature(), 0, p.topP(), p.seed() + i, stopIds, List.of(), true);
-                if (batch.live() > 0) joinedRunning++;
-                j.rows[i] = batch.join(p.prompt(), c, p.topLogprobs());
+                prompts.add(p.prompt());
+                configs.add(new SamplingConfig(p.maxTokens(), p.temperature(), 0, p.topP(), p.seed() + i, stopIds, List.of(), true));
+                tops.add(p.topLogprobs());
             }
+        }
+        if (batch.live() > 0) joinedRunning += prompts.size();
+        List<ContinuousBatch.Row> rows;
+        try {
+            rows = batch.join(prompts, configs, tops);
         } catch (ConfigException e) {
-            for (ContinuousBatch.Row r : j.rows) if (r != null) r.cancel();
-            j.events.add(new Failed(ApiError.invalid(p.chat() ? "messages" : "prompt", e.getMessage())));
+            if (jobs.size() > 1) {   // one bad request must not fail the others that arrived with it
+                for (Job j : jobs) start(List.of(j));
+                return;
+            }
+            Job j = jobs.get(0);
+            j.events.add(new Failed(ApiError.invalid(j.request.chat() ? "messages" : "prompt", e.getMessage())));
             return;
         }
-        if (!report(j)) active.add(j);
+        int k = 0;
+        for (Job j : jobs) {
+            for (int i = 0; i < j.rows.length; i++) j.rows[i] = rows.get(k++);
+            if (!report(j)) active.add(j);
+        }
     }
 
     /** Sends each choice's new text; true when the job is complete (Done sent). */

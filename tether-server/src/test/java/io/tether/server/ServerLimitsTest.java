@@ -74,10 +74,10 @@ class ServerLimitsTest {
         int port = server.port();
         List<String> alone = new ArrayList<>();
         for (int i = 0; i < 4; i++)
-            alone.add(post(port, "/v1/chat/completions", chatBody("q" + i, 70 + i, 48, false)).json()
+            alone.add(post(port, "/v1/chat/completions", chatBody("q" + i, 70 + i, 16, false)).json()
                     .path("choices").get(0).path("message").path("content").asText());
         List<CompletableFuture<HttpResponse<String>>> inFlight = new ArrayList<>();
-        for (int i = 0; i < 4; i++) inFlight.add(async(port, chatBody("q" + i, 70 + i, 48, true)));
+        for (int i = 0; i < 4; i++) inFlight.add(async(port, chatBody("q" + i, 70 + i, 16, true)));
         await(() -> server.inFlight() == 4);   // all accepted: two generating, two queued
         server.close();
         for (int i = 0; i < 4; i++) {
