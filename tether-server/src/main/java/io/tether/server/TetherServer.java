@@ -127,7 +127,7 @@ public final class TetherServer implements AutoCloseable {
 
     public Stats stats() { return new Stats(scheduler.maxRows, scheduler.joinedRunning); }
 
-    /** Requests accepted and not yet answered (queued or generating). */
+    /** Requests queued or generating whose answers are not yet written. */
     int inFlight() { return inFlight.get(); }
 
     /** Requests waiting for a batch slot. */
@@ -152,9 +152,9 @@ public final class TetherServer implements AutoCloseable {
         if (closing) throw new ApiError(503, "The server is shutting down.", "server_error", null, "shutting_down");
         JsonNode body = Requests.readBody(ctx.bodyAsBytes());
         Requests.Parsed p = chat ? Requests.chat(body, context) : Requests.completion(body, context);
-        inFlight.incrementAndGet();
+        Scheduler.Job job = scheduler.submit(p);
+        inFlight.incrementAndGet();   // counted once queued, so close() waits for its answer to be written
         try {
-            Scheduler.Job job = scheduler.submit(p);
             String id = (chat ? "chatcmpl-" : "cmpl-") + UUID.randomUUID().toString().replace("-", "");
             long now = System.currentTimeMillis() / 1000;
             if (p.stream()) stream(ctx, job, id, now, chat);
