@@ -61,7 +61,7 @@ final class Scheduler implements AutoCloseable {
     private volatile boolean stopping, killed;
     private ContinuousBatch batch;
     /** For tests and the bench: the most rows one decode step ran, and rows that joined a batch already running. */
-    volatile int maxRows, joinedRunning;
+    volatile int maxRows, joinedRunning, abandoned;
 
     Scheduler(CausalLM model, Tokenizer tokenizer, List<Long> stopIds, int maxBatch, int queue, double timeoutSeconds) {
         this.model = model;
@@ -106,6 +106,7 @@ final class Scheduler implements AutoCloseable {
                     Job j = it.next();
                     if (j.cancelled || now - j.deadline > 0) {
                         for (ContinuousBatch.Row r : j.rows) r.cancel();
+                        if (j.cancelled) abandoned++;
                         it.remove();
                         if (!j.cancelled) j.events.add(new Failed(timeout()));
                     }

@@ -122,10 +122,13 @@ public final class TetherServer implements AutoCloseable {
 
     public String modelId() { return config.modelId(); }
 
-    /** Batching so far: the most rows one decode step ran, and rows that joined while others were generating. */
-    public record Stats(int maxRows, int joinedRunning) {}
+    /**
+     * Batching so far: the most rows one decode step ran, rows that joined while others were generating, and
+     * requests dropped mid-generation because their client went away.
+     */
+    public record Stats(int maxRows, int joinedRunning, int abandoned) {}
 
-    public Stats stats() { return new Stats(scheduler.maxRows, scheduler.joinedRunning); }
+    public Stats stats() { return new Stats(scheduler.maxRows, scheduler.joinedRunning, scheduler.abandoned); }
 
     /** Requests queued or generating whose answers are not yet written. */
     int inFlight() { return inFlight.get(); }

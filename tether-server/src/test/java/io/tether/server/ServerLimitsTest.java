@@ -67,6 +67,27 @@ class ServerLimitsTest {
         }
     }
 
+    /** A streaming client that hangs up mid-answer takes its row out of the batch (the 1000 tokens are not generated). */
+    @Test
+    @org.junit.jupiter.api.Timeout(120)
+    void aClientThatHangsUpLeavesTheBatch() throws Exception {
+        try (TetherServer server = TetherServer.start(config().withLimits(2, 8, 1000, 120))) {
+            int port = server.port();
+            HttpRequest req = HttpRequest.newBuilder(URI.create("http://127.0.0.1:" + port + "/v1/chat/completions"))
+                    .header("Content-Type", "application/json")
+                    .POST(HttpRequest.BodyPublishers.ofString(greedy(1000).replace("\"seed\"", "\"stream\":true,\"seed\""))).build();
+            HttpResponse<java.io.InputStream> r = HTTP.send(req, HttpResponse.BodyHandlers.ofInputStream());
+            assertEquals(200, r.statusCode());
+            try (java.io.InputStream in = r.body()) {
+                assertTrue(in.read(new byte[64]) > 0);   // the stream started
+            }
+            // Without the hang-up the row would run its 1000 tokens to the end and never count as abandoned.
+            await(() -> server.stats().abandoned() == 1);
+            await(() -> server.inFlight() == 0);
+            assertEquals(200, post(port, "/v1/chat/completions", chatBody("next", 2, 2, false)).status());
+        }
+    }
+
     /** close() lets queued and running requests finish and write their whole answers, then refuses connections. */
     @Test
     void gracefulShutdownFinishesInFlightRequests() throws Exception {
