@@ -13,7 +13,7 @@ import io.tether.engine.Torch;
 @Command(name = "tether", mixinStandardHelpOptions = true, versionProvider = TetherCommand.Version.class,
         description = "Align causal language models with preference data on the JVM.",
         subcommands = {LogprobsCommand.class, GenerateCommand.class, SftCommand.class, PreferenceCommands.Dpo.class, PreferenceCommands.Kto.class,
-                PreferenceCommands.Orpo.class, PreferenceCommands.Simpo.class, PreferenceCommands.Cpo.class, OnlineCommands.Grpo.class, OnlineCommands.Rloo.class, OnlineCommands.Ppo.class, OnlineCommands.OnlineDpo.class, RmCommand.class, MergeCommand.class, TemplateCommand.class, DataCommand.class, EvalCommand.class, AdviseCommand.class, WorldCommand.class, DemoCommand.class, BenchCommand.class, LaunchCommand.class, CommandLine.HelpCommand.class})
+                PreferenceCommands.Orpo.class, PreferenceCommands.Simpo.class, PreferenceCommands.Cpo.class, OnlineCommands.Grpo.class, OnlineCommands.Rloo.class, OnlineCommands.Ppo.class, OnlineCommands.OnlineDpo.class, RmCommand.class, MergeCommand.class, TemplateCommand.class, DataCommand.class, EvalCommand.class, AdviseCommand.class, WorldCommand.class, DemoCommand.class, ServeCommand.class, BenchCommand.class, LaunchCommand.class, CommandLine.HelpCommand.class})
 public final class TetherCommand implements Runnable {
     /** Exit code for input the user can fix: a missing file, a bad config, a malformed record. */
     public static final int BAD_INPUT = ExitCodes.BAD_INPUT;

@@ -1,8 +1,11 @@
 package io.tether.model;
 
+import java.util.List;
+
 import org.bytedeco.pytorch.Tensor;
 
 import io.tether.engine.DType;
+import io.tether.engine.StepScope;
 import io.tether.engine.Tensors;
 
 /**
@@ -66,6 +69,46 @@ public final class KvCache implements AutoCloseable {
             values[l].narrow(2, 0, source.length).copy_(source.values[l].narrow(2, 0, source.length).index_select(0, sourceRows));
         }
         length = source.length;
+    }
+
+    /** Rows {@code rows} of {@code cache}, without its first {@code dropFront} columns (padding no kept row uses). */
+    public record Slice(KvCache cache, long[] rows, int dropFront) {}
+
+    /**
+     * A new cache of {@code capacity} columns holding the slices' rows one after another, each slice's columns
+     * right-aligned to end at column {@code length} (the new cached length). Columns to the left of a slice are
+     * zero: the caller's attention mask must hide them, as it hides left padding. This is how rows join and leave a
+     * running batch between decode steps (continuous batching): a joining request's prefilled cache and the running
+     * rows are laid out on one column timeline; a finished row is dropped by not selecting it.
+     */
+    public static KvCache assemble(List<Slice> slices, int length, int capacity) {
+        if (slices.isEmpty()) throw new IllegalArgumentException("assemble needs at least one slice");
+        if (length > capacity) throw new IllegalArgumentException("length " + length + " > capacity " + capacity);
+        KvCache first = slices.get(0).cache();
+        long batch = 0;
+        for (Slice s : slices) batch += s.rows().length;
+        Tensor k0 = first.keys[0];
+        KvCache out = new KvCache(first.keys.length, batch, (int) k0.size(1), (int) k0.size(3), capacity, Tensors.dtype(k0));
+        try (StepScope scope = new StepScope()) {
+            long row = 0;
+            for (Slice s : slices) {
+                int n = s.rows().length, cols = s.cache().length - s.dropFront();
+                if (cols < 0 || cols > length)
+                    throw new IllegalArgumentException("slice of " + cols + " columns does not fit a cache of length " + length);
+                if (n > 0 && cols > 0) {
+                    Tensor idx = Tensors.longs(s.rows(), n);
+                    for (int l = 0; l < out.keys.length; l++) {
+                        out.keys[l].narrow(0, row, n).narrow(2, length - cols, cols)
+                                .copy_(s.cache().keys[l].index_select(0, idx).narrow(2, s.dropFront(), cols));
+                        out.values[l].narrow(0, row, n).narrow(2, length - cols, cols)
+                                .copy_(s.cache().values[l].index_select(0, idx).narrow(2, s.dropFront(), cols));
+                    }
+                }
+                row += n;
+            }
+        }
+        out.length = length;
+        return out;
     }
 
     @Override
