@@ -9,6 +9,7 @@ import java.util.function.Function;
 
 import io.tether.data.Truncation;
 import io.tether.engine.ConfigException;
+import io.tether.engine.ProcessGroup;
 import io.tether.generate.SamplingConfig;
 import io.tether.model.CausalLM;
 import io.tether.model.Models;
@@ -104,6 +105,11 @@ final class OnlineRun {
 
     /** Reads the prompts (before any model), then loads the policy (LoRA attached) and the reward model, in that order. */
     static Rollout start(RunSession s, OnlineSettings o, List<RewardFunction> named) throws IOException {
+        // Checked before any rank joins a group or loads a model.
+        if (ProcessGroup.Env.read(System.getenv()) != null)
+            throw new ConfigException("environment variable WORLD_SIZE: the online methods (grpo, rloo, ppo, online-dpo) run in one process "
+                    + "today: their batch statistics (advantage whitening, batch-scaled rewards, PPO's adaptive KL coefficient) are not yet "
+                    + "reduced across ranks, so ranks would drift apart; run them without `tether launch`");
         List<OnlinePrompt> prompts = prompts(s, o);
         Models.LoadedModel policy = s.loadPolicy();
         CausalLM rewardModel = o.rewardModel() == null ? null : s.loadFrozen(o.rewardModel(), "reward_model");

@@ -40,7 +40,7 @@ public final class PpoRun {
             OnlineRun.Rollout r = OnlineRun.start(s, o, named);
             CausalLM reference = c.spec().lora() == null ? s.loadFrozen(c.spec().model(), "reference") : null;
             Path criticSource = p.criticSource(o);
-            CausalLM critic = criticSource == null ? null : s.loadFrozen(criticSource, "value_model");
+            CausalLM critic = criticSource == null ? null : s.loadTrainable(criticSource, "value_model");
             if (critic != null && (!critic.config().isClassifier() || critic.config().numLabels() != 1))
                 throw new ConfigException(criticSource + ": the value model must be a sequence-classification model with num_labels 1, got "
                         + critic.config().architecture());

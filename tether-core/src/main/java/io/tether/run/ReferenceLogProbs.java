@@ -59,7 +59,7 @@ public final class ReferenceLogProbs {
             double[][] cached = Files.exists(cache) ? tryCache(cache, key, both.size()) : null;
             if (cached == null) {
                 // Loaded for this pass only (its hash is reference_weights above), so training holds one model.
-                try (Models.LoadedModel ref = Models.load(refDir, s.dtype())) {
+                try (Models.LoadedModel ref = Models.loadFrozen(refDir, s.dtype())) {
                     cached = precompute(ref.model(), both, spec.trainer().perDeviceTrainBatchSize());
                 }
                 // Every rank computes the same values (its shard is taken later, by the loop); rank 0 writes them.

@@ -184,14 +184,22 @@ public final class RunSession implements AutoCloseable {
     }
 
     /**
-     * A frozen model the run reads (reference, reward model, critic start), closed with the session; its weights hash
-     * goes into provenance as {@code <role>_weights}.
+     * A frozen model the run reads (reference, reward model), closed with the session; its weights hash goes into
+     * provenance as {@code <role>_weights}. Weights stored in the run's dtype are memory-mapped, not copied
+     * ({@link Models#loadFrozen(Path, DType)}); others are converted, so the numbers are those of a copy.
      */
     public CausalLM loadFrozen(Path dir, String role) throws IOException {
-        String hash = weightsHash(dir);
-        CausalLM m = Models.load(dir, dtype()).model();
+        return hashed(dir, role, Models.loadFrozen(dir, dtype()).model());
+    }
+
+    /** A model the run trains that does not start from the policy (PPO's critic from a reward model): a full copy. */
+    public CausalLM loadTrainable(Path dir, String role) throws IOException {
+        return hashed(dir, role, Models.load(dir, dtype()).model());
+    }
+
+    private CausalLM hashed(Path dir, String role, CausalLM m) throws IOException {
         owned.add(m);
-        provenance.put(role + "_weights", hash);
+        provenance.put(role + "_weights", weightsHash(dir));
         return m;
     }
 
