@@ -87,6 +87,7 @@ public final class LocalModelJudge implements PairwiseJudge, AutoCloseable {
     private final List<String> slots;        // X, Y, Z in order
     private final double margin;
     private final long labelA, labelB;
+    private final String[] around;           // the chat template before and after the user message (empty without one)
     private final AutoCloseable owned;
     private final AtomicLong judged = new AtomicLong(), disagreed = new AtomicLong();
 
@@ -109,6 +110,7 @@ public final class LocalModelJudge implements PairwiseJudge, AutoCloseable {
         this.pieces = new ArrayList<>();
         this.slots = new ArrayList<>();
         split(p, promptSource, pieces, slots);
+        this.around = around();
         // Label tokens, from a rendering with empty data: the tail (after the last answer) is the same for every pair.
         String tail = pieces.get(pieces.size() - 1);
         long[] tailIds = tailIds(tail);
@@ -193,12 +195,11 @@ public final class LocalModelJudge implements PairwiseJudge, AutoCloseable {
     }
 
     private long[] tailIds(String tail) {
-        String after = around()[1];
-        return tokenizer.encode(tail + after, false);
+        return tokenizer.encode(tail + around[1], false);
     }
 
     private long labelToken(long[] tailIds, String label) {
-        String after = around()[1];
+        String after = around[1];
         long[] withLabel = tokenizer.encode(pieces.get(pieces.size() - 1) + after + label, false);
         int k = 0;
         while (k < tailIds.length && k < withLabel.length && tailIds[k] == withLabel[k]) k++;
@@ -215,7 +216,6 @@ public final class LocalModelJudge implements PairwiseJudge, AutoCloseable {
 
     /** The judging input with {@code answerA} shown as A and {@code answerB} as B: its text and token ids. */
     public Rendered render(String userPrompt, String answerA, String answerB) {
-        String[] around = around();
         StringBuilder text = new StringBuilder(around[0]);
         List<long[]> parts = new ArrayList<>();
         // Without a chat template the text starts with BOS, as a text prompt; with one, the template writes BOS itself.
