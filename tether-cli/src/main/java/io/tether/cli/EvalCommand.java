@@ -32,7 +32,7 @@ import io.tether.text.TextAssets;
 /** {@code tether eval}: a candidate against a baseline on held-out prompts, judged pairwise, with the release gate. */
 @Command(name = "eval", mixinStandardHelpOptions = true,
         description = {"Head to head on held-out prompts: one completion per prompt from each model (same seed), judged pairwise by a",
-                "verifiable answer (--answer-field) or a reward model (--reward-model); win rate with its 95% interval, mean lengths,",
+                "verifiable answer (--answer-field), a reward model (--reward-model), the refund rubric or a local model (--judge); win rate with its 95% interval, mean lengths,",
                 "KL of the candidate to the baseline, proxy scores, and the release gate (win delta > 0, length delta < 20 tokens)."})
 final class EvalCommand implements Callable<Integer> {
     @ParentCommand TetherCommand root;
@@ -62,7 +62,7 @@ final class EvalCommand implements Callable<Integer> {
     public Integer call() throws IOException {
         root.initEngine();
         if (answerField == null && rewardModel == null && judgeName == null)
-            throw new ConfigException("choose a judge: --answer-field, --reward-model or --judge refund-rubric");
+            throw new ConfigException("choose a judge: --answer-field, --reward-model, --judge refund-rubric or --judge model:DIR");
         boolean modelJudge = judgeName != null && judgeName.startsWith(MODEL_JUDGE);
         if (judgeName != null && !judgeName.equals("refund-rubric") && !modelJudge)
             throw new ConfigException("--judge: 'refund-rubric' or 'model:DIR', got '" + judgeName + "'");
