@@ -79,8 +79,9 @@ class OnlineDpoCommandTest {
     }
 
     /**
-     * judge_model labels each pair in place of any reward source: with no other source set, every pair's scores are
-     * the verdict's 1 and 0 (or 0 and 0 for a tie), so the mean sample score is half the share of decided pairs.
+     * judge_model labels each pair in place of the reward sources: these prompts carry no 'answer', so online DPO's default
+     * exact-answer source scores nothing, and every pair's scores are the verdict's 1 and 0 (or 0 and 0 for a tie): the
+     * mean sample score is half the share of decided pairs.
      */
     @Test
     void aLocalModelJudgeLabelsThePairs() throws IOException {
@@ -93,7 +94,7 @@ class OnlineDpoCommandTest {
         Path out = tmp.resolve("judged");
         String[] r = TextCliTest.run("online-dpo", "--model", base, "--data", data.toString(), "--output-dir", out.toString(),
                 "--set", "max_steps=1", "--set", "learning_rate=2e-5", "--set", "max_new_tokens=6", "--set", "per_device_train_batch_size=2",
-                "--set", "logging_steps=1", "--set", "reward_answer_field=null", "--set", "judge_model=" + base, "--set", "temperature=1.0");
+                "--set", "logging_steps=1", "--set", "judge_model=" + base, "--set", "temperature=1.0");
         assertEquals("0", r[0], r[1] + r[2]);
         var step = new com.fasterxml.jackson.databind.ObjectMapper().readTree(Files.readAllLines(out.resolve("metrics.jsonl")).get(0));
         double ties = step.get("pairs/tie_fraction").asDouble();
