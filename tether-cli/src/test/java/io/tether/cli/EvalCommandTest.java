@@ -51,4 +51,39 @@ class EvalCommandTest {
                 "--judge", "refund-rubric", "--limit", "2");
         assertEquals("2", bad[0], "sft rows carry no case facts for the rubric: " + bad[1]);
     }
+
+    /**
+     * A model judge on two identical completions: the averaged probability is exactly 0.5 up to rounding (a tie under
+     * any margin above it), and unless the judge is indifferent between the letters the two orders, each alone, name
+     * different winners, so the position bias is 1 on every pair.
+     */
+    @Test
+    void aModelJudgeReportsPositionBiasAndABadJudgePathExitsTwo() throws IOException {
+        Path data = tmp.resolve("prompts.jsonl");
+        Files.writeString(data, """
+                {"prompt": "Order 1234: a kettle bought 12 days ago for $40 arrived broken. Can I get a refund?"}
+                {"prompt": "Order 77: shoes bought 45 days ago for $120, unworn. Refund?"}
+                {"prompt": "Order 9: a $15 mug, 3 days ago, changed my mind. Can I return it?"}
+                """);
+        Path out = tmp.resolve("eval.json");
+        String base = Path.of("../models/refund-base").toString();
+        String[] r = TextCliTest.run("eval", "--model", base, "--baseline", base, "--data", data.toString(), "--judge", "model:" + base,
+                "--judge-margin", "1e-9", "--max-new-tokens", "6", "--out", out.toString());
+        assertEquals("0", r[0], r[1] + r[2]);
+        assertTrue(r[1].contains("judge model " + base + " (both orders)") && r[1].contains("0 wins, 3 ties, 0 losses")
+                && r[1].contains("judge position bias 1.000"), r[1]);
+        var json = new com.fasterxml.jackson.databind.ObjectMapper().readTree(out.toFile());
+        assertEquals(1.0, json.get("position_bias").asDouble(), 0.0);
+        assertEquals("model:" + base, json.get("judge").asText());
+        assertEquals(3, json.get("ties").asInt());
+
+        String[] bad = TextCliTest.run("eval", "--model", base, "--baseline", base, "--data", data.toString(), "--judge",
+                "model:" + tmp.resolve("no-such-judge"));
+        assertEquals("2", bad[0], bad[1] + bad[2]);
+        assertTrue(bad[2].contains("--judge model:") && bad[2].contains("no-such-judge"), bad[2]);
+        String[] stray = TextCliTest.run("eval", "--model", base, "--baseline", base, "--data", data.toString(), "--judge", "refund-rubric",
+                "--judge-margin", "0.1");
+        assertEquals("2", stray[0], stray[1] + stray[2]);
+        assertTrue(stray[2].contains("--judge-margin"), stray[2]);
+    }
 }

@@ -77,4 +77,34 @@ class OnlineDpoCommandTest {
         assertTrue(bad[2].contains("key 'tie_policy'") && bad[2].contains("'random'"), bad[2]);
         assertFalse(Files.exists(tmp.resolve("bad/model")));
     }
+
+    /**
+     * judge_model labels each pair in place of the reward sources: these prompts carry no 'answer', so online DPO's default
+     * exact-answer source scores nothing, and every pair's scores are the verdict's 1 and 0 (or 0 and 0 for a tie): the
+     * mean sample score is half the share of decided pairs.
+     */
+    @Test
+    void aLocalModelJudgeLabelsThePairs() throws IOException {
+        Path data = tmp.resolve("prompts.jsonl");
+        Files.writeString(data, """
+                {"prompt": "Order 1234: a kettle bought 12 days ago for $40 arrived broken. Can I get a refund?"}
+                {"prompt": "Order 77: shoes bought 45 days ago for $120, unworn. Refund?"}
+                """);
+        String base = Path.of("../models/refund-base").toString();
+        Path out = tmp.resolve("judged");
+        String[] r = TextCliTest.run("online-dpo", "--model", base, "--data", data.toString(), "--output-dir", out.toString(),
+                "--set", "max_steps=1", "--set", "learning_rate=2e-5", "--set", "max_new_tokens=6", "--set", "per_device_train_batch_size=2",
+                "--set", "logging_steps=1", "--set", "judge_model=" + base, "--set", "temperature=1.0");
+        assertEquals("0", r[0], r[1] + r[2]);
+        var step = new com.fasterxml.jackson.databind.ObjectMapper().readTree(Files.readAllLines(out.resolve("metrics.jsonl")).get(0));
+        double ties = step.get("pairs/tie_fraction").asDouble();
+        assertEquals((1 - ties) / 2, step.get("objective/scores").asDouble(), 1e-9, step.toString());
+        assertTrue(Files.readString(out.resolve("config.yaml")).contains("judge_model"), Files.readString(out.resolve("config.yaml")));
+
+        String[] bad = TextCliTest.run("online-dpo", "--model", base, "--data", data.toString(), "--output-dir", tmp.resolve("bad").toString(),
+                "--set", "judge_model=" + tmp.resolve("no-such-judge"));
+        assertEquals("2", bad[0], bad[1] + bad[2]);
+        assertTrue(bad[2].contains("key 'judge_model'") && bad[2].contains("no-such-judge"), bad[2]);
+        assertFalse(Files.exists(tmp.resolve("bad")), "a wrong judge writes nothing");
+    }
 }

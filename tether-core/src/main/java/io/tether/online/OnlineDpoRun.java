@@ -5,6 +5,7 @@ import java.util.Map;
 
 import io.tether.engine.ConfigException;
 import io.tether.model.CausalLM;
+import io.tether.rollout.LocalModelJudge;
 import io.tether.rollout.RewardFunction;
 import io.tether.run.RunConfig;
 import io.tether.run.RunSession;
@@ -27,18 +28,32 @@ public final class OnlineDpoRun {
         if (d.numRounds() > 1 && c.spec().lora() != null)
             throw new ConfigException("key 'num_rounds': with use_peft the reference is the policy without adapters, which cannot be "
                     + "reset to the policy without merging; LoRA runs support num_rounds 1 only");
-        var named = OnlineRun.named(o, rewards);
-        try (RunSession s = RunSession.open(c, resume, listener)) {
+        var named = OnlineRun.named(o, rewards, d.judgeModel() != null);
+        // The judge before the run opens: a wrong judge_model writes nothing.
+        try (LocalModelJudge judge = d.judgeModel() == null ? null : openJudge(d);
+             RunSession s = RunSession.open(c, resume, listener)) {
             // A reference that moves between rounds is not checkpointed: resuming mid-run would train against the wrong one.
             if (resume && d.numRounds() > 1 && s.directory().latestCheckpoint().isPresent())
                 throw new ConfigException("key 'num_rounds': resuming an iterative run (num_rounds > 1) is not supported: the round's reference is not checkpointed");
             OnlineRun.Rollout r = OnlineRun.start(s, o, named);
             // The reference: a frozen copy, or with LoRA the policy with adapters off.
             CausalLM reference = c.spec().lora() == null ? s.loadFrozen(c.spec().model(), "reference") : null;
+            if (judge != null && r.decoder() == null)
+                throw new ConfigException("key 'judge_model': the judge reads text, and " + c.spec().model() + " has no tokenizer.json to decode completions with");
             var settings = new OnlineDpoTraining.Settings(d.dpo(), r.sampling(), r.scorer(), o.shaping(), reference, r.decoder(), d.numRounds(),
-                    null, d.tiePolicy());
+                    judge, d.tiePolicy());
             OnlineDpoTraining method = new OnlineDpoTraining(settings);
+            if (judge != null) s.provenance().put("judge_model", d.judgeModel().toString());
             return OnlineRun.train(s, r, method, resume, trainer -> method.rounds(trainer.totalSteps()));
+        }
+    }
+
+    /** The model judge, its errors named by the key that chose it. */
+    private static LocalModelJudge openJudge(OnlineDpoSettings d) {
+        try {
+            return LocalModelJudge.open(d.judgeModel(), d.judgePrompt(), d.judgeMargin());
+        } catch (ConfigException | io.tether.engine.CheckpointException e) {
+            throw new ConfigException("key 'judge_model': " + e.getMessage(), e);
         }
     }
 }

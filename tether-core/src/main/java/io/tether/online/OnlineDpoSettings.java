@@ -1,5 +1,7 @@
 package io.tether.online;
 
+import java.nio.file.Path;
+
 import io.tether.engine.ConfigException;
 import io.tether.objective.DpoLoss;
 import io.tether.run.ConfigTree;
@@ -16,8 +18,13 @@ import io.tether.train.LearningRateDefault;
  * @param lossType  TRL {@code loss_type}: sigmoid or ipo
  * @param numRounds iterative rounds; the reference is reset to the policy at the start of each
  * @param tiePolicy what a pair whose scores tie trains: "drop" (nothing) or "first" (the first sample wins, as TRL)
+ * @param judgeModel  a causal LM directory that labels each pair ({@link io.tether.rollout.LocalModelJudge}: "A or B?" in
+ *                    both orders, from next-token log-probs) instead of the reward sources' scores; null for none. TRL's
+ *                    OnlineDPOConfig {@code judge} names a judge class (pair_rm, hf, openai); this names a local model.
+ * @param judgePrompt a judging prompt file with {prompt}, {answer_a}, {answer_b} (null: the built-in prompt)
+ * @param judgeMargin a judged pair ties (and follows tie_policy) when |P(first better) − 0.5| ≤ this
  */
-public record OnlineDpoSettings(double beta, String lossType, int numRounds, String tiePolicy) {
+public record OnlineDpoSettings(double beta, String lossType, int numRounds, String tiePolicy, Path judgeModel, Path judgePrompt, double judgeMargin) {
     /** Online DPO's shared online defaults: temperature 0.9, 64 new tokens, the exact answer in the record's {@code answer}. */
     public static final OnlineSettings.Defaults ONLINE = new OnlineSettings.Defaults(0.9, 64, "answer");
     /** The common keys' defaults: online DPO's learning rate; prompts are cut by max_prompt_length, not max_length. */
@@ -28,10 +35,16 @@ public record OnlineDpoSettings(double beta, String lossType, int numRounds, Str
             throw new ConfigException("key 'tie_policy': 'drop' (tied pairs train nothing) or 'first' (the first sample wins a tie, as TRL), got '"
                     + tiePolicy + "'");
         if (numRounds < 1) throw new ConfigException("key 'num_rounds': must be >= 1, got " + numRounds);
+        if (!(judgeMargin >= 0 && judgeMargin < 0.5)) throw new ConfigException("key 'judge_margin': must be in [0, 0.5), got " + judgeMargin);
+        if (judgeModel == null && judgePrompt != null) throw new ConfigException("key 'judge_prompt': needs 'judge_model'");
         OnlineDpoTraining.Settings.loss(beta, lossType);
     }
 
-    /** TRL's defaults: beta 0.1, sigmoid; one round; ties dropped. */
+    public OnlineDpoSettings(double beta, String lossType, int numRounds, String tiePolicy) {
+        this(beta, lossType, numRounds, tiePolicy, null, null, 0.0);
+    }
+
+    /** TRL's defaults: beta 0.1, sigmoid; one round; ties dropped; no judge. */
     public static OnlineDpoSettings defaults() {
         return new OnlineDpoSettings(0.1, "sigmoid", 1, "drop");
     }
@@ -42,7 +55,9 @@ public record OnlineDpoSettings(double beta, String lossType, int numRounds, Str
         String lossType = c.string("loss_type", d.lossType());
         int rounds = c.integer("num_rounds", d.numRounds());
         String tiePolicy = c.string("tie_policy", d.tiePolicy());
-        return c.validated(() -> new OnlineDpoSettings(beta, lossType, rounds, tiePolicy));
+        Path judge = c.path("judge_model"), judgePrompt = c.path("judge_prompt");
+        double judgeMargin = c.number("judge_margin", d.judgeMargin());
+        return c.validated(() -> new OnlineDpoSettings(beta, lossType, rounds, tiePolicy, judge, judgePrompt, judgeMargin));
     }
 
     /** The whole run's configuration from YAML and overrides. */
@@ -53,7 +68,9 @@ public record OnlineDpoSettings(double beta, String lossType, int numRounds, Str
             int maxNew = t.integer("max_new_tokens", ONLINE.maxCompletionLength());
             if (newTokensSet && t.raw("max_completion_length") != null)
                 throw new ConfigException("key 'max_new_tokens': set either max_new_tokens or max_completion_length, not both");
-            OnlineSettings online = OnlineSettings.read(t, new OnlineSettings.Defaults(ONLINE.temperature(), maxNew, ONLINE.answerField()));
+            // A judge is a reward source of its own: with judge_model the other sources may all be unset.
+            OnlineSettings online = OnlineSettings.read(t, new OnlineSettings.Defaults(ONLINE.temperature(), maxNew, ONLINE.answerField()),
+                    t.raw("judge_model") != null && !t.raw("judge_model").isNull());
             return new Online<>(online, read(t));
         });
     }
@@ -64,6 +81,10 @@ public record OnlineDpoSettings(double beta, String lossType, int numRounds, Str
     }
 
     public OnlineDpoSettings withBeta(double beta) {
-        return new OnlineDpoSettings(beta, lossType, numRounds, tiePolicy);
+        return new OnlineDpoSettings(beta, lossType, numRounds, tiePolicy, judgeModel, judgePrompt, judgeMargin);
+    }
+
+    public OnlineDpoSettings withJudge(Path model, Path prompt, double margin) {
+        return new OnlineDpoSettings(beta, lossType, numRounds, tiePolicy, model, prompt, margin);
     }
 }

@@ -35,7 +35,12 @@ final class OnlineRun {
      *                  the config's {@code reward_functions} picks among them
      */
     static List<RewardFunction> named(OnlineSettings o, Map<String, RewardFunction> available) {
-        o.requireRewardSource();
+        return named(o, available, false);
+    }
+
+    /** As {@link #named(OnlineSettings, Map)}; {@code judged}: a pairwise judge labels the samples, so no other reward source is needed. */
+    static List<RewardFunction> named(OnlineSettings o, Map<String, RewardFunction> available, boolean judged) {
+        if (!judged) o.requireRewardSource();
         List<RewardFunction> out = new ArrayList<>();
         for (String name : o.rewardFunctions()) {
             RewardFunction f = available.get(name);

@@ -60,6 +60,11 @@ public record OnlineSettings(int maxCompletionLength, double temperature, int to
 
     /** Reads the shared keys; {@code d} gives the method's defaults. */
     public static OnlineSettings read(ConfigTree c, Defaults d) {
+        return read(c, d, false);
+    }
+
+    /** As {@link #read(ConfigTree, Defaults)}; {@code judged}: a pairwise judge labels the samples, so no other reward source is needed. */
+    static OnlineSettings read(ConfigTree c, Defaults d, boolean judged) {
         OnlineSettings x = defaults(d);
         int maxCompletion = c.integer("max_completion_length", x.maxCompletionLength());
         double temperature = c.number("temperature", x.temperature()), topP = c.number("top_p", x.topP());
@@ -80,7 +85,7 @@ public record OnlineSettings(int maxCompletionLength, double temperature, int to
         if (c.raw("max_prompt_length") != null && maxPrompt < 1) throw new ConfigException("key 'max_prompt_length': must be >= 1, got " + maxPrompt);
         OnlineSettings s = c.validated(() -> new OnlineSettings(maxCompletion, temperature, topK, topP, stops, maxPrompt, answer, regex, formatWeight,
                 lengthLimit, lengthPenalty, rm, rmWeight, named, eosPenalty, clip, normalize));
-        s.requireRewardSource();
+        if (!judged) s.requireRewardSource();
         return s;
     }
 
