@@ -522,6 +522,9 @@ public record ModelConfig(
         if (s == null) return RopeScaling.NONE;
         JsonNode typeNode = s.has("rope_type") ? s.json.get("rope_type") : s.json.get("type");
         String type = typeNode == null || typeNode.isNull() ? "default" : typeNode.asText();
+        // Phi3Config._rope_scaling_adjustment (transformers v4.44 on): the first Phi-3 long-context checkpoints wrote
+        // "su" (and some "yarn") under rope_scaling's "type" for what is now longrope, and transformers renames them.
+        if (!v5 && !s.has("rope_type") && (type.equals("su") || type.equals("yarn")) && "phi3".equals(k.json.path("model_type").asText())) type = "longrope";
         // A top-level original_max_position_embeddings (Phi-3 always has one) wins over the dict's in v5's
         // standardize_rope_params; v4's longrope read the dict's first.
         Integer topOriginal = k.has("original_max_position_embeddings") ? Integer.valueOf(k.positive("original_max_position_embeddings", null)) : defaultOriginalMax;

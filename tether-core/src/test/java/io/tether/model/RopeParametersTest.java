@@ -133,6 +133,25 @@ class RopeParametersTest {
         assertEquals(5.0e5, ModelConfig.parse(qwen, FILE).ropeTheta());
     }
 
+    /** Phi-3's first long-context configs say "su" (or "yarn") for longrope, and Phi3Config renames them; other families refuse the names. */
+    @Test
+    void phi3ReadsSuAndYarnAsLongrope() {
+        ObjectNode longrope = v4(TinyConfigs.phi3());
+        assertEquals("longrope", longrope.get("rope_scaling").get("type").asText());
+        ModelConfig expected = ModelConfig.parse(longrope, Path.of("phi3/config.json"));
+        for (String alias : new String[] {"su", "yarn"}) {
+            ObjectNode j = longrope.deepCopy();
+            ((ObjectNode) j.get("rope_scaling")).put("type", alias);
+            ModelConfig read = ModelConfig.parse(j, Path.of("phi3/config.json"));
+            assertEquals(expected.ropeScaling(), read.ropeScaling(), alias);
+            assertArrayEquals(logits(expected), logits(read), alias);
+        }
+        ObjectNode llama = v4(TinyConfigs.llama());
+        ((ObjectNode) llama.get("rope_scaling")).put("rope_type", "su");
+        ((ObjectNode) llama.get("rope_scaling")).remove("type");
+        refused(llama, "rope_scaling.rope_type");
+    }
+
     private static void refused(ObjectNode json, String key) {
         CheckpointException e = assertThrows(CheckpointException.class, () -> ModelConfig.parse(json, FILE));
         assertTrue(e.getMessage().contains("key '" + key + "'"), e.getMessage());
