@@ -100,6 +100,9 @@ class OnlineDpoCommandTest {
         double ties = step.get("pairs/tie_fraction").asDouble();
         assertEquals((1 - ties) / 2, step.get("objective/scores").asDouble(), 1e-9, step.toString());
         assertTrue(Files.readString(out.resolve("config.yaml")).contains("judge_model"), Files.readString(out.resolve("config.yaml")));
+        assertEquals(io.tether.run.Provenance.weightsHash(java.nio.file.Path.of(base)),
+                new com.fasterxml.jackson.databind.ObjectMapper().readTree(out.resolve("provenance.json").toFile()).path("judge_weights").asText(),
+                "the judge's weights are hashed into provenance");
 
         String[] bad = TextCliTest.run("online-dpo", "--model", base, "--data", data.toString(), "--output-dir", tmp.resolve("bad").toString(),
                 "--set", "judge_model=" + tmp.resolve("no-such-judge"));

@@ -43,7 +43,10 @@ public final class OnlineDpoRun {
             var settings = new OnlineDpoTraining.Settings(d.dpo(), r.sampling(), r.scorer(), o.shaping(), reference, r.decoder(), d.numRounds(),
                     judge, d.tiePolicy());
             OnlineDpoTraining method = new OnlineDpoTraining(settings);
-            if (judge != null) s.provenance().put("judge_model", d.judgeModel().toString());
+            if (judge != null) {
+                s.provenance().put("judge_model", d.judgeModel().toString());
+                s.provenance().put("judge_weights", s.weightsHash(d.judgeModel()));
+            }
             return OnlineRun.train(s, r, method, resume, trainer -> method.rounds(trainer.totalSteps()));
         }
     }
