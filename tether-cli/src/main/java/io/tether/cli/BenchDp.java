@@ -46,8 +46,9 @@ import io.tether.train.TrainingMethod;
  * (run in this JVM, so its child JVMs, environment variables, thread counts and rendezvous are exactly a user's):
  * 1 process with all the threads against 2 processes with half each, on the same global batch. The ranks train
  * through the trainer with the {@link DataParallel} sync that {@code tether sft} builds under a launch, and rank 0
- * reports its own optimizer-step times after the warm-up step. The 2-process SFT run then times the all-reduce of
- * the model's gradient bytes over loopback.
+ * reports its own optimizer-step times after the warm-up step. The 2-process run then times the all-reduce of the
+ * model's gradient bytes over loopback. DPO goes through the same trainer and sync, built here: {@code tether dpo}
+ * itself still refuses to run under a launch until it builds its trainer through the run session.
  */
 @Command(name = "dp", mixinStandardHelpOptions = true,
         description = {"Data-parallel scaling: SFT and DPO (live reference) tokens/s of 1 process x 2t threads against 2 processes",
@@ -127,6 +128,9 @@ final class BenchDp implements Callable<Integer> {
             o.put(method + "_2proc_step_seconds_median", round3(sec2));
             o.put(method + "_2proc_tokens_per_second", round(tokens / sec2));
             o.put(method + "_scaling_efficiency", round3(sec1 / sec2));
+            // Every timed step, so a reader can see a contended step (the host is shared) behind a median.
+            o.set(method + "_1proc_step_seconds", one.get(method + "_step_seconds"));
+            o.set(method + "_2proc_step_seconds", two.get(method + "_step_seconds"));
         }
         long bytes = two.get("gradient_bytes").asLong();
         o.put("parameters", two.get("parameters").asLong());
@@ -202,7 +206,9 @@ final class BenchDp implements Callable<Integer> {
                     List<Double> times = method.equals("sft") ? train(m, new Sft(), sftRows(), s.batch / sync.worldSize(), sync)
                             : trainDpo(m, config, sync);
                     o.put(method + "_step_seconds_median", median(times));
-                    o.set(method + "_step_seconds", JSON.valueToTree(times));
+                    List<Double> rounded = new ArrayList<>();
+                    for (double t : times) rounded.add(round3(t));
+                    o.set(method + "_step_seconds", JSON.valueToTree(rounded));
                     if (group != null && method.equals(methods.get(0))) allReduce(m, group, new DataParallel(group), o);
                 }
             }
