@@ -10,7 +10,7 @@ import picocli.CommandLine.ParentCommand;
  * {@link Bench}.
  */
 @Command(name = "bench", mixinStandardHelpOptions = true, description = "Measure throughput on the shared bench shape.",
-        subcommands = {BenchStep.Forward.class, BenchStep.Train.class, BenchGenerate.class, BenchSft.class, BenchTokenize.class, BenchDpo.class, BenchData.class, BenchRollout.class, BenchLoad.class, BenchServe.class})
+        subcommands = {BenchStep.Forward.class, BenchStep.Train.class, BenchGenerate.class, BenchSft.class, BenchTokenize.class, BenchDpo.class, BenchData.class, BenchRollout.class, BenchLoad.class, BenchServe.class, BenchDp.class})
 final class BenchCommand implements Runnable {
     @ParentCommand TetherCommand root;
 

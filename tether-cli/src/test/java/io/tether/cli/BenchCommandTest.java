@@ -78,6 +78,35 @@ class BenchCommandTest {
         assertFalse(o.has("dpo_live_reference_step_seconds_median"), "only the chosen phase runs: " + o);
     }
 
+    /**
+     * bench dp launches each method as 1 and 2 ranks (real child JVMs over loopback, one warm-up and one timed step)
+     * and reports tokens/s of both, their ratio and the all-reduce bandwidth of the model's gradient.
+     */
+    @Test
+    void dpComparesOneAndTwoProcessesAndTimesTheAllReduce() throws IOException {
+        Path out = tmp.resolve("dp.json");
+        JsonNode o = report(bench("dp", "--seq", "8", "--pairs", "2", "--prompt-len", "4", "--completion-len", "4", "--steps", "1",
+                "--runs", "2", "--out", out.toString())[1]);
+        assertEquals("dp", o.get("benchmark").asText());
+        for (String k : new String[] {"matmul_1024_fp32_gflops_peak", "one_process_threads", "two_processes_threads_each", "gradient_bytes",
+                "allreduce_flat_ms_median", "allreduce_mb_per_second", "1proc_peak_rss_mb", "allreduce_gradients_mb_per_second"})
+            assertTrue(o.get(k).asDouble() > 0, k + ": " + o);
+        for (String m : new String[] {"sft", "dpo"})
+            for (String k : new String[] {"_1proc_tokens_per_second", "_2proc_tokens_per_second", "_scaling_efficiency"})
+                assertTrue(o.get(m + k).asDouble() > 0, m + k + ": " + o);
+        // d=32, 1 layer, ffn 64, vocab 64, untied: embeddings and head 2 x 64 x 32, attention 4 x 32 x 32, MLP 3 x 32 x 64, 3 norms.
+        assertEquals(4L * (2 * 64 * 32 + 4 * 32 * 32 + 3 * 32 * 64 + 3 * 32), o.get("gradient_bytes").asLong(), o.toString());
+        assertFalse(o.get("cpu_model").asText().isBlank(), o.toString());
+        assertEquals(o, JSON.readTree(Files.readString(out)), "--out holds the printed report");
+
+        String[] bad = TextCliTest.run(new String[] {"bench", "dp", "--batch", "3"});
+        assertEquals("2", bad[0], bad[2]);
+        assertTrue(bad[2].contains("'--batch'"), bad[2]);
+        bad = TextCliTest.run(new String[] {"bench", "dp", "--methods", "sft,ppo"});
+        assertEquals("2", bad[0], bad[2]);
+        assertTrue(bad[2].contains("'--methods'") && bad[2].contains("ppo"), bad[2]);
+    }
+
     @Test
     void anUnknownRealShapeIsAConfigurationError() {
         List<String> a = new ArrayList<>(List.of("bench", "dpo", "--real-shape", "llama-7b"));
