@@ -48,7 +48,7 @@ import io.tether.text.Tokenizer;
  * never evaluated), and special-token strings inside it (e.g. "&lt;|im_end|&gt;") are encoded as ordinary text, so an
  * answer cannot close the user turn or open the assistant's.
  */
-public final class LocalModelJudge implements PairwiseJudge, AutoCloseable {
+public final class LocalModelJudge implements LlmJudge {
     public static final String PROMPT = JudgePrompt.PROMPT, ANSWER_A = JudgePrompt.ANSWER_A, ANSWER_B = JudgePrompt.ANSWER_B;
     public static final String LABEL_A = JudgePrompt.LABEL_A, LABEL_B = JudgePrompt.LABEL_B;
     /** The default judging prompt ({@link JudgePrompt#DEFAULT}, shared with the endpoint judge). */
@@ -289,6 +289,11 @@ public final class LocalModelJudge implements PairwiseJudge, AutoCloseable {
 
     public double margin() {
         return margin;
+    }
+
+    @Override
+    public String describe() {
+        return "a local model (both orders)";
     }
 
     @Override

@@ -58,7 +58,7 @@ import io.tether.rollout.LocalModelJudge.Judgement;
  * key); the API key is read from an environment variable named by the caller and appears in no message or log.
  * Untrusted text (prompt, answers) is only ever a JSON string value written by Jackson.
  */
-public final class OpenAiEndpointJudge implements PairwiseJudge, AutoCloseable {
+public final class OpenAiEndpointJudge implements LlmJudge {
     private static final ObjectMapper JSON = new ObjectMapper();
     /** Longest wait between two attempts, whatever Retry-After asks (a server asking for more is treated as down). */
     static final Duration MAX_WAIT = Duration.ofSeconds(120);
@@ -109,8 +109,8 @@ public final class OpenAiEndpointJudge implements PairwiseJudge, AutoCloseable {
     /** @param env the environment the API key's variable is looked up in */
     public OpenAiEndpointJudge(Options o, UnaryOperator<String> env) {
         this.options = o;
-        if (o.url() == null || o.url().isBlank()) throw new ConfigException("--judge-url: no URL given");
-        if (o.model() == null || o.model().isBlank()) throw new ConfigException("--judge-model: an endpoint judge needs the model name the server should run");
+        if (o.url() == null || o.url().isBlank()) throw new ConfigException("judge URL: none given");
+        if (o.model() == null || o.model().isBlank()) throw new ConfigException("judge model: an endpoint judge needs the model name the server should run (--judge-model, judge_model_name)");
         if (!(o.margin() >= 0 && o.margin() < 0.5)) throw new ConfigException("judge tie margin must be in [0, 0.5), got " + o.margin());
         if (o.maxAttempts() < 1) throw new ConfigException("judge max attempts must be >= 1, got " + o.maxAttempts());
         if (!(o.requestsPerSecond() >= 0)) throw new ConfigException("judge requests per second must be >= 0, got " + o.requestsPerSecond());
@@ -119,7 +119,7 @@ public final class OpenAiEndpointJudge implements PairwiseJudge, AutoCloseable {
         if (o.apiKeyEnv() != null) {
             String k = env.apply(o.apiKeyEnv());
             if (k == null || k.isBlank())
-                throw new ConfigException("--judge-api-key-env " + o.apiKeyEnv() + ": the environment variable " + o.apiKeyEnv() + " is not set (or empty)");
+                throw new ConfigException("judge API key: the environment variable " + o.apiKeyEnv() + " (named by --judge-api-key-env) is not set or empty");
             this.apiKey = k.strip();
         } else {
             this.apiKey = null;
@@ -135,21 +135,21 @@ public final class OpenAiEndpointJudge implements PairwiseJudge, AutoCloseable {
         try {
             u = new URI(url.strip());
         } catch (URISyntaxException e) {
-            throw new ConfigException("--judge-url " + url + ": not a URL (" + e.getMessage() + ")");
+            throw new ConfigException("judge URL " + url + ": not a URL (" + e.getMessage() + ")");
         }
         String scheme = u.getScheme() == null ? "" : u.getScheme().toLowerCase(java.util.Locale.ROOT);
         if (u.getHost() == null || !(scheme.equals("https") || scheme.equals("http")))
-            throw new ConfigException("--judge-url " + url + ": expected an http(s)://host/... URL");
-        if (u.getUserInfo() != null) throw new ConfigException("--judge-url: credentials in the URL are refused; give the key's variable with --judge-api-key-env");
+            throw new ConfigException("judge URL " + url + ": expected an http(s)://host/... URL");
+        if (u.getUserInfo() != null) throw new ConfigException("judge URL: credentials in the URL are refused; name the key's environment variable with --judge-api-key-env");
         if (scheme.equals("http") && !loopback(u.getHost()))
-            throw new ConfigException("--judge-url " + url + ": plain http is refused for the non-loopback host " + u.getHost()
+            throw new ConfigException("judge URL " + url + ": plain http is refused for the non-loopback host " + u.getHost()
                     + " (prompts, answers and the API key would travel unencrypted); use https, or a loopback host (127.0.0.1, ::1, localhost)");
         String path = u.getPath() == null ? "" : u.getPath();
         if (!path.endsWith("/chat/completions")) path = (path.endsWith("/") ? path : path + "/") + "chat/completions";
         try {
             return new URI(scheme, null, u.getHost(), u.getPort(), path, u.getQuery(), null);
         } catch (URISyntaxException e) {
-            throw new ConfigException("--judge-url " + url + ": " + e.getMessage());
+            throw new ConfigException("judge URL " + url + ": " + e.getMessage());
         }
     }
 
@@ -189,7 +189,7 @@ public final class OpenAiEndpointJudge implements PairwiseJudge, AutoCloseable {
             }
             return Files.newBufferedWriter(file, StandardCharsets.UTF_8, StandardOpenOption.CREATE, StandardOpenOption.APPEND);
         } catch (IOException e) {
-            throw new ConfigException("--judge-cache " + file + ": " + e.getMessage(), e);
+            throw new ConfigException("judge cache " + file + ": " + e.getMessage(), e);
         }
     }
 
@@ -243,7 +243,7 @@ public final class OpenAiEndpointJudge implements PairwiseJudge, AutoCloseable {
                     cacheOut.write('\n');
                     cacheOut.flush();   // each answer kept as it arrives: a killed run loses at most the one in flight
                 } catch (IOException e) {
-                    throw new ConfigException("--judge-cache " + options.cache() + ": cannot append: " + e.getMessage(), e);
+                    throw new ConfigException("judge cache " + options.cache() + ": cannot append: " + e.getMessage(), e);
                 }
             }
         }
@@ -424,12 +424,17 @@ public final class OpenAiEndpointJudge implements PairwiseJudge, AutoCloseable {
     public double margin() { return options.margin(); }
 
     @Override
+    public String describe() {
+        return "endpoint " + endpoint + " model " + options.model() + " (both orders)";
+    }
+
+    @Override
     public void close() {
         if (cacheOut == null) return;
         try {
             cacheOut.close();
         } catch (IOException e) {
-            throw new ConfigException("--judge-cache " + options.cache() + ": " + e.getMessage(), e);
+            throw new ConfigException("judge cache " + options.cache() + ": " + e.getMessage(), e);
         }
     }
 }
