@@ -98,7 +98,7 @@ public final class OpenAiEndpointJudge implements LlmJudge {
     private final Map<String, JsonNode> cached = new HashMap<>();
     private final BufferedWriter cacheOut;
     private final AtomicLong judged = new AtomicLong(), disagreed = new AtomicLong(), unscorable = new AtomicLong(),
-            bounded = new AtomicLong(), sent = new AtomicLong(), retried = new AtomicLong(), hits = new AtomicLong();
+            bounded = new AtomicLong(), waitedNanos = new AtomicLong(), sent = new AtomicLong(), retried = new AtomicLong(), hits = new AtomicLong();
     private long nextStart;   // System.nanoTime() before which no request may start (rate limit)
 
     /** Reads the API key from the process environment. */
@@ -289,7 +289,9 @@ public final class OpenAiEndpointJudge implements LlmJudge {
             if (attempt >= options.maxAttempts())
                 throw new IllegalStateException("judge endpoint " + endpoint + ": gave up after " + attempt + " attempt" + (attempt == 1 ? "" : "s") + "; last: " + last);
             retried.incrementAndGet();
-            sleep(Math.min(wait, MAX_WAIT.toNanos()));
+            wait = Math.min(wait, MAX_WAIT.toNanos());
+            waitedNanos.addAndGet(wait);
+            sleep(wait);
             backoff = Math.min(backoff * 2, MAX_WAIT.toNanos());
         }
     }
@@ -420,6 +422,9 @@ public final class OpenAiEndpointJudge implements LlmJudge {
     public long requestsSent() { return sent.get(); }
     public long retries() { return retried.get(); }
     public long cacheHits() { return hits.get(); }
+
+    /** Total time chosen to wait before retries (Retry-After or backoff), in seconds. */
+    public double retryWaitSeconds() { return waitedNanos.get() / 1e9; }
 
     public double margin() { return options.margin(); }
 

@@ -256,15 +256,13 @@ class OpenAiEndpointJudgeTest {
                 proxy.script.add(new int[] {429, 1});
                 proxy.script.add(new int[] {429, 1});
             }
-            long t0 = System.nanoTime();
             var r = j.probabilities(PROMPT, PAIRS.get(1)[0], PAIRS.get(1)[1]);
-            double waited = (System.nanoTime() - t0) / 1e9;
             assertTrue(r.pFirstBetter() > 0 && r.pFirstBetter() < 1, "p = " + r.pFirstBetter());
             assertEquals(2, j.retries());
             assertEquals(4, j.requestsSent(), "two 429s, then both orders");
             assertEquals(4, proxy.requests.get() - before);
-            // Retry-After: 1 twice means at least two seconds, where the 20 ms backoff alone would be 60 ms.
-            assertTrue(waited >= 2.0, "waited " + waited + " s");
+            // Retry-After: 1 twice: two seconds chosen, where the 20 ms backoff alone would be 20 + 40 ms.
+            assertEquals(2.0, j.retryWaitSeconds(), 1e-9);
         }
         int mid = proxy.requests.get();
         proxy.alwaysFail = true;
@@ -273,6 +271,7 @@ class OpenAiEndpointJudgeTest {
             assertTrue(e.getMessage().contains("gave up after 3 attempts") && e.getMessage().contains("HTTP 500"), e.getMessage());
             assertFalse(e.getMessage().contains(KEY));
             assertEquals(3, proxy.requests.get() - mid);
+            assertEquals(0.020 + 0.040, j.retryWaitSeconds(), 1e-9, "no Retry-After: exponential backoff from 20 ms");
         } finally {
             proxy.alwaysFail = false;
         }
