@@ -333,8 +333,10 @@ public final class OpenAiEndpointJudge implements LlmJudge {
         }
     }
 
-    private static String excerpt(String s) {
+    /** The start of a response body for an error message, with the key blanked should the server echo it. */
+    private String excerpt(String s) {
         if (s == null) return "";
+        if (apiKey != null) s = s.replace(apiKey, "***");
         s = s.replaceAll("\\s+", " ").strip();
         return s.length() > 300 ? s.substring(0, 300) + "..." : s;
     }

@@ -66,7 +66,7 @@ class OpenAiEndpointJudgeTest {
         final HttpServer http;
         final AtomicInteger requests = new AtomicInteger();
         final Deque<int[]> script = new ArrayDeque<>();   // {status, retryAfterSeconds or -1}
-        volatile boolean alwaysFail;
+        volatile boolean alwaysFail, echoKey;
         final HttpClient client = HttpClient.newBuilder().version(HttpClient.Version.HTTP_1_1).build();
 
         Proxy(int target) throws IOException {
@@ -81,6 +81,10 @@ class OpenAiEndpointJudgeTest {
             int[] fail;
             synchronized (script) { fail = script.poll(); }
             if (alwaysFail) fail = new int[] {500, -1};
+            if (echoKey) {   // as some servers do on a bad request: the credentials quoted back in the error
+                reply(ex, 400, ("{\"error\":{\"message\":\"bad request from " + ex.getRequestHeaders().getFirst("Authorization") + "\"}}").getBytes(StandardCharsets.UTF_8));
+                return;
+            }
             if (fail != null) {
                 if (fail[1] >= 0) ex.getResponseHeaders().add("Retry-After", Integer.toString(fail[1]));
                 reply(ex, fail[0], ("{\"error\":{\"message\":\"scripted " + fail[0] + "\",\"type\":\"server_error\"}}").getBytes(StandardCharsets.UTF_8));
@@ -274,6 +278,15 @@ class OpenAiEndpointJudgeTest {
             assertEquals(0.020 + 0.040, j.retryWaitSeconds(), 1e-9, "no Retry-After: exponential backoff from 20 ms");
         } finally {
             proxy.alwaysFail = false;
+        }
+        // A server that quotes the key back: the error names the status, never the key.
+        proxy.echoKey = true;
+        try (OpenAiEndpointJudge j = judge(options(proxy.url()))) {
+            IllegalStateException e = assertThrows(IllegalStateException.class, () -> j.probabilities(PROMPT, "x", "y"));
+            assertTrue(e.getMessage().contains("HTTP 400") && e.getMessage().contains("Bearer ***"), e.getMessage());
+            assertFalse(e.getMessage().contains(KEY), e.getMessage());
+        } finally {
+            proxy.echoKey = false;
         }
         // A wrong key is the request's fault: refused at once (401), not retried, and the key is not echoed.
         int late = proxy.requests.get();
