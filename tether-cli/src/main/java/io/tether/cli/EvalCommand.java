@@ -23,7 +23,9 @@ import io.tether.generate.SamplingConfig;
 import io.tether.model.CausalLM;
 import io.tether.model.Models;
 import io.tether.rollout.OnlinePrompt;
+import io.tether.rollout.LlmJudge;
 import io.tether.rollout.LocalModelJudge;
+import io.tether.rollout.OpenAiEndpointJudge;
 import io.tether.rollout.PairwiseJudge;
 import io.tether.rollout.RewardFunction;
 import io.tether.rollout.Rollouts;
@@ -32,7 +34,7 @@ import io.tether.text.TextAssets;
 /** {@code tether eval}: a candidate against a baseline on held-out prompts, judged pairwise, with the release gate. */
 @Command(name = "eval", mixinStandardHelpOptions = true,
         description = {"Head to head on held-out prompts: one completion per prompt from each model (same seed), judged pairwise by a",
-                "verifiable answer (--answer-field), a reward model (--reward-model), the refund rubric or a local model (--judge); win rate with its 95% interval, mean lengths,",
+                "verifiable answer (--answer-field), a reward model (--reward-model), the refund rubric, a local model or an OpenAI-compatible endpoint (--judge); win rate with its 95% interval, mean lengths,",
                 "KL of the candidate to the baseline, proxy scores, and the release gate (win delta > 0, length delta < 20 tokens)."})
 final class EvalCommand implements Callable<Integer> {
     @ParentCommand TetherCommand root;
@@ -44,10 +46,21 @@ final class EvalCommand implements Callable<Integer> {
     @Option(names = "--reward-model", description = "judge by this reward model's scores (and report them as the proxy)") Path rewardModel;
     @Option(names = "--judge", description = {"refund-rubric: the refund world's gold rubric, reading each case from its prompt record "
             + "(tether world data's grpo files); model:DIR: a local causal LM asked 'Which answer is better? Answer with A or B.' in both orders, "
-            + "read from its next-token log-probs (position bias reported); either overrides the reward model as judge"}) String judgeName;
-    @Option(names = "--judge-prompt", description = "with --judge model:DIR: a judging prompt file with {prompt}, {answer_a} and {answer_b} once each "
+            + "read from its next-token log-probs (position bias reported); url:URL: the same question to an OpenAI-compatible chat endpoint "
+            + "(https unless loopback; read from top_logprobs, else the text answer; needs --judge-model); any of these overrides the reward model as judge"}) String judgeName;
+    @Option(names = "--judge-model", description = "with --judge url:URL: the model name the endpoint runs") String judgeModelName;
+    @Option(names = "--judge-api-key-env", description = "with --judge url:URL: the NAME of the environment variable holding the API key "
+            + "(sent as a Bearer token; the key itself never goes on the command line)") String judgeApiKeyEnv;
+    @Option(names = "--judge-cache", description = "with --judge url:URL: a JSONL cache of the endpoint's answers, keyed by SHA-256 of (URL, model, request); "
+            + "a rerun over the same pairs sends nothing") Path judgeCache;
+    @Option(names = "--judge-rps", defaultValue = "0", description = "with --judge url:URL: at most this many requests per second (default 0: no limit)") double judgeRps;
+    @Option(names = "--judge-timeout", defaultValue = "60", description = "with --judge url:URL: seconds per request (default 60)") double judgeTimeout;
+    @Option(names = "--judge-max-attempts", defaultValue = "5", description = "with --judge url:URL: tries per request on 429, 5xx, timeouts "
+            + "(exponential backoff from 1 s, Retry-After honoured; default 5)") int judgeMaxAttempts;
+    @Option(names = "--judge-top-logprobs", defaultValue = "5", description = "with --judge url:URL: top_logprobs asked for (0-20; 0: judge by the text answer; default 5)") int judgeTopLogprobs;
+    @Option(names = "--judge-prompt", description = "with --judge model:DIR or url:URL: a judging prompt file with {prompt}, {answer_a} and {answer_b} once each "
             + "(default: the built-in prompt)") Path judgePrompt;
-    @Option(names = "--judge-margin", defaultValue = "0", description = "with --judge model:DIR: a tie when |P(candidate better) - 0.5| <= this "
+    @Option(names = "--judge-margin", defaultValue = "0", description = "with --judge model:DIR or url:URL: a tie when |P(candidate better) - 0.5| <= this "
             + "(default 0: only an exact 0.5)") double judgeMargin;
     @Option(names = "--max-new-tokens", defaultValue = "64") int maxNewTokens;
     @Option(names = "--temperature", defaultValue = "0", description = "0 = greedy (default)") double temperature;
@@ -62,15 +75,18 @@ final class EvalCommand implements Callable<Integer> {
     public Integer call() throws IOException {
         root.initEngine();
         if (answerField == null && rewardModel == null && judgeName == null)
-            throw new ConfigException("choose a judge: --answer-field, --reward-model, --judge refund-rubric or --judge model:DIR");
-        boolean modelJudge = judgeName != null && judgeName.startsWith(MODEL_JUDGE);
+            throw new ConfigException("choose a judge: --answer-field, --reward-model, --judge refund-rubric, --judge model:DIR or --judge url:URL");
+        boolean urlJudge = judgeName != null && judgeName.startsWith(URL_JUDGE);
+        boolean modelJudge = judgeName != null && (judgeName.startsWith(MODEL_JUDGE) || urlJudge);
         if (judgeName != null && !judgeName.equals("refund-rubric") && !modelJudge)
-            throw new ConfigException("--judge: 'refund-rubric' or 'model:DIR', got '" + judgeName + "'");
-        if (!modelJudge && (judgePrompt != null || judgeMargin != 0)) throw new ConfigException("--judge-prompt and --judge-margin need --judge model:DIR");
+            throw new ConfigException("--judge: 'refund-rubric', 'model:DIR' or 'url:URL', got '" + judgeName + "'");
+        if (!modelJudge && (judgePrompt != null || judgeMargin != 0)) throw new ConfigException("--judge-prompt and --judge-margin need --judge model:DIR or url:URL");
+        if (!urlJudge && (judgeModelName != null || judgeApiKeyEnv != null || judgeCache != null))
+            throw new ConfigException("--judge-model, --judge-api-key-env and --judge-cache need --judge url:URL");
         int batchSize = this.batchSize.get();
         // The judge first: a wrong path stops the run before any policy is loaded or sampled.
         // Evaluation only reads the models: frozen loads, fp32 as before.
-        try (LocalModelJudge llmJudge = modelJudge ? openJudge() : null;
+        try (LlmJudge llmJudge = urlJudge ? openEndpointJudge() : modelJudge ? openJudge() : null;
              Models.LoadedModel candidate = Models.loadFrozen(model, DType.F32); Models.LoadedModel base = Models.loadFrozen(baseline, DType.F32);
              TextAssets text = TextAssets.load(model).orElse(null);
              CausalLM rm = rewardModel == null ? null : Models.loadFrozen(rewardModel, DType.F32).model()) {
@@ -93,12 +109,16 @@ final class EvalCommand implements Callable<Integer> {
             WinRate w = r.winRate();
             double[] ci = w.interval95();
             PrintWriter o = root.spec.commandLine().getOut();
-            o.printf("prompts %d, judge %s%n", w.total(), llmJudge != null ? "model " + judgeName.substring(MODEL_JUDGE.length()) + " (both orders)"
+            o.printf("prompts %d, judge %s%n", w.total(), llmJudge instanceof OpenAiEndpointJudge ej ? ej.describe()
+                    : llmJudge != null ? "model " + judgeName.substring(MODEL_JUDGE.length()) + " (both orders)"
                     : judgeName != null ? "the refund world's gold rubric"
                     : answerField != null ? "exact answer ('" + answerField + "')" : "reward model " + rewardModel);
             o.printf("win rate %.3f (95%% CI %.3f-%.3f): %d wins, %d ties, %d losses%n", w.rate(), ci[0], ci[1], w.wins(), w.ties(), w.losses());
             o.printf("mean length %.1f tokens vs %.1f (%+.1f); KL to baseline %.3f%n", r.candidateLength(), r.baselineLength(), r.lengthDelta(), r.klToBaseline());
             if (llmJudge != null) o.printf("judge position bias %.3f (share of pairs whose two orders named different winners)%n", llmJudge.positionBias());
+            if (llmJudge instanceof OpenAiEndpointJudge ej)
+                o.printf("judge requests %d sent (%d retries), %d from the cache; %d answers unscorable, %d bounded (a label outside top_logprobs)%n",
+                        ej.requestsSent(), ej.retries(), ej.cacheHits(), ej.unscorable(), ej.bounded());
             if (rm != null) o.printf("reward-model score %.4f vs %.4f%n", r.candidateScore(), r.baselineScore());
             o.println("release gate: " + gate.line());
             o.flush();
@@ -122,6 +142,14 @@ final class EvalCommand implements Callable<Integer> {
                     n.put("judge_margin", judgeMargin);
                     n.put("position_bias", llmJudge.positionBias());
                 }
+                if (llmJudge instanceof OpenAiEndpointJudge ej) {
+                    n.put("judge_model", judgeModelName);
+                    n.put("judge_requests", ej.requestsSent());
+                    n.put("judge_retries", ej.retries());
+                    n.put("judge_cache_hits", ej.cacheHits());
+                    n.put("judge_unscorable", ej.unscorable());
+                    n.put("judge_bounded", ej.bounded());
+                }
                 if (rm != null) {
                     n.put("reward_model_score", r.candidateScore());
                     n.put("baseline_reward_model_score", r.baselineScore());
@@ -136,7 +164,23 @@ final class EvalCommand implements Callable<Integer> {
         }
     }
 
-    static final String MODEL_JUDGE = "model:";
+    static final String MODEL_JUDGE = "model:", URL_JUDGE = "url:";
+
+    /** The endpoint judge, its errors named by the option that chose it. */
+    private OpenAiEndpointJudge openEndpointJudge() {
+        String url = judgeName.substring(URL_JUDGE.length());
+        if (url.isEmpty()) throw new ConfigException("--judge url:URL: no URL given");
+        if (judgeModelName == null || judgeModelName.isBlank()) throw new ConfigException("--judge " + judgeName + ": --judge-model NAME is required (the model the endpoint runs)");
+        if (!(judgeTimeout > 0)) throw new ConfigException("--judge-timeout must be > 0, got " + judgeTimeout);
+        var o = OpenAiEndpointJudge.Options.defaults(url, judgeModelName).withApiKeyEnv(judgeApiKeyEnv).withPrompt(judgePrompt, judgeMargin)
+                .withRetries(judgeMaxAttempts, java.time.Duration.ofSeconds(1))
+                .withRate(judgeRps, java.time.Duration.ofMillis((long) (judgeTimeout * 1000))).withCache(judgeCache).withTopLogprobs(judgeTopLogprobs);
+        try {
+            return OpenAiEndpointJudge.open(o);
+        } catch (ConfigException | io.tether.data.DataFormatException e) {
+            throw new ConfigException("--judge " + judgeName + ": " + e.getMessage(), e);
+        }
+    }
 
     /** The model judge, its errors named by the option that chose it. */
     private LocalModelJudge openJudge() {

@@ -86,4 +86,49 @@ class EvalCommandTest {
         assertEquals("2", stray[0], stray[1] + stray[2]);
         assertTrue(stray[2].contains("--judge-margin"), stray[2]);
     }
+
+    /**
+     * An endpoint judge: a real tether serve of refund-base (Qwen2.5's ChatML template) on loopback. Candidate and
+     * baseline are the same model, so each pair's two orders are the same request: the second is served from the
+     * cache, the averaged probability is exactly 0.5 (a tie), and a rerun sends nothing at all.
+     */
+    @Test
+    void anEndpointJudgeTiesIdenticalModelsAndARerunIsServedFromItsCache() throws Exception {
+        Path data = tmp.resolve("prompts.jsonl");
+        Files.writeString(data, """
+                {"prompt": "Order 1234: a kettle bought 12 days ago for $40 arrived broken. Can I get a refund?"}
+                {"prompt": "Order 77: shoes bought 45 days ago for $120, unworn. Refund?"}
+                """);
+        String base = Path.of("../models/refund-base").toString();
+        Path chatml = Path.of(System.getProperty("tether.shared", "../shared")).resolve("fixtures/tokenizers/qwen2.5/tokenizer_config.json");
+        Path cache = tmp.resolve("judge-cache.jsonl");
+        try (var server = io.tether.server.TetherServer.start(io.tether.server.ServerConfig.defaults(Path.of(base)).withChatTemplate(chatml).withPort(0))) {
+            String url = "url:http://127.0.0.1:" + server.port() + "/v1";
+            for (int run = 0; run < 2; run++) {
+                Path out = tmp.resolve("eval" + run + ".json");
+                String[] r = TextCliTest.run("eval", "--model", base, "--baseline", base, "--data", data.toString(), "--judge", url,
+                        "--judge-model", server.modelId(), "--judge-top-logprobs", "20", "--judge-cache", cache.toString(),
+                        "--judge-margin", "1e-9", "--max-new-tokens", "6", "--out", out.toString());
+                assertEquals("0", r[0], r[1] + r[2]);
+                assertTrue(r[1].contains("0 wins, 2 ties, 0 losses") && r[1].contains("judge position bias"), r[1]);
+                var json = new com.fasterxml.jackson.databind.ObjectMapper().readTree(out.toFile());
+                assertEquals(url, json.get("judge").asText());
+                assertTrue(json.has("position_bias"), json.toString());
+                assertEquals(run == 0 ? 2 : 0, json.get("judge_requests").asInt(), json.toString());
+                assertEquals(run == 0 ? 2 : 4, json.get("judge_cache_hits").asInt(), json.toString());
+            }
+        }
+        String[] plain = TextCliTest.run("eval", "--model", base, "--baseline", base, "--data", data.toString(),
+                "--judge", "url:http://10.1.2.3:8000/v1", "--judge-model", "m");
+        assertEquals("2", plain[0], plain[1] + plain[2]);
+        assertTrue(plain[2].contains("--judge url:http://10.1.2.3:8000/v1") && plain[2].contains("plain http"), plain[2]);
+        String[] noKey = TextCliTest.run("eval", "--model", base, "--baseline", base, "--data", data.toString(),
+                "--judge", "url:https://judge.example.com/v1", "--judge-model", "m", "--judge-api-key-env", "TETHER_NO_SUCH_KEY_VAR");
+        assertEquals("2", noKey[0], noKey[1] + noKey[2]);
+        assertTrue(noKey[2].contains("--judge-api-key-env") && noKey[2].contains("TETHER_NO_SUCH_KEY_VAR"), noKey[2]);
+        String[] noModel = TextCliTest.run("eval", "--model", base, "--baseline", base, "--data", data.toString(),
+                "--judge", "url:https://judge.example.com/v1");
+        assertEquals("2", noModel[0], noModel[1] + noModel[2]);
+        assertTrue(noModel[2].contains("--judge-model"), noModel[2]);
+    }
 }

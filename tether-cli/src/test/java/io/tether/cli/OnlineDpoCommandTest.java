@@ -110,4 +110,42 @@ class OnlineDpoCommandTest {
         assertTrue(bad[2].contains("key 'judge_model'") && bad[2].contains("no-such-judge"), bad[2]);
         assertFalse(Files.exists(tmp.resolve("bad")), "a wrong judge writes nothing");
     }
+
+    /** judge_url: the same labelling by a real tether serve of refund-base on loopback (ChatML template), with its answers cached. */
+    @Test
+    void anEndpointJudgeLabelsThePairs() throws Exception {
+        Path data = tmp.resolve("prompts.jsonl");
+        Files.writeString(data, """
+                {"prompt": "Order 1234: a kettle bought 12 days ago for $40 arrived broken. Can I get a refund?"}
+                {"prompt": "Order 77: shoes bought 45 days ago for $120, unworn. Refund?"}
+                """);
+        String base = Path.of("../models/refund-base").toString();
+        Path chatml = Path.of(System.getProperty("tether.shared", "../shared")).resolve("fixtures/tokenizers/qwen2.5/tokenizer_config.json");
+        Path out = tmp.resolve("judged-url"), cache = tmp.resolve("cache.jsonl");
+        try (var server = io.tether.server.TetherServer.start(io.tether.server.ServerConfig.defaults(Path.of(base)).withChatTemplate(chatml).withPort(0))) {
+            String url = "http://127.0.0.1:" + server.port() + "/v1";
+            String[] r = TextCliTest.run("online-dpo", "--model", base, "--data", data.toString(), "--output-dir", out.toString(),
+                    "--set", "max_steps=1", "--set", "learning_rate=2e-5", "--set", "max_new_tokens=6", "--set", "per_device_train_batch_size=2",
+                    "--set", "logging_steps=1", "--set", "judge_url=" + url, "--set", "judge_url_model=" + server.modelId(),
+                    "--set", "judge_top_logprobs=20", "--set", "judge_cache=" + cache, "--set", "temperature=1.0");
+            assertEquals("0", r[0], r[1] + r[2]);
+            var step = new com.fasterxml.jackson.databind.ObjectMapper().readTree(Files.readAllLines(out.resolve("metrics.jsonl")).get(0));
+            double ties = step.get("pairs/tie_fraction").asDouble();
+            assertEquals((1 - ties) / 2, step.get("objective/scores").asDouble(), 1e-9, step.toString());
+            var prov = new com.fasterxml.jackson.databind.ObjectMapper().readTree(out.resolve("provenance.json").toFile());
+            assertEquals(url + "/chat/completions", prov.path("judge_url").asText(), prov.toString());
+            // Two prompts, one pair each, two orders per pair (identical samples would share one request).
+            long lines = Files.readAllLines(cache).size();
+            assertTrue(lines >= 2 && lines <= 4, "cache lines " + lines);
+        }
+        String[] bad = TextCliTest.run("online-dpo", "--model", base, "--data", data.toString(), "--output-dir", tmp.resolve("bad-url").toString(),
+                "--set", "judge_url=http://10.1.2.3:8000/v1", "--set", "judge_url_model=m");
+        assertEquals("2", bad[0], bad[1] + bad[2]);
+        assertTrue(bad[2].contains("key 'judge_url'") && bad[2].contains("plain http"), bad[2]);
+        assertFalse(Files.exists(tmp.resolve("bad-url")), "a refused judge writes nothing");
+        String[] both = TextCliTest.run("online-dpo", "--model", base, "--data", data.toString(), "--output-dir", tmp.resolve("both").toString(),
+                "--set", "judge_url=https://judge.example.com/v1", "--set", "judge_url_model=m", "--set", "judge_model=" + base);
+        assertEquals("2", both[0], both[1] + both[2]);
+        assertTrue(both[2].contains("judge_url") && both[2].contains("not both"), both[2]);
+    }
 }

@@ -23,8 +23,17 @@ import io.tether.train.LearningRateDefault;
  *                    OnlineDPOConfig {@code judge} names a judge class (pair_rm, hf, openai); this names a local model.
  * @param judgePrompt a judging prompt file with {prompt}, {answer_a}, {answer_b} (null: the built-in prompt)
  * @param judgeMargin a judged pair ties (and follows tie_policy) when |P(first better) − 0.5| ≤ this
+ * @param judgeEndpoint an OpenAI-compatible chat endpoint that labels each pair instead
+ *                    ({@link io.tether.rollout.OpenAiEndpointJudge}, the same question and reading); null for none
  */
-public record OnlineDpoSettings(double beta, String lossType, int numRounds, String tiePolicy, Path judgeModel, Path judgePrompt, double judgeMargin) {
+public record OnlineDpoSettings(double beta, String lossType, int numRounds, String tiePolicy, Path judgeModel, Path judgePrompt, double judgeMargin,
+                                JudgeEndpoint judgeEndpoint) {
+    /**
+     * The endpoint judge's keys: {@code judge_url}, {@code judge_url_model} (the model the endpoint runs),
+     * {@code judge_api_key_env} (the NAME of the variable holding the key), {@code judge_cache} (JSONL), {@code judge_top_logprobs}.
+     */
+    public record JudgeEndpoint(String url, String model, String apiKeyEnv, Path cache, int topLogprobs) {}
+
     /** Online DPO's shared online defaults: temperature 0.9, 64 new tokens, the exact answer in the record's {@code answer}. */
     public static final OnlineSettings.Defaults ONLINE = new OnlineSettings.Defaults(0.9, 64, "answer");
     /** The common keys' defaults: online DPO's learning rate; prompts are cut by max_prompt_length, not max_length. */
@@ -36,12 +45,15 @@ public record OnlineDpoSettings(double beta, String lossType, int numRounds, Str
                     + tiePolicy + "'");
         if (numRounds < 1) throw new ConfigException("key 'num_rounds': must be >= 1, got " + numRounds);
         if (!(judgeMargin >= 0 && judgeMargin < 0.5)) throw new ConfigException("key 'judge_margin': must be in [0, 0.5), got " + judgeMargin);
-        if (judgeModel == null && judgePrompt != null) throw new ConfigException("key 'judge_prompt': needs 'judge_model'");
+        if (judgeModel == null && judgeEndpoint == null && judgePrompt != null) throw new ConfigException("key 'judge_prompt': needs 'judge_model' or 'judge_url'");
+        if (judgeModel != null && judgeEndpoint != null) throw new ConfigException("key 'judge_url': set either judge_model (a local judge) or judge_url, not both");
+        if (judgeEndpoint != null && (judgeEndpoint.model() == null || judgeEndpoint.model().isBlank()))
+            throw new ConfigException("key 'judge_url_model': needed with 'judge_url' (the model the endpoint runs)");
         OnlineDpoTraining.Settings.loss(beta, lossType);
     }
 
     public OnlineDpoSettings(double beta, String lossType, int numRounds, String tiePolicy) {
-        this(beta, lossType, numRounds, tiePolicy, null, null, 0.0);
+        this(beta, lossType, numRounds, tiePolicy, null, null, 0.0, null);
     }
 
     /** TRL's defaults: beta 0.1, sigmoid; one round; ties dropped; no judge. */
@@ -57,7 +69,14 @@ public record OnlineDpoSettings(double beta, String lossType, int numRounds, Str
         String tiePolicy = c.string("tie_policy", d.tiePolicy());
         Path judge = c.path("judge_model"), judgePrompt = c.path("judge_prompt");
         double judgeMargin = c.number("judge_margin", d.judgeMargin());
-        return c.validated(() -> new OnlineDpoSettings(beta, lossType, rounds, tiePolicy, judge, judgePrompt, judgeMargin));
+        String url = c.string("judge_url", null), urlModel = c.string("judge_url_model", null), keyEnv = c.string("judge_api_key_env", null);
+        Path cache = c.path("judge_cache");
+        int top = c.integer("judge_top_logprobs", 5);
+        if (url == null)
+            for (String k : java.util.List.of("judge_url_model", "judge_api_key_env", "judge_cache", "judge_top_logprobs"))
+                if (c.raw(k) != null && !c.raw(k).isNull()) throw new ConfigException("key '" + k + "': needs 'judge_url'");
+        JudgeEndpoint endpoint = url == null ? null : new JudgeEndpoint(url, urlModel, keyEnv, cache, top);
+        return c.validated(() -> new OnlineDpoSettings(beta, lossType, rounds, tiePolicy, judge, judgePrompt, judgeMargin, endpoint));
     }
 
     /** The whole run's configuration from YAML and overrides. */
@@ -70,7 +89,7 @@ public record OnlineDpoSettings(double beta, String lossType, int numRounds, Str
                 throw new ConfigException("key 'max_new_tokens': set either max_new_tokens or max_completion_length, not both");
             // A judge is a reward source of its own: with judge_model the other sources may all be unset.
             OnlineSettings online = OnlineSettings.read(t, new OnlineSettings.Defaults(ONLINE.temperature(), maxNew, ONLINE.answerField()),
-                    t.raw("judge_model") != null && !t.raw("judge_model").isNull());
+                    (t.raw("judge_model") != null && !t.raw("judge_model").isNull()) || (t.raw("judge_url") != null && !t.raw("judge_url").isNull()));
             return new Online<>(online, read(t));
         });
     }
@@ -81,10 +100,10 @@ public record OnlineDpoSettings(double beta, String lossType, int numRounds, Str
     }
 
     public OnlineDpoSettings withBeta(double beta) {
-        return new OnlineDpoSettings(beta, lossType, numRounds, tiePolicy, judgeModel, judgePrompt, judgeMargin);
+        return new OnlineDpoSettings(beta, lossType, numRounds, tiePolicy, judgeModel, judgePrompt, judgeMargin, judgeEndpoint);
     }
 
     public OnlineDpoSettings withJudge(Path model, Path prompt, double margin) {
-        return new OnlineDpoSettings(beta, lossType, numRounds, tiePolicy, model, prompt, margin);
+        return new OnlineDpoSettings(beta, lossType, numRounds, tiePolicy, model, prompt, margin, judgeEndpoint);
     }
 }

@@ -48,24 +48,11 @@ import io.tether.text.Tokenizer;
  * never evaluated), and special-token strings inside it (e.g. "&lt;|im_end|&gt;") are encoded as ordinary text, so an
  * answer cannot close the user turn or open the assistant's.
  */
-public final class LocalModelJudge implements PairwiseJudge, AutoCloseable {
-    public static final String PROMPT = "{prompt}", ANSWER_A = "{answer_a}", ANSWER_B = "{answer_b}";
-    public static final String LABEL_A = "A", LABEL_B = "B";
-    /** The default judging prompt; a prompt file replaces it and must hold each placeholder exactly once. */
-    public static final String DEFAULT_PROMPT = """
-            Compare two answers to the user's prompt.
-
-            [User prompt]
-            {prompt}
-
-            [Answer A]
-            {answer_a}
-
-            [Answer B]
-            {answer_b}
-
-            Which answer is better? Answer with A or B.
-            """;
+public final class LocalModelJudge implements LlmJudge {
+    public static final String PROMPT = JudgePrompt.PROMPT, ANSWER_A = JudgePrompt.ANSWER_A, ANSWER_B = JudgePrompt.ANSWER_B;
+    public static final String LABEL_A = JudgePrompt.LABEL_A, LABEL_B = JudgePrompt.LABEL_B;
+    /** The default judging prompt ({@link JudgePrompt#DEFAULT}, shared with the endpoint judge). */
+    public static final String DEFAULT_PROMPT = JudgePrompt.DEFAULT;
     /** Stands in for the judging text when the chat template is rendered, so template and data are encoded apart. */
     private static final String SLOT = "\u2063TETHER_JUDGE_MESSAGE\u2063";
 
@@ -106,10 +93,9 @@ public final class LocalModelJudge implements PairwiseJudge, AutoCloseable {
         this.template = text.template();
         this.margin = margin;
         this.owned = owned;
-        String p = prompt == null ? DEFAULT_PROMPT : prompt;
-        this.pieces = new ArrayList<>();
-        this.slots = new ArrayList<>();
-        split(p, promptSource, pieces, slots);
+        JudgePrompt jp = new JudgePrompt(prompt, promptSource);
+        this.pieces = jp.pieces();
+        this.slots = jp.slots();
         this.around = around();
         // Label tokens, from a rendering with empty data: the tail (after the last answer) is the same for every pair.
         String tail = pieces.get(pieces.size() - 1);
@@ -133,6 +119,7 @@ public final class LocalModelJudge implements PairwiseJudge, AutoCloseable {
             } catch (IOException e) {
                 throw new ConfigException(promptFile + ": cannot read the judging prompt: " + e.getMessage(), e);
             }
+            new JudgePrompt(prompt, promptFile.toString());   // a bad prompt file stops before the model loads
         }
         TextAssets text = TextAssets.load(dir).orElseThrow(() -> new ConfigException(dir + ": a model judge needs a tokenizer.json"));
         Models.LoadedModel m;
@@ -155,28 +142,6 @@ public final class LocalModelJudge implements PairwiseJudge, AutoCloseable {
             text.close();
             throw e;
         }
-    }
-
-    private static void split(String p, String source, List<String> pieces, List<String> slots) {
-        for (String s : List.of(PROMPT, ANSWER_A, ANSWER_B)) {
-            int first = p.indexOf(s);
-            if (first < 0 || p.indexOf(s, first + 1) >= 0)
-                throw new ConfigException(source + ": the judging prompt must contain " + s + " exactly once");
-        }
-        int at = 0;
-        while (true) {
-            int next = -1;
-            String which = null;
-            for (String s : List.of(PROMPT, ANSWER_A, ANSWER_B)) {
-                int i = p.indexOf(s, at);
-                if (i >= 0 && (next < 0 || i < next)) { next = i; which = s; }
-            }
-            if (next < 0) break;
-            pieces.add(p.substring(at, next));
-            slots.add(which);
-            at = next + which.length();
-        }
-        pieces.add(p.substring(at));
     }
 
     /** The chat template around one user message, split at the message: [before, after]. */
@@ -222,12 +187,7 @@ public final class LocalModelJudge implements PairwiseJudge, AutoCloseable {
         parts.add(tokenizer.encode(around[0] + pieces.get(0), template == null));
         text.append(pieces.get(0));
         for (int i = 0; i < slots.size(); i++) {
-            String value = switch (slots.get(i)) {
-                case PROMPT -> userPrompt;
-                case ANSWER_A -> answerA;
-                default -> answerB;
-            };
-            value = value == null ? "" : value;
+            String value = JudgePrompt.value(slots.get(i), userPrompt, answerA, answerB);
             parts.add(literal(value));
             text.append(value);
             String piece = pieces.get(i + 1);
@@ -311,29 +271,9 @@ public final class LocalModelJudge implements PairwiseJudge, AutoCloseable {
         return probabilities(userPrompt(prompt), first, second).verdict();
     }
 
-    /**
-     * What the judge shows as the user's prompt: the record's text prompt or question; a conversation as "role: content"
-     * lines (not the policy's chat template, which is markup the judge need not read); else the prompt's own text.
-     */
+    /** What the judge shows as the user's prompt ({@link JudgePrompt#userPrompt}). */
     public static String userPrompt(OnlinePrompt p) {
-        Map<String, Object> r = p.record();
-        if (r != null) {
-            for (String k : List.of("prompt", "question")) if (r.get(k) instanceof String s) return s;
-            for (String k : List.of("messages", "conversations", "prompt")) {
-                if (r.get(k) instanceof List<?> turns) {
-                    StringBuilder b = new StringBuilder();
-                    JsonNode n = new ObjectMapper().valueToTree(turns);
-                    for (JsonNode m : n) {
-                        String role = m.has("role") ? m.path("role").asText() : m.path("from").asText();
-                        String content = m.has("content") ? m.path("content").asText() : m.path("value").asText();
-                        if (b.length() > 0) b.append('\n');
-                        b.append(role).append(": ").append(content);
-                    }
-                    return b.toString();
-                }
-            }
-        }
-        return p.text() == null ? "" : p.text();
+        return JudgePrompt.userPrompt(p);
     }
 
     /** Pairs judged so far. */
@@ -349,6 +289,11 @@ public final class LocalModelJudge implements PairwiseJudge, AutoCloseable {
 
     public double margin() {
         return margin;
+    }
+
+    @Override
+    public String describe() {
+        return "a local model (both orders)";
     }
 
     @Override
