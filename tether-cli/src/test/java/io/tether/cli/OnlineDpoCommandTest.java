@@ -10,6 +10,8 @@ import java.util.List;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
+import io.tether.run.Provenance;
+
 /** `tether online-dpo` end to end on real GSM8K prompts with the GPT-2 fixture and its tokenizer. */
 class OnlineDpoCommandTest {
     @TempDir Path tmp;
@@ -100,7 +102,7 @@ class OnlineDpoCommandTest {
         double ties = step.get("pairs/tie_fraction").asDouble();
         assertEquals((1 - ties) / 2, step.get("objective/scores").asDouble(), 1e-9, step.toString());
         assertTrue(Files.readString(out.resolve("config.yaml")).contains("judge_model"), Files.readString(out.resolve("config.yaml")));
-        assertEquals(io.tether.run.Provenance.weightsHash(java.nio.file.Path.of(base)),
+        assertEquals(Provenance.weightsHash(Path.of(base)),
                 new com.fasterxml.jackson.databind.ObjectMapper().readTree(out.resolve("provenance.json").toFile()).path("judge_weights").asText(),
                 "the judge's weights are hashed into provenance");
 
