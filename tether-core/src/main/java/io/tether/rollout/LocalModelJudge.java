@@ -6,7 +6,6 @@ import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
-import java.util.concurrent.atomic.AtomicLong;
 
 import org.bytedeco.pytorch.NoGradGuard;
 import org.bytedeco.pytorch.Tensor;
@@ -56,14 +55,6 @@ public final class LocalModelJudge implements LlmJudge {
     /** Stands in for the judging text when the chat template is rendered, so template and data are encoded apart. */
     private static final String SLOT = "\u2063TETHER_JUDGE_MESSAGE\u2063";
 
-    /** P(first better) with the first answer shown as A, with it shown as B, their mean, and the verdict from the mean. */
-    public record Judgement(double pFirstBetterFirstAsA, double pFirstBetterFirstAsB, double pFirstBetter, Verdict verdict) {
-        /** The two orders, each taken alone, named different winners (a tie in either counts as no disagreement). */
-        public boolean ordersDisagree() {
-            return Math.signum(pFirstBetterFirstAsA - 0.5) * Math.signum(pFirstBetterFirstAsB - 0.5) < 0;
-        }
-    }
-
     /** One order's judging input: the rendered text (what the model reads) and its token ids. */
     public record Rendered(String text, long[] ids) {}
 
@@ -72,11 +63,10 @@ public final class LocalModelJudge implements LlmJudge {
     private final ChatTemplate template;
     private final List<String> pieces;       // the judging prompt split around its placeholders: p0 X p1 Y p2 Z p3
     private final List<String> slots;        // X, Y, Z in order
-    private final double margin;
+    private final BothOrders orders;
     private final long labelA, labelB;
     private final String[] around;           // the chat template before and after the user message (empty without one)
     private final AutoCloseable owned;
-    private final AtomicLong judged = new AtomicLong(), disagreed = new AtomicLong();
 
     /**
      * @param prompt  the judging prompt with {@code {prompt}}, {@code {answer_a}} and {@code {answer_b}} once each (null: the default)
@@ -87,11 +77,10 @@ public final class LocalModelJudge implements LlmJudge {
     }
 
     private LocalModelJudge(CausalLM model, TextAssets text, String prompt, double margin, AutoCloseable owned, String promptSource) {
-        if (!(margin >= 0 && margin < 0.5)) throw new ConfigException("judge tie margin must be in [0, 0.5), got " + margin);
+        this.orders = new BothOrders(margin);
         this.model = model;
         this.tokenizer = text.tokenizer();
         this.template = text.template();
-        this.margin = margin;
         this.owned = owned;
         JudgePrompt jp = new JudgePrompt(prompt, promptSource);
         this.pieces = jp.pieces();
@@ -254,16 +243,10 @@ public final class LocalModelJudge implements LlmJudge {
     }
 
     /** The probabilities and the verdict for one pair, asked in both orders; counted in {@link #positionBias}. */
-    public Judgement probabilities(String userPrompt, String first, String second) {
+    public BothOrders.Judgement probabilities(String userPrompt, String first, String second) {
         Rendered ab = render(userPrompt, first, second), ba = render(userPrompt, second, first);
         double[] pA = pABetter(ab.ids(), ba.ids());
-        double firstAsA = pA[0], firstAsB = 1 - pA[1];
-        double p = (firstAsA + firstAsB) / 2;
-        Verdict v = p > 0.5 + margin ? Verdict.FIRST : p < 0.5 - margin ? Verdict.SECOND : Verdict.TIE;
-        Judgement j = new Judgement(firstAsA, firstAsB, p, v);
-        judged.incrementAndGet();
-        if (j.ordersDisagree()) disagreed.incrementAndGet();
-        return j;
+        return orders.combine(pA[0], 1 - pA[1]);
     }
 
     @Override
@@ -278,17 +261,16 @@ public final class LocalModelJudge implements LlmJudge {
 
     /** Pairs judged so far. */
     public long judged() {
-        return judged.get();
+        return orders.judged();
     }
 
     /** The share of judged pairs whose two orders, each alone, named different winners (NaN before any). */
     public double positionBias() {
-        long n = judged.get();
-        return n == 0 ? Double.NaN : (double) disagreed.get() / n;
+        return orders.positionBias();
     }
 
     public double margin() {
-        return margin;
+        return orders.margin();
     }
 
     @Override

@@ -33,7 +33,6 @@ import com.fasterxml.jackson.databind.node.ObjectNode;
 
 import io.tether.data.DataFormatException;
 import io.tether.engine.ConfigException;
-import io.tether.rollout.LocalModelJudge.Judgement;
 
 /**
  * A pairwise judge backed by any OpenAI-compatible {@code /chat/completions} endpoint (OpenAI, vLLM, TGI, llama.cpp,
@@ -97,7 +96,8 @@ public final class OpenAiEndpointJudge implements LlmJudge {
     private final HttpClient http;
     private final Map<String, JsonNode> cached = new HashMap<>();
     private final BufferedWriter cacheOut;
-    private final AtomicLong judged = new AtomicLong(), disagreed = new AtomicLong(), unscorable = new AtomicLong(),
+    private final BothOrders orders;
+    private final AtomicLong unscorable = new AtomicLong(),
             bounded = new AtomicLong(), waitedNanos = new AtomicLong(), sent = new AtomicLong(), retried = new AtomicLong(), hits = new AtomicLong();
     private long nextStart;   // System.nanoTime() before which no request may start (rate limit)
 
@@ -111,7 +111,7 @@ public final class OpenAiEndpointJudge implements LlmJudge {
         this.options = o;
         if (o.url() == null || o.url().isBlank()) throw new ConfigException("judge URL: none given");
         if (o.model() == null || o.model().isBlank()) throw new ConfigException("judge model: an endpoint judge needs the model name the server should run (--judge-model, judge_model_name)");
-        if (!(o.margin() >= 0 && o.margin() < 0.5)) throw new ConfigException("judge tie margin must be in [0, 0.5), got " + o.margin());
+        this.orders = new BothOrders(o.margin());
         if (o.maxAttempts() < 1) throw new ConfigException("judge max attempts must be >= 1, got " + o.maxAttempts());
         if (!(o.requestsPerSecond() >= 0)) throw new ConfigException("judge requests per second must be >= 0, got " + o.requestsPerSecond());
         if (o.topLogprobs() < 0 || o.topLogprobs() > 20) throw new ConfigException("judge top_logprobs must be in [0, 20], got " + o.topLogprobs());
@@ -377,20 +377,13 @@ public final class OpenAiEndpointJudge implements LlmJudge {
     }
 
     /** The probabilities and the verdict for one pair, asked in both orders; counted in {@link #positionBias}. */
-    public Judgement probabilities(String userPrompt, String first, String second) {
+    public BothOrders.Judgement probabilities(String userPrompt, String first, String second) {
         double[] sab = score(call(requestBody(userPrompt, first, second))), sba = score(call(requestBody(userPrompt, second, first)));
         double ab = sab[0], ba = sba[0];
         bounded.addAndGet((long) (sab[1] + sba[1]));
         if (Double.isNaN(ab)) { unscorable.incrementAndGet(); ab = 0.5; }
         if (Double.isNaN(ba)) { unscorable.incrementAndGet(); ba = 0.5; }
-        double firstAsA = ab, firstAsB = 1 - ba;
-        double p = (firstAsA + firstAsB) / 2;
-        double m = options.margin();
-        Verdict v = p > 0.5 + m ? Verdict.FIRST : p < 0.5 - m ? Verdict.SECOND : Verdict.TIE;
-        Judgement j = new Judgement(firstAsA, firstAsB, p, v);
-        judged.incrementAndGet();
-        if (j.ordersDisagree()) disagreed.incrementAndGet();
-        return j;
+        return orders.combine(ab, 1 - ba);
     }
 
     @Override
@@ -406,13 +399,10 @@ public final class OpenAiEndpointJudge implements LlmJudge {
     public URI endpoint() { return endpoint; }
 
     /** Pairs judged so far. */
-    public long judged() { return judged.get(); }
+    public long judged() { return orders.judged(); }
 
     /** The share of judged pairs whose two orders, each alone, named different winners (NaN before any). */
-    public double positionBias() {
-        long n = judged.get();
-        return n == 0 ? Double.NaN : (double) disagreed.get() / n;
-    }
+    public double positionBias() { return orders.positionBias(); }
 
     /** Answers (one per order) that gave neither log-probs for A/B nor a text "A"/"B"; each counted as 0.5. */
     public long unscorable() { return unscorable.get(); }
